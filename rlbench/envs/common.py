@@ -1,0 +1,384 @@
+"""``EnvBase``: the environment contract every rlbench env follows.
+
+A subclass calls ``super().__init__(batch_size=..., device=...)``, assigns its specs as attributes and
+implements three methods:
+
+- ``_reset(td)`` returns a TensorDict with the observation keys (and optionally done flags and
+  state keys). ``td`` is ``None`` or holds a ``"_reset"`` mask of the sub-envs to reset.
+- ``_step(td)`` reads the action (and state keys) from ``td`` and returns a TensorDict with the next
+  observation keys, ``"reward"`` and the done flags (``"terminated"``/``"truncated"``; ``"done"`` is
+  derived when missing).
+- ``_set_seed(seed)`` seeds the env's random number generators.
+
+``step(td)`` writes the result under ``"next"``; ``rollout`` stacks steps into a ``[*batch, T]``
+TensorDict, preallocated after the first step. Actions are checked for key, shape and dtype on every
+step (cheap attribute comparisons) and for range when ``validate_actions`` is on; the full check of
+every spec runs once, in :func:`~rlbench.envs.check_env_specs`.
+"""
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from ..specs import Binary, Composite, Spec, Unbounded
+from .utils import step_mdp
+
+__all__ = ["EnvBase", "DONE_KEYS"]
+
+DONE_KEYS = ("done", "terminated", "truncated")
+
+
+class EnvBase:
+    """Base class of rlbench environments (TensorDict in, TensorDict out).
+
+    Args:
+        batch_size: the env's batch dims; every spec starts with them.
+        device: where the env's tensors live.
+        validate_actions: check each action's values against ``action_spec`` in ``step``
+            (shape, dtype and key are always checked).
+
+    Example:
+        >>> from rlbench.envs import CartPoleEnv
+        >>> env = CartPoleEnv(batch_size=[4])
+        >>> td = env.rollout(10, break_when_any_done=False)
+        >>> td.shape
+        torch.Size([4, 10])
+        >>> env.action_spec.is_in(td["action"])
+        True
+    """
+
+    action_key = "action"
+    reward_key = "reward"
+
+    def __init__(self, *, batch_size=(), device=None, validate_actions: bool = True):
+        self.batch_size = torch.Size(batch_size)
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self.validate_actions = validate_actions
+        shape = self.batch_size
+        self._observation_spec = Composite(shape=shape, device=self.device)
+        self._state_spec = Composite(shape=shape, device=self.device)
+        self._action_spec: Spec = Unbounded(shape, device=self.device)
+        self._reward_spec: Spec = Unbounded((*shape, 1), device=self.device)
+        done = Binary(1, (*shape, 1), dtype=torch.bool, device=self.device)
+        self._done_spec = Composite({k: done.clone() for k in DONE_KEYS}, shape=shape, device=self.device)
+        self.is_closed = False
+
+    # -------------------------------------------------------------------- specs
+    def _check_batch(self, name: str, spec) -> None:
+        b = self.batch_size
+        if spec.shape[: len(b)] != b:
+            raise ValueError(
+                f"{type(self).__name__}.{name} has shape {tuple(spec.shape)} but the env's batch_size is "
+                f"{tuple(b)}: spec shapes start with the batch size. Use e.g. "
+                f"spec.expand({(*b, *spec.shape)}) or pass shape={(*b, *spec.shape)}."
+            )
+
+    @property
+    def observation_spec(self) -> Composite:
+        """Composite spec of everything ``reset``/``step`` return as observations."""
+        return self._observation_spec
+
+    @observation_spec.setter
+    def observation_spec(self, spec) -> None:
+        if not isinstance(spec, Composite):
+            spec = Composite(observation=spec, shape=self.batch_size, device=self.device)
+        self._check_batch("observation_spec", spec)
+        if spec.shape != self.batch_size:
+            raise ValueError(
+                f"observation_spec must be a Composite with shape=batch_size={tuple(self.batch_size)}, "
+                f"got shape {tuple(spec.shape)}"
+            )
+        self._observation_spec = spec
+
+    @property
+    def state_spec(self) -> Composite:
+        """Composite spec of the non-action inputs ``_step`` reads (state carried in the TensorDict)."""
+        return self._state_spec
+
+    @state_spec.setter
+    def state_spec(self, spec: Composite) -> None:
+        self._check_batch("state_spec", spec)
+        self._state_spec = spec
+
+    @property
+    def action_spec(self) -> Spec:
+        return self._action_spec
+
+    @action_spec.setter
+    def action_spec(self, spec: Spec) -> None:
+        self._check_batch("action_spec", spec)
+        self._action_spec = spec
+
+    @property
+    def reward_spec(self) -> Spec:
+        return self._reward_spec
+
+    @reward_spec.setter
+    def reward_spec(self, spec: Spec) -> None:
+        self._check_batch("reward_spec", spec)
+        self._reward_spec = spec
+
+    @property
+    def done_spec(self) -> Composite:
+        """Composite spec of the ``done``, ``terminated`` and ``truncated`` flags."""
+        return self._done_spec
+
+    @done_spec.setter
+    def done_spec(self, spec: Composite) -> None:
+        self._check_batch("done_spec", spec)
+        self._done_spec = spec
+
+    @property
+    def done_keys(self) -> list:
+        return self._done_spec.keys(True, True)
+
+    @property
+    def full_action_spec(self) -> Composite:
+        return Composite({self.action_key: self.action_spec}, shape=self.batch_size, device=self.device)
+
+    @property
+    def full_reward_spec(self) -> Composite:
+        return Composite({self.reward_key: self.reward_spec}, shape=self.batch_size, device=self.device)
+
+    @property
+    def input_spec(self) -> Composite:
+        """What ``step`` reads: the action and the state keys."""
+        return self.state_spec.clone().update(self.full_action_spec)
+
+    @property
+    def output_spec(self) -> Composite:
+        """What ``step`` writes under ``"next"``: observations, reward and done flags."""
+        out = self.observation_spec.clone()
+        out.update(self.full_reward_spec)
+        out.update(self.done_spec)
+        return out
+
+    # ------------------------------------------------------------- subclass API
+    def _reset(self, td: TensorDictBase | None) -> TensorDictBase:  # pragma: no cover
+        raise NotImplementedError
+
+    def _step(self, td: TensorDictBase) -> TensorDictBase:  # pragma: no cover
+        raise NotImplementedError
+
+    def _set_seed(self, seed: int | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- public API
+    def set_seed(self, seed: int | None) -> int | None:
+        """Seed the env's random number generators; returns the seed."""
+        self._set_seed(seed)
+        return seed
+
+    def reset(self, td: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        """Reset the env (or, with a ``"_reset"`` mask in ``td``, only the masked sub-envs)."""
+        mask = None
+        if td is not None:
+            mask = td.get("_reset", None)
+        out = self._reset(td, **kwargs) if kwargs else self._reset(td)
+        out = self._complete_done(out, reset=True)
+        if mask is not None and self.batch_size:
+            out = self._merge_partial_reset(td, out, mask)
+        return out
+
+    def _merge_partial_reset(self, old: TensorDictBase, new: TensorDictBase, mask: torch.Tensor):
+        """Keep the old root values of sub-envs that were not reset."""
+        nb = len(self.batch_size)
+        mask = mask.reshape(self.batch_size)
+        if bool(mask.all()):
+            return new
+        for key in new.keys(True, True):
+            if key in DONE_KEYS:
+                continue
+            prev = old.get(key, None)
+            if prev is None:
+                continue
+            value = new.get(key)
+            m = mask.reshape(*self.batch_size, *([1] * (value.ndim - nb)))
+            new.set(key, torch.where(m, value, prev))
+        return new
+
+    def _complete_done(self, out: TensorDictBase, reset: bool = False) -> TensorDictBase:
+        """Fill in missing done flags: ``done = terminated | truncated`` and the like."""
+        keys = out.keys()
+        has_done, has_term, has_trunc = "done" in keys, "terminated" in keys, "truncated" in keys
+        if has_done and has_term and has_trunc:
+            return out
+        shape = (*self.batch_size, 1)
+        if reset and not (has_done or has_term or has_trunc):
+            false = torch.zeros(shape, dtype=torch.bool, device=self.device)
+            out.set("done", false)
+            out.set("terminated", false.clone())
+            out.set("truncated", false.clone())
+            return out
+        if not has_term:
+            out.set("terminated", out.get("done").clone() if has_done else torch.zeros(shape, dtype=torch.bool))
+        if not has_trunc:
+            out.set("truncated", torch.zeros(shape, dtype=torch.bool, device=self.device))
+        if not has_done:
+            out.set("done", out.get("terminated") | out.get("truncated"))
+        return out
+
+    def step(self, td: TensorDictBase) -> TensorDictBase:
+        """Apply ``td["action"]``; write the results under ``"next"`` and return ``td``."""
+        self._check_action(td)
+        next_td = self._complete_done(self._step(td))
+        td.set("next", next_td)
+        return td
+
+    def _check_action(self, td: TensorDictBase) -> None:
+        try:
+            action = td.get(self.action_key)
+        except KeyError:
+            raise KeyError(
+                f"{type(self).__name__}.step: the TensorDict has no action under key {self.action_key!r}; "
+                f"it has keys {list(td.keys())}. Set td[{self.action_key!r}] (e.g. env.rand_action(td)) "
+                f"or run a policy that writes it."
+            ) from None
+        spec = self.action_spec
+        if action.dtype != spec.dtype or action.shape != spec.shape or self.validate_actions:
+            why = spec.mismatch(action)
+            if why is not None:
+                raise ValueError(
+                    f"{type(self).__name__}.step: action under key {self.action_key!r} does not match "
+                    f"action_spec: {why}. The spec is {spec!r}."
+                )
+
+    def step_and_maybe_reset(self, td: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
+        """Step, then return ``(td, next_root)`` where done sub-envs of ``next_root`` are reset."""
+        td = self.step(td)
+        root = step_mdp(td, action_key=self.action_key)
+        done = root.get("done")
+        if bool(done.any()):
+            if self.batch_size:
+                root.set("_reset", done)
+                root = self.reset(root)
+                root.pop("_reset", None)
+            else:
+                root = root.update(self.reset())
+        return td, root
+
+    def rand_action(self, td: TensorDictBase | None = None) -> TensorDictBase:
+        """Write a random action from ``action_spec`` into ``td`` (a new TensorDict if None)."""
+        if td is None:
+            td = TensorDict({}, batch_size=self.batch_size, device=self.device)
+        td.set(self.action_key, self.action_spec.rand())
+        return td
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        max_steps: int,
+        policy=None,
+        break_when_any_done: bool = True,
+        auto_reset: bool = True,
+        tensordict: TensorDictBase | None = None,
+    ) -> TensorDictBase:
+        """Run up to ``max_steps`` steps and return them stacked as a ``[*batch_size, T]`` TensorDict.
+
+        Args:
+            max_steps: the number of steps to run.
+            policy: a callable ``td -> td`` that writes the action (random actions if None).
+            break_when_any_done: stop after the first step where any sub-env is done. Otherwise
+                done sub-envs reset in place and the rollout continues.
+            auto_reset: reset the env first; if False, start from ``tensordict``.
+            tensordict: the starting TensorDict when ``auto_reset`` is False.
+        """
+        if max_steps < 1:
+            raise ValueError(f"rollout: max_steps must be >= 1, got {max_steps}")
+        if auto_reset:
+            td = self.reset()
+        elif tensordict is None:
+            raise ValueError("rollout(auto_reset=False) needs the starting state as tensordict=...")
+        else:
+            td = tensordict
+        writer = _RolloutWriter(self.batch_size, max_steps)
+        steps = 0
+        for t in range(max_steps):
+            td = policy(td) if policy is not None else self.rand_action(td)
+            if break_when_any_done or t == max_steps - 1:
+                td = self.step(td)
+                writer.write(t, td)
+                steps = t + 1
+                if break_when_any_done and bool(td.get(("next", "done")).any()):
+                    break
+                td = step_mdp(td, action_key=self.action_key)
+            else:
+                td, root = self.step_and_maybe_reset(td)
+                writer.write(t, td)
+                steps = t + 1
+                td = root
+        return writer.result(steps)
+
+    # --------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self.is_closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def fake_tensordict(self) -> TensorDictBase:
+        """A zero-filled TensorDict with every key a step produces (root and ``"next"``)."""
+        root = self.observation_spec.zero()
+        root.update(self.state_spec.zero())
+        root.update(self.done_spec.zero())
+        root.set(self.action_key, self.action_spec.zero())
+        nxt = self.observation_spec.zero()
+        nxt.update(self.done_spec.zero())
+        nxt.set(self.reward_key, self.reward_spec.zero())
+        root.set("next", nxt)
+        return root
+
+    def __repr__(self) -> str:
+        def indent(s):
+            return s.replace("\n", "\n    ")
+
+        return (
+            f"{type(self).__name__}(\n    batch_size={tuple(self.batch_size)}, device={self.device},\n"
+            f"    observation_spec={indent(repr(self.observation_spec))},\n"
+            f"    action_spec={self.action_spec!r},\n    reward_spec={self.reward_spec!r})"
+        )
+
+
+class _RolloutWriter:
+    """Writes each step of a rollout into buffers allocated once, after the first step."""
+
+    def __init__(self, batch_size: torch.Size, max_steps: int):
+        self.batch_size = batch_size
+        self.nb = len(batch_size)
+        self.max_steps = max_steps
+        self.out: TensorDictBase | None = None
+        self.pairs: list = []
+
+    def _allocate(self, td: TensorDictBase) -> None:
+        nb, shape = self.nb, (*self.batch_size, self.max_steps)
+        self.out = TensorDict({}, batch_size=shape, device=td.device)
+        for key in td.keys(True, True):
+            if key == "_reset" or (isinstance(key, tuple) and key[-1] == "_reset"):
+                continue
+            value = td.get(key)
+            buf = torch.empty((*shape, *value.shape[nb:]), dtype=value.dtype, device=value.device)
+            self.out.set(key, buf)
+            self.pairs.append((key, buf))
+
+    def write(self, t: int, td: TensorDictBase) -> None:
+        if self.out is None:
+            self._allocate(td)
+        nb = self.nb
+        for key, buf in self.pairs:
+            try:
+                value = td.get(key)
+            except KeyError:
+                raise KeyError(
+                    f"rollout: key {key!r} was present at the first step but missing at step {t}; "
+                    f"an env or policy must write the same keys every step"
+                ) from None
+            buf.select(nb, t).copy_(value)
+
+    def result(self, steps: int) -> TensorDictBase:
+        if steps == self.max_steps:
+            return self.out
+        index = (slice(None),) * self.nb + (slice(0, steps),)
+        return self.out[index].clone()
