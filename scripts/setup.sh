@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment in .venv with everything the workbench and
+# the test suite need. Idempotent: a second run only reinstalls when pyproject.toml changed.
+#
+#   RLBENCH_PYTHON       interpreter to build the venv from (default: python3; needs >= 3.10)
+#   RLBENCH_TORCH        torch requirement installed first (default: torch==2.13.0)
+#   RLBENCH_TORCH_INDEX  optional index URL for torch, e.g. a CPU-only wheel index
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${RLBENCH_PYTHON:-python3}
+"$PY" - <<'PYCHECK'
+import sys
+if sys.version_info < (3, 10):
+    sys.exit(f"rlbench needs Python >= 3.10, found {sys.version.split()[0]} (set RLBENCH_PYTHON)")
+PYCHECK
+
+if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv with $("$PY" --version)"
+    "$PY" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+stamp=.venv/.rlbench-install-stamp
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && python -c "import rlbench, torch, tensordict" 2>/dev/null; then
+    echo "[setup] .venv is up to date"
+    exit 0
+fi
+
+# torch goes first and pinned: an unpinned torch resolves to a multi-GB CUDA build, while the
+# pinned release is found as a CPU wheel where one is provided locally (and works anywhere).
+if ! python -c "import torch" 2>/dev/null; then
+    torch_req=${RLBENCH_TORCH:-torch==2.13.0}
+    echo "[setup] installing $torch_req"
+    if [ -n "${RLBENCH_TORCH_INDEX:-}" ]; then
+        python -m pip install --progress-bar off "$torch_req" --index-url "$RLBENCH_TORCH_INDEX"
+    else
+        python -m pip install --progress-bar off "$torch_req"
+    fi
+fi
+
+echo "[setup] installing rlbench with the notebooks, dev and gym extras"
+python -m pip install --progress-bar off -e ".[notebooks,dev,gym]" 2>&1 | grep -v "^WARNING: Location" || true
+python -c "import rlbench, torch, tensordict, gymnasium, papermill, nbval" \
+    || { echo "[setup] installation failed: see the pip output above"; exit 1; }
+
+# The project's own Jupyter kernel, inside the venv: notebooks and tests run on this interpreter.
+python -m ipykernel install --sys-prefix --name rlbench --display-name "Python (rlbench)" >/dev/null
+echo "$want" > "$stamp"
+echo "[setup] done: $(python -c 'import torch, tensordict, gymnasium; print(f"torch {torch.__version__}, tensordict {tensordict.__version__}, gymnasium {gymnasium.__version__}")')"
