@@ -235,13 +235,19 @@ class EnvBase:
                 f"or run a policy that writes it."
             ) from None
         spec = self.action_spec
-        if action.dtype != spec.dtype or action.shape != spec.shape or self.validate_actions:
+        if action.shape != spec.shape:
+            # exact here: one step takes exactly one action per sub-env (spec.mismatch would accept
+            # extra batch dims, as rollouts have)
+            why = f"expected shape {tuple(spec.shape)}, got {tuple(action.shape)}"
+        elif action.dtype != spec.dtype or self.validate_actions:
             why = spec.mismatch(action)
-            if why is not None:
-                raise ValueError(
-                    f"{type(self).__name__}.step: action under key {self.action_key!r} does not match "
-                    f"action_spec: {why}. The spec is {spec!r}."
-                )
+        else:
+            why = None
+        if why is not None:
+            raise ValueError(
+                f"{type(self).__name__}.step: action under key {self.action_key!r} does not match "
+                f"action_spec: {why}. The spec is {spec!r}."
+            )
 
     def step_and_maybe_reset(self, td: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
         """Step, then return ``(td, next_root)`` where done sub-envs of ``next_root`` are reset."""
