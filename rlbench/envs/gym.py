@@ -1,0 +1,565 @@
+"""``GymWrapper`` and ``GymEnv``: gymnasium (and legacy gym) environments behind the rlbench contract.
+
+One wrapper serves three step APIs, told apart by the shape of each call's result:
+
+- gymnasium and gym >= 0.26: ``reset() -> (obs, info)``, ``step() -> (obs, reward, terminated,
+  truncated, info)``;
+- gym < 0.26: ``reset() -> obs``, ``step() -> (obs, reward, done, info)`` where
+  ``info["TimeLimit.truncated"]`` marks a time-limit end (reported as ``truncated``, not
+  ``terminated``).
+
+Gymnasium vector envs give a batched env (``batch_size=[num_envs]``). They must auto-reset in
+``SAME_STEP`` mode: a done sub-env is reset inside the step that ended it, its true final observation
+is in ``info["final_obs"]``, and no fake "reset transition" ever reaches a rollout. The wrapper writes
+the final observation to ``("next", "observation")`` and hands the fresh one out at the following
+partial ``reset`` (the ``"_reset"`` mask protocol of :class:`~rlbench.envs.EnvBase`).
+
+Data conventions: float64 ``Box`` observations are cast to **float32** (their spec says float32);
+rewards are float32 ``[*batch, 1]``; done flags are bool ``[*batch, 1]``. Random actions of
+``rollout(policy=None)`` come from torch's global RNG (seed it with ``torch.manual_seed``); the
+env's own randomness is seeded by :meth:`GymWrapper.set_seed`.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+from ..specs import Bounded, Categorical, Composite, MultiCategorical
+from .common import EnvBase
+from .gym_spaces import leaf_array, make_action_converter, space_kind, space_leaves, space_to_spec, torch_to_numpy
+
+__all__ = ["GymWrapper", "GymEnv"]
+
+logger = logging.getLogger(__name__)
+
+_GYM_EXTRA = "pip install rlbench[gym]  (installs gym==0.26.2)"
+_RENDER_EXTRA = "pip install rlbench[notebooks]  (or just pip install pygame)"
+
+
+def _import_backend(backend: str):
+    if backend == "gymnasium":
+        import gymnasium
+
+        return gymnasium
+    if backend == "gym":
+        try:
+            import gym
+        except ImportError as err:
+            raise ImportError(
+                f"backend='gym' needs the legacy gym package, which is not installed: {_GYM_EXTRA}"
+            ) from err
+        return gym
+    raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
+
+
+def _infer_backend(env) -> str:
+    for cls in type(env).__mro__:
+        root = cls.__module__.split(".")[0]
+        if root in ("gymnasium", "gym"):
+            return root
+    return "gymnasium"  # a duck-typed env: its API is detected per call anyway
+
+
+def _strip_legacy_checker(env):
+    """Remove gym 0.26's PassiveEnvChecker from a wrapper chain: it uses ``np.bool8``, gone in NumPy 2."""
+    def is_checker(e):
+        return type(e).__name__ == "PassiveEnvChecker" and type(e).__module__.startswith("gym.")
+
+    while is_checker(env):
+        logger.debug("GymWrapper: unwrapping gym's PassiveEnvChecker (it fails under NumPy 2)")
+        env = env.env
+    outer = env
+    for _ in range(64):  # a wrapper chain, bounded in case some env keeps an unrelated `.env`
+        inner = getattr(outer, "env", None)
+        if inner is None:
+            break
+        if is_checker(inner):
+            logger.debug("GymWrapper: removing gym's PassiveEnvChecker from %r (it fails under NumPy 2)", env)
+            outer.env = inner.env
+            continue
+        outer = inner
+    return env
+
+
+def _is_vector(env) -> bool:
+    return hasattr(env, "num_envs") and hasattr(env, "single_observation_space")
+
+
+def _takes_seed(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "seed" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class GymWrapper(EnvBase):
+    """Wrap a gymnasium / gym env (or a gymnasium vector env) as an rlbench env.
+
+    Args:
+        env: the env to wrap: ``gymnasium.Env``, a legacy ``gym.Env`` (0.26 or the older 4-tuple
+            API), or a ``gymnasium.vector.VectorEnv`` created with ``autoreset_mode=SAME_STEP``.
+        backend: ``"gymnasium"`` or ``"gym"``; inferred from the env's classes when None.
+        from_pixels: add a ``"pixels"`` observation (uint8 ``[H, W, 3]``) from ``env.render()``; the
+            env must have ``render_mode="rgb_array"``.
+        pixels_only: with ``from_pixels``, drop the state observation.
+        categorical_action_encoding: ``Discrete`` actions are integer indices (``Categorical``);
+            when False they are one-hot vectors (``OneHot``).
+        device: device of the tensors the env returns.
+        validate_actions: check continuous actions against ``action_spec`` on every step (integer
+            actions are always range-checked: it costs next to nothing).
+
+    Observations keep gym's structure: a ``Box``/``Discrete`` observation is ``"observation"``,
+    a ``Dict`` observation gives its own (nested) keys, a ``Tuple`` gives ``("observation", "0")``, ...
+
+    Example:
+        >>> import gymnasium
+        >>> env = GymWrapper(gymnasium.make("CartPole-v1"))
+        >>> _ = env.set_seed(0)
+        >>> td = env.rollout(5)
+        >>> td["next", "observation"].shape, td["next", "reward"].dtype
+        (torch.Size([5, 4]), torch.float32)
+        >>> env.close()
+    """
+
+    def __init__(
+        self,
+        env,
+        backend: str | None = None,
+        from_pixels: bool = False,
+        pixels_only: bool = False,
+        categorical_action_encoding: bool = True,
+        device=None,
+        validate_actions: bool = True,
+    ):
+        if pixels_only and not from_pixels:
+            raise ValueError("pixels_only=True needs from_pixels=True")
+        self.backend = backend if backend is not None else _infer_backend(env)
+        if self.backend not in ("gymnasium", "gym"):
+            raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
+        if self.backend == "gym":
+            env = _strip_legacy_checker(env)
+        self._env = env
+        self.is_vector = _is_vector(env)
+        super().__init__(
+            batch_size=(env.num_envs,) if self.is_vector else (), device=device, validate_actions=validate_actions
+        )
+        self.from_pixels, self.pixels_only = from_pixels, pixels_only
+        self.categorical_action_encoding = categorical_action_encoding
+        if self.is_vector:
+            self._check_vector_env(env)
+            obs_space, act_space = env.single_observation_space, env.single_action_space
+            self._pending = np.zeros(env.num_envs, dtype=bool)
+            self._stash = None
+        else:
+            obs_space, act_space = env.observation_space, env.action_space
+        self._obs_space, self._act_space = obs_space, act_space
+        self._reset_takes_seed = _takes_seed(env.reset)
+        self._pending_seed = None
+        self._build_specs(obs_space, act_space)
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _check_vector_env(env) -> None:
+        metadata = getattr(env, "metadata", None)
+        mode = metadata.get("autoreset_mode", None) if isinstance(metadata, dict) else None
+        if getattr(mode, "value", mode) != "SameStep":
+            raise ValueError(
+                f"GymWrapper needs a vector env that auto-resets in SAME_STEP mode (got autoreset_mode={mode!r}): "
+                f"in NEXT_STEP mode every episode end adds a step that never happened. Create it with "
+                f"gymnasium.make_vec(..., vector_kwargs={{'autoreset_mode': AutoresetMode.SAME_STEP}}) (AutoresetMode "
+                f"from gymnasium.vector) or use GymEnv(name, num_envs=N)."
+            )
+
+    def _build_specs(self, obs_space, act_space) -> None:
+        batch, device = self.batch_size, self.device
+        obs_spec = Composite(shape=batch, device=device)
+        leaves = []
+        if not self.pixels_only:
+            kind = space_kind(obs_space)
+            prefix = () if kind == "Dict" else ("observation",)
+            try:
+                body = space_to_spec(obs_space, batch, device)
+            except TypeError as err:
+                raise TypeError(f"{type(self).__name__}: observation space: {err}") from None
+            if kind == "Dict":
+                obs_spec = body
+            else:
+                obs_spec["observation"] = body
+            leaves = [leaf._replace(key=prefix + leaf.key) for leaf in space_leaves(obs_space)]
+        if self.from_pixels:
+            if self.is_vector:
+                raise NotImplementedError(
+                    "from_pixels is not supported for vector envs: a SAME_STEP vector env has already reset a "
+                    "done sub-env when it could render, so the final frame is lost. Batch single GymEnv("
+                    "..., from_pixels=True) envs instead."
+                )
+            if "pixels" in obs_spec:
+                raise ValueError("the observation space already has a 'pixels' key; from_pixels would overwrite it")
+            frame = self._first_frame()
+            obs_spec["pixels"] = Bounded(0, 255, (*batch, *frame.shape), dtype=torch.uint8, device=device)
+        self.observation_spec = obs_spec
+        self._leaves = leaves
+        self._flat = all(len(leaf.key) == 1 for leaf in leaves)
+        if self._flat:
+            self._leaves = [leaf._replace(key=leaf.key[0]) for leaf in leaves]
+        self._simple = None
+        if self._flat and len(leaves) == 1 and not leaves[0].path and leaves[0].offset is None:
+            self._simple = (self._leaves[0].key, leaves[0].dtype)
+        try:
+            self.action_spec = space_to_spec(act_space, batch, device, self.categorical_action_encoding)
+        except TypeError as err:
+            raise TypeError(f"{type(self).__name__}: action space: {err}") from None
+        if isinstance(self.action_spec, Composite):
+            raise TypeError(
+                f"{type(self).__name__}: action space {act_space!r} is a Dict/Tuple; rlbench actions are a single "
+                f"tensor (Box, Discrete, MultiDiscrete or MultiBinary). Wrap the env in a gymnasium ActionWrapper "
+                f"that takes one such action and builds the Dict/Tuple from it."
+            )
+        self._convert_action = make_action_converter(act_space, self.action_spec, self._raise_action_error)
+        # integer kinds are range-checked by the converter, so step() skips the generic spec check
+        self._cheap_checked = isinstance(self.action_spec, (Categorical, MultiCategorical)) or (
+            space_kind(act_space) == "MultiBinary"
+        )
+        self._zeros1 = (*batch, 1)
+        self._unchecked_td = (
+            not self.is_vector and self._flat and self.device.type == "cpu" and hasattr(TensorDict, "_new_unsafe")
+        )
+
+    def _first_frame(self) -> np.ndarray:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: no window, no display needed
+        mode = getattr(self._env, "render_mode", None)
+        if mode != "rgb_array":
+            raise ValueError(
+                f"from_pixels=True needs an env created with render_mode='rgb_array' (got render_mode={mode!r}), "
+                f"e.g. gymnasium.make(name, render_mode='rgb_array') or GymEnv(name, from_pixels=True)"
+            )
+        self._gym_reset(None, None)  # gymnasium refuses to render before the first reset
+        frame = self._render_frame()
+        if frame.ndim != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"env.render() returned {frame.dtype} {frame.shape}; from_pixels needs uint8 [H, W, C]")
+        return frame
+
+    def _render_frame(self) -> np.ndarray:
+        try:
+            frame = self._env.render()
+        except Exception as err:
+            if isinstance(err, ImportError) or type(err).__name__ == "DependencyNotInstalled":
+                raise ImportError(f"rendering needs pygame, which is missing: {_RENDER_EXTRA}. ({err})") from err
+            raise
+        return np.asarray(frame)
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def gym_env(self):
+        """The wrapped gym(nasium) env."""
+        return self._env
+
+    def _raise_action_error(self, action):
+        why = self.action_spec.mismatch(action) or "values out of range"
+        raise ValueError(
+            f"{type(self).__name__}.step: action under key {self.action_key!r} does not match action_spec: {why}. "
+            f"The spec is {self.action_spec!r}."
+        )
+
+    def _check_action(self, td) -> None:
+        # the cheap common case inline; anything off goes to EnvBase's check and its error messages
+        action = td.get(self.action_key, None)
+        spec = self._action_spec
+        if (
+            action is None or action.shape != spec.shape or action.dtype != spec.dtype
+            or (self.validate_actions and not self._cheap_checked)
+        ):
+            super()._check_action(td)
+
+    def _obs_dict(self, obs) -> dict:
+        if self._simple is not None:  # the common case (one Box leaf): skip the generic leaf walk
+            key, dtype = self._simple
+            data = {key: torch.from_numpy(np.array(obs, dtype=dtype))}  # copy: envs may reuse buffers
+        elif self._flat:
+            data = {leaf.key: torch.from_numpy(leaf_array(leaf, leaf.get(obs))) for leaf in self._leaves}
+        else:
+            data = {}
+            for leaf in self._leaves:
+                d = data
+                for k in leaf.key[:-1]:
+                    d = d.setdefault(k, {})
+                d[leaf.key[-1]] = torch.from_numpy(leaf_array(leaf, leaf.get(obs)))
+        if self.from_pixels:
+            data["pixels"] = torch.from_numpy(np.array(self._render_frame(), dtype=np.uint8))
+        return data
+
+    def _gym_reset(self, seed, options):
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        kwargs = {}
+        if seed is not None and self._reset_takes_seed:
+            kwargs["seed"] = seed
+        if options is not None:
+            kwargs["options"] = options
+        out = self._env.reset(**kwargs)
+        # new API: (obs, info). Old API: obs alone, which may itself be a tuple for Tuple spaces.
+        if (
+            isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)
+            and not (space_kind(self._obs_space) == "Tuple" and self._obs_space.contains(out))
+        ):
+            return out[0]
+        return out
+
+    # ------------------------------------------------------------ EnvBase API
+    def _set_seed(self, seed) -> None:
+        self._pending_seed = seed
+        for name in ("action_space", "observation_space", "single_action_space", "single_observation_space"):
+            space = getattr(self._env, name, None)
+            if space is not None and hasattr(space, "seed"):
+                space.seed(seed)
+        if not self._reset_takes_seed and hasattr(self._env, "seed"):
+            self._env.seed(seed)  # gym < 0.26 seeds through env.seed(), not reset(seed=...)
+
+    def _reset(self, td=None, seed=None, options=None):
+        if self.is_vector:
+            return self._reset_vector(td, seed, options)
+        data = self._obs_dict(self._gym_reset(seed, options))
+        return TensorDict(data, batch_size=self.batch_size, device=self.device)
+
+    def _reset_vector(self, td, seed, options):
+        mask = None if td is None else td.get("_reset", None)
+        if mask is None:
+            obs = self._gym_reset(seed, options)
+            self._pending[:] = False
+            self._stash = None
+            return TensorDict(self._obs_dict(obs), batch_size=self.batch_size, device=self.device)
+        mask = mask.reshape(-1).cpu().numpy().astype(bool)
+        need = mask & ~self._pending  # sub-envs that SAME_STEP did not reset already
+        if need.any():
+            opts = dict(options or {})
+            opts["reset_mask"] = need
+            data = self._obs_dict(self._gym_reset(seed, opts))
+        elif self._stash is not None:
+            data = self._stash
+        else:  # nothing to reset: EnvBase keeps every sub-env's current values
+            return self.observation_spec.zero()
+        self._pending &= ~mask
+        if not self._pending.any():
+            self._stash = None
+        return TensorDict(data, batch_size=self.batch_size, device=self.device)
+
+    def _step(self, td):
+        out = self._env.step(self._convert_action(td.get(self.action_key)))
+        if len(out) == 5:
+            obs, reward, term, trunc, info = out
+        else:  # gym < 0.26: done + info["TimeLimit.truncated"]
+            obs, reward, done, info = out
+            if self.is_vector:
+                trunc = np.asarray(info.get("TimeLimit.truncated", np.zeros(self.batch_size, bool)), dtype=bool)
+                term = np.asarray(done, dtype=bool) & ~trunc
+            else:
+                trunc = bool(info.get("TimeLimit.truncated", False))
+                term = bool(done) and not trunc
+        if self.is_vector:
+            return self._vector_step_td(obs, reward, term, trunc, info)
+        data = self._obs_dict(obs)
+        data["reward"] = torch.from_numpy(np.array([reward], dtype=np.float32))
+        data["terminated"] = torch.from_numpy(np.array([term], dtype=bool))
+        data["truncated"] = torch.from_numpy(np.array([trunc], dtype=bool))
+        data["done"] = torch.from_numpy(np.array([term or trunc], dtype=bool))
+        if self._unchecked_td:
+            # every entry was just built here with the right shape on the CPU: skip the checks
+            return TensorDict._new_unsafe(data, batch_size=self.batch_size, device=self.device)
+        return TensorDict(data, batch_size=self.batch_size, device=self.device)
+
+    def _vector_step_td(self, obs, reward, term, trunc, info):
+        shape = self._zeros1
+        term = np.asarray(term, dtype=bool).reshape(shape)
+        trunc = np.asarray(trunc, dtype=bool).reshape(shape)
+        done = term | trunc
+        data = self._obs_dict(obs)
+        if done.any():
+            # SAME_STEP: `obs` already holds the reset observation of done sub-envs. Keep it for the
+            # coming partial reset and report the true final observation for this step.
+            self._stash = TensorDict(data, batch_size=self.batch_size).clone().to_dict()
+            finished = done.reshape(-1)
+            self._pending |= finished
+            final = info["final_obs"]
+            for i in np.flatnonzero(finished):
+                for leaf in self._leaves:
+                    key = (leaf.key,) if self._flat else leaf.key
+                    d = data
+                    for k in key[:-1]:
+                        d = d[k]
+                    d[key[-1]][i] = torch.from_numpy(leaf_array(leaf, leaf.get(final[i])))
+        data["reward"] = torch.from_numpy(np.asarray(reward, dtype=np.float32).reshape(shape))
+        data["terminated"] = torch.from_numpy(term)
+        data["truncated"] = torch.from_numpy(trunc)
+        data["done"] = torch.from_numpy(done)
+        return TensorDict(data, batch_size=self.batch_size, device=self.device)
+
+    # --------------------------------------------------------------- rollout
+    @torch.no_grad()
+    def rollout(self, max_steps: int, policy=None, break_when_any_done: bool = True, auto_reset: bool = True,
+                tensordict=None):
+        """Like :meth:`EnvBase.rollout`; random rollouts of a single env take a fast NumPy path.
+
+        With ``policy=None``, ``auto_reset=True``, no pixels and a non-vector env, all random actions
+        are drawn at once from ``action_spec``, the raw gym env is stepped in a tight loop that writes
+        into preallocated NumPy arrays, and the result is converted to torch once. The output has the
+        same keys, shapes, dtypes and reset semantics as the generic path.
+        """
+        fast = (
+            policy is None and auto_reset and not self.is_vector and not self.from_pixels
+            and type(self)._step is GymWrapper._step and type(self)._reset is GymWrapper._reset
+        )
+        if not fast:
+            return super().rollout(max_steps, policy, break_when_any_done, auto_reset, tensordict)
+        if max_steps < 1:
+            raise ValueError(f"rollout: max_steps must be >= 1, got {max_steps}")
+        return self._fast_rollout(int(max_steps), break_when_any_done)
+
+    def _fast_rollout(self, n: int, break_when_any_done: bool):
+        actions = self.action_spec.rand((n,))
+        gym_actions = torch_to_numpy(actions.cpu(), self._act_space, self.action_spec)
+        gym_actions = gym_actions.tolist() if space_kind(self._act_space) == "Discrete" else list(gym_actions)
+        leaves = self._leaves
+        root = [np.empty((n, *leaf.shape), leaf.dtype) for leaf in leaves]
+        nxt = [np.empty((n, *leaf.shape), leaf.dtype) for leaf in leaves]
+        pairs = [(leaf.path, r, x) for leaf, r, x in zip(leaves, root, nxt)]
+        reward = np.zeros((n, 1), np.float32)
+        term = np.zeros((n, 1), bool)
+        trunc = np.zeros((n, 1), bool)
+        step, reset = self._env.step, self._gym_reset
+        obs = reset(None, None)
+        steps = n
+        for t in range(n):
+            for path, r, _ in pairs:
+                value = obs
+                for p in path:
+                    value = value[p]
+                r[t] = value
+            out = step(gym_actions[t])
+            if len(out) == 5:
+                obs, rew, te, tr, _ = out
+            else:
+                obs, rew, d, info = out
+                tr = bool(info.get("TimeLimit.truncated", False))
+                te = bool(d) and not tr
+            for path, _, x in pairs:
+                value = obs
+                for p in path:
+                    value = value[p]
+                x[t] = value
+            reward[t, 0] = rew
+            term[t, 0] = te
+            trunc[t, 0] = tr
+            if te or tr:
+                if break_when_any_done:
+                    steps = t + 1
+                    break
+                if t < n - 1:
+                    obs = reset(None, None)
+        return self._pack_rollout(steps, actions, leaves, root, nxt, reward, term, trunc)
+
+    def _pack_rollout(self, s, actions, leaves, root, nxt, reward, term, trunc):
+        def tensor(a, leaf=None):
+            a = a[:s]
+            if leaf is not None and leaf.offset is not None:
+                a -= np.asarray(leaf.offset, dtype=a.dtype)
+            return torch.from_numpy(a)
+
+        false = torch.zeros((s, 1), dtype=torch.bool)
+        out = TensorDict({}, batch_size=[s], device=self.device)
+        for leaf, r in zip(leaves, root):
+            out.set(leaf.key, tensor(r, leaf))
+        out.set("done", false)
+        out.set("terminated", false.clone())
+        out.set("truncated", false.clone())
+        out.set(self.action_key, actions[:s].clone() if s < actions.shape[0] else actions)
+        for leaf, x in zip(leaves, nxt):
+            out.set(("next", *((leaf.key,) if self._flat else leaf.key)), tensor(x, leaf))
+        term_t, trunc_t = tensor(term), tensor(trunc)
+        out.set(("next", self.reward_key), tensor(reward))
+        out.set(("next", "done"), term_t | trunc_t)
+        out.set(("next", "terminated"), term_t)
+        out.set(("next", "truncated"), trunc_t)
+        return out
+
+    # -------------------------------------------------------------- lifecycle
+    def render(self):
+        """``env.render()`` of the wrapped env (a frame for ``render_mode="rgb_array"``)."""
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        return self._render_frame()
+
+    def close(self) -> None:
+        if not self.is_closed:
+            self._env.close()
+        super().close()
+
+
+class GymEnv(GymWrapper):
+    """Make a gymnasium (or legacy gym) env by name and wrap it.
+
+    Args:
+        name: the registered env id, e.g. ``"CartPole-v1"``.
+        backend: ``"gymnasium"`` (default) or ``"gym"`` (legacy gym 0.26: ``pip install rlbench[gym]``).
+        from_pixels: add ``"pixels"`` from ``render()`` (the env is made with ``render_mode="rgb_array"``;
+            rendering is headless).
+        pixels_only: keep only ``"pixels"`` as observation.
+        num_envs: make a gymnasium vector env of this many copies (``batch_size=[num_envs]``),
+            synchronous unless ``vectorization_mode="async"`` is passed.
+        categorical_action_encoding: see :class:`GymWrapper`.
+        device: device of the returned tensors.
+        **make_kwargs: passed to ``gymnasium.make`` / ``make_vec`` / ``gym.make``, e.g.
+            ``max_episode_steps=100``.
+
+    Example:
+        >>> env = GymEnv("CartPole-v1", max_episode_steps=5)
+        >>> td = env.rollout(10)
+        >>> td.shape, bool(td["next", "truncated"][-1]), bool(td["next", "terminated"][-1])
+        (torch.Size([5]), True, False)
+        >>> GymEnv("CartPole-v1", num_envs=3).rollout(4).shape
+        torch.Size([3, 4])
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: str = "gymnasium",
+        from_pixels: bool = False,
+        pixels_only: bool = False,
+        num_envs: int | None = None,
+        categorical_action_encoding: bool = True,
+        device=None,
+        **make_kwargs,
+    ):
+        module = _import_backend(backend)
+        self.env_name = name
+        if from_pixels:
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+            make_kwargs.setdefault("render_mode", "rgb_array")
+        if num_envs is not None:
+            if backend != "gymnasium":
+                raise ValueError("num_envs is only supported with backend='gymnasium' (legacy gym vector envs are not)")
+            if from_pixels:
+                raise NotImplementedError("from_pixels is not supported with num_envs (see GymWrapper)")
+            from gymnasium.vector import AutoresetMode
+
+            vector_kwargs = dict(make_kwargs.pop("vector_kwargs", None) or {})
+            vector_kwargs["autoreset_mode"] = AutoresetMode.SAME_STEP
+            mode = make_kwargs.pop("vectorization_mode", "sync")
+            env = module.make_vec(name, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs,
+                                  **make_kwargs)
+        elif backend == "gym":
+            make_kwargs.setdefault("disable_env_checker", True)  # its checker crashes under NumPy 2
+            env = module.make(name, **make_kwargs)
+        else:
+            env = module.make(name, **make_kwargs)
+        super().__init__(env, backend=backend, from_pixels=from_pixels, pixels_only=pixels_only,
+                         categorical_action_encoding=categorical_action_encoding, device=device)
+
+    def __repr__(self) -> str:
+        head = f"GymEnv(\n    name={self.env_name!r}, backend={self.backend!r},"
+        return super().__repr__().replace("GymEnv(", head, 1)
