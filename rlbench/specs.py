@@ -20,7 +20,7 @@ import math
 from typing import Iterator, Sequence
 
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 
 __all__ = [
     "Spec",
@@ -49,19 +49,24 @@ def _device(device) -> torch.device:
     return torch.device("cpu") if device is None else torch.device(device)
 
 
-def _insert_point(data_shape: torch.Size, spec_shape: torch.Size) -> int | None:
-    """Where extra dims were inserted into ``spec_shape`` to give ``data_shape`` (None if nowhere).
+def _insert_points(data_shape: torch.Size, spec_shape: torch.Size, max_b: int | None = None) -> list[int]:
+    """Every position ``b`` where extra dims inserted into ``spec_shape`` give ``data_shape``.
 
-    The rightmost insertion point wins, so extra dims count as batch dims whenever that is possible.
+    ``data_shape == spec_shape[:b] + extra + spec_shape[b:]``. Positions come rightmost first, so
+    extra dims count as batch/time dims sitting just before the event dims whenever that is possible.
+    ``max_b`` caps the position: specs whose last dim is an event dim (one-hot, binary, ...) never
+    accept extra dims after it.
     """
     n, m = len(spec_shape), len(data_shape)
     if m < n:
-        return None
-    for b in range(n, -1, -1):
+        return []
+    top = n if max_b is None else max(min(max_b, n), 0)
+    out = []
+    for b in range(top, -1, -1):
         tail = n - b
         if data_shape[:b] == spec_shape[:b] and data_shape[m - tail:] == spec_shape[b:]:
-            return b
-    return None
+            out.append(b)
+    return out
 
 
 def _fmt_values(t: torch.Tensor) -> str:
@@ -75,35 +80,112 @@ def _fmt_values(t: torch.Tensor) -> str:
     return "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in flat.tolist()) + "]"
 
 
+def _examples(x: torch.Tensor, bad: torch.Tensor, k: int = 3) -> list:
+    """Up to ``k`` offending values of ``x`` (``bad`` is a bool mask broadcastable to ``x``)."""
+    return x[bad.expand_as(x)].reshape(-1)[:k].tolist()
+
+
+def _within(x: torch.Tensor, low, high) -> bool:
+    """True when every element of ``x`` lies in ``[low, high]`` (scalars); NaN never does.
+
+    One ``aminmax`` and two scalar reads: this runs on every env step (action validation), where
+    each eager op costs microseconds, so it beats the element-wise ``(x >= low) & (x <= high)``.
+    """
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x)
+    return bool(lo.item() >= low) and bool(hi.item() <= high)  # NaN compares False
+
+
+def _check_int_dtype(cls: str, dtype: torch.dtype) -> None:
+    if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        raise TypeError(f"{cls} needs an integer dtype (e.g. torch.int64), got {dtype}")
+
+
+def _int_limits(dtype: torch.dtype) -> tuple[int, int, float]:
+    """``(min, max, max_f)``: an integer dtype's range, and the largest float64 not above its max.
+
+    Casting a float that is out of an integer dtype's range is undefined (int64 gives -2**63 for
+    1e20), so floats are clamped to ``[min, max_f]`` before any cast.
+    """
+    info = torch.iinfo(dtype)
+    max_f = float(info.max)
+    if int(max_f) > info.max:  # float64 rounds int64's max up to 2**63
+        max_f = math.nextafter(max_f, 0.0)
+    return info.min, info.max, max_f
+
+
+def _to_int64(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Round any tensor to int64 without overflow, within the range of the integer ``dtype``.
+
+    NaN becomes 0 and +-inf the ends of the range; the result is safe to cast to ``dtype``.
+    """
+    lo, hi, hi_f = _int_limits(dtype)
+    if x.dtype == torch.bool:
+        return x.to(torch.int64)
+    if x.is_floating_point():
+        x = torch.nan_to_num(x.to(torch.float64), nan=0.0).round().clamp(float(lo), hi_f)
+        return x.to(torch.int64)
+    return x.to(torch.int64).clamp(lo, hi)
+
+
 class Spec:
     """Base class of leaf specs. Subclasses set ``shape``, ``dtype`` and ``device``.
 
-    Subclasses implement ``_values_ok(x, view)`` (range check on a correctly shaped tensor),
-    ``_rand(shape)``, ``_project(x)`` and ``_clone_with(shape, device)``.
+    Subclasses implement ``_values_bad(x, b)`` (range check of a tensor whose shape fits the spec,
+    with extra dims inserted at position ``b``), ``_rand(shape)``, ``_project(x)`` and
+    ``_clone_with(shape, device)``.
     """
 
     shape: torch.Size
     dtype: torch.dtype
     device: torch.device
+    # Trailing dims that extra (batch/time) dims may not be inserted after: 1 when the last dim is
+    # an event dim (the categories of a one-hot vector), 0 when every dim could be a batch dim.
+    _event_ndim: int = 0
+    # True when the range differs between elements, so where extra dims sit changes the answer.
+    _bounds_vary: bool = False
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
+    def _insert_points(self, shape: torch.Size) -> list[int]:
+        return _insert_points(shape, self.shape, self.ndim - self._event_ndim)
+
+    def _shape_msg(self, got) -> str:
+        where = "before the last dim" if self._event_ndim else "e.g. a time dim after the batch dims"
+        return (
+            f"expected shape {tuple(self.shape)} (optionally with extra dims inserted, {where}), "
+            f"got {tuple(got)}"
+        )
+
     # ----------------------------------------------------------------- membership
     def mismatch(self, x) -> str | None:
-        """Explain why ``x`` is not in this spec, or return ``None`` if it is."""
+        """Explain why ``x`` is not in this spec, or return ``None`` if it is.
+
+        Example:
+            >>> Categorical(3).mismatch(torch.tensor(5))
+            'values outside {0, ..., 2}, e.g. [5]'
+        """
         if not isinstance(x, torch.Tensor):
             return f"expected a torch.Tensor, got {type(x).__name__}"
         if x.dtype != self.dtype:
             return f"expected dtype {self.dtype}, got {x.dtype}"
-        b = _insert_point(x.shape, self.shape)
-        if b is None:
-            return f"expected shape {tuple(self.shape)} (optionally with extra batch dims), got {tuple(x.shape)}"
-        bad = self._values_bad(x, b)
-        if bad:
-            return bad
-        return None
+        if x.shape == self.shape:  # the common case (one env step): no search for extra dims
+            return self._values_bad(x, self.ndim)
+        points = self._insert_points(x.shape)
+        if not points:
+            return self._shape_msg(x.shape)
+        first = None
+        for b in points:
+            why = self._values_bad(x, b)
+            if why is None:
+                return None
+            first = first or why
+            if not self._bounds_vary:  # every position gives the same answer
+                break
+        return first
 
     def is_in(self, x) -> bool:
         """True when ``x`` has this spec's dtype, a compatible shape and values in range."""
@@ -115,8 +197,11 @@ class Spec:
     def _param_view(self, param: torch.Tensor, x: torch.Tensor, b: int) -> torch.Tensor:
         """Reshape a full-shape parameter (e.g. ``low``) so it broadcasts against ``x``."""
         extra = x.ndim - self.ndim
-        shape = self.shape[:b] + (1,) * extra + self.shape[b:]
-        return param.to(x.device).reshape(shape)
+        if param.device != x.device:
+            param = param.to(x.device)
+        if not extra:
+            return param
+        return param.reshape(self.shape[:b] + (1,) * extra + self.shape[b:])
 
     # ---------------------------------------------------------------- generation
     def rand(self, shape=None) -> torch.Tensor:
@@ -127,35 +212,57 @@ class Spec:
         """An all-zero member of the spec (for one-hot specs, the first category)."""
         return torch.zeros(_size(shape) + self.shape, dtype=self.dtype, device=self.device)
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """The member of the spec closest to ``x`` (same shape as ``x``, this spec's dtype)."""
-        return self._project(torch.as_tensor(x, device=self.device))
+    def project(self, x) -> torch.Tensor:
+        """The member of the spec closest to ``x`` (same shape as ``x``, this spec's dtype).
+
+        ``x`` may have any dtype and any values (NaN, +-inf, huge, negative); its shape must fit the
+        spec as in :meth:`is_in`.
+        """
+        x = torch.as_tensor(x, device=self.device)
+        if x.shape != self.shape and not self._insert_points(x.shape):
+            raise ValueError(f"{type(self).__name__}.project: {self._shape_msg(x.shape)}")
+        return self._project(x)
+
+    def _b_of(self, x: torch.Tensor) -> int:
+        """Where extra dims of ``x`` sit (the rightmost possible position)."""
+        return self.ndim if x.shape == self.shape else self._insert_points(x.shape)[0]
 
     # ------------------------------------------------------------------ reshaping
     def expand(self, *shape) -> "Spec":
         """A copy with new leading dims: ``shape`` must end with this spec's shape.
 
         ``-1`` keeps the existing size of that dim.
+
+        Example:
+            >>> Bounded(-1.0, 1.0, shape=(3,)).expand(4, -1).shape
+            torch.Size([4, 3])
         """
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
-        shape = list(shape)
+        shape = [int(s) for s in shape]
         if len(shape) < self.ndim:
-            raise ValueError(f"cannot expand a spec of shape {tuple(self.shape)} to {tuple(shape)}: fewer dims")
+            raise ValueError(
+                f"cannot expand {type(self).__name__} of shape {tuple(self.shape)} to {tuple(shape)}: the new "
+                f"shape has fewer dims; it must end with {tuple(self.shape)}"
+            )
         offset = len(shape) - self.ndim
         for i, s in enumerate(self.shape):
             if shape[offset + i] == -1:
                 shape[offset + i] = s
             elif shape[offset + i] != s:
                 raise ValueError(
-                    f"cannot expand a spec of shape {tuple(self.shape)} to {tuple(shape)}: "
-                    f"the trailing dims must equal the spec's shape"
+                    f"cannot expand {type(self).__name__} of shape {tuple(self.shape)} to {tuple(shape)}: the "
+                    f"trailing dims must equal the spec's shape (only new leading dims can be added)"
                 )
         if any(s < 0 for s in shape):
-            raise ValueError(f"cannot expand to {tuple(shape)}: -1 is only allowed over existing dims")
+            raise ValueError(
+                f"cannot expand {type(self).__name__} of shape {tuple(self.shape)} to {tuple(shape)}: -1 is only "
+                f"allowed over the spec's existing dims, new leading dims need a size >= 0"
+            )
         return self._clone_with(torch.Size(shape), self.device)
 
     def to(self, device) -> "Spec":
+        """This spec on ``device`` (``self`` when it is already there)."""
         device = _device(device)
         if device == self.device:
             return self
@@ -196,6 +303,12 @@ class Spec:
 class Unbounded(Spec):
     """Any value of the given shape and dtype.
 
+    Args:
+        shape: the full shape, batch dims first.
+        dtype: any torch dtype (``rand`` draws normals for floats, integers in ``[-100, 100)``
+            clipped to the dtype's range, fair coin flips for bool).
+        device: where ``rand``/``zero`` put their tensors.
+
     Example:
         >>> spec = Unbounded(shape=(3,))
         >>> spec.rand().shape
@@ -214,10 +327,13 @@ class Unbounded(Spec):
             return torch.randn(shape, dtype=self.dtype, device=self.device)
         if self.dtype == torch.bool:
             return torch.randint(0, 2, shape, device=self.device).bool()
-        return torch.randint(-100, 100, shape, dtype=self.dtype, device=self.device)
+        lo, hi, _ = _int_limits(self.dtype)
+        return torch.randint(max(-100, lo), min(100, hi), shape, dtype=self.dtype, device=self.device)
 
     def _project(self, x):
-        return x.to(self.dtype)
+        if self.dtype.is_floating_point or self.dtype == torch.bool or self.dtype.is_complex:
+            return x.to(self.dtype)
+        return _to_int64(x, self.dtype).to(self.dtype)  # round, and clamp rather than wrap around
 
     def _clone_with(self, shape, device):
         return Unbounded(shape, self.dtype, device)
@@ -226,9 +342,14 @@ class Unbounded(Spec):
 class Bounded(Spec):
     """Values in the closed box ``[low, high]`` (element-wise).
 
-    ``low`` and ``high`` are scalars or tensors broadcastable to ``shape``; when ``shape`` is omitted
-    it is taken from them. Infinite bounds are allowed (``rand`` then samples a normal or exponential
-    on the open side, as gymnasium's ``Box.sample`` does).
+    Args:
+        low, high: scalars or tensors broadcastable to ``shape``. Infinite bounds are allowed
+            (``rand`` then samples a normal or an exponential on the open side, as gymnasium's
+            ``Box.sample`` does); NaN bounds are not.
+        shape: the full shape; taken from ``low``/``high`` when omitted.
+        dtype: float32 by default (or the common dtype of tensor bounds). With an integer dtype the
+            members are the integers in ``[ceil(low), floor(high)]``.
+        device: where the bounds and samples live.
 
     Example:
         >>> spec = Bounded(-2.0, 2.0, shape=(1,))
@@ -244,6 +365,8 @@ class Bounded(Spec):
             dtype = low_t.dtype if low_t.dtype == high_t.dtype and low_t.is_floating_point() else torch.float32
             if not low_t.is_floating_point() and not high_t.is_floating_point() and low_t.ndim + high_t.ndim:
                 dtype = torch.promote_types(low_t.dtype, high_t.dtype)
+        if dtype == torch.bool or dtype.is_complex:
+            raise TypeError(f"Bounded needs a real floating or integer dtype, got {dtype} (use Binary for flags)")
         self.dtype = dtype
         self.device = _device(device)
         shape = torch.broadcast_shapes(low_t.shape, high_t.shape) if shape is None else _size(shape)
@@ -258,60 +381,91 @@ class Bounded(Spec):
             ) from err
         if dtype.is_floating_point:
             low_t, high_t = low_t.to(dtype), high_t.to(dtype)
-        else:  # keep the bounds wide enough to hold +-inf while checking integer specs
+        else:  # keep the bounds as given (they may be +-inf or fractional); the integer range is below
             low_t, high_t = low_t.to(torch.float64), high_t.to(torch.float64)
+        if bool(torch.isnan(low_t).any() or torch.isnan(high_t).any()):
+            raise ValueError(f"Bounded: low and high must not be NaN, got low={low_t} high={high_t}")
         if bool((low_t > high_t).any()):
             raise ValueError(f"Bounded: low must be <= high everywhere, got low={low_t} high={high_t}")
         self.low, self.high = low_t.contiguous(), high_t.contiguous()
         self._finite = bool(torch.isfinite(self.low).all() and torch.isfinite(self.high).all())
-        self._span = (self.high - self.low) if self._finite else None
+        if dtype.is_floating_point:
+            lo, hi = self.low, self.high
+        else:
+            # Integer members are the integers in [ceil(low), floor(high)] within the dtype's range,
+            # kept as exact int64 tensors (float64 cannot hold every int64).
+            imin, imax, imax_f = _int_limits(dtype)
+            lo = self.low.ceil().clamp(float(imin), imax_f).to(torch.int64)
+            hi = self.high.floor().clamp(float(imin), imax_f).to(torch.int64)
+            hi = torch.where(self.high > imax_f, torch.full_like(hi, imax), hi)
+            if bool((lo > hi).any()):
+                raise ValueError(
+                    f"Bounded: no {dtype} value lies in [low, high] (low={_fmt_values(self.low)}, "
+                    f"high={_fmt_values(self.high)})"
+                )
+        self._lo, self._hi = lo, hi  # the bounds membership is checked against (dtype's members)
+        flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
+        uniform = bool(flat_lo.numel()) and bool((flat_lo == flat_lo[0]).all() and (flat_hi == flat_hi[0]).all())
+        # Scalar bounds make every check independent of where extra dims sit (and cheaper).
+        self._lo_s = flat_lo[0].item() if uniform else None
+        self._hi_s = flat_hi[0].item() if uniform else None
+        self._bounds_vary = not uniform
+
+    def _bounds_for(self, x, b):
+        if self._lo_s is not None:
+            return self._lo_s, self._hi_s
+        return self._param_view(self._lo, x, b), self._param_view(self._hi, x, b)
 
     def _values_bad(self, x, b):
-        low, high = self._param_view(self.low, x, b), self._param_view(self.high, x, b)
-        out = (x < low) | (x > high)
-        if x.is_floating_point():
-            out = out | torch.isnan(x)
-        if bool(out.any()):
-            bad = x[out].reshape(-1)[:3].tolist()
-            return f"values outside [{_fmt_values(self.low)}, {_fmt_values(self.high)}], e.g. {bad}"
+        if self._lo_s is not None and _within(x, self._lo_s, self._hi_s):
+            return None
+        lo, hi = self._bounds_for(x, b)
+        ok = (x >= lo) & (x <= hi)  # NaN fails both comparisons, so it is caught too
+        if not bool(ok.all()):
+            return (
+                f"values outside [{_fmt_values(self._lo)}, {_fmt_values(self._hi)}], "
+                f"e.g. {_examples(x, ~ok)}"
+            )
         return None
 
     def _rand(self, shape):
-        lead = shape[: len(shape) - self.ndim]
-        if self.dtype.is_floating_point:
-            if self._finite:
-                return self.low + self._span * torch.rand(shape, dtype=self.dtype, device=self.device)
-            return self._rand_unbounded(lead, shape)
-        # integers: uniform over {low, ..., high}
-        low, high = self.low.clamp(-(2**31), 2**31 - 1), self.high.clamp(-(2**31), 2**31 - 1)
-        u = torch.rand(shape, dtype=torch.float64, device=self.device)
-        return torch.minimum(low + torch.floor(u * (high - low + 1)), high).to(self.dtype)
-
-    def _rand_unbounded(self, lead, shape):
-        low, high = self.low.expand(shape), self.high.expand(shape)
-        lo_f, hi_f = torch.isfinite(low), torch.isfinite(high)
-        uniform = low + (high - low) * torch.rand(shape, dtype=self.dtype, device=self.device)
-        normal = torch.randn(shape, dtype=self.dtype, device=self.device)
-        expo = torch.empty(shape, dtype=self.dtype, device=self.device).exponential_()
-        out = torch.where(lo_f & hi_f, uniform, normal)
-        out = torch.where(lo_f & ~hi_f, low + expo, out)
-        out = torch.where(~lo_f & hi_f, high - expo, out)
-        return out
+        if not self.dtype.is_floating_point:  # integers: uniform over {lo, ..., hi}
+            lo, hi = self._lo.to(torch.float64), self._hi.to(torch.float64)
+            u = torch.rand(shape, dtype=torch.float64, device=self.device)
+            x = lo + torch.floor(u * (hi - lo + 1))
+            return _to_int64(x, self.dtype).clamp(self._lo, self._hi).to(self.dtype)
+        low, high = self.low, self.high
+        u = torch.rand(shape, dtype=self.dtype, device=self.device)
+        if self._finite:
+            # low*(1-u) + high*u cannot overflow, unlike low + (high - low)*u for huge bounds
+            out = low * (1 - u) + high * u
+        else:
+            lo_f, hi_f = torch.isfinite(low), torch.isfinite(high)
+            low0, high0 = torch.where(lo_f, low, 0.0), torch.where(hi_f, high, 0.0)
+            expo = torch.empty(shape, dtype=self.dtype, device=self.device).exponential_()
+            out = torch.randn(shape, dtype=self.dtype, device=self.device)
+            out = torch.where(lo_f & hi_f, low0 * (1 - u) + high0 * u, out)
+            out = torch.where(lo_f & ~hi_f, low0 + expo, out)
+            out = torch.where(~lo_f & hi_f, high0 - expo, out)
+        return torch.clamp(out, low, high)  # rounding can step just outside the box
 
     def _project(self, x):
-        low, high = self.low, self.high
-        if x.ndim > self.ndim:
-            b = _insert_point(x.shape, self.shape)
-            if b is not None:
-                low, high = self._param_view(low, x, b), self._param_view(high, x, b)
+        b = self._b_of(x)
         if self.dtype.is_floating_point:
             x = x.to(self.dtype)
-            mid = torch.where(torch.isfinite(low), low, torch.where(torch.isfinite(high), high, 0.0))
-            x = torch.where(torch.isnan(x), mid.to(x.dtype).expand_as(x), x)
-            return torch.maximum(torch.minimum(x, high), low)
-        x = x.to(torch.float64)
-        x = torch.nan_to_num(x, nan=0.0).round()
-        return torch.maximum(torch.minimum(x, high), low).to(self.dtype)
+            if self._lo_s is not None:
+                lo, hi = self._lo_s, self._hi_s
+                mid = lo if math.isfinite(lo) else (hi if math.isfinite(hi) else 0.0)
+                return torch.nan_to_num(x, nan=mid, posinf=math.inf, neginf=-math.inf).clamp(lo, hi)
+            lo, hi = self._bounds_for(x, b)
+            mid = torch.where(torch.isfinite(lo), lo, torch.where(torch.isfinite(hi), hi, 0.0))
+            x = torch.where(torch.isnan(x), mid.expand_as(x), x)
+            return torch.maximum(torch.minimum(x, hi), lo)
+        lo, hi = self._bounds_for(x, b)
+        x = _to_int64(x, self.dtype)
+        if self._lo_s is not None:
+            return x.clamp(lo, hi).to(self.dtype)
+        return torch.maximum(torch.minimum(x, hi), lo).to(self.dtype)
 
     def zero(self, shape=None):
         # zero may lie outside the box (e.g. [1, 2]): use the projected zero so it is a member
@@ -332,6 +486,12 @@ class Bounded(Spec):
 class Categorical(Spec):
     """An integer in ``{0, ..., n - 1}`` per element (a discrete action as gymnasium's ``Discrete``).
 
+    Args:
+        n: the number of categories (>= 1).
+        shape: the full shape (batch dims; there is no event dim).
+        dtype: an integer dtype wide enough for ``n - 1``.
+        device: where samples live.
+
     Example:
         >>> spec = Categorical(3)
         >>> spec.project(torch.tensor(7))
@@ -343,24 +503,27 @@ class Categorical(Spec):
     def __init__(self, n: int, shape=(), dtype: torch.dtype = torch.int64, device=None):
         if int(n) < 1:
             raise ValueError(f"Categorical needs n >= 1 categories, got n={n}")
+        _check_int_dtype("Categorical", dtype)
+        if int(n) - 1 > torch.iinfo(dtype).max:
+            raise ValueError(f"Categorical: n={n} categories do not fit in {dtype}")
         self.n = int(n)
         self.shape = _size(shape)
         self.dtype = dtype
         self.device = _device(device)
 
     def _values_bad(self, x, b):
+        if _within(x, 0, self.n - 1):
+            return None
         out = (x < 0) | (x >= self.n)
         if bool(out.any()):
-            return f"values outside {{0, ..., {self.n - 1}}}, e.g. {x[out].reshape(-1)[:3].tolist()}"
+            return f"values outside {{0, ..., {self.n - 1}}}, e.g. {_examples(x, out)}"
         return None
 
     def _rand(self, shape):
         return torch.randint(0, self.n, shape, dtype=self.dtype, device=self.device)
 
     def _project(self, x):
-        if x.is_floating_point():
-            x = torch.nan_to_num(x, nan=0.0, posinf=self.n - 1, neginf=0).round()
-        return x.clamp(0, self.n - 1).to(self.dtype)
+        return _to_int64(x, torch.int64).clamp(0, self.n - 1).to(self.dtype)
 
     def to_one_hot(self, x: torch.Tensor) -> torch.Tensor:
         """Categorical indices to a one-hot bool tensor with a trailing dim of size ``n``."""
@@ -379,13 +542,23 @@ class Categorical(Spec):
 class OneHot(Spec):
     """A one-hot vector over ``n`` categories: trailing dim ``n``, exactly one entry set.
 
+    Args:
+        n: the number of categories (>= 1).
+        shape: the full shape, ending with ``n`` (default ``(n,)``).
+        dtype: bool by default; integer and float dtypes hold 0/1.
+        device: where samples live.
+
     Example:
         >>> spec = OneHot(3)
         >>> spec.project(torch.tensor([0.1, 0.7, 0.2]))
         tensor([False,  True, False])
     """
 
+    _event_ndim = 1
+
     def __init__(self, n: int, shape=None, dtype: torch.dtype = torch.bool, device=None):
+        if int(n) < 1:
+            raise ValueError(f"OneHot needs n >= 1 categories, got n={n}")
         self.n = int(n)
         self.shape = _size((self.n,) if shape is None else shape)
         if not self.shape or self.shape[-1] != self.n:
@@ -394,9 +567,15 @@ class OneHot(Spec):
         self.device = _device(device)
 
     def _values_bad(self, x, b):
+        if x.dtype == torch.bool and _within(x.sum(-1), 1, 1):  # bool entries are 0/1 already
+            return None
         ok = ((x == 0) | (x == 1)).all(-1) & (x.to(torch.int64).sum(-1) == 1)
         if not bool(ok.all()):
-            return "not one-hot: each vector along the last dim needs exactly one 1 and the rest 0"
+            example = x[~ok][0].tolist()
+            return (
+                f"not one-hot: each vector along the last dim (size {self.n}) needs exactly one 1 and the rest 0, "
+                f"e.g. {example}"
+            )
         return None
 
     def _rand(self, shape):
@@ -405,7 +584,7 @@ class OneHot(Spec):
 
     def _project(self, x):
         if x.is_floating_point():
-            x = torch.nan_to_num(x, nan=-math.inf)
+            x = torch.nan_to_num(x.to(torch.float64), nan=-math.inf)
         return torch.nn.functional.one_hot(x.to(torch.float64).argmax(-1), self.n).to(self.dtype)
 
     def zero(self, shape=None):
@@ -430,10 +609,18 @@ class OneHot(Spec):
 class Binary(Spec):
     """``n`` independent 0/1 flags (gymnasium's ``MultiBinary``).
 
+    Args:
+        n: the number of flags (the last dim).
+        shape: the full shape, ending with ``n`` (default ``(n,)``).
+        dtype: int8 by default; bool, other integer and float dtypes hold 0/1 too.
+        device: where samples live.
+
     Example:
         >>> Binary(4).is_in(torch.tensor([0, 1, 1, 0], dtype=torch.int8))
         True
     """
+
+    _event_ndim = 1
 
     def __init__(self, n: int, shape=None, dtype: torch.dtype = torch.int8, device=None):
         self.n = int(n)
@@ -444,17 +631,20 @@ class Binary(Spec):
         self.device = _device(device)
 
     def _values_bad(self, x, b):
-        if not bool(((x == 0) | (x == 1)).all()):
-            return "values other than 0 and 1"
+        if self.dtype == torch.bool or (not x.is_floating_point() and _within(x, 0, 1)):
+            return None
+        ok = (x == 0) | (x == 1)
+        if not bool(ok.all()):
+            return f"values other than 0 and 1, e.g. {_examples(x, ~ok)}"
         return None
 
     def _rand(self, shape):
         return torch.randint(0, 2, shape, device=self.device).to(self.dtype)
 
     def _project(self, x):
-        if x.is_floating_point():
-            x = torch.nan_to_num(x, nan=0.0)
-        return (x > 0.5).to(self.dtype) if x.is_floating_point() else (x > 0).to(self.dtype)
+        if x.is_floating_point():  # threshold at 0.5; NaN counts as 0
+            return (torch.nan_to_num(x, nan=0.0) > 0.5).to(self.dtype)
+        return (x > 0).to(self.dtype)
 
     def _clone_with(self, shape, device):
         return Binary(self.n, shape, self.dtype, device)
@@ -469,16 +659,27 @@ class Binary(Spec):
 class MultiCategorical(Spec):
     """Several categorical values side by side: entry ``i`` lies in ``{0, ..., nvec[i] - 1}``.
 
+    Args:
+        nvec: the number of categories of each entry (a 1-D sequence, every entry >= 1).
+        shape: the full shape, ending with ``len(nvec)`` (default ``(len(nvec),)``).
+        dtype: an integer dtype.
+        device: where samples live.
+
     Example:
         >>> spec = MultiCategorical([2, 3])
         >>> spec.project(torch.tensor([5, 5]))
         tensor([1, 2])
     """
 
+    _event_ndim = 1
+
     def __init__(self, nvec, shape=None, dtype: torch.dtype = torch.int64, device=None):
         nvec = torch.as_tensor(nvec, dtype=torch.int64).reshape(-1)
         if bool((nvec < 1).any()):
             raise ValueError(f"MultiCategorical needs every nvec entry >= 1, got {nvec.tolist()}")
+        _check_int_dtype("MultiCategorical", dtype)
+        if len(nvec) and int(nvec.max()) - 1 > torch.iinfo(dtype).max:
+            raise ValueError(f"MultiCategorical: nvec={nvec.tolist()} does not fit in {dtype}")
         self.nvec = nvec.to(_device(device))
         self.shape = _size((len(nvec),) if shape is None else shape)
         if not self.shape or self.shape[-1] != len(nvec):
@@ -492,17 +693,16 @@ class MultiCategorical(Spec):
         nvec = self.nvec.to(x.device)
         out = (x < 0) | (x >= nvec)
         if bool(out.any()):
-            return f"values outside [0, nvec) with nvec={nvec.tolist()}"
+            return f"values outside [0, nvec) with nvec={nvec.tolist()}, e.g. {_examples(x, out)}"
         return None
 
     def _rand(self, shape):
-        u = torch.rand(shape, device=self.device)
+        u = torch.rand(shape, dtype=torch.float64, device=self.device)
         return torch.minimum((u * self.nvec).long(), self.nvec - 1).to(self.dtype)
 
     def _project(self, x):
-        if x.is_floating_point():
-            x = torch.nan_to_num(x, nan=0.0, posinf=1e9, neginf=0).round()
-        return torch.minimum(x.to(torch.int64).clamp_min(0), self.nvec - 1).to(self.dtype)
+        x = _to_int64(x, torch.int64).clamp_min(0)
+        return torch.minimum(x, self.nvec - 1).to(self.dtype)
 
     def _clone_with(self, shape, device):
         return MultiCategorical(self.nvec.clone(), shape, self.dtype, device)
@@ -517,16 +717,24 @@ class MultiCategorical(Spec):
 class MultiOneHot(Spec):
     """Several one-hot vectors concatenated along the last dim (sizes ``nvec``).
 
+    Args:
+        nvec: the number of categories of each one-hot segment (every entry >= 1).
+        shape: the full shape, ending with ``sum(nvec)`` (default ``(sum(nvec),)``).
+        dtype: bool by default.
+        device: where samples live.
+
     Example:
         >>> spec = MultiOneHot([2, 3])
         >>> spec.rand().shape
         torch.Size([5])
     """
 
+    _event_ndim = 1
+
     def __init__(self, nvec, shape=None, dtype: torch.dtype = torch.bool, device=None):
         self.nvec = [int(n) for n in torch.as_tensor(nvec).reshape(-1).tolist()]
-        if any(n < 1 for n in self.nvec):
-            raise ValueError(f"MultiOneHot needs every nvec entry >= 1, got {self.nvec}")
+        if not self.nvec or any(n < 1 for n in self.nvec):
+            raise ValueError(f"MultiOneHot needs a non-empty nvec with every entry >= 1, got {self.nvec}")
         total = sum(self.nvec)
         self.shape = _size((total,) if shape is None else shape)
         if not self.shape or self.shape[-1] != total:
@@ -536,8 +744,9 @@ class MultiOneHot(Spec):
 
     def _values_bad(self, x, b):
         for i, part in enumerate(x.split(self.nvec, -1)):
-            if OneHot(self.nvec[i], part.shape)._values_bad(part, b):
-                return f"segment {i} (size {self.nvec[i]}) is not one-hot"
+            why = OneHot(self.nvec[i], part.shape)._values_bad(part, b)
+            if why:
+                return f"segment {i} (size {self.nvec[i]}) is {why}"
         return None
 
     def _rand(self, shape):
@@ -643,10 +852,15 @@ class Composite:
 
     def __delitem__(self, key) -> None:
         key = _key_tuple(key)
-        if len(key) == 1:
-            del self._specs[key[0]]
-        else:
-            del self[key[:-1]][key[-1]]
+        if len(key) > 1:
+            sub = self[key[:-1]]
+            if not isinstance(sub, Composite):
+                raise KeyError(f"cannot delete {key!r}: {key[:-1]!r} is a leaf spec, not a Composite")
+            del sub[key[-1]]
+            return
+        if key[0] not in self._specs:
+            raise KeyError(f"no spec under key {key[0]!r} to delete; available keys: {sorted(self._specs)}")
+        del self._specs[key[0]]
 
     def __contains__(self, key) -> bool:
         try:
@@ -679,17 +893,20 @@ class Composite:
         return [self[k] for k in self.keys(include_nested, leaves_only)]
 
     def update(self, other) -> "Composite":
+        """Set every entry of ``other`` (a Composite or a dict) in place; returns ``self``."""
         for k, v in (other.items() if isinstance(other, Composite) else dict(other).items()):
             self[k] = v
         return self
 
     def select(self, *keys) -> "Composite":
+        """A new Composite with only ``keys`` (nested keys allowed; entries are shared, not copied)."""
         out = Composite(shape=self.shape, device=self.device)
         for k in keys:
             out[k] = self[k]
         return out
 
     def exclude(self, *keys) -> "Composite":
+        """A copy without ``keys`` (keys that are absent are ignored)."""
         out = self.clone()
         for k in keys:
             if k in out:
@@ -701,7 +918,27 @@ class Composite:
 
     # ----------------------------------------------------------------- membership
     def mismatches(self, td, prefix: tuple = ()) -> list[str]:
-        """Every way ``td`` differs from this spec, one readable line per key."""
+        """Every way ``td`` differs from this spec, one readable line per key.
+
+        Keys of ``td`` that the spec does not describe are allowed. ``td``'s batch size must be this
+        spec's ``shape``, optionally with extra dims inserted (a ``[4, T]`` rollout of a ``[4]`` env).
+
+        Example:
+            >>> spec = Composite(observation=Unbounded((3,)), done=Binary(1, dtype=torch.bool))
+            >>> for line in spec.mismatches(TensorDict(observation=torch.zeros(3, dtype=torch.int64))):
+            ...     print(line)
+            key 'observation': expected dtype torch.float32, got torch.int64
+            key 'done': missing from the data (expected Binary(shape=(1,), n=1, dtype=bool, device=cpu))
+        """
+        where = "the data" if not prefix else f"key {_key_str(prefix)}"
+        if not isinstance(td, TensorDictBase):
+            return [f"{where}: expected a TensorDict, got {type(td).__name__}"]
+        batch = getattr(td, "batch_size", None)
+        if batch is not None and len(batch) >= self.ndim and not _insert_points(batch, self.shape):
+            return [
+                f"{where}: expected batch size {tuple(self.shape)} (optionally with extra dims inserted), "
+                f"got batch size {tuple(batch)}"
+            ]
         out = []
         for k, spec in self._specs.items():
             key = prefix + (k,)
@@ -711,7 +948,7 @@ class Composite:
                 continue
             value = td.get(k)
             if isinstance(spec, Composite):
-                if not hasattr(value, "keys"):
+                if not isinstance(value, TensorDictBase):
                     out.append(f"key {name}: expected a nested TensorDict, got {type(value).__name__}")
                 else:
                     out.extend(spec.mismatches(value, key))
@@ -722,6 +959,7 @@ class Composite:
         return out
 
     def mismatch(self, td) -> str | None:
+        """All of :meth:`mismatches` in one string, or ``None`` when ``td`` is in the spec."""
         found = self.mismatches(td)
         return "\n".join(found) if found else None
 
@@ -741,6 +979,7 @@ class Composite:
         return self._build(lambda s, sh: s.zero(sh), shape)
 
     def project(self, td) -> TensorDict:
+        """A shallow copy of ``td`` with every entry the spec describes projected into it."""
         out = td.copy()
         for k, spec in self._specs.items():
             if k in td.keys():
@@ -749,11 +988,28 @@ class Composite:
 
     # ------------------------------------------------------------------ reshaping
     def expand(self, *shape) -> "Composite":
+        """A copy with new leading batch dims (``-1`` keeps an existing dim), applied to every entry.
+
+        Example:
+            >>> Composite(observation=Unbounded((3,))).expand(4)["observation"].shape
+            torch.Size([4, 3])
+        """
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
-        shape = _size(shape)
-        if shape[len(shape) - self.ndim:] != self.shape:
-            raise ValueError(f"cannot expand a Composite of shape {tuple(self.shape)} to {tuple(shape)}")
+        shape = [int(s) for s in shape]
+        offset = len(shape) - self.ndim
+        if offset < 0 or any(shape[offset + i] not in (-1, s) for i, s in enumerate(self.shape)):
+            raise ValueError(
+                f"cannot expand a Composite of shape {tuple(self.shape)} to {tuple(shape)}: the new shape must "
+                f"end with {tuple(self.shape)} (or -1 in those dims); only new leading dims can be added"
+            )
+        shape[offset:] = self.shape
+        if any(s < 0 for s in shape):
+            raise ValueError(
+                f"cannot expand a Composite of shape {tuple(self.shape)} to {tuple(shape)}: -1 is only allowed "
+                f"over existing dims, new leading dims need a size >= 0"
+            )
+        shape = torch.Size(shape)
         out = Composite(shape=shape, device=self.device)
         for k, spec in self._specs.items():
             out[k] = spec.expand(*shape, *spec.shape[self.ndim:])

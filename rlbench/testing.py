@@ -26,7 +26,10 @@ class CountingEnv(EnvBase):
     def __init__(self, max_steps=5, batch_size=(), device=None):
         super().__init__(batch_size=batch_size, device=device)
         b = self.batch_size
-        self.max_steps = torch.as_tensor(max_steps, device=self.device).expand(*b, 1).clone()
+        max_steps = torch.as_tensor(max_steps, device=self.device)
+        if max_steps.ndim and max_steps.shape == b:  # one limit per sub-env: add the trailing event dim
+            max_steps = max_steps.unsqueeze(-1)
+        self.max_steps = max_steps.expand(*b, 1).clone()
         self.observation_spec = Composite(
             observation=Unbounded((*b, 1), device=self.device),
             total=Unbounded((*b, 1), device=self.device),
@@ -72,7 +75,14 @@ class CountingEnv(EnvBase):
 
 
 class ContinuousCountingEnv(CountingEnv):
-    """:class:`CountingEnv` with a continuous action in ``[-1, 1]^action_dim`` (its sum is counted)."""
+    """:class:`CountingEnv` with a continuous action in ``[-1, 1]^action_dim`` (its sum is counted).
+
+    Example:
+        >>> env = ContinuousCountingEnv(batch_size=[2], action_dim=3)
+        >>> td = env.rollout(4)
+        >>> td["action"].shape, env.action_spec.is_in(td["action"])
+        (torch.Size([2, 4, 3]), True)
+    """
 
     def __init__(self, max_steps=5, batch_size=(), action_dim: int = 2, device=None):
         super().__init__(max_steps, batch_size, device)

@@ -17,11 +17,13 @@ every spec runs once, in :func:`~rlbench.envs.check_env_specs`.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 
 from ..specs import Binary, Composite, Spec, Unbounded
-from .utils import step_mdp
+from .utils import _EnvOutputError, _KeyError, step_mdp
 
 __all__ = ["EnvBase", "DONE_KEYS"]
 
@@ -38,13 +40,15 @@ class EnvBase:
             (shape, dtype and key are always checked).
 
     Example:
-        >>> from rlbench.envs import CartPoleEnv
-        >>> env = CartPoleEnv(batch_size=[4])
+        >>> from rlbench.testing import CountingEnv
+        >>> env = CountingEnv(max_steps=3, batch_size=[4])
         >>> td = env.rollout(10, break_when_any_done=False)
         >>> td.shape
         torch.Size([4, 10])
         >>> env.action_spec.is_in(td["action"])
         True
+        >>> td["next", "done"][0, :4, 0].tolist()  # done sub-envs reset and continue
+        [False, False, True, False]
     """
 
     action_key = "action"
@@ -64,7 +68,14 @@ class EnvBase:
         self.is_closed = False
 
     # -------------------------------------------------------------------- specs
-    def _check_batch(self, name: str, spec) -> None:
+    def _check_batch(self, name: str, spec, composite: bool = False) -> None:
+        if composite and not isinstance(spec, Composite):
+            raise TypeError(
+                f"{type(self).__name__}.{name} must be a Composite, e.g. Composite(key=spec, "
+                f"shape={tuple(self.batch_size)}), got {type(spec).__name__}"
+            )
+        if not isinstance(spec, (Spec, Composite)):
+            raise TypeError(f"{type(self).__name__}.{name} must be a Spec, got {type(spec).__name__}")
         b = self.batch_size
         if spec.shape[: len(b)] != b:
             raise ValueError(
@@ -80,13 +91,15 @@ class EnvBase:
 
     @observation_spec.setter
     def observation_spec(self, spec) -> None:
-        if not isinstance(spec, Composite):
+        if not isinstance(spec, Composite):  # a leaf spec describes the "observation" key
+            self._check_batch("observation_spec", spec)
             spec = Composite(observation=spec, shape=self.batch_size, device=self.device)
         self._check_batch("observation_spec", spec)
         if spec.shape != self.batch_size:
             raise ValueError(
-                f"observation_spec must be a Composite with shape=batch_size={tuple(self.batch_size)}, "
-                f"got shape {tuple(spec.shape)}"
+                f"{type(self).__name__}.observation_spec must be a Composite with shape=batch_size="
+                f"{tuple(self.batch_size)}, got shape {tuple(spec.shape)}: build it with "
+                f"Composite(..., shape={tuple(self.batch_size)})"
             )
         self._observation_spec = spec
 
@@ -97,7 +110,7 @@ class EnvBase:
 
     @state_spec.setter
     def state_spec(self, spec: Composite) -> None:
-        self._check_batch("state_spec", spec)
+        self._check_batch("state_spec", spec, composite=True)
         self._state_spec = spec
 
     @property
@@ -125,7 +138,7 @@ class EnvBase:
 
     @done_spec.setter
     def done_spec(self, spec: Composite) -> None:
-        self._check_batch("done_spec", spec)
+        self._check_batch("done_spec", spec, composite=True)
         self._done_spec = spec
 
     @property
@@ -170,32 +183,60 @@ class EnvBase:
         return seed
 
     def reset(self, td: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
-        """Reset the env (or, with a ``"_reset"`` mask in ``td``, only the masked sub-envs)."""
-        mask = None
-        if td is not None:
-            mask = td.get("_reset", None)
+        """Reset the env, or with a ``"_reset"`` mask in ``td`` only the masked sub-envs.
+
+        With a mask, the result is ``td`` (without ``"_reset"``) updated with the reset values of the
+        masked sub-envs: the other sub-envs, and keys the env does not produce (a policy's hidden
+        state), keep their values.
+        """
+        mask = None if td is None else td.get("_reset", None)
         out = self._reset(td, **kwargs) if kwargs else self._reset(td)
+        self._check_output(out, "_reset")
         out = self._complete_done(out, reset=True)
         if mask is not None and self.batch_size:
             out = self._merge_partial_reset(td, out, mask)
         return out
 
+    def _check_output(self, out, where: str) -> None:
+        """A clear error when ``_reset``/``_step`` return something other than a batch-sized TensorDict."""
+        expected = f"a TensorDict with batch_size {tuple(self.batch_size)}"
+        if not isinstance(out, TensorDictBase):
+            got = type(out).__name__
+        elif out.batch_size != self.batch_size:
+            got = f"batch_size {tuple(out.batch_size)}"
+        else:
+            return
+        hint = (
+            f"build the TensorDict that {where} returns with batch_size=self.batch_size, or fix the "
+            f"batch_size passed to EnvBase.__init__"
+        )
+        raise _EnvOutputError(
+            f"{type(self).__name__}.{where} must return {expected} (the env's batch_size), got {got}: {hint}",
+            where, expected, got, hint,
+        )
+
     def _merge_partial_reset(self, old: TensorDictBase, new: TensorDictBase, mask: torch.Tensor):
-        """Keep the old root values of sub-envs that were not reset."""
+        """``old`` updated with ``new``'s values for the masked sub-envs (and new keys as they come)."""
         nb = len(self.batch_size)
         mask = mask.reshape(self.batch_size)
+        merged = old.exclude("_reset", "next")
         if bool(mask.all()):
-            return new
-        for key in new.keys(True, True):
-            if key in DONE_KEYS:
-                continue
-            prev = old.get(key, None)
-            if prev is None:
-                continue
+            return merged.update(new)
+        masks = {}  # the mask reshaped per number of trailing dims, built once each
+        flat = all(isinstance(v, torch.Tensor) for v in new.values())
+        if not flat:  # fresh nested containers: setting nested keys must not write into ``old``'s
+            merged = merged.copy()
+        keys = list(new.keys()) if flat else list(new.keys(True, True))
+        for key in keys:
             value = new.get(key)
-            m = mask.reshape(*self.batch_size, *([1] * (value.ndim - nb)))
-            new.set(key, torch.where(m, value, prev))
-        return new
+            prev = old.get(key, None)
+            if prev is not None:
+                m = masks.get(value.ndim)
+                if m is None:
+                    m = masks[value.ndim] = mask.reshape(*self.batch_size, *([1] * (value.ndim - nb)))
+                value = torch.where(m, value, prev)
+            merged.set(key, value)
+        return merged
 
     def _complete_done(self, out: TensorDictBase, reset: bool = False) -> TensorDictBase:
         """Fill in missing done flags: ``done = terminated | truncated`` and the like."""
@@ -203,17 +244,18 @@ class EnvBase:
         has_done, has_term, has_trunc = "done" in keys, "terminated" in keys, "truncated" in keys
         if has_done and has_term and has_trunc:
             return out
-        shape = (*self.batch_size, 1)
+        shape, dev = (*self.batch_size, 1), self.device
         if reset and not (has_done or has_term or has_trunc):
-            false = torch.zeros(shape, dtype=torch.bool, device=self.device)
+            false = torch.zeros(shape, dtype=torch.bool, device=dev)
             out.set("done", false)
             out.set("terminated", false.clone())
             out.set("truncated", false.clone())
             return out
         if not has_term:
-            out.set("terminated", out.get("done").clone() if has_done else torch.zeros(shape, dtype=torch.bool))
+            term = out.get("done").clone() if has_done else torch.zeros(shape, dtype=torch.bool, device=dev)
+            out.set("terminated", term)
         if not has_trunc:
-            out.set("truncated", torch.zeros(shape, dtype=torch.bool, device=self.device))
+            out.set("truncated", torch.zeros(shape, dtype=torch.bool, device=dev))
         if not has_done:
             out.set("done", out.get("terminated") | out.get("truncated"))
         return out
@@ -221,21 +263,24 @@ class EnvBase:
     def step(self, td: TensorDictBase) -> TensorDictBase:
         """Apply ``td["action"]``; write the results under ``"next"`` and return ``td``."""
         self._check_action(td)
-        next_td = self._complete_done(self._step(td))
-        td.set("next", next_td)
+        next_td = self._step(td)
+        if next_td.__class__ is not TensorDict or next_td.batch_size != self.batch_size:
+            self._check_output(next_td, "_step")
+        td.set("next", self._complete_done(next_td))
         return td
 
     def _check_action(self, td: TensorDictBase) -> None:
-        try:
-            action = td.get(self.action_key)
-        except KeyError:
-            raise KeyError(
-                f"{type(self).__name__}.step: the TensorDict has no action under key {self.action_key!r}; "
-                f"it has keys {list(td.keys())}. Set td[{self.action_key!r}] (e.g. env.rand_action(td)) "
-                f"or run a policy that writes it."
-            ) from None
+        action = td.get(self.action_key, None)
+        if action is None:
+            raise _KeyError(
+                f"{type(self).__name__}.step: the TensorDict has no action under key {self.action_key!r} "
+                f"(expected {self.action_spec!r}); found keys {sorted(map(str, td.keys()))}. Set "
+                f"td[{self.action_key!r}] (e.g. env.rand_action(td)) or run a policy that writes it."
+            )
         spec = self.action_spec
-        if action.shape != spec.shape:
+        if not isinstance(action, torch.Tensor):
+            why = f"expected a torch.Tensor, got {type(action).__name__}"
+        elif action.shape != spec.shape:
             # exact here: one step takes exactly one action per sub-env (spec.mismatch would accept
             # extra batch dims, as rollouts have)
             why = f"expected shape {tuple(spec.shape)}, got {tuple(action.shape)}"
@@ -250,15 +295,18 @@ class EnvBase:
             )
 
     def step_and_maybe_reset(self, td: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
-        """Step, then return ``(td, next_root)`` where done sub-envs of ``next_root`` are reset."""
+        """Step, then return ``(td, next_root)`` where done sub-envs of ``next_root`` are reset.
+
+        ``td["next"]`` keeps the true final observation of a sub-env that is done; ``next_root`` holds
+        its fresh reset observation (the input of the following step).
+        """
         td = self.step(td)
-        root = step_mdp(td, action_key=self.action_key)
+        root = step_mdp(td, action_key=self.action_key, reward_key=self.reward_key)
         done = root.get("done")
         if bool(done.any()):
             if self.batch_size:
                 root.set("_reset", done)
                 root = self.reset(root)
-                root.pop("_reset", None)
             else:
                 root = root.update(self.reset())
         return td, root
@@ -283,13 +331,17 @@ class EnvBase:
 
         Args:
             max_steps: the number of steps to run.
-            policy: a callable ``td -> td`` that writes the action (random actions if None).
+            policy: a callable ``td -> td`` that writes the action, such as a
+                ``tensordict.nn.TensorDictModule`` (random actions if None).
             break_when_any_done: stop after the first step where any sub-env is done. Otherwise
                 done sub-envs reset in place and the rollout continues.
             auto_reset: reset the env first; if False, start from ``tensordict``.
             tensordict: the starting TensorDict when ``auto_reset`` is False.
+
+        Every step must carry the same keys with the same shapes; a key that appears only after the
+        first step is not recorded.
         """
-        if max_steps < 1:
+        if int(max_steps) < 1:
             raise ValueError(f"rollout: max_steps must be >= 1, got {max_steps}")
         if auto_reset:
             td = self.reset()
@@ -297,17 +349,21 @@ class EnvBase:
             raise ValueError("rollout(auto_reset=False) needs the starting state as tensordict=...")
         else:
             td = tensordict
-        writer = _RolloutWriter(self.batch_size, max_steps)
+        writer = _RolloutWriter(self.batch_size, int(max_steps))
         steps = 0
-        for t in range(max_steps):
-            td = policy(td) if policy is not None else self.rand_action(td)
+        for t in range(int(max_steps)):
+            if policy is None:
+                td = self.rand_action(td)
+            else:
+                out = policy(td)
+                td = td if out is None else out  # policies that write in place may return None
             if break_when_any_done or t == max_steps - 1:
                 td = self.step(td)
                 writer.write(t, td)
                 steps = t + 1
                 if break_when_any_done and bool(td.get(("next", "done")).any()):
                     break
-                td = step_mdp(td, action_key=self.action_key)
+                td = step_mdp(td, action_key=self.action_key, reward_key=self.reward_key)
             else:
                 td, root = self.step_and_maybe_reset(td)
                 writer.write(t, td)
@@ -348,43 +404,112 @@ class EnvBase:
         )
 
 
+# Entries with at most this many elements per step are stacked together with others of the same
+# dtype and shape: for small tensors the per-op dispatch cost (microseconds) dominates, so one
+# torch.stack per group beats one copy_ per key. Bigger entries (pixels) get their own buffer.
+_GROUP_MAX_NUMEL = 4096
+
+
 class _RolloutWriter:
-    """Writes each step of a rollout into buffers allocated once, after the first step."""
+    """Writes each step of a rollout into buffers allocated once, after the first step.
+
+    Small entries of equal dtype/shape share a time-major buffer ``[T, K, *batch, *event]`` filled by
+    one ``torch.stack(..., out=buf[t])`` per step; :meth:`result` lays them out as ``[*batch, T, ...]``.
+    """
 
     def __init__(self, batch_size: torch.Size, max_steps: int):
         self.batch_size = batch_size
         self.nb = len(batch_size)
         self.max_steps = max_steps
-        self.out: TensorDictBase | None = None
-        self.pairs: list = []
+        self.device = None
+        self.levels: list[tuple] = []  # (parent level index, key) of each nested TensorDict; 0 = root
+        self.groups: list[tuple] = []  # (buffer [T, K, ...], [(level, leaf key, full key), ...])
+        self.singles: list[tuple] = []  # (buffer [*batch, T, ...], level, leaf key, full key)
+        self.allocated = False
 
     def _allocate(self, td: TensorDictBase) -> None:
-        nb, shape = self.nb, (*self.batch_size, self.max_steps)
-        self.out = TensorDict({}, batch_size=shape, device=td.device)
+        nb, T = self.nb, self.max_steps
+        self.device = td.device
+        level_of = {(): 0}
+        self.levels = [(None, None)]
+        groups: dict[tuple, list] = {}
         for key in td.keys(True, True):
-            if key == "_reset" or (isinstance(key, tuple) and key[-1] == "_reset"):
+            key = key if isinstance(key, tuple) else (key,)
+            if key[-1] == "_reset":
                 continue
             value = td.get(key)
-            buf = torch.empty((*shape, *value.shape[nb:]), dtype=value.dtype, device=value.device)
-            self.out.set(key, buf)
-            self.pairs.append((key, buf))
+            if not isinstance(value, torch.Tensor):
+                continue  # non-tensor data is not recorded
+            for i in range(1, len(key)):  # register the nested TensorDicts on the way
+                if key[:i] not in level_of:
+                    level_of[key[:i]] = len(self.levels)
+                    self.levels.append((level_of[key[:i - 1]], key[i - 1]))
+            entry = (level_of[key[:-1]], key[-1], key)
+            if math.prod(value.shape[nb:]) <= _GROUP_MAX_NUMEL:
+                groups.setdefault((value.dtype, value.device, value.shape), []).append(entry)
+            else:
+                buf = torch.empty((*self.batch_size, T, *value.shape[nb:]), dtype=value.dtype, device=value.device)
+                self.singles.append((buf, *entry))
+        for (dtype, device, shape), entries in groups.items():
+            self.groups.append((torch.empty((T, len(entries), *shape), dtype=dtype, device=device), entries))
+        self.allocated = True
+
+    def _tds(self, td: TensorDictBase) -> list:
+        """The entries of ``td`` and of each nested TensorDict, as plain dicts.
+
+        One ``dict(td.items())`` per level is much cheaper than one ``td.get(key)`` per key.
+        """
+        tds = [dict(td.items())]
+        for parent, key in self.levels[1:]:
+            sub = tds[parent].get(key)
+            tds.append(dict(sub.items()) if isinstance(sub, TensorDictBase) else {})
+        return tds
 
     def write(self, t: int, td: TensorDictBase) -> None:
-        if self.out is None:
+        if not self.allocated:
             self._allocate(td)
-        nb = self.nb
-        for key, buf in self.pairs:
+        tds = self._tds(td)
+        for buf, entries in self.groups:
             try:
-                value = td.get(key)
-            except KeyError:
-                raise KeyError(
-                    f"rollout: key {key!r} was present at the first step but missing at step {t}; "
-                    f"an env or policy must write the same keys every step"
-                ) from None
-            buf.select(nb, t).copy_(value)
+                torch.stack([tds[level].get(k) for level, k, _ in entries], out=buf[t])
+            except (RuntimeError, TypeError, AttributeError):
+                self._explain(t, tds, buf.shape[2:], buf.dtype, entries)
+                raise
+        nb = self.nb
+        for buf, level, k, key in self.singles:
+            value = tds[level].get(k)
+            view = buf.select(nb, t)
+            if not isinstance(value, torch.Tensor) or value.shape != view.shape:
+                self._explain(t, tds, view.shape, buf.dtype, [(level, k, key)])
+            view.copy_(value)
+
+    def _explain(self, t, tds, expected, dtype, entries) -> None:
+        """Raise a clear error for the entry of this step that does not fit its buffer."""
+        for level, k, key in entries:
+            value = tds[level].get(k)
+            name = key[0] if len(key) == 1 else key
+            if value is None:
+                raise _KeyError(
+                    f"rollout: key {name!r} was present at the first step but is missing at step {t}; "
+                    f"the env and the policy must write the same keys at every step"
+                )
+            if not isinstance(value, torch.Tensor) or value.shape != expected or value.dtype != dtype:
+                got = (
+                    f"{type(value).__name__}" if not isinstance(value, torch.Tensor)
+                    else f"shape {tuple(value.shape)}, dtype {value.dtype}"
+                )
+                raise ValueError(
+                    f"rollout: key {name!r} changed at step {t}: the first step had shape {tuple(expected)}, "
+                    f"dtype {dtype}; now {got}. Every step must return the same shapes and dtypes."
+                )
 
     def result(self, steps: int) -> TensorDictBase:
-        if steps == self.max_steps:
-            return self.out
-        index = (slice(None),) * self.nb + (slice(0, steps),)
-        return self.out[index].clone()
+        nb = self.nb
+        out = TensorDict({}, batch_size=(*self.batch_size, steps), device=self.device)
+        for buf, entries in self.groups:
+            for j, (_, _, key) in enumerate(entries):
+                out.set(key, buf[:steps, j].movedim(0, nb).contiguous())
+        index = (slice(None),) * nb + (slice(0, steps),)
+        for buf, _, _, key in self.singles:
+            out.set(key, buf if steps == self.max_steps else buf[index].clone())
+        return out
