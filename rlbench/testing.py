@@ -7,7 +7,7 @@ from tensordict import TensorDict
 from .envs.common import EnvBase
 from .specs import Bounded, Categorical, Composite, Unbounded
 
-__all__ = ["CountingEnv", "ContinuousCountingEnv"]
+__all__ = ["CountingEnv", "ContinuousCountingEnv", "PixelCountingEnv", "DoubleCountingEnv"]
 
 
 class CountingEnv(EnvBase):
@@ -91,3 +91,73 @@ class ContinuousCountingEnv(CountingEnv):
     def _step(self, td):
         action = td.get("action").sum(-1)
         return super()._step(td.clone(False).set("action", action))
+
+
+class PixelCountingEnv(CountingEnv):
+    """:class:`CountingEnv` that also shows its count as a ``uint8`` image ``"pixels"`` of shape
+    ``[*batch, height, width, 3]`` (gymnasium's layout), for image-transform tests.
+
+    Pixel ``(row, col, channel)`` holds ``(count + 2 * row + 3 * col + 50 * channel) % 256``, so
+    crops, flips and channel orders are all visible in the values.
+
+    Example:
+        >>> env = PixelCountingEnv(height=4, width=6)
+        >>> td = env.reset()
+        >>> td["pixels"].shape, td["pixels"].dtype, int(td["pixels"][1, 2, 0])
+        (torch.Size([4, 6, 3]), torch.uint8, 8)
+    """
+
+    def __init__(self, max_steps=5, batch_size=(), height: int = 8, width: int = 8, device=None):
+        super().__init__(max_steps, batch_size, device)
+        self.height, self.width = int(height), int(width)
+        b = self.batch_size
+        self.observation_spec["pixels"] = Bounded(0, 255, (*b, self.height, self.width, 3), torch.uint8, self.device)
+        rows = torch.arange(self.height, device=self.device).reshape(-1, 1, 1) * 2
+        cols = torch.arange(self.width, device=self.device).reshape(1, -1, 1) * 3
+        chans = torch.arange(3, device=self.device).reshape(1, 1, -1) * 50
+        self._pattern = rows + cols + chans
+
+    def _pixels(self):
+        count = self.count.to(torch.int64).reshape(*self.batch_size, 1, 1, 1)
+        return ((count + self._pattern) % 256).to(torch.uint8)
+
+    def _reset(self, td):
+        return super()._reset(td).set("pixels", self._pixels())
+
+    def _step(self, td):
+        return super()._step(td).set("pixels", self._pixels())
+
+
+class DoubleCountingEnv(ContinuousCountingEnv):
+    """:class:`ContinuousCountingEnv` in float64: observations, reward and action are all float64
+    (as many gymnasium envs produce), for dtype-transform tests.
+
+    Example:
+        >>> env = DoubleCountingEnv()
+        >>> td = env.rollout(2)
+        >>> td["next", "observation"].dtype, td["action"].dtype
+        (torch.float64, torch.float64)
+    """
+
+    def __init__(self, max_steps=5, batch_size=(), action_dim: int = 2, device=None):
+        super().__init__(max_steps, batch_size, action_dim, device)
+        b, f64 = self.batch_size, torch.float64
+        self.observation_spec = Composite(
+            observation=Unbounded((*b, 1), f64, self.device), total=Unbounded((*b, 1), f64, self.device),
+            shape=b, device=self.device,
+        )
+        self.action_spec = Bounded(-1.0, 1.0, (*b, action_dim), f64, self.device)
+        self.reward_spec = Unbounded((*b, 1), f64, self.device)
+
+    @staticmethod
+    def _to_double(td):
+        for key in ("observation", "total", "reward"):
+            if key in td.keys():
+                td.set(key, td.get(key).to(torch.float64))
+        return td
+
+    def _reset(self, td):
+        return self._to_double(super()._reset(td))
+
+    def _step(self, td):
+        return self._to_double(super()._step(td))

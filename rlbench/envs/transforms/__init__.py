@@ -1,0 +1,47 @@
+"""Env transforms: process what an env produces and consumes, composable as a list.
+
+``TransformedEnv(env, Compose(...))`` is an env whose specs and data pass through each transform;
+every transform also works on its own on any TensorDict (e.g. a replay-buffer sample).
+
+Files by concern: ``base`` (Transform, Compose), ``env`` (TransformedEnv), ``image``,
+``normalization``, ``reward``, ``episode`` (step counting, resets, frame skip), ``observation``
+(dtype and shape), ``keys`` (rename, exclude).
+"""
+from .base import Compose, EnvSpecs, Transform, TransformKeyError, episode_starts, time_dim
+from .env import TransformedEnv
+from .episode import FrameSkipTransform, InitTracker, NoopResetEnv, StepCounter
+from .image import CatFrames, CenterCrop, GrayScale, Resize, ToTensorImage
+from .keys import ExcludeTransform, RenameTransform
+from .normalization import ObservationNorm, VecNorm
+from .observation import CatTensors, DoubleToFloat, FlattenObservation, UnsqueezeTransform
+from .reward import RewardClipping, RewardScaling, RewardSum
+
+__all__ = [
+    "Transform",
+    "Compose",
+    "TransformedEnv",
+    "EnvSpecs",
+    "TransformKeyError",
+    "time_dim",
+    "episode_starts",
+    "ToTensorImage",
+    "Resize",
+    "GrayScale",
+    "CenterCrop",
+    "CatFrames",
+    "ObservationNorm",
+    "VecNorm",
+    "RewardScaling",
+    "RewardClipping",
+    "RewardSum",
+    "StepCounter",
+    "InitTracker",
+    "NoopResetEnv",
+    "FrameSkipTransform",
+    "DoubleToFloat",
+    "FlattenObservation",
+    "UnsqueezeTransform",
+    "CatTensors",
+    "RenameTransform",
+    "ExcludeTransform",
+]
