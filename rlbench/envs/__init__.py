@@ -1,5 +1,25 @@
 """Environments: the EnvBase contract, gymnasium wrappers, torch-native envs, batching, transforms."""
+from .batched import SerialEnv
 from .common import DONE_KEYS, EnvBase
+from .gym import GymEnv, GymWrapper
+from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
+from .transforms import Compose, Transform, TransformedEnv
 from .utils import SpecCheckError, SpecMismatch, check_env_specs, step_mdp
 
-__all__ = ["EnvBase", "DONE_KEYS", "step_mdp", "check_env_specs", "SpecCheckError", "SpecMismatch"]
+__all__ = [
+    "EnvBase",
+    "DONE_KEYS",
+    "step_mdp",
+    "check_env_specs",
+    "SpecCheckError",
+    "SpecMismatch",
+    "SerialEnv",
+    "GymEnv",
+    "GymWrapper",
+    "space_to_spec",
+    "numpy_to_torch",
+    "torch_to_numpy",
+    "Transform",
+    "Compose",
+    "TransformedEnv",
+]

@@ -72,25 +72,31 @@ class SerialEnv(EnvBase):
     def _stack(self, tds: list) -> TensorDict:
         return torch.stack(tds, 0).to(self.device)
 
+    def _root_keys(self) -> list:
+        env = self.envs[0]
+        keys = env.observation_spec.keys(True, True) + env.done_keys + env.state_spec.keys(True, True)
+        return list(dict.fromkeys(keys))
+
     def _reset(self, td):
         mask = None if td is None else td.get("_reset", None)
+        keys = self._root_keys()
         outs = []
         for i, env in enumerate(self.envs):
             if mask is None or bool(mask[i].any()):
-                sub = None if mask is None else td[i].select(*td.keys()).set("_reset", mask[i])
-                if mask is not None and not env.batch_size:
-                    sub = None  # an unbatched sub-env resets as a whole
-                outs.append(env.reset(sub))
+                sub = None
+                if mask is not None and env.batch_size:  # a batched sub-env resets only its masked part
+                    sub = td[i].select(*[k for k in keys if k in td.keys(True, True)]).set("_reset", mask[i])
+                outs.append(env.reset(sub).select(*keys, strict=False))
             else:
-                outs.append(td[i].exclude("_reset", "next", self.action_key))
-        keys = set(self.envs[0].observation_spec.keys(True, True)) | set(self.envs[0].done_keys)
-        keys |= set(self.envs[0].state_spec.keys(True, True))
-        return self._stack([o.select(*[k for k in keys if k in o.keys(True, True)]) for o in outs])
+                # untouched sub-env: its current root is the last thing it returned
+                outs.append(self._last[i])
+        self._last = outs
+        return self._stack(outs)
 
     def _step(self, td):
-        outs = []
-        for i, env in enumerate(self.envs):
-            outs.append(env._complete_done(env._step(td[i])))
+        keys = self._root_keys()
+        outs = [env._complete_done(env._step(td[i])) for i, env in enumerate(self.envs)]
+        self._last = [out.select(*keys, strict=False) for out in outs]
         return self._stack(outs)
 
     def _set_seed(self, seed):
