@@ -1,0 +1,179 @@
+"""``Spec``: the interface every leaf spec implements."""
+from __future__ import annotations
+
+import torch
+
+from ._utils import _size, _device, _insert_points
+
+__all__ = ["Spec"]
+
+
+class Spec:
+    """Base class of leaf specs. Subclasses set ``shape``, ``dtype`` and ``device``.
+
+    Subclasses implement ``_values_bad(x, b)`` (range check of a tensor whose shape fits the spec,
+    with extra dims inserted at position ``b``), ``_rand(shape)``, ``_project(x)`` and
+    ``_clone_with(shape, device)``.
+    """
+
+    shape: torch.Size
+    dtype: torch.dtype
+    device: torch.device
+    # Trailing dims that extra (batch/time) dims may not be inserted after: 1 when the last dim is
+    # an event dim (the categories of a one-hot vector), 0 when every dim could be a batch dim.
+    _event_ndim: int = 0
+    # True when the range differs between elements, so where extra dims sit changes the answer.
+    _bounds_vary: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _insert_points(self, shape: torch.Size) -> list[int]:
+        return _insert_points(shape, self.shape, self.ndim - self._event_ndim)
+
+    def _shape_msg(self, got) -> str:
+        where = "before the last dim" if self._event_ndim else "e.g. a time dim after the batch dims"
+        return (
+            f"expected shape {tuple(self.shape)} (optionally with extra dims inserted, {where}), "
+            f"got {tuple(got)}"
+        )
+
+    # ----------------------------------------------------------------- membership
+    def mismatch(self, x) -> str | None:
+        """Explain why ``x`` is not in this spec, or return ``None`` if it is.
+
+        Example:
+            >>> Categorical(3).mismatch(torch.tensor(5))
+            'values outside {0, ..., 2}, e.g. [5]'
+        """
+        if not isinstance(x, torch.Tensor):
+            return f"expected a torch.Tensor, got {type(x).__name__}"
+        if x.dtype != self.dtype:
+            return f"expected dtype {self.dtype}, got {x.dtype}"
+        if x.shape == self.shape:  # the common case (one env step): no search for extra dims
+            return self._values_bad(x, self.ndim)
+        points = self._insert_points(x.shape)
+        if not points:
+            return self._shape_msg(x.shape)
+        first = None
+        for b in points:
+            why = self._values_bad(x, b)
+            if why is None:
+                return None
+            first = first or why
+            if not self._bounds_vary:  # every position gives the same answer
+                break
+        return first
+
+    def is_in(self, x) -> bool:
+        """True when ``x`` has this spec's dtype, a compatible shape and values in range."""
+        return self.mismatch(x) is None
+
+    def _values_bad(self, x: torch.Tensor, b: int) -> str | None:
+        return None
+
+    def _param_view(self, param: torch.Tensor, x: torch.Tensor, b: int) -> torch.Tensor:
+        """Reshape a full-shape parameter (e.g. ``low``) so it broadcasts against ``x``."""
+        extra = x.ndim - self.ndim
+        if param.device != x.device:
+            param = param.to(x.device)
+        if not extra:
+            return param
+        return param.reshape(self.shape[:b] + (1,) * extra + self.shape[b:])
+
+    # ---------------------------------------------------------------- generation
+    def rand(self, shape=None) -> torch.Tensor:
+        """A random member of the spec, with extra leading dims ``shape``."""
+        return self._rand(_size(shape) + self.shape)
+
+    def zero(self, shape=None) -> torch.Tensor:
+        """An all-zero member of the spec (for one-hot specs, the first category)."""
+        return torch.zeros(_size(shape) + self.shape, dtype=self.dtype, device=self.device)
+
+    def project(self, x) -> torch.Tensor:
+        """The member of the spec closest to ``x`` (same shape as ``x``, this spec's dtype).
+
+        ``x`` may have any dtype and any values (NaN, +-inf, huge, negative); its shape must fit the
+        spec as in :meth:`is_in`.
+        """
+        x = torch.as_tensor(x, device=self.device)
+        if x.shape != self.shape and not self._insert_points(x.shape):
+            raise ValueError(f"{type(self).__name__}.project: {self._shape_msg(x.shape)}")
+        return self._project(x)
+
+    def _b_of(self, x: torch.Tensor) -> int:
+        """Where extra dims of ``x`` sit (the rightmost possible position)."""
+        return self.ndim if x.shape == self.shape else self._insert_points(x.shape)[0]
+
+    # ------------------------------------------------------------------ reshaping
+    def expand(self, *shape) -> "Spec":
+        """A copy with new leading dims: ``shape`` must end with this spec's shape.
+
+        ``-1`` keeps the existing size of that dim.
+
+        Example:
+            >>> Bounded(-1.0, 1.0, shape=(3,)).expand(4, -1).shape
+            torch.Size([4, 3])
+        """
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        shape = [int(s) for s in shape]
+        if len(shape) < self.ndim:
+            raise ValueError(
+                f"cannot expand {type(self).__name__} of shape {tuple(self.shape)} to {tuple(shape)}: the new "
+                f"shape has fewer dims; it must end with {tuple(self.shape)}"
+            )
+        offset = len(shape) - self.ndim
+        for i, s in enumerate(self.shape):
+            if shape[offset + i] == -1:
+                shape[offset + i] = s
+            elif shape[offset + i] != s:
+                raise ValueError(
+                    f"cannot expand {type(self).__name__} of shape {tuple(self.shape)} to {tuple(shape)}: the "
+                    f"trailing dims must equal the spec's shape (only new leading dims can be added)"
+                )
+        if any(s < 0 for s in shape):
+            raise ValueError(
+                f"cannot expand {type(self).__name__} of shape {tuple(self.shape)} to {tuple(shape)}: -1 is only "
+                f"allowed over the spec's existing dims, new leading dims need a size >= 0"
+            )
+        return self._clone_with(torch.Size(shape), self.device)
+
+    def to(self, device) -> "Spec":
+        """This spec on ``device`` (``self`` when it is already there)."""
+        device = _device(device)
+        if device == self.device:
+            return self
+        return self._clone_with(self.shape, device)
+
+    def clone(self) -> "Spec":
+        return self._clone_with(self.shape, self.device)
+
+    def _clone_with(self, shape: torch.Size, device: torch.device) -> "Spec":  # pragma: no cover
+        raise NotImplementedError
+
+    def _eq_fields(self) -> tuple:
+        return (type(self), self.shape, self.dtype, self.device)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Spec) or type(other) is not type(self):
+            return False
+        mine, theirs = self._eq_fields(), other._eq_fields()
+        return all(
+            torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(mine, theirs)
+        )
+
+    def __hash__(self):  # specs are mutable containers: hash by identity
+        return id(self)
+
+    def _extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self._extra_repr()
+        extra = f", {extra}" if extra else ""
+        return (
+            f"{type(self).__name__}(shape={tuple(self.shape)}{extra}, dtype={str(self.dtype)[6:]}, "
+            f"device={self.device})"
+        )
