@@ -1,0 +1,211 @@
+"""Shared machinery of the torch-native classic-control envs.
+
+Each env is *state-less*: the physical state travels in the TensorDict under ``"state"`` (with the
+episode's ``"step_count"``), so ``env.step(td)`` works from any state a caller writes there (model-based
+planning, replaying a trajectory, testing a corner case). The env object only holds constants, specs and
+a random generator for resets.
+
+A subclass provides:
+
+- class constants ``STATE_SIZE`` and ``RESET_LOW``/``RESET_HIGH`` (reset states are uniform in that
+  box, as gymnasium's ``np_random.uniform``), and gymnasium's registered time limit as the default of
+  its ``max_episode_steps`` argument;
+- ``_build_specs(b)``: sets ``action_spec`` and returns the observation's leaf spec;
+- ``_observe(state)``: the observation of a state (a new tensor, never a view of ``state``);
+- ``_dynamics(state, action)``: ``(next_state, next_observation, reward [*b, 1], terminated [*b, 1])``.
+
+The base class adds the time limit (``truncated``), the done flags and the TensorDict plumbing with as
+few tensor ops per step as it can: on a CPU each eager op costs microseconds of dispatch, which at a few
+thousand envs is as much as the arithmetic itself. Constants are 0-d tensors (a Python float argument
+costs an extra scalar-to-tensor conversion per op).
+"""
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from ...specs import Composite, Unbounded
+from ..common import EnvBase
+from ..utils import step_mdp
+
+__all__ = ["ClassicControlEnv"]
+
+# The public constructor re-validates every entry (batch size, device); the TensorDicts built here are
+# correct by construction, so use the unchecked constructor when this tensordict version has it.
+_new_td = getattr(TensorDict, "_new_unsafe", TensorDict)
+
+
+class ClassicControlEnv(EnvBase):
+    """Base class of the batched, state-less torch-native classic-control envs.
+
+    Args:
+        batch_size: the env's batch dims (any shape: ``()``, ``[8]``, ``[2, 3]``).
+        device: where every tensor lives (CPU or CUDA).
+        dtype: floating dtype of the state, observation and reward (``torch.float32`` by default;
+            ``torch.float64`` follows gymnasium's float64 state arithmetic to rounding error).
+        max_episode_steps: the time limit: ``truncated`` becomes True when ``"step_count"`` reaches it
+            (gymnasium's ``TimeLimit``); ``None`` disables it. Each env defaults to gymnasium's
+            registered limit.
+        seed: seed of the env's reset generator. ``None`` draws one from torch's global RNG, so
+            ``torch.manual_seed`` makes an unseeded env reproducible too.
+        validate_actions: check each action's values against ``action_spec`` in ``step``.
+    """
+
+    STATE_SIZE: int = 0
+    RESET_LOW: float | list = 0.0
+    RESET_HIGH: float | list = 0.0
+
+    def __init__(
+        self,
+        batch_size=(),
+        device=None,
+        dtype: torch.dtype = torch.float32,
+        max_episode_steps: int | None = None,
+        seed: int | None = None,
+        validate_actions: bool = True,
+    ):
+        super().__init__(batch_size=batch_size, device=device, validate_actions=validate_actions)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"{type(self).__name__}: dtype must be a floating torch.dtype, got {dtype!r}")
+        if max_episode_steps is not None and int(max_episode_steps) < 1:
+            raise ValueError(
+                f"{type(self).__name__}: max_episode_steps must be a positive int or None, got {max_episode_steps}"
+            )
+        self.dtype = dtype
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self._max_steps_t = torch.tensor(self.max_episode_steps or 0, dtype=torch.int64, device=self.device)
+        self._one_i = torch.ones((), dtype=torch.int64, device=self.device)
+        self._zero_i = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.generator = torch.Generator(device=self.device)
+        self._reset_low = self._const(self.RESET_LOW)
+        self._reset_span = self._const(self.RESET_HIGH) - self._reset_low
+        b, dev = self.batch_size, self.device
+        state = Unbounded((*b, self.STATE_SIZE), dtype=dtype, device=dev)
+        count = Unbounded((*b, 1), dtype=torch.int64, device=dev)
+        obs = self._build_specs(b)
+        self.observation_spec = Composite(observation=obs, state=state, step_count=count, shape=b, device=dev)
+        self.state_spec = Composite(state=state.clone(), step_count=count.clone(), shape=b, device=dev)
+        self.reward_spec = Unbounded((*b, 1), dtype=dtype, device=dev)
+        self.set_seed(seed)
+
+    # ------------------------------------------------------------ subclass hooks
+    def _build_specs(self, b: torch.Size):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    def _const(self, value) -> torch.Tensor:
+        """A constant (0-d or small) tensor in the env's dtype and device."""
+        return torch.as_tensor(value, dtype=self.dtype, device=self.device)
+
+    def _sample_state(self, shape) -> torch.Tensor:
+        """Fresh states of batch shape ``shape``, uniform in ``[RESET_LOW, RESET_HIGH]``."""
+        u = torch.rand((*shape, self.STATE_SIZE), generator=self.generator, dtype=self.dtype, device=self.device)
+        return torch.addcmul(self._reset_low, u, self._reset_span)
+
+    # ----------------------------------------------------------------- EnvBase API
+    def _set_seed(self, seed: int | None) -> None:
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        self.generator.manual_seed(int(seed))
+
+    def _reset(self, td: TensorDictBase | None) -> TensorDictBase:
+        b = self.batch_size
+        state = self._sample_state(b)
+        count = torch.zeros((*b, 1), dtype=torch.int64, device=self.device)
+        out = {"observation": self._observe(state), "state": state, "step_count": count}
+        return _new_td(out, b, device=self.device)
+
+    def reset(self, td: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        """Reset every sub-env, or with a ``"_reset"`` mask in ``td`` only the masked ones.
+
+        Same semantics as :meth:`EnvBase.reset`: with a mask the result is ``td`` (without ``"_reset"``
+        and ``"next"``) where the masked sub-envs get fresh ``"observation"``/``"state"``/
+        ``"step_count"``, and every done flag is False. Only the masked sub-envs draw new states (a
+        scatter of the few reset rows, instead of a full resample and one ``torch.where`` per key).
+        """
+        mask = None if td is None else td.get("_reset", None)
+        if mask is None or kwargs or not self.batch_size or td.get("state", None) is None:
+            return super().reset(td, **kwargs)
+        out = td.exclude("_reset", "next")
+        self._reset_rows(out, mask)
+        return out
+
+    def step_and_maybe_reset(self, td: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
+        """Step, then return ``(td, next_root)`` where the done sub-envs of ``next_root`` are reset.
+
+        Same semantics as :meth:`EnvBase.step_and_maybe_reset` (``td["next"]`` keeps the true final
+        observation; ``next_root`` holds the fresh reset observation of the sub-envs that are done),
+        with the reset applied straight to ``next_root``.
+        """
+        if not self.batch_size:
+            return super().step_and_maybe_reset(td)
+        td = self.step(td)
+        root = step_mdp(td, action_key=self.action_key, reward_key=self.reward_key)
+        done = root.get("done")
+        if bool(done.any()):
+            self._reset_rows(root, done)
+        return td, root
+
+    def _reset_rows(self, td: TensorDictBase, mask: torch.Tensor) -> None:
+        """Give the masked sub-envs of ``td`` fresh states, writing *new* tensors into ``td``.
+
+        The tensors of ``td`` are never modified in place: after a step they are shared with
+        ``td["next"]``, which must keep the final observations.
+        """
+        b = self.batch_size
+        mask = mask.reshape(*b, 1)
+        idx = torch.nonzero(mask.reshape(-1)).squeeze(-1)  # flat indices of the sub-envs to reset
+        fresh = self._sample_state((idx.shape[0],))
+        # index_copy (not in place): a copy of the old rows with the reset rows written over
+        state = td.get("state")
+        state = state.reshape(-1, self.STATE_SIZE).index_copy(0, idx, fresh).view(state.shape)
+        obs = td.get("observation", None)
+        if obs is None:
+            obs = self._observe(state)
+        else:
+            obs = obs.reshape(-1, obs.shape[-1]).index_copy(0, idx, self._observe(fresh)).view(obs.shape)
+        count = td.get("step_count", None)
+        count = torch.zeros_like(mask, dtype=torch.int64) if count is None else torch.where(mask, self._zero_i, count)
+        false = torch.zeros_like(mask)
+        td.update({"observation": obs, "state": state, "step_count": count, "done": false,
+                   "terminated": false.clone(), "truncated": false.clone()})
+
+    def _step(self, td: TensorDictBase) -> TensorDictBase:
+        state = td.get("state", None)
+        if state is None:
+            raise KeyError(
+                f"{type(self).__name__}.step: the TensorDict has no 'state' entry. These envs are state-less: "
+                f"start from env.reset(), or write td['state'] (shape {tuple(self.state_spec['state'].shape)}, "
+                f"dtype {self.dtype}) yourself."
+            )
+        next_state, obs, reward, terminated = self._dynamics(state, td.get(self.action_key))
+        count = td.get("step_count", None)
+        if count is None:  # a caller-made state without a step count starts a fresh episode
+            count = torch.ones(terminated.shape, dtype=torch.int64, device=self.device)
+        else:
+            count = count + self._one_i
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+            done = terminated.clone()
+        else:
+            truncated = count >= self._max_steps_t  # gymnasium's TimeLimit: elapsed_steps >= max_episode_steps
+            done = terminated | truncated
+        return _new_td(
+            {
+                "observation": obs,
+                "state": next_state,
+                "step_count": count,
+                "reward": reward,
+                "terminated": terminated,
+                "truncated": truncated,
+                "done": done,
+            },
+            self.batch_size,
+            device=self.device,
+        )
