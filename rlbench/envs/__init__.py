@@ -1,5 +1,6 @@
 """Environments: the EnvBase contract, gymnasium wrappers, torch-native envs, batching, transforms."""
 from .batched import SerialEnv
+from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
@@ -22,4 +23,10 @@ __all__ = [
     "Transform",
     "Compose",
     "TransformedEnv",
+    "ClassicControlEnv",
+    "CartPoleEnv",
+    "PendulumEnv",
+    "MountainCarEnv",
+    "MountainCarContinuousEnv",
+    "AcrobotEnv",
 ]
