@@ -17,7 +17,6 @@ every spec runs once, in :func:`~rlbench.envs.check_env_specs`.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -406,8 +405,10 @@ class EnvBase:
 
 # Entries with at most this many elements per step are stacked together with others of the same
 # dtype and shape: for small tensors the per-op dispatch cost (microseconds) dominates, so one
-# torch.stack per group beats one copy_ per key. Bigger entries (pixels) get their own buffer.
-_GROUP_MAX_NUMEL = 4096
+# torch.stack per group beats one copy_ per key. Bigger entries (pixels, large batches) get their own
+# [*batch, T, ...] buffer written in place: grouping them would cost a [T, *batch] -> [*batch, T]
+# transpose of the whole rollout at the end, several times the in-place writes.
+_GROUP_MAX_NUMEL = 1024
 
 
 class _RolloutWriter:
@@ -445,7 +446,7 @@ class _RolloutWriter:
                     level_of[key[:i]] = len(self.levels)
                     self.levels.append((level_of[key[:i - 1]], key[i - 1]))
             entry = (level_of[key[:-1]], key[-1], key)
-            if math.prod(value.shape[nb:]) <= _GROUP_MAX_NUMEL:
+            if value.numel() <= _GROUP_MAX_NUMEL:
                 groups.setdefault((value.dtype, value.device, value.shape), []).append(entry)
             else:
                 buf = torch.empty((*self.batch_size, T, *value.shape[nb:]), dtype=value.dtype, device=value.device)
