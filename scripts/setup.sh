@@ -35,14 +35,14 @@ if ! python -c "import torch" 2>/dev/null; then
     torch_req=${RLBENCH_TORCH:-torch==2.13.0}
     echo "[setup] installing $torch_req"
     if [ -n "${RLBENCH_TORCH_INDEX:-}" ]; then
-        python -m pip install --progress-bar off "$torch_req" --index-url "$RLBENCH_TORCH_INDEX"
+        python -m pip install -q --progress-bar off "$torch_req" --index-url "$RLBENCH_TORCH_INDEX"
     else
-        python -m pip install --progress-bar off "$torch_req"
+        python -m pip install -q --progress-bar off "$torch_req"
     fi
 fi
 
 echo "[setup] installing rlbench with the notebooks, dev and gym extras"
-python -m pip install --progress-bar off -e ".[notebooks,dev,gym]" 2>&1 | grep -v "^WARNING: Location" || true
+python -m pip install -q --progress-bar off -e ".[notebooks,dev,gym]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import rlbench, torch, tensordict, gymnasium, papermill, nbval" \
     || { echo "[setup] installation failed: see the pip output above"; exit 1; }
 
