@@ -7,4 +7,7 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
-exec jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 "$@"
+extra=()
+# Containers (and CI machines) often run as root, where Jupyter refuses to start without this flag.
+if [ "$(id -u)" = "0" ]; then extra+=(--allow-root); fi
+exec jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 "${extra[@]}" "$@"
