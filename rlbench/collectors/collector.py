@@ -1,0 +1,349 @@
+"""``Collector``: runs a policy in an env and yields fixed-size batches of transitions.
+
+The loop is the one a user would write by hand -- policy, ``step_and_maybe_reset``, store -- with
+the storing done into buffers allocated once per batch (:class:`~rlbench.envs.common._RolloutWriter`),
+so no TensorDict is stacked or concatenated per step. Trajectory ids and episode returns are
+computed once per batch with a few vectorized ops, not per step.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Callable, Iterator
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import set_interaction_type
+
+from ..envs.common import EnvBase, _RolloutWriter
+from .utils import TRAJ_KEY, ExplorationType, _flag_bt, assign_traj_ids, split_trajectories
+
+__all__ = ["Collector"]
+
+logger = logging.getLogger(__name__)
+
+
+def _resolve_exploration(value) -> ExplorationType:
+    if isinstance(value, ExplorationType):
+        return value
+    try:
+        return ExplorationType(value) if not isinstance(value, str) else ExplorationType[value.upper()]
+    except (KeyError, ValueError):
+        choices = ", ".join(e.name for e in ExplorationType)
+        raise ValueError(f"Collector: exploration_type must be an ExplorationType ({choices}), got {value!r}") from None
+
+
+class Collector:
+    """Run ``policy`` in an env and yield batches of exactly ``frames_per_batch`` frames.
+
+    Args:
+        env_or_make_env: an :class:`~rlbench.envs.EnvBase`, or a callable that builds one (the
+            collector then owns the env and closes it in :meth:`shutdown`). A callable is what
+            multi-process collectors pass to their workers.
+        policy: a callable ``td -> td`` writing ``env.action_key`` (e.g. a
+            ``tensordict.nn.TensorDictModule``); it may also write in place and return None.
+            ``None`` draws random actions from ``env.action_spec``.
+        frames_per_batch: frames per yielded batch. For an env with batch size ``B`` (``B.numel()``
+            sub-envs) a batch has shape ``[*B, frames_per_batch // B.numel()]``; ``frames_per_batch``
+            must be a multiple of ``B.numel()`` (an error says so otherwise).
+        total_frames: stop after this many frames (rounded up to whole batches); ``-1`` runs forever.
+        init_random_frames: the first batches, until this many frames are collected, use random
+            actions instead of the policy (counted in whole batches).
+        exploration_type: the :class:`ExplorationType` the policy runs under (``RANDOM`` samples,
+            ``DETERMINISTIC``/``MODE``/``MEAN`` take the distribution's point estimate). Strings
+            such as ``"deterministic"`` are accepted.
+        split_trajs: yield ``[n_traj, max_len]`` batches, one row per trajectory, zero-padded with a
+            ``("collector", "mask")`` (see :func:`split_trajectories`).
+        reset_at_each_iter: reset the env at the start of every batch. By default the env's state
+            carries over: the first step of a batch follows the last step of the previous one.
+        device: where the policy runs; env outputs are moved there for the policy and actions moved
+            back (default: the env's device, nothing is moved).
+        storing_device: where batches are stored (default: ``device``).
+        replay_buffer: anything with ``.extend(td)``; each batch is written to it (before split_trajs),
+            and the batch is still yielded so the loop can log from it.
+        progress: show a ``tqdm.auto`` progress bar (notebook-aware) over the frames, with the mean
+            return of the recent finished episodes; a dict is passed to ``tqdm`` as keyword
+            arguments (e.g. ``{"file": sys.stdout, "desc": "ppo"}``).
+        seed: seed the env (see :meth:`set_seed`).
+
+    Every batch carries ``("collector", "traj_ids")`` (int64, shape of the batch): the id of the
+    episode each frame belongs to. Ids are unique over the collector's life and grow with time; a
+    sub-env gets a new id after each of its episodes ends (or at each reset), and keeps its id
+    across batches, so an episode cut by a batch boundary can be followed into the next batch.
+
+    Example:
+        >>> import torch
+        >>> from tensordict.nn import TensorDictModule
+        >>> from rlbench.envs import CartPoleEnv
+        >>> policy = TensorDictModule(lambda obs: (obs[..., 2:3] > 0).long().squeeze(-1),
+        ...                           in_keys=["observation"], out_keys=["action"])
+        >>> collector = Collector(CartPoleEnv(batch_size=[4]), policy, frames_per_batch=64, total_frames=256)
+        >>> len(collector)
+        4
+        >>> for batch in collector:
+        ...     assert batch.shape == (4, 16)
+        >>> sorted(batch["collector"].keys())
+        ['traj_ids']
+        >>> collector.shutdown()
+    """
+
+    def __init__(
+        self,
+        env_or_make_env: EnvBase | Callable[[], EnvBase],
+        policy: Callable | None = None,
+        *,
+        frames_per_batch: int,
+        total_frames: int = -1,
+        init_random_frames: int = 0,
+        exploration_type=ExplorationType.RANDOM,
+        split_trajs: bool = False,
+        reset_at_each_iter: bool = False,
+        device=None,
+        storing_device=None,
+        replay_buffer=None,
+        progress: bool = False,
+        seed: int | None = None,
+    ):
+        if isinstance(env_or_make_env, EnvBase):
+            self.env, self._owns_env = env_or_make_env, False
+        elif callable(env_or_make_env):
+            env = env_or_make_env()
+            if not isinstance(env, EnvBase):
+                raise TypeError(
+                    f"Collector: make_env must return an rlbench EnvBase, got {type(env).__name__}; wrap gym envs "
+                    f"with rlbench.envs.GymWrapper or use GymEnv(name)"
+                )
+            self.env, self._owns_env = env, True
+        else:
+            raise TypeError(
+                f"Collector: expected an EnvBase or a callable returning one, got {type(env_or_make_env).__name__}"
+            )
+        env = self.env
+        if policy is not None and not callable(policy):
+            raise TypeError(f"Collector: policy must be a callable td -> td (or None), got {type(policy).__name__}")
+        self.policy = policy
+        n_envs = env.batch_size.numel()
+        frames_per_batch = int(frames_per_batch)
+        if frames_per_batch < 1 or frames_per_batch % n_envs:
+            raise ValueError(
+                f"Collector: frames_per_batch={frames_per_batch} must be a positive multiple of the env's "
+                f"number of sub-envs ({n_envs}, batch_size={tuple(env.batch_size)}): every sub-env steps the same "
+                f"number of times per batch. Use e.g. frames_per_batch={max(1, round(frames_per_batch / n_envs)) * n_envs}."
+            )
+        self.frames_per_batch = frames_per_batch
+        self.steps_per_batch = frames_per_batch // n_envs
+        total_frames = int(total_frames)
+        if total_frames == 0 or total_frames < -1:
+            raise ValueError(f"Collector: total_frames must be positive or -1 (no end), got {total_frames}")
+        self.total_frames = total_frames
+        self.init_random_frames = int(init_random_frames)
+        self.exploration_type = _resolve_exploration(exploration_type)
+        self.split_trajs = split_trajs
+        self.reset_at_each_iter = reset_at_each_iter
+        self.device = env.device if device is None else torch.device(device)
+        self.storing_device = self.device if storing_device is None else torch.device(storing_device)
+        if replay_buffer is not None and not callable(getattr(replay_buffer, "extend", None)):
+            raise TypeError(f"Collector: replay_buffer must have an .extend(td) method, got {type(replay_buffer).__name__}")
+        self.replay_buffer = replay_buffer
+        self.progress = progress
+        self._pbar = None
+        self.frames = 0  # frames collected so far
+        self._td: TensorDictBase | None = None  # the env's current root (input of the next step)
+        n = n_envs
+        self._traj_ids = torch.arange(n, dtype=torch.int64)  # current episode id of each sub-env
+        self._next_id = n
+        self._fresh_ids = True  # the current ids belong to episodes that have not started yet
+        self._running_return = torch.zeros(n, dtype=torch.float64)
+        self.episode_returns: deque = deque(maxlen=100)  # returns of the recent finished episodes
+        self._policy_checked = False
+        if seed is not None:
+            self.set_seed(seed)
+
+    # ----------------------------------------------------------------- public
+    def __len__(self) -> int:
+        if self.total_frames < 0:
+            raise TypeError("Collector has no length: total_frames=-1 means it runs forever")
+        return math.ceil(self.total_frames / self.frames_per_batch)
+
+    def __iter__(self) -> Iterator[TensorDictBase]:
+        return self.iterator()
+
+    def iterator(self) -> Iterator[TensorDictBase]:
+        """Yield batches until ``total_frames`` frames are collected (forever if it is -1)."""
+        try:
+            while self.total_frames < 0 or self.frames < self.total_frames:
+                batch = self.collect()
+                if self.replay_buffer is not None:
+                    self.replay_buffer.extend(batch)
+                yield split_trajectories(batch) if self.split_trajs else batch
+        finally:
+            self._close_pbar()
+
+    def collect(self) -> TensorDictBase:
+        """Collect and return one batch (as iteration does, without the replay buffer and split_trajs)."""
+        env = self.env
+        if self._td is None or self.reset_at_each_iter:
+            if self._td is not None:  # a reset cuts every running episode: new ids
+                self._new_episodes_everywhere()
+            self._td = env.reset()
+        random = self.policy is None or self.frames < self.init_random_frames
+        with torch.no_grad(), set_interaction_type(self.exploration_type):
+            batch = self._rollout(self._td, random)
+        self._bookkeep(batch)
+        self.frames += self.frames_per_batch
+        if self.storing_device != batch.device:
+            batch = batch.to(self.storing_device)
+        return batch
+
+    def set_seed(self, seed: int | None) -> int | None:
+        """Seed the env; the env is reset before the next batch so the seed takes effect.
+
+        Random actions (``policy=None`` and ``init_random_frames``) come from ``action_spec.rand()``,
+        i.e. torch's global RNG: seed it with ``torch.manual_seed`` for reproducible random actions.
+        """
+        self.env.set_seed(seed)
+        if self._td is not None:
+            self._new_episodes_everywhere()
+        self._td = None
+        return seed
+
+    def update_policy_weights_(self, weights=None) -> None:
+        """Load ``weights`` (a state dict or TensorDict of parameters) into the policy, if given.
+
+        The single-process collector runs the trainer's own policy object, so without arguments
+        this does nothing; it exists so code written for the multi-process collectors runs here too.
+        """
+        if weights is None:
+            return
+        if isinstance(weights, TensorDictBase):
+            weights.to_module(self.policy)
+        elif isinstance(self.policy, torch.nn.Module):
+            self.policy.load_state_dict(weights)
+        else:
+            raise TypeError(f"Collector: cannot load weights into a policy of type {type(self.policy).__name__}")
+
+    def shutdown(self) -> None:
+        """Close the progress bar, and the env if the collector created it."""
+        self._close_pbar()
+        if self._owns_env and not self.env.is_closed:
+            self.env.close()
+
+    def __repr__(self) -> str:
+        total = "inf" if self.total_frames < 0 else self.total_frames
+        return (
+            f"Collector(env={type(self.env).__name__}(batch_size={tuple(self.env.batch_size)}), "
+            f"frames_per_batch={self.frames_per_batch}, total_frames={total}, frames={self.frames}, "
+            f"exploration_type={self.exploration_type.name})"
+        )
+
+    # ---------------------------------------------------------------- the loop
+    def _rollout(self, td: TensorDictBase, random: bool) -> TensorDictBase:
+        env, T = self.env, self.steps_per_batch
+        writer = _RolloutWriter(env.batch_size, T)
+        policy = self.policy
+        step = env.step_and_maybe_reset
+        if random:
+            rand = env.rand_action
+            for t in range(T):
+                cur, td = step(rand(td))
+                writer.write(t, cur)
+        else:
+            if not self._policy_checked:
+                td = self._checked_policy_call(td)
+                cur, td = step(td)
+                writer.write(0, cur)
+                start = 1
+            else:
+                start = 0
+            if self.device != env.device:
+                policy = self._moving_policy(policy)
+            for t in range(start, T):
+                out = policy(td)
+                cur, td = step(td if out is None else out)
+                writer.write(t, cur)
+        self._td = td
+        return writer.result(T)
+
+    def _moving_policy(self, policy):
+        dev, env_dev = self.device, self.env.device
+
+        def call(td):
+            out = policy(td.to(dev))
+            return (td if out is None else out).to(env_dev)
+
+        return call
+
+    def _checked_policy_call(self, td: TensorDictBase) -> TensorDictBase:
+        """The first policy call, checked so a policy that writes no action fails with a clear message."""
+        policy = self.policy if self.device == self.env.device else self._moving_policy(self.policy)
+        out = policy(td)
+        out = td if out is None else out
+        key = self.env.action_key
+        if not isinstance(out, TensorDictBase):
+            raise TypeError(
+                f"Collector: the policy must return a TensorDict (or None after writing in place), got "
+                f"{type(out).__name__}; wrap a plain nn.Module as TensorDictModule(module, in_keys=[...], "
+                f"out_keys=[{key!r}])"
+            )
+        if out.get(key, None) is None:
+            raise KeyError(
+                f"Collector: the policy did not write the action under {key!r} (expected {self.env.action_spec!r}); "
+                f"it returned keys {sorted(map(str, out.keys(True, True)))}. Give the policy out_keys=[{key!r}, ...]."
+            )
+        self._policy_checked = True
+        return out
+
+    # ------------------------------------------------------------ bookkeeping
+    def _new_episodes_everywhere(self) -> None:
+        """Every sub-env starts a new episode (env reset): fresh ids, running returns dropped."""
+        if self._fresh_ids:
+            return
+        n = self._traj_ids.numel()
+        self._traj_ids = torch.arange(self._next_id, self._next_id + n, dtype=torch.int64)
+        self._next_id += n
+        self._running_return.zero_()
+        self._fresh_ids = True
+
+    def _bookkeep(self, batch: TensorDictBase) -> None:
+        """Write the trajectory ids into ``batch`` and track episode returns (vectorized over the batch)."""
+        nb = len(self.env.batch_size)
+        T = batch.shape[-1]
+        done = _flag_bt(batch.get(("next", "done")), nb).reshape(-1, T).cpu()
+        ids, self._traj_ids, self._next_id = assign_traj_ids(done, self._traj_ids, self._next_id)
+        self._fresh_ids = False
+        batch.set(TRAJ_KEY, ids.reshape(batch.shape).to(batch.device))
+        if self.progress:
+            reward = batch.get(("next", self.env.reward_key), None)
+            if reward is not None:
+                self._track_returns(reward, done, ids)
+            self._update_pbar()
+
+    def _track_returns(self, reward: torch.Tensor, done: torch.Tensor, ids: torch.Tensor) -> None:
+        n, T = done.shape
+        r = reward.reshape(n, T, -1).sum(-1).to(torch.float64).cpu()
+        # per-trajectory sums in one index_add; the episode running at the batch start adds its carry
+        uniq, row = torch.unique(ids, return_inverse=True)
+        sums = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, row.reshape(-1), r.reshape(-1))
+        sums.index_add_(0, row[:, 0], self._running_return)
+        self.episode_returns.extend(sums[row[done]].tolist())
+        self._running_return = torch.where(done[:, -1], 0.0, sums[row[:, -1]])
+
+    def _update_pbar(self) -> None:
+        if self._pbar is None:
+            from tqdm.auto import tqdm  # lazy: tqdm.auto pulls in ipywidgets detection
+
+            total = self.total_frames if self.total_frames > 0 else None
+            kwargs = {"total": total, "unit": "frames"}
+            if isinstance(self.progress, dict):
+                kwargs.update(self.progress)
+            self._pbar = tqdm(**kwargs)
+        self._pbar.update(self.frames_per_batch)
+        if self.episode_returns:
+            recent = list(self.episode_returns)[-20:]
+            self._pbar.set_postfix(episode_return=f"{sum(recent) / len(recent):.4g}", refresh=False)
+
+    def _close_pbar(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
