@@ -27,6 +27,7 @@ from .utils import _EnvOutputError, _KeyError, step_mdp
 __all__ = ["EnvBase", "DONE_KEYS"]
 
 DONE_KEYS = ("done", "terminated", "truncated")
+_ACTION_SEED_OFFSET = 0x9E3779B97F4A7C15  # an odd constant (golden ratio): decorrelates seed streams
 
 
 class EnvBase:
@@ -65,6 +66,7 @@ class EnvBase:
         done = Binary(1, (*shape, 1), dtype=torch.bool, device=self.device)
         self._done_spec = Composite({k: done.clone() for k in DONE_KEYS}, shape=shape, device=self.device)
         self.is_closed = False
+        self.action_generator: torch.Generator | None = None
 
     # -------------------------------------------------------------------- specs
     def _check_batch(self, name: str, spec, composite: bool = False) -> None:
@@ -177,8 +179,20 @@ class EnvBase:
 
     # --------------------------------------------------------------- public API
     def set_seed(self, seed: int | None) -> int | None:
-        """Seed the env's random number generators; returns the seed."""
+        """Seed the env's random number generators; returns the seed.
+
+        Besides the env's own randomness (``_set_seed``), this seeds ``action_generator``, from which
+        :meth:`rand_action` and random rollouts draw, so ``env.set_seed(s); env.rollout(n)`` gives
+        the same data every time. Before any ``set_seed`` (or after ``set_seed(None)``), random
+        actions come from torch's global RNG.
+        """
         self._set_seed(seed)
+        if seed is None:
+            self.action_generator = None
+        else:
+            # offset so the action stream differs from an env RNG seeded with the same number
+            self.action_generator = torch.Generator(device=self.device)
+            self.action_generator.manual_seed((int(seed) + _ACTION_SEED_OFFSET) % 2**63)
         return seed
 
     def reset(self, td: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
@@ -314,7 +328,7 @@ class EnvBase:
         """Write a random action from ``action_spec`` into ``td`` (a new TensorDict if None)."""
         if td is None:
             td = TensorDict({}, batch_size=self.batch_size, device=self.device)
-        td.set(self.action_key, self.action_spec.rand())
+        td.set(self.action_key, self.action_spec.rand(generator=self.action_generator))
         return td
 
     @torch.no_grad()

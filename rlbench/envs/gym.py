@@ -15,9 +15,9 @@ the final observation to ``("next", "observation")`` and hands the fresh one out
 partial ``reset`` (the ``"_reset"`` mask protocol of :class:`~rlbench.envs.EnvBase`).
 
 Data conventions: float64 ``Box`` observations are cast to **float32** (their spec says float32);
-rewards are float32 ``[*batch, 1]``; done flags are bool ``[*batch, 1]``. Random actions of
-``rollout(policy=None)`` come from torch's global RNG (seed it with ``torch.manual_seed``); the
-env's own randomness is seeded by :meth:`GymWrapper.set_seed`.
+rewards are float32 ``[*batch, 1]``; done flags are bool ``[*batch, 1]``. Random actions
+(``rand_action``, ``rollout(policy=None)``) come from the env's ``action_generator``, seeded by
+:meth:`GymWrapper.set_seed` together with the gym env, so a seeded rollout is reproducible.
 """
 from __future__ import annotations
 
@@ -421,7 +421,7 @@ class GymWrapper(EnvBase):
         return self._fast_rollout(int(max_steps), break_when_any_done)
 
     def _fast_rollout(self, n: int, break_when_any_done: bool):
-        actions = self.action_spec.rand((n,))
+        actions = self.action_spec.rand((n,), generator=self.action_generator)
         gym_actions = torch_to_numpy(actions.cpu(), self._act_space, self.action_spec)
         gym_actions = gym_actions.tolist() if space_kind(self._act_space) == "Discrete" else list(gym_actions)
         leaves = self._leaves

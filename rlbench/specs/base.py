@@ -12,7 +12,7 @@ class Spec:
     """Base class of leaf specs. Subclasses set ``shape``, ``dtype`` and ``device``.
 
     Subclasses implement ``_values_bad(x, b)`` (range check of a tensor whose shape fits the spec,
-    with extra dims inserted at position ``b``), ``_rand(shape)``, ``_project(x)`` and
+    with extra dims inserted at position ``b``), ``_rand(shape, generator)``, ``_project(x)`` and
     ``_clone_with(shape, device)``.
     """
 
@@ -83,9 +83,16 @@ class Spec:
         return param.reshape(self.shape[:b] + (1,) * extra + self.shape[b:])
 
     # ---------------------------------------------------------------- generation
-    def rand(self, shape=None) -> torch.Tensor:
-        """A random member of the spec, with extra leading dims ``shape``."""
-        return self._rand(_size(shape) + self.shape)
+    def rand(self, shape=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random member of the spec, with extra leading dims ``shape``.
+
+        Args:
+            shape: extra leading dims of the sample.
+            generator: a ``torch.Generator`` (on the spec's device) to draw from; torch's global
+                RNG when None. Envs pass their own, seeded by ``set_seed``, so random actions are
+                reproducible.
+        """
+        return self._rand(_size(shape) + self.shape, generator)
 
     def zero(self, shape=None) -> torch.Tensor:
         """An all-zero member of the spec (for one-hot specs, the first category)."""

@@ -213,8 +213,9 @@ class Composite:
         data = {k: (s._build(fn, shape) if isinstance(s, Composite) else fn(s, shape)) for k, s in self._specs.items()}
         return TensorDict(data, batch_size=shape + self.shape, device=self.device)
 
-    def rand(self, shape=None) -> TensorDict:
-        return self._build(lambda s, sh: s.rand(sh), shape)
+    def rand(self, shape=None, generator: torch.Generator | None = None) -> TensorDict:
+        """A random TensorDict drawn from every leaf spec (see :meth:`Spec.rand`)."""
+        return self._build(lambda s, sh: s.rand(sh, generator), shape)
 
     def zero(self, shape=None) -> TensorDict:
         return self._build(lambda s, sh: s.zero(sh), shape)

@@ -33,13 +33,14 @@ class Unbounded(Spec):
         self.dtype = dtype
         self.device = _device(device)
 
-    def _rand(self, shape):
+    def _rand(self, shape, generator=None):
+        g = generator
         if self.dtype.is_floating_point:
-            return torch.randn(shape, dtype=self.dtype, device=self.device)
+            return torch.randn(shape, dtype=self.dtype, device=self.device, generator=g)
         if self.dtype == torch.bool:
-            return torch.randint(0, 2, shape, device=self.device).bool()
+            return torch.randint(0, 2, shape, device=self.device, generator=g).bool()
         lo, hi, _ = _int_limits(self.dtype)
-        return torch.randint(max(-100, lo), min(100, hi), shape, dtype=self.dtype, device=self.device)
+        return torch.randint(max(-100, lo), min(100, hi), shape, dtype=self.dtype, device=self.device, generator=g)
 
     def _project(self, x):
         if self.dtype.is_floating_point or self.dtype == torch.bool or self.dtype.is_complex:
@@ -139,22 +140,23 @@ class Bounded(Spec):
             )
         return None
 
-    def _rand(self, shape):
+    def _rand(self, shape, generator=None):
+        g = generator
         if not self.dtype.is_floating_point:  # integers: uniform over {lo, ..., hi}
             lo, hi = self._lo.to(torch.float64), self._hi.to(torch.float64)
-            u = torch.rand(shape, dtype=torch.float64, device=self.device)
+            u = torch.rand(shape, dtype=torch.float64, device=self.device, generator=g)
             x = lo + torch.floor(u * (hi - lo + 1))
             return _to_int64(x, self.dtype).clamp(self._lo, self._hi).to(self.dtype)
         low, high = self.low, self.high
-        u = torch.rand(shape, dtype=self.dtype, device=self.device)
+        u = torch.rand(shape, dtype=self.dtype, device=self.device, generator=g)
         if self._finite:
             # low*(1-u) + high*u cannot overflow, unlike low + (high - low)*u for huge bounds
             out = low * (1 - u) + high * u
         else:
             lo_f, hi_f = torch.isfinite(low), torch.isfinite(high)
             low0, high0 = torch.where(lo_f, low, 0.0), torch.where(hi_f, high, 0.0)
-            expo = torch.empty(shape, dtype=self.dtype, device=self.device).exponential_()
-            out = torch.randn(shape, dtype=self.dtype, device=self.device)
+            expo = torch.empty(shape, dtype=self.dtype, device=self.device).exponential_(generator=g)
+            out = torch.randn(shape, dtype=self.dtype, device=self.device, generator=g)
             out = torch.where(lo_f & hi_f, low0 * (1 - u) + high0 * u, out)
             out = torch.where(lo_f & ~hi_f, low0 + expo, out)
             out = torch.where(~lo_f & hi_f, high0 - expo, out)

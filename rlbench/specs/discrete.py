@@ -47,8 +47,8 @@ class Categorical(Spec):
             return f"values outside {{0, ..., {self.n - 1}}}, e.g. {_examples(x, out)}"
         return None
 
-    def _rand(self, shape):
-        return torch.randint(0, self.n, shape, dtype=self.dtype, device=self.device)
+    def _rand(self, shape, generator=None):
+        return torch.randint(0, self.n, shape, dtype=self.dtype, device=self.device, generator=generator)
 
     def _project(self, x):
         return _to_int64(x, torch.int64).clamp(0, self.n - 1).to(self.dtype)
@@ -106,8 +106,8 @@ class OneHot(Spec):
             )
         return None
 
-    def _rand(self, shape):
-        idx = torch.randint(0, self.n, shape[:-1], device=self.device)
+    def _rand(self, shape, generator=None):
+        idx = torch.randint(0, self.n, shape[:-1], device=self.device, generator=generator)
         return torch.nn.functional.one_hot(idx, self.n).to(self.dtype)
 
     def _project(self, x):
@@ -166,8 +166,8 @@ class Binary(Spec):
             return f"values other than 0 and 1, e.g. {_examples(x, ~ok)}"
         return None
 
-    def _rand(self, shape):
-        return torch.randint(0, 2, shape, device=self.device).to(self.dtype)
+    def _rand(self, shape, generator=None):
+        return torch.randint(0, 2, shape, device=self.device, generator=generator).to(self.dtype)
 
     def _project(self, x):
         if x.is_floating_point():  # threshold at 0.5; NaN counts as 0
@@ -224,8 +224,8 @@ class MultiCategorical(Spec):
             return f"values outside [0, nvec) with nvec={nvec.tolist()}, e.g. {_examples(x, out)}"
         return None
 
-    def _rand(self, shape):
-        u = torch.rand(shape, dtype=torch.float64, device=self.device)
+    def _rand(self, shape, generator=None):
+        u = torch.rand(shape, dtype=torch.float64, device=self.device, generator=generator)
         return torch.minimum((u * self.nvec).long(), self.nvec - 1).to(self.dtype)
 
     def _project(self, x):
@@ -277,8 +277,11 @@ class MultiOneHot(Spec):
                 return f"segment {i} (size {self.nvec[i]}) is {why}"
         return None
 
-    def _rand(self, shape):
-        parts = [OneHot(n, shape[:-1] + (n,), self.dtype, self.device)._rand(shape[:-1] + (n,)) for n in self.nvec]
+    def _rand(self, shape, generator=None):
+        parts = [
+            OneHot(n, shape[:-1] + (n,), self.dtype, self.device)._rand(shape[:-1] + (n,), generator)
+            for n in self.nvec
+        ]
         return torch.cat(parts, -1)
 
     def _project(self, x):
