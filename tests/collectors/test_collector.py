@@ -1,0 +1,313 @@
+"""Collector: batch sizes and shapes, actions, state across batches, trajectory ids, options, errors."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import (
+    InteractionType,
+    ProbabilisticTensorDictModule,
+    TensorDictModule,
+    TensorDictSequential,
+    interaction_type,
+)
+
+from rlbench.collectors import Collector, ExplorationType, split_trajectories
+from rlbench.envs import CartPoleEnv, GymEnv, SerialEnv
+from rlbench.testing import ContinuousCountingEnv, CountingEnv
+
+
+def const_policy(value: int = 1):
+    """A deterministic policy: always the same action."""
+    return TensorDictModule(
+        lambda obs: torch.full(obs.shape[:-1], value, dtype=torch.int64), in_keys=["observation"], out_keys=["action"]
+    )
+
+
+class ListBuffer:
+    """The smallest replay buffer: a list of the batches it was given."""
+
+    def __init__(self):
+        self.batches = []
+
+    def extend(self, td):
+        self.batches.append(td)
+
+
+# ------------------------------------------------------------------ shapes
+@pytest.mark.parametrize("make_env, shape", [
+    (lambda: CountingEnv(max_steps=4), (12,)),
+    (lambda: CountingEnv(max_steps=4, batch_size=[3]), (3, 4)),
+    (lambda: CountingEnv(max_steps=4, batch_size=[2, 3]), (2, 3, 2)),
+    (lambda: SerialEnv(2, lambda: CountingEnv(max_steps=4)), (2, 6)),
+    (lambda: CartPoleEnv(batch_size=[4]), (4, 3)),
+])
+def test_frames_per_batch_and_shapes(make_env, shape):
+    collector = Collector(make_env, frames_per_batch=12, total_frames=36)
+    batches = list(collector)
+    assert len(batches) == len(collector) == 3
+    for batch in batches:
+        assert batch.shape == shape and batch.numel() == 12
+        assert batch["collector", "traj_ids"].shape == shape
+        assert batch["collector", "traj_ids"].dtype == torch.int64
+        assert batch["next", "reward"].shape == (*shape, 1)
+        assert collector.env.action_spec.is_in(batch["action"])
+    collector.shutdown()
+    assert collector.env.is_closed  # made by the collector, so closed by it
+
+
+def test_gym_vector_env_batches():
+    collector = Collector(lambda: GymEnv("CartPole-v1", num_envs=2), frames_per_batch=20, total_frames=40)
+    for batch in collector:
+        assert batch.shape == (2, 10)
+        assert batch["next", "observation"].dtype == torch.float32
+    collector.shutdown()
+
+
+def test_given_env_is_not_closed_by_shutdown():
+    env = CountingEnv(batch_size=[2])
+    collector = Collector(env, frames_per_batch=4, total_frames=4)
+    list(collector)
+    collector.shutdown()
+    assert not env.is_closed
+
+
+def test_total_frames_ends_iteration_and_len():
+    collector = Collector(CountingEnv(batch_size=[2]), frames_per_batch=4, total_frames=10)
+    assert len(collector) == 3  # rounded up to whole batches
+    assert sum(b.numel() for b in collector) == 12
+    assert list(collector) == []  # exhausted
+    forever = Collector(CountingEnv(), frames_per_batch=2)
+    with pytest.raises(TypeError, match="runs forever"):
+        len(forever)
+    it = iter(forever)
+    for _ in range(5):
+        assert next(it).shape == (2,)
+
+
+# ----------------------------------------------------------------- actions
+def test_random_actions_when_no_policy():
+    env = CountingEnv(max_steps=1000, batch_size=[4])
+    batch = next(iter(Collector(env, frames_per_batch=400)))
+    assert env.action_spec.is_in(batch["action"])
+    assert 0 < batch["action"].float().mean() < 1  # both actions appear
+
+
+def test_policy_actions_appear_and_reach_env():
+    collector = Collector(CountingEnv(max_steps=1000, batch_size=[2]), const_policy(1), frames_per_batch=10)
+    batch = next(iter(collector))
+    assert (batch["action"] == 1).all()
+    # "total" counts the actions the env received
+    assert batch["next", "total"][..., -1, 0].tolist() == [5.0, 5.0]
+
+
+def test_policy_returning_none_writes_in_place():
+    def policy(td):
+        td.set("action", torch.ones(td.shape, dtype=torch.int64))
+
+    batch = next(iter(Collector(CountingEnv(batch_size=[2]), policy, frames_per_batch=6)))
+    assert (batch["action"] == 1).all()
+
+
+def test_init_random_frames():
+    env = CountingEnv(max_steps=10_000, batch_size=[8])
+    collector = Collector(env, const_policy(1), frames_per_batch=400, init_random_frames=800, total_frames=1600)
+    means = [float(b["action"].float().mean()) for b in collector]
+    assert means[0] < 0.9 and means[1] < 0.9  # random while fewer than 800 frames were collected
+    assert means[2] == means[3] == 1.0
+
+
+# -------------------------------------------------------- state and ids
+def test_continuity_across_batches():
+    env = CountingEnv(max_steps=7, batch_size=[2])
+    batches = list(Collector(env, const_policy(0), frames_per_batch=6, total_frames=30))
+    obs = torch.cat([b["observation"] for b in batches], 1)[..., 0]
+    nxt = torch.cat([b["next", "observation"] for b in batches], 1)[..., 0]
+    done = torch.cat([b["next", "done"] for b in batches], 1)[..., 0]
+    # one long rollout cut into batches: each step starts where the previous ended (or at 0 after done)
+    expected_next_root = torch.where(done[:, :-1], torch.zeros_like(nxt[:, :-1]), nxt[:, :-1])
+    assert torch.equal(obs[:, 1:], expected_next_root)
+    assert obs[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0]
+
+
+def test_traj_ids_semantics():
+    env = CountingEnv(max_steps=torch.tensor([2, 3]), batch_size=[2])
+    batches = list(Collector(env, frames_per_batch=8, total_frames=24))
+    ids = torch.cat([b["collector", "traj_ids"] for b in batches], 1)
+    done = torch.cat([b["next", "done"] for b in batches], 1)[..., 0]
+    obs = torch.cat([b["observation"] for b in batches], 1)[..., 0]
+    assert ids[:, 0].tolist() == [0, 1]
+    # a new id exactly after each done step, the same id otherwise
+    changed = ids[:, 1:] != ids[:, :-1]
+    assert torch.equal(changed, done[:, :-1])
+    assert ((obs == 0) == torch.cat([torch.ones(2, 1, dtype=torch.bool), changed], 1)).all()
+    # unique across sub-envs and growing with time
+    starts = torch.cat([ids[:, :1], torch.where(changed, ids[:, 1:], -1)], 1)
+    new = starts[starts >= 0]
+    assert new.unique().numel() == new.numel()
+    for t in range(1, ids.shape[1]):
+        fresh = starts[:, t][starts[:, t] >= 0]
+        assert (fresh > ids[:, :t].max()).all()
+
+
+def test_reset_at_each_iter():
+    env = CountingEnv(max_steps=100, batch_size=[2])
+    batches = list(Collector(env, frames_per_batch=6, total_frames=18, reset_at_each_iter=True))
+    for b in batches:
+        assert b["observation"][:, 0, 0].tolist() == [0.0, 0.0]
+    first_ids = [b["collector", "traj_ids"][:, 0].tolist() for b in batches]
+    assert first_ids == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_set_seed_reproducible_and_resets():
+    def run():
+        torch.manual_seed(0)
+        c = Collector(lambda: GymEnv("CartPole-v1"), frames_per_batch=20, total_frames=20, seed=3)
+        return next(iter(c))["observation"]
+
+    assert torch.equal(run(), run())
+    c = Collector(CountingEnv(max_steps=100), frames_per_batch=3)
+    next(iter(c))
+    assert c.set_seed(1) == 1
+    batch = c.collect()
+    assert batch["observation"][0, 0] == 0  # the env was reset so the seed applies
+    assert batch["collector", "traj_ids"][0] == 1
+
+
+# ----------------------------------------------------------------- options
+def test_split_trajs_matches_split_trajectories():
+    env = CountingEnv(max_steps=torch.tensor([2, 5]), batch_size=[2])
+    collector = Collector(env, frames_per_batch=12, total_frames=12, split_trajs=True)
+    batch = next(iter(collector))
+    ref = split_trajectories(Collector(CountingEnv(max_steps=torch.tensor([2, 5]), batch_size=[2]),
+                                       frames_per_batch=12).collect())
+    assert batch.shape == ref.shape
+    assert torch.equal(batch["collector", "mask"], ref["collector", "mask"])
+    assert torch.equal(batch["next", "observation"], ref["next", "observation"])
+
+
+def test_replay_buffer_gets_every_batch():
+    rb = ListBuffer()
+    collector = Collector(CountingEnv(batch_size=[2]), frames_per_batch=4, total_frames=12, replay_buffer=rb)
+    yielded = list(collector)
+    assert len(rb.batches) == 3
+    assert all(a is b for a, b in zip(rb.batches, yielded))
+    with pytest.raises(TypeError, match="extend"):
+        Collector(CountingEnv(), frames_per_batch=4, replay_buffer=object())
+
+
+def _prob_policy():
+    """A categorical policy over 2 actions whose mode is always action 1."""
+    logits = TensorDictModule(lambda obs: torch.tensor([0.0, 0.5]).expand(*obs.shape[:-1], 2),
+                              in_keys=["observation"], out_keys=["logits"])
+    dist = ProbabilisticTensorDictModule(in_keys=["logits"], out_keys=["action"],
+                                         distribution_class=torch.distributions.Categorical)
+    return TensorDictSequential(logits, dist)
+
+
+def test_exploration_type_respected():
+    seen = []
+
+    def spy(td):
+        seen.append(interaction_type())
+        return td.set("action", torch.zeros(td.shape, dtype=torch.int64))
+
+    Collector(CountingEnv(), spy, frames_per_batch=2, exploration_type=ExplorationType.DETERMINISTIC).collect()
+    Collector(CountingEnv(), spy, frames_per_batch=2, exploration_type="mode").collect()
+    assert seen == [InteractionType.DETERMINISTIC] * 2 + [InteractionType.MODE] * 2
+    env = CountingEnv(max_steps=1000, batch_size=[50])
+    det = Collector(env, _prob_policy(), frames_per_batch=500, exploration_type=ExplorationType.DETERMINISTIC)
+    assert (det.collect()["action"] == 1).all()
+    rnd = Collector(env, _prob_policy(), frames_per_batch=500, exploration_type=ExplorationType.RANDOM)
+    assert 0.3 < rnd.collect()["action"].float().mean() < 0.9
+    with pytest.raises(ValueError, match="exploration_type"):
+        Collector(env, frames_per_batch=50, exploration_type="greedy")
+
+
+def test_nn_module_policy_runs_without_grad():
+    net = torch.nn.Linear(1, 2)
+    policy = TensorDictModule(lambda obs: net(obs).argmax(-1), in_keys=["observation"], out_keys=["action"])
+    batch = Collector(CountingEnv(batch_size=[2]), policy, frames_per_batch=4).collect()
+    assert not any(v.requires_grad for v in batch.values(True, True))
+
+
+def test_storing_device_and_device():
+    collector = Collector(CountingEnv(batch_size=[2]), const_policy(1), frames_per_batch=4,
+                          device="cpu", storing_device="meta")
+    batch = collector.collect()
+    assert batch.device == torch.device("meta")
+    assert batch["action"].device == torch.device("meta")
+
+
+def test_progress_bar_shows_return():
+    out = io.StringIO()
+    env = CountingEnv(max_steps=3, batch_size=[2])
+    collector = Collector(env, frames_per_batch=12, total_frames=24, progress={"file": out, "mininterval": 0})
+    list(collector)
+    text = out.getvalue()
+    assert "24/24" in text and "episode_return=3" in text
+    assert list(collector.episode_returns) == [3.0] * 8
+    Collector(CountingEnv(), frames_per_batch=4, total_frames=4, progress=True)  # plain True works too
+
+
+def test_episode_returns_span_batches():
+    env = CountingEnv(max_steps=5, batch_size=[3])
+    collector = Collector(env, frames_per_batch=6, total_frames=60, progress={"file": io.StringIO()})
+    list(collector)
+    assert list(collector.episode_returns) == [5.0] * 12
+
+
+def test_update_policy_weights():
+    net = torch.nn.Linear(1, 2)
+    policy = TensorDictModule(lambda obs: net(obs).argmax(-1), in_keys=["observation"], out_keys=["action"])
+    collector = Collector(CountingEnv(), policy, frames_per_batch=2)
+    collector.update_policy_weights_()  # no-op
+    lin = TensorDictModule(torch.nn.Linear(1, 1), in_keys=["observation"], out_keys=["x"])
+    c2 = Collector(CountingEnv(), lin, frames_per_batch=2)
+    c2.update_policy_weights_({"module.weight": torch.full((1, 1), 3.0), "module.bias": torch.zeros(1)})
+    assert lin.module.weight.item() == 3.0
+
+
+# ------------------------------------------------------------------ errors
+def test_frames_per_batch_not_divisible():
+    with pytest.raises(ValueError, match=r"frames_per_batch=10 must be a positive multiple .*\(3"):
+        Collector(CountingEnv(batch_size=[3]), frames_per_batch=10)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="EnvBase"):
+        Collector(42, frames_per_batch=4)
+    with pytest.raises(TypeError, match="make_env must return"):
+        Collector(lambda: "not an env", frames_per_batch=4)
+    with pytest.raises(TypeError, match="policy must be a callable"):
+        Collector(CountingEnv(), policy=3, frames_per_batch=4)
+    with pytest.raises(ValueError, match="total_frames"):
+        Collector(CountingEnv(), frames_per_batch=4, total_frames=0)
+
+
+def test_policy_without_action_key():
+    policy = TensorDictModule(lambda obs: obs * 2, in_keys=["observation"], out_keys=["not_action"])
+    collector = Collector(CountingEnv(), policy, frames_per_batch=4)
+    with pytest.raises(KeyError, match=r"did not write the action under 'action'.*not_action"):
+        collector.collect()
+
+
+def test_policy_returning_non_tensordict():
+    collector = Collector(CountingEnv(), lambda td: 3, frames_per_batch=4)
+    with pytest.raises(TypeError, match="must return a TensorDict"):
+        collector.collect()
+
+
+def test_wrong_action_shape_names_key():
+    policy = TensorDictModule(lambda obs: torch.zeros(*obs.shape[:-1], 5), in_keys=["observation"], out_keys=["action"])
+    collector = Collector(ContinuousCountingEnv(batch_size=[2], action_dim=2), policy, frames_per_batch=4)
+    with pytest.raises(ValueError, match=r"action under key 'action'.*expected shape \(2, 2\), got \(2, 5\)"):
+        collector.collect()
+
+
+def test_collector_in_repr_and_td_types():
+    collector = Collector(CountingEnv(batch_size=[2]), frames_per_batch=4, total_frames=8)
+    assert "frames_per_batch=4" in repr(collector)
+    assert isinstance(collector.collect(), TensorDict)
