@@ -270,7 +270,7 @@ class WorkerGroup:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     late = sorted(pending.values())
-                    self.close()
+                    self.close(_FAULT_JOIN_TIMEOUT)
                     raise TimeoutError(
                         f"{self.name}: worker(s) {late} sent no answer within {timeout}s; all workers were shut down"
                     )
@@ -295,7 +295,7 @@ class WorkerGroup:
                         self._fail_dead(i)
         except BaseException:
             if not self.closed:  # KeyboardInterrupt or anything unexpected: leave no worker behind
-                self.close()
+                self.close(_FAULT_JOIN_TIMEOUT)
             raise
         return [out[i] for i in indices]
 

@@ -1,0 +1,261 @@
+"""``ParallelEnv``: copies of an env stepped in worker processes, seen as one batched env.
+
+Use it when stepping one env costs more than talking to a process (physics simulators, rendering,
+envs that hold the GIL in Python for milliseconds); for cheap envs :class:`~rlbench.envs.SerialEnv`
+or a torch-native batched env is faster.
+
+How data moves: at start-up the parent asks every worker for its specs, then allocates three
+shared-memory TensorDicts once, each ``[num_workers, *env.batch_size]``:
+
+- ``inputs``: the action (and state keys) the parent writes before each step;
+- ``next``: what each worker's ``_step`` returned (observation, reward, done flags);
+- ``root``: each worker's current root (its last reset, or the root part of its last step), which
+  is what a partial reset returns for the workers it does not reset.
+
+A step is then: the parent copies the action into ``inputs``, sends a tiny ``("step",)`` message to
+every worker, each worker steps its env and writes into its row of ``next``, answers, and the parent
+clones ``next`` once. Nothing is pickled per step but the two short messages per worker.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence
+
+import cloudpickle
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from ._workers import WorkerGroup
+from .batched import _stacked
+from .common import EnvBase
+
+__all__ = ["ParallelEnv"]
+
+logger = logging.getLogger(__name__)
+
+
+def _leaves(td: TensorDictBase) -> list:
+    """``[(key tuple, tensor), ...]`` of every tensor leaf of ``td``."""
+    out = []
+    for key in td.keys(True, True):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append((key, td.get(key)))
+    return out
+
+
+def _root_keys(env: EnvBase) -> list:
+    keys = list(env.observation_spec.keys(True, True)) + list(env.done_keys) + list(env.state_spec.keys(True, True))
+    return list(dict.fromkeys(k if isinstance(k, tuple) else (k,) for k in keys))
+
+
+def _spec_info(env: EnvBase) -> bytes:
+    """The worker's specs and keys, cloudpickled (tensors by value: no shared-memory handles needed)."""
+    return cloudpickle.dumps({
+        "batch_size": env.batch_size,
+        "device": env.device,
+        "action_key": env.action_key,
+        "reward_key": env.reward_key,
+        "observation_spec": env.observation_spec,
+        "action_spec": env.action_spec,
+        "reward_spec": env.reward_spec,
+        "done_spec": env.done_spec,
+        "state_spec": env.state_spec,
+        "repr": repr(env),
+    })
+
+
+def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
+    """Main loop of a ParallelEnv worker: build the env, then serve step/reset/seed commands."""
+    env = make_env()
+    if not isinstance(env, EnvBase):
+        raise TypeError(
+            f"ParallelEnv: make_env must return an rlbench EnvBase (e.g. GymEnv('CartPole-v1')), "
+            f"got {type(env).__name__}"
+        )
+    channel.send(_spec_info(env))
+    dev = env.device
+    inputs = next_out = root = None
+    while True:
+        msg = channel.recv()
+        cmd = msg[0]
+        if cmd == "step":
+            # a private copy of the inputs: the parent overwrites the shared buffer at the next step
+            td = TensorDict({k: v.to(dev, copy=True) for k, v in inputs}, batch_size=env.batch_size, device=dev)
+            out = env._complete_done(env._step(td))
+            for key, buf in next_out:
+                value = out.get(key, None)
+                if value is None:
+                    raise KeyError(
+                        f"{type(env).__name__}._step did not return {key if len(key) > 1 else key[0]!r}, which its "
+                        f"specs promise (returned keys: {sorted(map(str, out.keys(True, True)))})"
+                    )
+                buf.copy_(value)
+            for key, buf in root:
+                value = out.get(key, None)
+                if value is not None:
+                    buf.copy_(value)
+            channel.send(None)
+        elif cmd == "reset":
+            mask = msg[1]
+            sub = None
+            if mask is not None:  # a batched sub-env resets only its masked part, from its current root
+                sub = TensorDict({k: v.to(dev, copy=True) for k, v in root}, batch_size=env.batch_size, device=dev)
+                sub.set("_reset", torch.tensor(mask, dtype=torch.bool, device=dev).reshape(*env.batch_size, 1))
+            out = env.reset(sub)
+            for key, buf in root:
+                value = out.get(key, None)
+                if value is not None:
+                    buf.copy_(value)
+            channel.send(None)
+        elif cmd == "buffers":
+            inputs, next_out, root = ([(k, v[index]) for k, v in leaves] for leaves in msg[1:])
+            channel.send(None)
+        elif cmd == "seed":
+            env.set_seed(msg[1])
+            channel.send(None)
+        elif cmd == "close":
+            env.close()
+            return
+        else:
+            raise ValueError(f"ParallelEnv worker {index}: unknown command {cmd!r}")
+
+
+class ParallelEnv(EnvBase):
+    """Run ``num_workers`` envs made by ``make_env`` in worker processes, batched as one env.
+
+    The batch size is ``[num_workers, *env.batch_size]``; the specs are those of the workers' envs,
+    stacked (every worker must build the same kind of env). ``set_seed(s)`` seeds worker ``i`` with
+    ``s + i``: the workers differ and the whole batch is reproducible. Partial resets (a ``"_reset"``
+    mask) reset only the masked workers; the others keep their current values, as in
+    :class:`~rlbench.envs.SerialEnv`, which gives the same data for the same seeds and actions.
+
+    ``make_env`` is cloudpickled, so lambdas and closures from a notebook cell work. An exception in a
+    worker re-raises in the parent as :class:`~rlbench.envs._workers.WorkerError` with the worker's
+    traceback, a worker that dies raises ``WorkerDiedError``; either way every worker is shut down.
+    ``close()``, ``with ParallelEnv(...) as env:``, garbage collection and interpreter exit end the
+    workers. Scripts that create a ParallelEnv at import time need the usual
+    ``if __name__ == "__main__":`` guard (workers re-import the main module); notebooks do not.
+
+    Args:
+        num_workers: how many worker processes (one env each).
+        make_env: a callable returning an :class:`EnvBase`, or a list of ``num_workers`` callables.
+        device: where the batched data the parent returns lives (default: the workers' env device).
+        timeout: seconds to wait for the workers' answer to a step, reset or seed before raising
+            ``TimeoutError`` (None: as long as they are alive; a dead worker raises at once anyway).
+        start_timeout: seconds to wait for every worker to build its env at start-up.
+        context: multiprocessing context or start method (default ``forkserver``, else ``spawn``).
+        validate_actions: check each action's values against ``action_spec`` in ``step``.
+
+    Example:
+        >>> from rlbench.testing import CountingEnv
+        >>> with ParallelEnv(2, lambda: CountingEnv(max_steps=3)) as env:
+        ...     td = env.rollout(4, break_when_any_done=False)
+        >>> td.shape
+        torch.Size([2, 4])
+        >>> td["next", "observation"][0].squeeze(-1).tolist()
+        [1.0, 2.0, 3.0, 1.0]
+    """
+
+    def __init__(self, num_workers: int, make_env: Callable[[], EnvBase] | Sequence[Callable[[], EnvBase]],
+                 device=None, timeout: float | None = None, start_timeout: float = 120.0, context=None,
+                 validate_actions: bool = True):
+        num_workers = int(num_workers)
+        if num_workers < 1:
+            raise ValueError(f"ParallelEnv: num_workers must be >= 1, got {num_workers}")
+        if isinstance(make_env, Sequence):
+            if len(make_env) != num_workers:
+                raise ValueError(
+                    f"ParallelEnv: got {len(make_env)} make_env callables for num_workers={num_workers}; "
+                    f"pass one callable, or a list of exactly num_workers"
+                )
+            makers = list(make_env)
+        else:
+            makers = [make_env] * num_workers
+        for i, make in enumerate(makers):
+            if not callable(make):
+                raise TypeError(
+                    f"ParallelEnv: make_env[{i}] must be a callable that builds an env (e.g. "
+                    f"lambda: GymEnv('CartPole-v1')), got {type(make).__name__}; pass the function, not an env"
+                )
+        self.timeout = timeout
+        self.is_closed = True  # until the workers are up: close() from a failed __init__ is harmless
+        self._workers = WorkerGroup(num_workers, _env_worker, [(m,) for m in makers], context=context,
+                                    name="ParallelEnv")
+        try:
+            infos = [cloudpickle.loads(b) for b in self._workers.recv_all(timeout=start_timeout)]
+            first = infos[0]
+            for i, info in enumerate(infos[1:], 1):
+                if any(info[k] != first[k] for k in ("batch_size", "observation_spec", "action_spec")):
+                    raise ValueError(
+                        f"ParallelEnv: worker {i}'s env has different specs from worker 0's; every make_env must "
+                        f"build the same kind of env.\nworker 0: {first['repr']}\nworker {i}: {info['repr']}"
+                    )
+            super().__init__(batch_size=(num_workers, *first["batch_size"]), device=device or first["device"],
+                             validate_actions=validate_actions)
+            self.action_key, self.reward_key = first["action_key"], first["reward_key"]
+            for name in ("observation_spec", "state_spec", "done_spec", "action_spec", "reward_spec"):
+                setattr(self, name, _stacked(first[name], num_workers, self.device))
+            self._allocate()
+        except BaseException:
+            self._workers.close()
+            raise
+
+    def _allocate(self) -> None:
+        """Allocate the shared buffers once and hand each worker its views of them."""
+        cpu = torch.device("cpu")
+        inputs = self.input_spec.zero().to(cpu).share_memory_()
+        nxt = self.output_spec.zero().to(cpu).share_memory_()
+        root = self.observation_spec.zero().update(self.done_spec.zero()).update(self.state_spec.zero())
+        root = root.to(cpu).share_memory_()
+        self._inputs, self._next, self._root = inputs, nxt, root
+        self._input_leaves = _leaves(inputs)
+        # sent through the pipe, tensors travel as shared-memory handles: the workers write into these
+        self._workers.request(("buffers", self._input_leaves, _leaves(nxt), _leaves(root)),
+                              timeout=self.timeout)
+
+    @property
+    def num_workers(self) -> int:
+        return int(self.batch_size[0])
+
+    @property
+    def worker_pids(self) -> list:
+        """Process ids of the workers (empty once closed)."""
+        return self._workers.pids
+
+    def _out(self, buf: TensorDictBase) -> TensorDictBase:
+        # a copy: the buffer is overwritten by the next step, the caller keeps what we return
+        return buf.clone() if self.device.type == "cpu" else buf.to(self.device)
+
+    def _step(self, td):
+        for key, buf in self._input_leaves:
+            value = td.get(key, None)
+            if value is not None:
+                buf.copy_(value)
+        self._workers.request(("step",), timeout=self.timeout)
+        return self._out(self._next)
+
+    def _reset(self, td):
+        mask = None if td is None else td.get("_reset", None)
+        if mask is None:
+            self._workers.request(("reset", None), timeout=self.timeout)
+        else:
+            per_worker = mask.reshape(self.num_workers, -1).cpu()
+            indices = [i for i in range(self.num_workers) if bool(per_worker[i].any())]
+            batched = len(self.batch_size) > 1
+            for i in indices:
+                self._workers.send(i, ("reset", per_worker[i].tolist() if batched else None))
+            self._workers.recv_all(indices, timeout=self.timeout)
+        return self._out(self._root)
+
+    def _set_seed(self, seed):
+        for i in range(self.num_workers):
+            self._workers.send(i, ("seed", None if seed is None else seed + i))
+        self._workers.recv_all(timeout=self.timeout)
+
+    def close(self) -> None:
+        """Close every worker's env and end the worker processes."""
+        self._workers.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("ParallelEnv(", f"ParallelEnv(\n    num_workers={self.num_workers},", 1)

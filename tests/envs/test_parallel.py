@@ -1,0 +1,347 @@
+"""ParallelEnv and its worker machinery: same data as SerialEnv, and faults that never hang."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+
+import cloudpickle
+import pytest
+import torch
+
+from rlbench.envs import GymEnv, SerialEnv, check_env_specs
+from rlbench.envs._workers import WorkerDiedError, WorkerError, WorkerGroup
+from rlbench.envs.parallel import ParallelEnv
+from rlbench.testing import ContinuousCountingEnv, CountingEnv
+
+# Classes and functions of this module travel to the workers by value, as a notebook cell's would
+# (by reference the workers would have to import this test module).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+psutil = pytest.importorskip("psutil")
+
+
+class FailingEnv(CountingEnv):
+    """Raises from ``_step`` once it has counted ``fail_at`` steps."""
+
+    def __init__(self, fail_at=2, **kwargs):
+        super().__init__(max_steps=100, **kwargs)
+        self.fail_at = fail_at
+
+    def _step(self, td):
+        if int(self.count.max()) >= self.fail_at:
+            raise RuntimeError(f"boom: the env broke after {self.fail_at} steps")
+        return super()._step(td)
+
+
+class SleepyEnv(CountingEnv):
+    """Sleeps in ``_step`` (a stand-in for a slow or stuck simulator)."""
+
+    def __init__(self, seconds=30.0):
+        super().__init__(max_steps=100)
+        self.seconds = seconds
+
+    def _step(self, td):
+        time.sleep(self.seconds)
+        return super()._step(td)
+
+
+def _gone(pids, within=5.0) -> bool:
+    """True once none of ``pids`` is a live process (zombies count as gone)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _no_children_left(pids) -> bool:
+    return _gone(pids) and not any(p.pid in pids for p in mp.active_children())
+
+
+def _fixed_actions(T, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (T, n), generator=g)
+
+
+def _run(env, actions):
+    """Step ``env`` with the given actions (step_and_maybe_reset), returning the stacked steps."""
+    td = env.reset()
+    steps = []
+    for a in actions:
+        td["action"] = a.reshape(env.action_spec.shape)
+        td, root = env.step_and_maybe_reset(td)
+        steps.append(td)
+        td = root
+    return torch.stack(steps, -1)
+
+
+@pytest.fixture(scope="module")
+def counting():
+    env = ParallelEnv(2, [lambda m=m: CountingEnv(max_steps=m) for m in (2, 3)])
+    yield env
+    env.close()
+
+
+@pytest.mark.timeout(60)
+def test_shapes_specs_and_check_env_specs(counting):
+    assert counting.batch_size == torch.Size([2])
+    assert counting.action_spec.shape == torch.Size([2])
+    assert counting.observation_spec["observation"].shape == torch.Size([2, 1])
+    assert check_env_specs(counting) == []
+    td = counting.rollout(5, break_when_any_done=False)
+    assert td.shape == torch.Size([2, 5])
+    assert counting.action_spec.is_in(td["action"])
+    assert "ParallelEnv" in repr(counting) and "num_workers=2" in repr(counting)
+
+
+@pytest.mark.timeout(60)
+def test_same_data_as_serial_env_counting(counting):
+    serial = SerialEnv(2, [lambda m=m: CountingEnv(max_steps=m) for m in (2, 3)])
+    actions = _fixed_actions(9, 2)
+    ours, ref = _run(counting, actions), _run(serial, actions)
+    assert (ours == ref).all()
+    assert ours["observation"].squeeze(-1).tolist() == [[0, 1] * 4 + [0], [0, 1, 2] * 3]
+    assert ours["next", "total"].sum() > 0  # the actions reached the workers
+    torch.testing.assert_close(counting.rollout(7, break_when_any_done=False)["next", "observation"],
+                               serial.rollout(7, break_when_any_done=False)["next", "observation"])
+
+
+@pytest.mark.timeout(60)
+def test_same_data_as_serial_env_gym_cartpole():
+    serial = SerialEnv(2, lambda: GymEnv("CartPole-v1"))
+    with ParallelEnv(2, lambda: GymEnv("CartPole-v1")) as env:
+        actions = _fixed_actions(40, 2, seed=1)
+        env.set_seed(7)
+        serial.set_seed(7)
+        ours, ref = _run(env, actions), _run(serial, actions)
+    assert ours.shape == torch.Size([2, 40])
+    assert (ours == ref).all()
+    assert ours["next", "done"].any()  # episodes ended and restarted inside the window
+
+
+@pytest.mark.timeout(60)
+def test_batched_sub_envs_and_their_partial_resets():
+    make = [lambda m=m: CountingEnv(max_steps=torch.tensor([2, 3, 4]) + m, batch_size=[3]) for m in (0, 1)]
+    serial = SerialEnv(2, make)
+    with ParallelEnv(2, make) as env:
+        assert env.batch_size == torch.Size([2, 3])
+        assert check_env_specs(env) == []
+        ours = env.rollout(8, break_when_any_done=False)
+    ref = serial.rollout(8, break_when_any_done=False)
+    assert ours.shape == torch.Size([2, 3, 8])
+    assert (ours["observation"] == ref["observation"]).all()
+    assert (ours["next", "done"] == ref["next", "done"]).all()
+    assert ours["observation"][0, 0].squeeze(-1).tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+
+
+@pytest.mark.timeout(60)
+def test_partial_reset_resets_only_masked_workers(counting):
+    td = counting.reset()
+    td["action"] = torch.tensor([1, 1])
+    td = counting.step(td)["next"].clone()
+    assert td["observation"].squeeze(-1).tolist() == [1, 1]
+    td.set("_reset", torch.tensor([[True], [False]]))
+    out = counting.reset(td)
+    assert "_reset" not in out.keys()
+    assert out["observation"].squeeze(-1).tolist() == [0, 1]
+    assert out["total"].squeeze(-1).tolist() == [0, 1]
+    # worker 1 really kept its state: its next step counts 2, worker 0's counts 1
+    out["action"] = torch.tensor([0, 0])
+    assert counting.step(out)["next", "observation"].squeeze(-1).tolist() == [1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_step_and_maybe_reset_keeps_the_final_observation(counting):
+    td = counting.reset()
+    for _ in range(2):
+        td["action"] = torch.tensor([0, 0])
+        td, root = counting.step_and_maybe_reset(td)
+        nxt, td = td["next"], root
+    assert nxt["done"].squeeze(-1).tolist() == [True, False]
+    assert nxt["observation"].squeeze(-1).tolist() == [2, 2]  # the true final observation
+    assert td["observation"].squeeze(-1).tolist() == [0, 2]  # worker 0 restarted
+
+
+@pytest.mark.timeout(60)
+def test_lambdas_closures_and_local_classes():
+    limit = 3  # captured by the closure, as in a notebook cell
+
+    class LocalEnv(ContinuousCountingEnv):  # defined here: only cloudpickle can send it
+        pass
+
+    def make():
+        return LocalEnv(max_steps=limit, action_dim=2)
+
+    with ParallelEnv(2, make) as env:
+        assert env.action_spec.shape == torch.Size([2, 2])
+        td = env.rollout(4, break_when_any_done=False)
+    assert td["next", "observation"][1].squeeze(-1).tolist() == [1, 2, 3, 1]
+
+
+@pytest.mark.timeout(60)
+def test_seeds_are_reproducible_and_differ_per_worker():
+    with ParallelEnv(2, lambda: GymEnv("CartPole-v1")) as env:
+        env.set_seed(3)
+        a = env.reset()["observation"]
+        env.set_seed(3)
+        b = env.reset()["observation"]
+        env.set_seed(4)
+        c = env.reset()["observation"]
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a[0], a[1])  # worker 0 got seed 3, worker 1 seed 4
+    torch.testing.assert_close(c[0], a[1])  # so seed 4 on worker 0 is what worker 1 had
+
+
+@pytest.mark.timeout(60)
+def test_readme_example_pendulum():
+    env = ParallelEnv(4, lambda: GymEnv("Pendulum-v1"))
+    try:
+        td = env.rollout(max_steps=20)
+        assert td.shape == torch.Size([4, 20])
+        assert env.action_spec.is_in(td["action"])
+        assert check_env_specs(env) == []
+    finally:
+        env.close()
+
+
+@pytest.mark.timeout(60)
+def test_close_context_manager_and_gc_leave_no_process():
+    env = ParallelEnv(2, CountingEnv)
+    pids = env.worker_pids
+    env.close()
+    env.close()  # twice is fine
+    assert _no_children_left(pids)
+    with pytest.raises(RuntimeError, match="shut down"):
+        env.reset()
+
+    with ParallelEnv(2, CountingEnv) as env:
+        pids = env.worker_pids
+        env.rollout(3)
+    assert _no_children_left(pids)
+
+    env = ParallelEnv(2, CountingEnv)
+    pids = env.worker_pids
+    del env
+    assert _no_children_left(pids)
+
+
+@pytest.mark.timeout(60)
+def test_env_error_in_worker_raises_with_traceback_and_shuts_down():
+    env = ParallelEnv(2, [CountingEnv, lambda: FailingEnv(fail_at=2)])
+    pids = env.worker_pids
+    td = env.reset()
+    td["action"] = torch.tensor([0, 0])
+    env.step(td)
+    start = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        env.step(td)
+        env.step(td)
+    assert time.monotonic() - start < 5
+    msg = str(info.value)
+    assert "worker 1 raised RuntimeError: boom: the env broke after 2 steps" in msg
+    assert "Traceback (most recent call last)" in msg and "in _step" in msg
+    assert info.value.index == 1 and "_step" in info.value.remote_traceback
+    assert _no_children_left(pids)
+    with pytest.raises(RuntimeError, match="shut down"):
+        env.step(td)
+
+
+@pytest.mark.timeout(60)
+def test_error_while_building_the_env_raises_at_construction():
+    def make():
+        raise ValueError("no such simulator")
+
+    with pytest.raises(WorkerError, match="no such simulator"):
+        ParallelEnv(2, make)
+    with pytest.raises(WorkerError, match="must return an rlbench EnvBase"):
+        ParallelEnv(2, lambda: "not an env")
+
+
+@pytest.mark.timeout(60)
+def test_killed_worker_raises_instead_of_hanging():
+    env = ParallelEnv(2, CountingEnv)
+    pids = env.worker_pids
+    td = env.reset()
+    td["action"] = torch.tensor([0, 1])
+    env.step(td)
+    os.kill(pids[1], signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(WorkerDiedError, match=r"worker 1 .* killed by SIGKILL") as info:
+        for _ in range(100):  # the death may be noticed at the send or at the wait
+            env.step(td)
+    assert time.monotonic() - start < 5
+    assert info.value.exitcode == -signal.SIGKILL
+    assert _no_children_left(pids)
+
+
+@pytest.mark.timeout(60)
+def test_stuck_worker_times_out():
+    env = ParallelEnv(2, [CountingEnv, lambda: SleepyEnv(30.0)], timeout=0.5)
+    pids = env.worker_pids
+    td = env.rand_action(env.reset())
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"worker\(s\) \[1\] sent no answer within 0.5s"):
+        env.step(td)
+    assert time.monotonic() - start < 5
+    assert _no_children_left(pids)
+
+
+@pytest.mark.timeout(60)
+def test_keyboard_interrupt_while_waiting_shuts_workers_down():
+    env = ParallelEnv(2, lambda: SleepyEnv(30.0))
+    pids = env.worker_pids
+    td = env.rand_action(env.reset())
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            env.step(td)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert _no_children_left(pids)
+
+
+@pytest.mark.timeout(60)
+def test_bad_arguments_have_clear_errors():
+    with pytest.raises(ValueError, match="num_workers must be >= 1"):
+        ParallelEnv(0, CountingEnv)
+    with pytest.raises(ValueError, match="got 1 make_env callables for num_workers=2"):
+        ParallelEnv(2, [CountingEnv])
+    with pytest.raises(TypeError, match="must be a callable"):
+        ParallelEnv(2, CountingEnv())
+    with pytest.raises(ValueError, match="worker 1's env has different specs"):
+        ParallelEnv(2, [CountingEnv, ContinuousCountingEnv])
+    with pytest.raises(ValueError, match="'fork' start method is unsafe"):
+        WorkerGroup(1, lambda ch, i: None, context="fork")
+
+
+@pytest.mark.timeout(60)
+def test_worker_group_spawn_context_and_request():
+    def target(channel, index, offset):
+        while True:
+            msg = channel.recv()
+            if msg[0] == "close":
+                return
+            channel.send(msg[1] + offset + index)
+
+    with WorkerGroup(2, target, args=[(10,), (20,)], context="spawn", name="adder") as group:
+        assert group.request(("add", 1), timeout=60) == [11, 22]
+        assert group.recv_all is not None and len(group) == 2
+        pids = group.pids
+    assert group.closed and _no_children_left(pids)
