@@ -311,3 +311,25 @@ def test_collector_in_repr_and_td_types():
     collector = Collector(CountingEnv(batch_size=[2]), frames_per_batch=4, total_frames=8)
     assert "frames_per_batch=4" in repr(collector)
     assert isinstance(collector.collect(), TensorDict)
+
+
+def test_direct_tensordict_module_path_matches_module():
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+
+    class Argmax(torch.nn.Module):
+        def forward(self, obs):
+            logits = net(obs)
+            return logits.argmax(-1), logits
+
+    policy = TensorDictModule(Argmax(), in_keys=["observation"], out_keys=["action", "logits"])
+    batch = Collector(CountingEnv(max_steps=6, batch_size=[2]), policy, frames_per_batch=20).collect()
+    assert torch.equal(batch["logits"], net(batch["observation"]))
+    assert torch.equal(batch["action"], batch["logits"].argmax(-1))
+
+    class DictOut(torch.nn.Module):  # an output the direct path leaves to tensordict
+        def forward(self, obs):
+            return {"action": torch.zeros(obs.shape[:-1], dtype=torch.int64)}
+
+    odd = TensorDictModule(DictOut(), in_keys=["observation"], out_keys=["action"])
+    assert (Collector(CountingEnv(), odd, frames_per_batch=5).collect()["action"] == 0).all()
