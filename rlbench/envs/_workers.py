@@ -247,6 +247,20 @@ class WorkerGroup:
         for i in range(len(self)) if indices is None else indices:
             self.send(i, message)
 
+    def send_bytes_all(self, data: bytes, indices: Sequence[int] | None = None) -> None:
+        """Send an already pickled message (``pickle.dumps(msg)``) to each worker: the hot path of a
+        command repeated every step, pickled once. Only for messages without tensors (a shared
+        tensor's handle can be unpickled once only, so those must go through :meth:`send`)."""
+        self._check_open()
+        for i in range(len(self)) if indices is None else indices:
+            try:
+                self.conns[i].send_bytes(data)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self._fail_dead(i)
+            except BaseException:
+                self.close(_FAULT_JOIN_TIMEOUT)
+                raise
+
     def recv(self, index: int, timeout: float | None = None) -> Any:
         """The next message from worker ``index`` (see :meth:`recv_all`)."""
         return self.recv_all([index], timeout)[0]

@@ -19,6 +19,7 @@ clones ``next`` once. Nothing is pickled per step but the two short messages per
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Callable, Sequence
 
 import cloudpickle
@@ -28,8 +29,13 @@ from tensordict import TensorDict, TensorDictBase
 from ._workers import WorkerGroup
 from .batched import _stacked
 from .common import EnvBase
+from .utils import _new_td, step_mdp
 
 __all__ = ["ParallelEnv"]
+
+# the per-step commands, pickled once
+_STEP = pickle.dumps(("step",))
+_STEP_RESET = pickle.dumps(("step_reset",))
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,30 @@ def _spec_info(env: EnvBase) -> bytes:
     })
 
 
+def _make_td(pairs, batch_size, device, copy: bool) -> TensorDictBase:
+    """A TensorDict of ``[(key tuple, tensor), ...]`` (copied to ``device`` when ``copy``)."""
+    data = {k: (v.to(device, copy=True) if copy else v) for k, v in pairs}
+    if _new_td is not None and all(len(k) == 1 for k in data):  # flat: skip the constructor's checks
+        return _new_td({k[0]: v for k, v in data.items()}, batch_size=batch_size, device=device)
+    td = TensorDict({}, batch_size=batch_size, device=device)
+    for k, v in data.items():
+        td.set(k, v)
+    return td
+
+
+def _write(out: TensorDictBase, pairs, env: EnvBase | None = None) -> None:
+    """Copy ``out``'s entries into the shared views ``pairs``; with ``env``, every key is required."""
+    for key, buf in pairs:
+        value = out.get(key, None)
+        if value is not None:
+            buf.copy_(value)
+        elif env is not None:
+            raise KeyError(
+                f"{type(env).__name__}._step did not return {key if len(key) > 1 else key[0]!r}, which its "
+                f"specs promise (returned keys: {sorted(map(str, out.keys(True, True)))})"
+            )
+
+
 def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
     """Main loop of a ParallelEnv worker: build the env, then serve step/reset/seed commands."""
     env = make_env()
@@ -75,37 +105,33 @@ def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
     channel.send(_spec_info(env))
     dev = env.device
     inputs = next_out = root = None
+    batch = env.batch_size
     while True:
         msg = channel.recv()
         cmd = msg[0]
-        if cmd == "step":
+        if cmd == "step" or cmd == "step_reset":
             # a private copy of the inputs: the parent overwrites the shared buffer at the next step
-            td = TensorDict({k: v.to(dev, copy=True) for k, v in inputs}, batch_size=env.batch_size, device=dev)
-            out = env._complete_done(env._step(td))
-            for key, buf in next_out:
-                value = out.get(key, None)
-                if value is None:
-                    raise KeyError(
-                        f"{type(env).__name__}._step did not return {key if len(key) > 1 else key[0]!r}, which its "
-                        f"specs promise (returned keys: {sorted(map(str, out.keys(True, True)))})"
-                    )
-                buf.copy_(value)
-            for key, buf in root:
-                value = out.get(key, None)
-                if value is not None:
-                    buf.copy_(value)
+            out = env._complete_done(env._step(_make_td(inputs, batch, dev, copy=True)))
+            _write(out, next_out, env)
+            done = out.get("done")
+            if cmd == "step_reset" and bool(done.any()):
+                # reset right here, in the same round trip (as gymnasium's vector envs do): the
+                # final observation is already in ``next``, ``root`` gets the fresh one
+                sub = None
+                if batch:  # a batched sub-env resets only its done part, from its current values
+                    sub = _make_td([(k, out.get(k)) for k, _ in root if out.get(k, None) is not None],
+                                   batch, dev, copy=False)
+                    sub.set("_reset", done)
+                out = env.reset(sub)
+            _write(out, root)
             channel.send(None)
         elif cmd == "reset":
             mask = msg[1]
             sub = None
             if mask is not None:  # a batched sub-env resets only its masked part, from its current root
-                sub = TensorDict({k: v.to(dev, copy=True) for k, v in root}, batch_size=env.batch_size, device=dev)
-                sub.set("_reset", torch.tensor(mask, dtype=torch.bool, device=dev).reshape(*env.batch_size, 1))
-            out = env.reset(sub)
-            for key, buf in root:
-                value = out.get(key, None)
-                if value is not None:
-                    buf.copy_(value)
+                sub = _make_td(root, batch, dev, copy=True)
+                sub.set("_reset", torch.tensor(mask, dtype=torch.bool, device=dev).reshape(*batch, 1))
+            _write(env.reset(sub), root)
             channel.send(None)
         elif cmd == "buffers":
             inputs, next_out, root = ([(k, v[index]) for k, v in leaves] for leaves in msg[1:])
@@ -209,6 +235,7 @@ class ParallelEnv(EnvBase):
         root = root.to(cpu).share_memory_()
         self._inputs, self._next, self._root = inputs, nxt, root
         self._input_leaves = _leaves(inputs)
+        self._next_leaves, self._root_leaves = _leaves(nxt), _leaves(root)
         # sent through the pipe, tensors travel as shared-memory handles: the workers write into these
         self._workers.request(("buffers", self._input_leaves, _leaves(nxt), _leaves(root)),
                               timeout=self.timeout)
@@ -222,17 +249,34 @@ class ParallelEnv(EnvBase):
         """Process ids of the workers (empty once closed)."""
         return self._workers.pids
 
-    def _out(self, buf: TensorDictBase) -> TensorDictBase:
-        # a copy: the buffer is overwritten by the next step, the caller keeps what we return
-        return buf.clone() if self.device.type == "cpu" else buf.to(self.device)
+    def _out(self, leaves) -> TensorDictBase:
+        # a copy: the buffer is overwritten by the next step, the caller keeps what we return.
+        # Built from the leaf list: several times cheaper than TensorDict.clone() for a few small keys.
+        return _make_td(leaves, self.batch_size, self.device, copy=True)
 
-    def _step(self, td):
+    def _send_inputs(self, td, cmd: bytes) -> None:
         for key, buf in self._input_leaves:
             value = td.get(key, None)
             if value is not None:
                 buf.copy_(value)
-        self._workers.request(("step",), timeout=self.timeout)
-        return self._out(self._next)
+        self._workers.send_bytes_all(cmd)
+        self._workers.recv_all(timeout=self.timeout)
+
+    def _step(self, td):
+        self._send_inputs(td, _STEP)
+        return self._out(self._next_leaves)
+
+    def step_and_maybe_reset(self, td):
+        """Step, and reset the done workers in the same round trip; see :meth:`EnvBase.step_and_maybe_reset`."""
+        self._check_action(td)
+        self._send_inputs(td, _STEP_RESET)
+        nxt = self._out(self._next_leaves)
+        td.set("next", nxt)
+        root = step_mdp(td, action_key=self.action_key, reward_key=self.reward_key)
+        if bool(nxt.get("done").any()):  # the done workers already reset: take their fresh root
+            for key, value in self._out(self._root_leaves).items(True, True):
+                root.set(key, value)
+        return td, root
 
     def _reset(self, td):
         mask = None if td is None else td.get("_reset", None)
@@ -245,7 +289,7 @@ class ParallelEnv(EnvBase):
             for i in indices:
                 self._workers.send(i, ("reset", per_worker[i].tolist() if batched else None))
             self._workers.recv_all(indices, timeout=self.timeout)
-        return self._out(self._root)
+        return self._out(self._root_leaves)
 
     def _set_seed(self, seed):
         for i in range(self.num_workers):
