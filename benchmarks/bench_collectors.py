@@ -7,8 +7,14 @@ Compared in the same run, at 1, 8 and 32 envs:
 - the baseline: a loop over gymnasium's ``SyncVectorEnv`` that converts the observation to torch, runs the
   same MLP (4-64-64-2, argmax), steps, and stores obs/action/reward/done into preallocated tensors.
 
-Target: >= 0.8x the hand-written loop's frames/s. Run: ``python benchmarks/bench_collectors.py``
-(``--quick`` for a smoke run).
+Target: >= 0.8x the hand-written loop's frames/s. Also printed, for context:
+
+- ``Collector(CartPoleEnv(batch_size=[N]))``: rlbench's torch-native CartPole (same dynamics, stepped as
+  one batch of tensor ops) against the same gymnasium baseline -- what a user gains by switching env;
+- ``env loop``: ``policy`` + ``env.step_and_maybe_reset`` over the ``GymEnv`` in a bare loop, no
+  collector: the ceiling the collector's own work (storing, ids) can reach on that env.
+
+Run: ``python benchmarks/bench_collectors.py`` (``--quick`` for a smoke run).
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from tensordict.nn import TensorDictModule
 
 from _harness import best_time, parse_args, report
 from rlbench.collectors import Collector
-from rlbench.envs import GymEnv, SerialEnv
+from rlbench.envs import CartPoleEnv, GymEnv, SerialEnv
 
 
 def make_net() -> torch.nn.Module:
@@ -57,6 +63,14 @@ def hand_loop(venv, net, n_envs: int, steps: int) -> None:
             done_buf[t] = torch.from_numpy(term | trunc)
 
 
+def env_loop(env, policy, steps: int) -> None:
+    """The env alone: policy + step_and_maybe_reset, nothing stored (a diagnostic, not a baseline)."""
+    td = env.reset()
+    with torch.no_grad():
+        for _ in range(steps):
+            _, td = env.step_and_maybe_reset(policy(td))
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     sizes = (1, 8) if args.quick else (1, 8, 32)
@@ -69,12 +83,15 @@ def main() -> None:
                                   vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
         vec_col = Collector(GymEnv("CartPole-v1", num_envs=n), policy, frames_per_batch=steps * n)
         ser_col = Collector(SerialEnv(n, lambda: GymEnv("CartPole-v1")), policy, frames_per_batch=steps * n)
-        for c in (vec_col, ser_col):
+        native_col = Collector(CartPoleEnv(batch_size=[n]), policy, frames_per_batch=steps * n)
+        for c in (vec_col, ser_col, native_col):
             c.set_seed(0)
         runs = {
             "hand": lambda: hand_loop(venv, net, n, steps),
             "vector": vec_col.collect,
             "serial": ser_col.collect,
+            "native": native_col.collect,
+            "env": lambda: env_loop(vec_col.env, policy, steps),
         }
         for fn in runs.values():
             fn()  # warm-up: first-call costs, buffer layouts
@@ -87,7 +104,11 @@ def main() -> None:
                "hand-written SyncVectorEnv loop", target=">= 0.8x", higher_is_better=True, json_path=args.json)
         report(f"Collector(SerialEnv({n})) frames/s", fps["serial"], fps["hand"], "frames/s",
                "hand-written SyncVectorEnv loop", target=">= 0.8x", higher_is_better=True, json_path=args.json)
-        for c in (vec_col, ser_col):
+        report(f"Collector(CartPoleEnv(batch_size=[{n}])) frames/s", fps["native"], fps["hand"], "frames/s",
+               "hand-written SyncVectorEnv loop", higher_is_better=True, json_path=args.json)
+        report(f"  env loop only (GymEnv num_envs={n}, no collector) frames/s", fps["env"], fps["hand"], "frames/s",
+               "hand-written SyncVectorEnv loop", higher_is_better=True, json_path=args.json)
+        for c in (vec_col, ser_col, native_col):
             c.shutdown()
             c.env.close()
         venv.close()

@@ -222,15 +222,26 @@ class Collector:
             self._close_pbar()
 
     def collect(self) -> TensorDictBase:
-        """Collect and return one batch (as iteration does, without the replay buffer and split_trajs)."""
+        """Collect and return one batch.
+
+        This is one step of iteration, without its extras: the batch is not written to the replay
+        buffer nor split by trajectory, and ``total_frames`` is not checked.
+        """
         env = self.env
         if self._td is None or self.reset_at_each_iter:
             if self._td is not None:  # a reset cuts every running episode: new ids
                 self._new_episodes_everywhere()
             self._td = env.reset()
         random = self.policy is None or self.frames < self.init_random_frames
-        with torch.no_grad(), set_interaction_type(self.exploration_type):
-            batch = self._rollout(self._td, random)
+        try:
+            with torch.no_grad(), set_interaction_type(self.exploration_type):
+                batch = self._rollout(self._td, random)
+        except BaseException:
+            # interrupted mid-batch (an error, KeyboardInterrupt): the env has moved past self._td,
+            # so the next batch starts from a reset rather than from a stale state
+            self._new_episodes_everywhere()
+            self._td = None
+            raise
         self._bookkeep(batch)
         self.frames += self.frames_per_batch
         if self.storing_device != batch.device:
@@ -305,6 +316,8 @@ class Collector:
                 try:
                     out = policy(td)
                 except _NotDirect:  # an output only tensordict knows how to write: use the module itself
+                    logger.debug("Collector: %s returns an output layout the direct path leaves to tensordict",
+                                 type(self.policy.module).__name__)
                     self._direct = None
                     policy = self.policy
                     out = policy(td)

@@ -333,3 +333,21 @@ def test_direct_tensordict_module_path_matches_module():
 
     odd = TensorDictModule(DictOut(), in_keys=["observation"], out_keys=["action"])
     assert (Collector(CountingEnv(), odd, frames_per_batch=5).collect()["action"] == 0).all()
+
+
+def test_interrupted_batch_restarts_from_reset():
+    calls = {"n": 0}
+
+    def flaky(td):
+        calls["n"] += 1
+        if calls["n"] == 8:  # in the second batch
+            raise KeyboardInterrupt
+        return td.set("action", torch.ones(td.shape, dtype=torch.int64))
+
+    collector = Collector(CountingEnv(max_steps=100, batch_size=[2]), flaky, frames_per_batch=10)
+    collector.collect()
+    with pytest.raises(KeyboardInterrupt):
+        collector.collect()
+    batch = collector.collect()
+    assert batch["observation"][:, 0, 0].tolist() == [0.0, 0.0]
+    assert batch["collector", "traj_ids"][:, 0].tolist() == [2, 3]
