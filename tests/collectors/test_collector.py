@@ -351,3 +351,15 @@ def test_interrupted_batch_restarts_from_reset():
     batch = collector.collect()
     assert batch["observation"][:, 0, 0].tolist() == [0.0, 0.0]
     assert batch["collector", "traj_ids"][:, 0].tolist() == [2, 3]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_policy_on_cuda_env_on_cpu():
+    net = torch.nn.Linear(1, 2).cuda()
+    policy = TensorDictModule(lambda obs: net(obs).argmax(-1), in_keys=["observation"], out_keys=["action"])
+    collector = Collector(CountingEnv(batch_size=[2]), policy, frames_per_batch=6, device="cuda", storing_device="cpu")
+    batch = collector.collect()
+    assert batch.device == torch.device("cpu") and batch.shape == (2, 3)
+    on_gpu = Collector(CountingEnv(batch_size=[2]), policy, frames_per_batch=6, device="cuda").collect()
+    assert on_gpu["action"].is_cuda
