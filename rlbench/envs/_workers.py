@@ -273,14 +273,26 @@ class WorkerGroup:
         ``timeout`` seconds (None: as long as the workers live) without an answer a ``TimeoutError``.
         Any of these, or a ``KeyboardInterrupt`` while waiting, shuts every worker down first.
         """
-        self._check_open()
         indices = list(range(len(self))) if indices is None else list(indices)
+        out = self._recv(indices, timeout, first_only=False)
+        return [out[i] for i in indices]
+
+    def recv_any(self, indices: Sequence[int] | None = None, timeout: float | None = None) -> tuple:
+        """``(index, message)`` from whichever of ``indices`` (default all) answers first.
+
+        Faults, timeouts and interrupts are handled as in :meth:`recv_all`.
+        """
+        indices = list(range(len(self))) if indices is None else list(indices)
+        return next(iter(self._recv(indices, timeout, first_only=True).items()))
+
+    def _recv(self, indices: list, timeout: float | None, first_only: bool) -> dict:
+        self._check_open()
         out: dict = {}
         pending = {self.conns[i]: i for i in indices}
         sentinels = {self.processes[i].sentinel: i for i in indices}
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while pending:
+            while pending and not (first_only and out):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     late = sorted(pending.values())
@@ -288,7 +300,8 @@ class WorkerGroup:
                     raise TimeoutError(
                         f"{self.name}: worker(s) {late} sent no answer within {timeout}s; all workers were shut down"
                     )
-                ready = mp_connection.wait(list(pending) + [s for s, i in sentinels.items() if i in pending.values()],
+                waiting = set(pending.values())
+                ready = mp_connection.wait(list(pending) + [s for s, i in sentinels.items() if i in waiting],
                                            timeout=left)
                 for obj in ready:
                     if obj in pending:
@@ -300,18 +313,19 @@ class WorkerGroup:
                         if isinstance(msg, _RemoteError):
                             self._fail_remote(i, msg)
                         out[i] = msg
+                        if first_only:
+                            break
                 for obj in ready:
                     i = sentinels.get(obj)
                     if i is not None and i in pending.values():
-                        conn = self.conns[i]
-                        if conn.poll(0):  # it answered (maybe its error) before it exited: read that first
+                        if self.conns[i].poll(0):  # it answered (maybe its error) before it exited: read that first
                             continue
                         self._fail_dead(i)
         except BaseException:
             if not self.closed:  # KeyboardInterrupt or anything unexpected: leave no worker behind
                 self.close(_FAULT_JOIN_TIMEOUT)
             raise
-        return [out[i] for i in indices]
+        return out
 
     def request(self, message: Any, indices: Sequence[int] | None = None, timeout: float | None = None) -> list:
         """Send ``message`` to each of ``indices`` (default all) and return their answers."""

@@ -1,0 +1,203 @@
+"""MultiSyncCollector / MultiAsyncCollector: batches from worker processes, weights, seeds, faults."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+
+import cloudpickle
+import pytest
+import torch
+from tensordict.nn import TensorDictModule
+
+from rlbench.collectors.multi import MultiAsyncCollector, MultiSyncCollector
+from rlbench.envs import GymEnv
+from rlbench.envs._workers import WorkerDiedError, WorkerError
+from rlbench.testing import CountingEnv
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # send this module's classes by value
+
+psutil = pytest.importorskip("psutil")
+
+
+class Threshold(torch.nn.Module):
+    """Action 1 where ``weight * observation > 0``: its weight decides the actions, visibly."""
+
+    def __init__(self, weight=-1.0):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor([weight]))
+
+    def forward(self, obs):
+        return (obs * self.weight > 0).long().squeeze(-1)
+
+
+def _policy(weight=-1.0):
+    return TensorDictModule(Threshold(weight), in_keys=["observation"], out_keys=["action"])
+
+
+class FailingEnv(CountingEnv):
+    def __init__(self):
+        super().__init__(max_steps=100)
+
+    def _step(self, td):
+        if int(self.count.max()) >= 3:
+            raise RuntimeError("collector env broke at step 3")
+        return super()._step(td)
+
+
+class ListBuffer:
+    def __init__(self):
+        self.batches = []
+
+    def extend(self, td):
+        self.batches.append(td)
+
+
+def _gone(pids, within=5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive and not any(p.pid in pids for p in mp.active_children()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.timeout(60)
+def test_sync_batches_shapes_frames_and_unique_traj_ids():
+    rb = ListBuffer()
+    makers = [lambda: CountingEnv(max_steps=3), lambda: CountingEnv(max_steps=3)]
+    with MultiSyncCollector(makers, frames_per_batch=8, total_frames=24, replay_buffer=rb) as collector:
+        assert len(collector) == 3
+        batches = list(collector)
+        pids = collector.worker_pids
+    assert [b.shape for b in batches] == [torch.Size([2, 4])] * 3
+    assert collector.frames == 24 and len(rb.batches) == 3
+    # the env state carries over from one batch to the next, in each worker
+    obs = torch.cat([b["next", "observation"] for b in batches], 1)[0].squeeze(-1)
+    assert obs.tolist() == [1, 2, 3] * 4
+    ids = torch.cat([b["collector", "traj_ids"] for b in batches], 1)
+    assert set(ids[0].tolist()).isdisjoint(ids[1].tolist())  # unique across workers
+    assert (ids.diff(dim=1) >= 0).all()  # and growing in time
+    assert _gone(pids)
+
+
+@pytest.mark.timeout(60)
+def test_sync_batched_envs_are_concatenated_and_split_trajs():
+    makers = [lambda: CountingEnv(max_steps=2, batch_size=[2])] * 2
+    with MultiSyncCollector(makers, frames_per_batch=16, total_frames=16, split_trajs=True) as collector:
+        (batch,) = list(collector)
+    # 4 sub-envs x 4 steps, episodes of 2 steps: 8 trajectories of length 2
+    assert batch.shape == torch.Size([8, 2])
+    assert batch["collector", "mask"].all()
+    with MultiSyncCollector(makers, frames_per_batch=16, total_frames=16) as collector:
+        assert collector.collect().shape == torch.Size([4, 4])
+
+
+@pytest.mark.timeout(60)
+def test_async_yields_whichever_worker_is_ready_until_total_frames():
+    makers = [lambda: CountingEnv(max_steps=4)] * 2
+    with MultiAsyncCollector(makers, frames_per_batch=6, total_frames=30) as collector:
+        batches = list(collector)
+        assert collector.frames == 30
+    assert [b.shape for b in batches] == [torch.Size([6])] * 5
+    ids = torch.cat([b["collector", "traj_ids"] for b in batches])
+    assert {int(i) % 2 for i in ids} == {0, 1}  # both workers contributed
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cls", [MultiSyncCollector, MultiAsyncCollector])
+def test_update_policy_weights_changes_the_workers_actions(cls):
+    policy = _policy(-1.0)
+    makers = [lambda: CountingEnv(max_steps=100)] * 2
+    with cls(makers, policy, frames_per_batch=8, total_frames=-1) as collector:
+        it = iter(collector)
+        assert (next(it)["action"] == 0).all()  # weight -1: never positive
+        with torch.no_grad():
+            policy.module.weight.fill_(1.0)
+        collector.update_policy_weights_()
+        # sync: the very next batch; async: at most the batches already in flight are stale
+        for _ in range(1 if cls is MultiSyncCollector else 3):
+            batch = next(it)
+            if (batch["action"] == 1).any():
+                break
+        assert (batch["action"][batch["observation"].squeeze(-1) > 0] == 1).all()
+
+
+@pytest.mark.timeout(60)
+def test_seeded_runs_are_reproducible_and_workers_differ():
+    def run():
+        makers = [lambda: GymEnv("CartPole-v1")] * 2
+        with MultiSyncCollector(makers, frames_per_batch=20, total_frames=20, seed=5) as collector:
+            return next(iter(collector))
+
+    a, b = run(), run()
+    assert (a == b).all()
+    assert not torch.equal(a["observation"][0], a["observation"][1])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cls", [MultiSyncCollector, MultiAsyncCollector])
+def test_env_error_in_worker_raises_with_traceback(cls):
+    collector = cls([CountingEnv, FailingEnv], frames_per_batch=4, total_frames=-1)
+    pids = collector.worker_pids
+    start = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        for _ in collector:
+            pass
+    assert time.monotonic() - start < 10
+    msg = str(info.value)
+    assert "worker 1 raised RuntimeError: collector env broke at step 3" in msg
+    assert "Traceback (most recent call last)" in msg and "_step" in msg
+    assert _gone(pids)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cls", [MultiSyncCollector, MultiAsyncCollector])
+def test_killed_worker_raises_instead_of_hanging(cls):
+    collector = cls([CountingEnv, CountingEnv], frames_per_batch=4, total_frames=-1)
+    pids = collector.worker_pids
+    it = iter(collector)
+    next(it)
+    os.kill(pids[0], signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(WorkerDiedError, match=r"worker 0 .* killed by SIGKILL"):
+        for _ in range(1000):
+            next(it)
+    assert time.monotonic() - start < 10
+    assert _gone(pids)
+
+
+@pytest.mark.timeout(60)
+def test_shutdown_and_garbage_collection_leave_no_process():
+    collector = MultiAsyncCollector([CountingEnv] * 2, frames_per_batch=4, total_frames=-1)
+    pids = collector.worker_pids
+    next(iter(collector))  # leaves batches in flight
+    collector.shutdown()
+    collector.shutdown()
+    assert _gone(pids)
+    collector = MultiSyncCollector([CountingEnv] * 2, frames_per_batch=4, total_frames=8)
+    pids = collector.worker_pids
+    del collector
+    assert _gone(pids)
+
+
+@pytest.mark.timeout(60)
+def test_bad_arguments_have_clear_errors():
+    with pytest.raises(ValueError, match="multiple of the number of workers"):
+        MultiSyncCollector([CountingEnv] * 2, frames_per_batch=5)
+    with pytest.raises(TypeError, match="list of env makers"):
+        MultiSyncCollector(CountingEnv, frames_per_batch=4)
+    with pytest.raises(ValueError, match="total_frames must be positive or -1"):
+        MultiAsyncCollector([CountingEnv], frames_per_batch=4, total_frames=0)
+    with pytest.raises(TypeError, match="not an nn.Module"):
+        with MultiSyncCollector([CountingEnv], frames_per_batch=4) as collector:
+            collector.update_policy_weights_()
