@@ -3,6 +3,7 @@ from .batched import SerialEnv
 from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
+from .parallel import ParallelEnv
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
 from .transforms import Compose, Transform, TransformedEnv
 from .utils import SpecCheckError, SpecMismatch, check_env_specs, step_mdp
@@ -15,6 +16,7 @@ __all__ = [
     "SpecCheckError",
     "SpecMismatch",
     "SerialEnv",
+    "ParallelEnv",
     "GymEnv",
     "GymWrapper",
     "space_to_spec",
