@@ -170,7 +170,8 @@ class Collector:
             raise ValueError(
                 f"Collector: frames_per_batch={frames_per_batch} must be a positive multiple of the env's "
                 f"number of sub-envs ({n_envs}, batch_size={tuple(env.batch_size)}): every sub-env steps the same "
-                f"number of times per batch. Use e.g. frames_per_batch={max(1, round(frames_per_batch / n_envs)) * n_envs}."
+                f"number of times per batch. Use e.g. "
+                f"frames_per_batch={max(1, round(frames_per_batch / n_envs)) * n_envs}."
             )
         self.frames_per_batch = frames_per_batch
         self.steps_per_batch = frames_per_batch // n_envs
@@ -185,7 +186,9 @@ class Collector:
         self.device = env.device if device is None else torch.device(device)
         self.storing_device = self.device if storing_device is None else torch.device(storing_device)
         if replay_buffer is not None and not callable(getattr(replay_buffer, "extend", None)):
-            raise TypeError(f"Collector: replay_buffer must have an .extend(td) method, got {type(replay_buffer).__name__}")
+            raise TypeError(
+                f"Collector: replay_buffer must have an .extend(td) method, got {type(replay_buffer).__name__}"
+            )
         self.replay_buffer = replay_buffer
         self.progress = progress
         self._pbar = None

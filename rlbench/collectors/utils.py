@@ -115,7 +115,9 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
             )
         ids = traj_ids_from_done(td, done_key)
     if ids.shape != td.batch_size:
-        raise ValueError(f"split_trajectories: {traj_key!r} must have shape {tuple(td.batch_size)}, got {tuple(ids.shape)}")
+        raise ValueError(
+            f"split_trajectories: {traj_key!r} must have shape {tuple(td.batch_size)}, got {tuple(ids.shape)}"
+        )
     flat = td.reshape(-1)  # sub-env major: a trajectory's steps are contiguous and in time order
     flat_ids = ids.reshape(-1)
     n = flat_ids.numel()
