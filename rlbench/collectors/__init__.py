@@ -1,14 +1,19 @@
 """Collectors: turn an env and a policy into a stream of fixed-size TensorDict batches.
 
-``Collector`` runs in the current process. ``split_trajectories`` regroups a batch by episode.
+``Collector`` runs in the current process; ``MultiSyncCollector``/``MultiAsyncCollector`` run one
+``Collector`` per worker process. ``split_trajectories`` regroups a batch by episode.
 ``ExplorationType``/``set_exploration_type``/``exploration_type`` are tensordict's interaction-type
-controls under the names TorchRL users know.
+controls (``InteractionType``/``set_interaction_type``/``interaction_type``) under the names TorchRL
+users know.
 """
 from .collector import Collector
+from .multi import MultiAsyncCollector, MultiSyncCollector
 from .utils import ExplorationType, exploration_type, set_exploration_type, split_trajectories, traj_ids_from_done
 
 __all__ = [
     "Collector",
+    "MultiSyncCollector",
+    "MultiAsyncCollector",
     "split_trajectories",
     "traj_ids_from_done",
     "ExplorationType",
