@@ -201,3 +201,30 @@ def test_bad_arguments_have_clear_errors():
     with pytest.raises(TypeError, match="not an nn.Module"):
         with MultiSyncCollector([CountingEnv], frames_per_batch=4) as collector:
             collector.update_policy_weights_()
+
+
+class SleepyEnv(CountingEnv):
+    def _step(self, td):
+        time.sleep(30)
+        return super()._step(td)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cls", [MultiSyncCollector, MultiAsyncCollector])
+def test_keyboard_interrupt_in_the_loop_shuts_workers_down(cls):
+    collector = cls([SleepyEnv, SleepyEnv], frames_per_batch=2, total_frames=-1)
+    pids = collector.worker_pids
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            for _ in collector:
+                pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert _gone(pids)
