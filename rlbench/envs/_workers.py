@@ -23,9 +23,11 @@ Used by :class:`~rlbench.envs.ParallelEnv` and by the multi-process collectors. 
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
+import multiprocessing.util  # noqa: F401 - registers its atexit hook before ours (see _close_all_at_exit)
 import signal
 import time
 import traceback
@@ -44,6 +46,22 @@ _PRELOAD = ["torch", "tensordict", "rlbench.envs"]
 _JOIN_TIMEOUT = 3.0
 # After a fault the other workers may be busy mid-step: wait less before terminating them.
 _FAULT_JOIN_TIMEOUT = 0.5
+
+
+_live_groups: "weakref.WeakSet[WorkerGroup]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    """Close every live group at interpreter exit.
+
+    Workers are not daemonic (so that a worker can itself start workers, e.g. a ParallelEnv inside a
+    collector worker), and multiprocessing's own exit hook joins non-daemonic children: they must be
+    gone by then. atexit runs hooks in reverse order of registration and multiprocessing.util
+    registered its hook when imported above, so this one runs first.
+    """
+    for group in list(_live_groups):
+        group.close(_FAULT_JOIN_TIMEOUT)
 
 
 class WorkerError(RuntimeError):
@@ -200,12 +218,13 @@ class WorkerGroup:
         self.conns: list = []
         # registered before starting anything, so a failure half-way still cleans up what started
         self._finalizer = weakref.finalize(self, _shutdown, self.processes, self.conns)
+        _live_groups.add(self)
         try:
             for i in range(num_workers):
                 payload = cloudpickle.dumps((target, () if args is None else tuple(args[i])))
                 parent_conn, child_conn = self.context.Pipe(duplex=True)
                 proc = self.context.Process(
-                    target=_bootstrap, args=(child_conn, i, payload), name=f"{name}-{i}", daemon=True
+                    target=_bootstrap, args=(child_conn, i, payload), name=f"{name}-{i}", daemon=False
                 )
                 proc.start()
                 child_conn.close()  # the parent keeps only its end: EOF then means the worker died

@@ -139,6 +139,8 @@ def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
         elif cmd == "seed":
             env.set_seed(msg[1])
             channel.send(None)
+        elif cmd == "ping":  # liveness / latency probe
+            channel.send(None)
         elif cmd == "close":
             env.close()
             return
@@ -154,6 +156,9 @@ class ParallelEnv(EnvBase):
     ``s + i``: the workers differ and the whole batch is reproducible. Partial resets (a ``"_reset"``
     mask) reset only the masked workers; the others keep their current values, as in
     :class:`~rlbench.envs.SerialEnv`, which gives the same data for the same seeds and actions.
+
+    Only the keys the specs name travel between processes: an entry a worker's env returns outside
+    its specs is dropped (declare it in ``observation_spec`` to receive it).
 
     ``make_env`` is cloudpickled, so lambdas and closures from a notebook cell work. An exception in a
     worker re-raises in the parent as :class:`~rlbench.envs._workers.WorkerError` with the worker's

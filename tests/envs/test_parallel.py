@@ -287,9 +287,10 @@ def test_killed_worker_raises_instead_of_hanging():
 
 @pytest.mark.timeout(60)
 def test_stuck_worker_times_out():
-    env = ParallelEnv(2, [CountingEnv, lambda: SleepyEnv(30.0)], timeout=0.5)
+    env = ParallelEnv(2, [CountingEnv, lambda: SleepyEnv(30.0)], timeout=30.0)
     pids = env.worker_pids
     td = env.rand_action(env.reset())
+    env.timeout = 0.5  # only now: start-up and reset may be slow on a loaded machine
     start = time.monotonic()
     with pytest.raises(TimeoutError, match=r"worker\(s\) \[1\] sent no answer within 0.5s"):
         env.step(td)
