@@ -228,3 +228,14 @@ def test_keyboard_interrupt_in_the_loop_shuts_workers_down(cls):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert _gone(pids)
+
+
+@pytest.mark.timeout(90)
+def test_workers_can_run_a_parallel_env():
+    from rlbench.envs.parallel import ParallelEnv
+
+    makers = [lambda: ParallelEnv(2, lambda: CountingEnv(max_steps=2))] * 2
+    with MultiSyncCollector(makers, frames_per_batch=8, total_frames=8) as collector:
+        (batch,) = list(collector)
+    assert batch.shape == torch.Size([4, 2])
+    assert batch["next", "observation"].squeeze(-1).tolist() == [[1, 2]] * 4

@@ -346,3 +346,36 @@ def test_worker_group_spawn_context_and_request():
         assert group.recv_all is not None and len(group) == 2
         pids = group.pids
     assert group.closed and _no_children_left(pids)
+
+
+_OWNER_SCRIPT = """
+import sys, time
+from rlbench.envs.parallel import ParallelEnv
+from rlbench.testing import CountingEnv
+if __name__ == "__main__":
+    env = ParallelEnv(2, CountingEnv)
+    print(" ".join(map(str, env.worker_pids)), flush=True)
+    if sys.argv[1] == "exit":
+        sys.exit(0)  # never closed: the interpreter's exit must end the workers
+    time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_workers_do_not_outlive_their_owner_process(tmp_path, how):
+    import subprocess
+
+    script = tmp_path / "owner.py"
+    script.write_text(_OWNER_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), how], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        if how == "sigkill":  # the owner dies without any clean-up: workers see their pipe close
+            os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) in (0, -signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _gone(pids, within=10)
