@@ -31,6 +31,7 @@ from tensordict import TensorDict
 
 from ..specs import Bounded, Categorical, Composite, MultiCategorical
 from .common import EnvBase
+from . import gym_vector
 from .gym_spaces import leaf_array, make_action_converter, space_kind, space_leaves, space_to_spec, torch_to_numpy
 
 __all__ = ["GymWrapper", "GymEnv"]
@@ -230,6 +231,8 @@ class GymWrapper(EnvBase):
         self._unchecked_td = (
             not self.is_vector and self._flat and self.device.type == "cpu" and hasattr(TensorDict, "_new_unsafe")
         )
+        self._unchecked_vector = self.is_vector and self.device.type == "cpu" and hasattr(TensorDict, "_new_unsafe")
+        self._fuse_vector = gym_vector.can_fuse(self)
 
     def _first_frame(self) -> np.ndarray:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: no window, no display needed
@@ -327,42 +330,28 @@ class GymWrapper(EnvBase):
         data = self._obs_dict(self._gym_reset(seed, options))
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
+    def _gym_step(self, action):
+        """``env.step(action)`` as ``(obs, reward, terminated, truncated, info)``, whatever the step API."""
+        out = self._env.step(action)
+        if len(out) == 5:
+            return out
+        # gym < 0.26: done + info["TimeLimit.truncated"]
+        obs, reward, done, info = out
+        if self.is_vector:
+            trunc = np.asarray(info.get("TimeLimit.truncated", np.zeros(self.batch_size, bool)), dtype=bool)
+            term = np.asarray(done, dtype=bool) & ~trunc
+        else:
+            trunc = bool(info.get("TimeLimit.truncated", False))
+            term = bool(done) and not trunc
+        return obs, reward, term, trunc, info
+
     def _reset_vector(self, td, seed, options):
-        mask = None if td is None else td.get("_reset", None)
-        if mask is None:
-            obs = self._gym_reset(seed, options)
-            self._pending[:] = False
-            self._stash = None
-            return TensorDict(self._obs_dict(obs), batch_size=self.batch_size, device=self.device)
-        mask = mask.reshape(-1).cpu().numpy().astype(bool)
-        need = mask & ~self._pending  # sub-envs that SAME_STEP did not reset already
-        if need.any():
-            opts = dict(options or {})
-            opts["reset_mask"] = need
-            data = self._obs_dict(self._gym_reset(seed, opts))
-        elif self._stash is not None:
-            data = self._stash
-        else:  # nothing to reset: EnvBase keeps every sub-env's current values
-            return self.observation_spec.zero()
-        self._pending &= ~mask
-        if not self._pending.any():
-            self._stash = None
-        return TensorDict(data, batch_size=self.batch_size, device=self.device)
+        return gym_vector.reset_vector(self, td, seed, options)
 
     def _step(self, td):
-        out = self._env.step(self._convert_action(td.get(self.action_key)))
-        if len(out) == 5:
-            obs, reward, term, trunc, info = out
-        else:  # gym < 0.26: done + info["TimeLimit.truncated"]
-            obs, reward, done, info = out
-            if self.is_vector:
-                trunc = np.asarray(info.get("TimeLimit.truncated", np.zeros(self.batch_size, bool)), dtype=bool)
-                term = np.asarray(done, dtype=bool) & ~trunc
-            else:
-                trunc = bool(info.get("TimeLimit.truncated", False))
-                term = bool(done) and not trunc
+        obs, reward, term, trunc, info = self._gym_step(self._convert_action(td.get(self.action_key)))
         if self.is_vector:
-            return self._vector_step_td(obs, reward, term, trunc, info)
+            return gym_vector.vector_step_td(self, obs, reward, term, trunc, info)
         data = self._obs_dict(obs)
         data["reward"] = torch.from_numpy(np.array([reward], dtype=np.float32))
         data["terminated"] = torch.from_numpy(np.array([term], dtype=bool))
@@ -373,31 +362,13 @@ class GymWrapper(EnvBase):
             return TensorDict._new_unsafe(data, batch_size=self.batch_size, device=self.device)
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
-    def _vector_step_td(self, obs, reward, term, trunc, info):
-        shape = self._zeros1
-        term = np.asarray(term, dtype=bool).reshape(shape)
-        trunc = np.asarray(trunc, dtype=bool).reshape(shape)
-        done = term | trunc
-        data = self._obs_dict(obs)
-        if done.any():
-            # SAME_STEP: `obs` already holds the reset observation of done sub-envs. Keep it for the
-            # coming partial reset and report the true final observation for this step.
-            self._stash = TensorDict(data, batch_size=self.batch_size).clone().to_dict()
-            finished = done.reshape(-1)
-            self._pending |= finished
-            final = info["final_obs"]
-            for i in np.flatnonzero(finished):
-                for leaf in self._leaves:
-                    key = (leaf.key,) if self._flat else leaf.key
-                    d = data
-                    for k in key[:-1]:
-                        d = d[k]
-                    d[key[-1]][i] = torch.from_numpy(leaf_array(leaf, leaf.get(final[i])))
-        data["reward"] = torch.from_numpy(np.asarray(reward, dtype=np.float32).reshape(shape))
-        data["terminated"] = torch.from_numpy(term)
-        data["truncated"] = torch.from_numpy(trunc)
-        data["done"] = torch.from_numpy(done)
-        return TensorDict(data, batch_size=self.batch_size, device=self.device)
+    def step_and_maybe_reset(self, td):
+        """Like :meth:`EnvBase.step_and_maybe_reset` (same output); vector envs take a fused path that
+        builds the step and the next root from the step's NumPy outputs, with no partial reset to merge
+        (see :mod:`rlbench.envs.gym_vector`)."""
+        if self._fuse_vector:
+            return gym_vector.step_and_maybe_reset(self, td)
+        return super().step_and_maybe_reset(td)
 
     # --------------------------------------------------------------- rollout
     @torch.no_grad()

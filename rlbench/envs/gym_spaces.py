@@ -294,8 +294,14 @@ def make_action_converter(space, spec: Spec, on_error: Callable[[torch.Tensor], 
             return convert
 
         def convert_batch(action):
-            a = action.detach().cpu().numpy()
-            if a.size and (a.min() < 0 or a.max() >= n):
+            try:
+                a = action.numpy()  # the common case (CPU, no grad): half the cost of detach().cpu()
+            except (RuntimeError, TypeError):
+                a = action.detach().cpu().numpy()
+            # one comparison instead of min() and max(): negatives wrap to huge values as unsigned
+            if a.dtype == np.int64 and (a.view(np.uint64) >= n).any():
+                on_error(action)
+            elif a.dtype != np.int64 and a.size and (a.min() < 0 or a.max() >= n):
                 on_error(action)
             return a + offset if offset else a
         return convert_batch

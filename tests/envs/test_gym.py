@@ -472,3 +472,32 @@ def test_bad_actions_have_clear_errors():
 def test_bad_backend():
     with pytest.raises(ValueError, match="backend must be"):
         GymEnv("CartPole-v1", backend="gym3")
+
+
+@pytest.mark.parametrize("kind", ["CartPole", "DictObs"])
+def test_vector_fused_step_and_maybe_reset_matches_generic(kind):
+    """GymWrapper's fused vector step_and_maybe_reset == EnvBase's step -> step_mdp -> partial reset."""
+    def make():
+        if kind == "CartPole":
+            return GymEnv("CartPole-v1", num_envs=3, max_episode_steps=7)
+        return GymWrapper(gymnasium.vector.SyncVectorEnv([DictObsEnv] * 3, autoreset_mode=AutoresetMode.SAME_STEP))
+
+    fused, generic = make(), make()
+    assert fused._fuse_vector == (kind == "CartPole")  # nested observations keep the generic path
+    fused.set_seed(3)
+    generic.set_seed(3)
+    td_f, td_g = fused.reset(), generic.reset()
+    hidden = torch.arange(3.0).unsqueeze(-1)  # a root key the env does not produce: carried over
+    td_f["hidden"], td_g["hidden"] = hidden, hidden.clone()
+    dones = 0
+    for _ in range(30):
+        action = fused.action_spec.rand()
+        td_f["action"], td_g["action"] = action, action.clone()
+        cur_f, td_f = fused.step_and_maybe_reset(td_f)
+        cur_g, td_g = EnvBase.step_and_maybe_reset(generic, td_g)
+        assert_same(cur_f, cur_g)
+        assert_same(td_f, td_g)
+        assert not td_f["done"].any()  # the next root is reset: no done flag left set
+        dones += int(cur_f["next", "done"].sum())
+    assert dones >= 3
+    assert not fused._pending.any() and fused._stash is None
