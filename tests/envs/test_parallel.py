@@ -125,6 +125,10 @@ def test_same_data_as_serial_env_gym_cartpole():
         env.set_seed(7)
         serial.set_seed(7)
         ours, ref = _run(env, actions), _run(serial, actions)
+        # seeded random rollouts match too: the parent draws the actions, as SerialEnv does
+        env.set_seed(3)
+        serial.set_seed(3)
+        assert (env.rollout(30, break_when_any_done=False) == serial.rollout(30, break_when_any_done=False)).all()
     assert ours.shape == torch.Size([2, 40])
     assert (ours == ref).all()
     assert ours["next", "done"].any()  # episodes ended and restarted inside the window
