@@ -60,6 +60,13 @@ def _with_final_obs(env, data: dict, finished: np.ndarray, final) -> dict:
     """``data`` (the step's observations) with the rows of ``finished`` sub-envs replaced by their true
     final observations from ``info["final_obs"]``; ``data`` itself is left untouched."""
     rows = np.flatnonzero(finished)
+    if env._simple is not None:  # one array leaf (CartPole & co): patch the rows in NumPy, one write
+        key, dtype = env._simple
+        arr = data[key].numpy().copy()
+        arr[rows] = np.stack([np.asarray(final[i], dtype=dtype) for i in rows])
+        out = dict(data)
+        out[key] = torch.from_numpy(arr)
+        return out
     if env._flat:
         out = dict(data)
         for leaf in env._leaves:
