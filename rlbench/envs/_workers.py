@@ -70,6 +70,16 @@ class WorkerError(RuntimeError):
     Attributes:
         index: the worker's index in its group.
         remote_traceback: the worker's formatted traceback (``None`` when it died without one).
+
+    Example:
+        >>> def fail(channel, index):
+        ...     raise ValueError("bad config")
+        >>> group = WorkerGroup(1, fail)
+        >>> try:
+        ...     group.recv(0, timeout=60)
+        ... except WorkerError as e:
+        ...     print(e.index, "ValueError: bad config" in str(e), group.closed)
+        0 True True
     """
 
     def __init__(self, message: str, index: int, remote_traceback: str | None = None):
@@ -79,7 +89,18 @@ class WorkerError(RuntimeError):
 
 
 class WorkerDiedError(WorkerError):
-    """A worker process ended without reporting an error (killed by a signal, ``os._exit``, OOM killer)."""
+    """A worker process ended without reporting an error (killed by a signal, ``os._exit``, OOM killer).
+
+    Example:
+        >>> import os, signal
+        >>> group = WorkerGroup(1, lambda channel, index: channel.recv())
+        >>> os.kill(group.pids[0], signal.SIGKILL)
+        >>> try:
+        ...     group.recv(0, timeout=60)
+        ... except WorkerDiedError as e:
+        ...     print(e.exitcode, "SIGKILL" in str(e), group.closed)
+        -9 True True
+    """
 
     def __init__(self, message: str, index: int, exitcode: int | None):
         super().__init__(message, index)
