@@ -301,6 +301,13 @@ class ParallelEnv(EnvBase):
             self._workers.send(i, ("seed", None if seed is None else seed + i))
         self._workers.recv_all(timeout=self.timeout)
 
+    def __getstate__(self):
+        # the workers belong to this process: a copy elsewhere could not talk to them
+        raise TypeError(
+            "a ParallelEnv cannot be pickled or sent to another process (its workers belong to this one); "
+            "pass a callable that builds it instead, e.g. lambda: ParallelEnv(4, make_env)"
+        )
+
     def close(self) -> None:
         """Close every worker's env and end the worker processes."""
         self._workers.close()

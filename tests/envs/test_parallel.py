@@ -383,3 +383,25 @@ def test_workers_do_not_outlive_their_owner_process(tmp_path, how):
         if proc.poll() is None:
             proc.kill()
     assert _gone(pids, within=10)
+
+
+@pytest.mark.timeout(60)
+def test_transformed_parallel_env_matches_serial(counting):
+    from rlbench.envs import TransformedEnv
+    from rlbench.envs.transforms import Compose, RewardSum, StepCounter
+
+    makers = [lambda m=m: CountingEnv(max_steps=m) for m in (2, 3)]
+    ours = TransformedEnv(counting, Compose(StepCounter(), RewardSum()))
+    ref = TransformedEnv(SerialEnv(2, makers), Compose(StepCounter(), RewardSum()))
+    assert check_env_specs(ours) == []
+    a, b = ours.rollout(7, break_when_any_done=False), ref.rollout(7, break_when_any_done=False)
+    for key in [("next", "step_count"), ("next", "episode_reward"), ("next", "observation"), ("next", "done")]:
+        assert (a[key] == b[key]).all(), key
+
+
+@pytest.mark.timeout(60)
+def test_a_parallel_env_cannot_be_pickled(counting):
+    import pickle
+
+    with pytest.raises(TypeError, match="cannot be pickled.*lambda: ParallelEnv"):
+        pickle.dumps(counting)
