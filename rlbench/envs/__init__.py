@@ -3,6 +3,7 @@ from .batched import SerialEnv
 from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
+from ._workers import WorkerDiedError, WorkerError
 from .parallel import ParallelEnv
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
 from .transforms import Compose, Transform, TransformedEnv
@@ -17,6 +18,8 @@ __all__ = [
     "SpecMismatch",
     "SerialEnv",
     "ParallelEnv",
+    "WorkerError",
+    "WorkerDiedError",
     "GymEnv",
     "GymWrapper",
     "space_to_spec",

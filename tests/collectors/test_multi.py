@@ -153,7 +153,7 @@ def test_env_error_in_worker_raises_with_traceback(cls):
     with pytest.raises(WorkerError) as info:
         for _ in collector:
             pass
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 20  # "within seconds", with room for a loaded CI machine
     msg = str(info.value)
     assert "worker 1 raised RuntimeError: collector env broke at step 3" in msg
     assert "Traceback (most recent call last)" in msg and "_step" in msg
@@ -172,7 +172,7 @@ def test_killed_worker_raises_instead_of_hanging(cls):
     with pytest.raises(WorkerDiedError, match=r"worker 0 .* killed by SIGKILL"):
         for _ in range(1000):
             next(it)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 20  # "within seconds", with room for a loaded CI machine
     assert _gone(pids)
 
 

@@ -251,7 +251,7 @@ def test_env_error_in_worker_raises_with_traceback_and_shuts_down():
     with pytest.raises(WorkerError) as info:
         env.step(td)
         env.step(td)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15  # "within seconds", with room for a loaded CI machine
     msg = str(info.value)
     assert "worker 1 raised RuntimeError: boom: the env broke after 2 steps" in msg
     assert "Traceback (most recent call last)" in msg and "in _step" in msg
@@ -284,7 +284,7 @@ def test_killed_worker_raises_instead_of_hanging():
     with pytest.raises(WorkerDiedError, match=r"worker 1 .* killed by SIGKILL") as info:
         for _ in range(100):  # the death may be noticed at the send or at the wait
             env.step(td)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15  # "within seconds", with room for a loaded CI machine
     assert info.value.exitcode == -signal.SIGKILL
     assert _no_children_left(pids)
 
@@ -298,7 +298,7 @@ def test_stuck_worker_times_out():
     start = time.monotonic()
     with pytest.raises(TimeoutError, match=r"worker\(s\) \[1\] sent no answer within 0.5s"):
         env.step(td)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15  # "within seconds", with room for a loaded CI machine
     assert _no_children_left(pids)
 
 
