@@ -12,7 +12,9 @@ Gymnasium vector envs give a batched env (``batch_size=[num_envs]``). They must 
 ``SAME_STEP`` mode: a done sub-env is reset inside the step that ended it, its true final observation
 is in ``info["final_obs"]``, and no fake "reset transition" ever reaches a rollout. The wrapper writes
 the final observation to ``("next", "observation")`` and hands the fresh one out at the following
-partial ``reset`` (the ``"_reset"`` mask protocol of :class:`~rlbench.envs.EnvBase`).
+partial ``reset`` (the ``"_reset"`` mask protocol of :class:`~rlbench.envs.EnvBase`);
+``step_and_maybe_reset`` (what collectors call) does both in one pass, with the same result (see
+:mod:`rlbench.envs.gym_vector`).
 
 Data conventions: float64 ``Box`` observations are cast to **float32** (their spec says float32);
 rewards are float32 ``[*batch, 1]``; done flags are bool ``[*batch, 1]``. Random actions
@@ -366,7 +368,7 @@ class GymWrapper(EnvBase):
         """Like :meth:`EnvBase.step_and_maybe_reset` (same output); vector envs take a fused path that
         builds the step and the next root from the step's NumPy outputs, with no partial reset to merge
         (see :mod:`rlbench.envs.gym_vector`)."""
-        if self._fuse_vector:
+        if self._fuse_vector and td.batch_size == self.batch_size:
             return gym_vector.step_and_maybe_reset(self, td)
         return super().step_and_maybe_reset(td)
 

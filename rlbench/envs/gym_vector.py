@@ -153,7 +153,7 @@ def step_and_maybe_reset(env, td):
         flags = (done_t, term_t, trunc_t)  # no reset: the root shares them with "next", as step_mdp does
     nxt[env.reward_key] = reward
     nxt["done"], nxt["terminated"], nxt["truncated"] = done_t, term_t, trunc_t
-    if type(td) is TensorDict and env._unchecked_vector:
+    if type(td) is TensorDict and env._unchecked_vector and td.device in (None, env.device):
         # `nxt` was built here with the batch shape on td's device: skip set()'s checks (~2 us)
         td._set_str("next", _build(env, nxt), inplace=False, validated=True)
     else:

@@ -44,9 +44,17 @@ class _GymKernel:
         self.shape = tuple(serial.observation_spec[self.key].shape)
         self.flag_shape = (len(self.envs), 1)
         # one converter for the whole batch: one range check per step instead of one per sub-env
-        self.convert = make_action_converter(first._act_space, serial.action_spec, first._raise_action_error)
+        self.convert = make_action_converter(first._act_space, serial.action_spec, self._action_error)
         self.as_list = space_kind(first._act_space) == "Discrete"  # python ints, as GymWrapper passes them
         self.cheap_checked = first._cheap_checked
+
+    def _action_error(self, action):
+        serial = self.serial
+        why = serial.action_spec.mismatch(action) or "values out of range"
+        raise ValueError(
+            f"{type(serial).__name__}.step: action under key {serial.action_key!r} does not match action_spec: "
+            f"{why}. The spec is {serial.action_spec!r}."
+        )
 
     def _new(self, data: dict) -> TensorDict:
         # every entry is made here with the batch shape, on the CPU

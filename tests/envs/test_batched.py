@@ -143,5 +143,5 @@ def test_serial_gym_kernel_only_for_plain_gym_envs_and_checks_actions():
     env = _gym_serial(2, False)
     td = env.reset()
     td["action"] = torch.tensor([0, 2])
-    with pytest.raises(ValueError, match="action"):
+    with pytest.raises(ValueError, match="SerialEnv.step: action under key 'action' does not match action_spec"):
         env.step_and_maybe_reset(td)
