@@ -7,7 +7,7 @@ from tensordict import TensorDict
 from .envs.common import EnvBase
 from .specs import Bounded, Categorical, Composite, Unbounded
 
-__all__ = ["CountingEnv", "ContinuousCountingEnv", "PixelCountingEnv", "DoubleCountingEnv"]
+__all__ = ["CountingEnv", "ContinuousCountingEnv", "PixelCountingEnv", "DoubleCountingEnv", "processes_gone"]
 
 
 class CountingEnv(EnvBase):
@@ -161,3 +161,32 @@ class DoubleCountingEnv(ContinuousCountingEnv):
 
     def _step(self, td):
         return self._to_double(super()._step(td))
+
+
+def processes_gone(pids, within: float = 15.0) -> bool:
+    """Wait up to ``within`` seconds for every process in ``pids`` to end; True if they all did.
+
+    Zombies count as ended, and so do children the ``multiprocessing`` module no longer lists as
+    active. Tests of worker processes use it to show that nothing outlives its owner. Needs
+    ``psutil`` (installed with the ``dev`` extra).
+    """
+    import multiprocessing as mp
+    import time
+
+    import psutil
+
+    pids = set(pids)
+    deadline = time.monotonic() + within
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive and not any(p.pid in pids for p in mp.active_children()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

@@ -15,12 +15,9 @@ from tensordict.nn import TensorDictModule
 from rlbench.collectors.multi import MultiAsyncCollector, MultiSyncCollector
 from rlbench.envs import GymEnv
 from rlbench.envs._workers import WorkerDiedError, WorkerError
-from rlbench.testing import CountingEnv
+from rlbench.testing import CountingEnv, processes_gone
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # send this module's classes by value
-
-psutil = pytest.importorskip("psutil")
-
 
 class Threshold(torch.nn.Module):
     """Action 1 where ``weight * observation > 0``: its weight decides the actions, visibly."""
@@ -55,22 +52,6 @@ class ListBuffer:
         self.batches.append(td)
 
 
-def _gone(pids, within=5.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive and not any(p.pid in pids for p in mp.active_children()):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.timeout(60)
 def test_sync_batches_shapes_frames_and_unique_traj_ids():
     rb = ListBuffer()
@@ -87,7 +68,7 @@ def test_sync_batches_shapes_frames_and_unique_traj_ids():
     ids = torch.cat([b["collector", "traj_ids"] for b in batches], 1)
     assert set(ids[0].tolist()).isdisjoint(ids[1].tolist())  # unique across workers
     assert (ids.diff(dim=1) >= 0).all()  # and growing in time
-    assert _gone(pids)
+    assert processes_gone(pids)
 
 
 @pytest.mark.timeout(60)
@@ -157,7 +138,7 @@ def test_env_error_in_worker_raises_with_traceback(cls):
     msg = str(info.value)
     assert "worker 1 raised RuntimeError: collector env broke at step 3" in msg
     assert "Traceback (most recent call last)" in msg and "_step" in msg
-    assert _gone(pids)
+    assert processes_gone(pids)
 
 
 @pytest.mark.timeout(60)
@@ -173,7 +154,7 @@ def test_killed_worker_raises_instead_of_hanging(cls):
         for _ in range(1000):
             next(it)
     assert time.monotonic() - start < 20  # "within seconds", with room for a loaded CI machine
-    assert _gone(pids)
+    assert processes_gone(pids)
 
 
 @pytest.mark.timeout(60)
@@ -183,11 +164,11 @@ def test_shutdown_and_garbage_collection_leave_no_process():
     next(iter(collector))  # leaves batches in flight
     collector.shutdown()
     collector.shutdown()
-    assert _gone(pids)
+    assert processes_gone(pids)
     collector = MultiSyncCollector([CountingEnv] * 2, frames_per_batch=4, total_frames=8)
     pids = collector.worker_pids
     del collector
-    assert _gone(pids)
+    assert processes_gone(pids)
 
 
 @pytest.mark.timeout(60)
@@ -227,7 +208,7 @@ def test_keyboard_interrupt_in_the_loop_shuts_workers_down(cls):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    assert _gone(pids)
+    assert processes_gone(pids)
 
 
 @pytest.mark.timeout(90)
