@@ -13,7 +13,6 @@ Frames per second, higher is better. ``python benchmarks/bench_multi_collectors.
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import torch
 from tensordict.nn import TensorDictModule
 

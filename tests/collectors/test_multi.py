@@ -1,7 +1,6 @@
 """MultiSyncCollector / MultiAsyncCollector: batches from worker processes, weights, seeds, faults."""
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 import sys

@@ -1,7 +1,6 @@
 """ParallelEnv and its worker machinery: same data as SerialEnv, and faults that never hang."""
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 import sys
