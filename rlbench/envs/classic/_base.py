@@ -35,6 +35,22 @@ __all__ = ["ClassicControlEnv"]
 _new_td = getattr(TensorDict, "_new_unsafe", TensorDict)
 
 
+def _copy_rows(x: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` ``[*b, d]`` with the flat batch rows ``idx`` replaced by ``rows`` ``[len(idx), d]``.
+
+    A struct-of-arrays ``x`` (the ``[*b, d]`` view of a ``[d, *b]`` buffer, as the envs' states are)
+    is copied in that layout: an out-of-place ``index_copy`` along dim 0 of the view would first make
+    it contiguous, which costs several times more.
+    """
+    d = x.shape[-1]
+    if x.dim() == 2 and x.stride(0) == 1 and x.stride(1) == x.shape[0]:  # the common case, with fewer view ops
+        return x.t().index_copy(1, idx, rows.t()).t()
+    if x.dim() > 1 and x.stride(-1) != 1 and x.movedim(-1, 0).is_contiguous():
+        soa = x.movedim(-1, 0).reshape(d, -1).index_copy(1, idx, rows.movedim(-1, 0))
+        return soa.view(d, *x.shape[:-1]).movedim(0, -1)
+    return x.reshape(-1, d).index_copy(0, idx, rows).view(x.shape)
+
+
 class ClassicControlEnv(EnvBase):
     """Base class of the batched, state-less torch-native classic-control envs.
 
@@ -52,6 +68,9 @@ class ClassicControlEnv(EnvBase):
     """
 
     STATE_SIZE: int = 0
+    # True when ``_observe`` is a copy of the state: a reset then copies the new state instead of
+    # scattering the fresh rows into the observation too.
+    _OBSERVATION_IS_STATE: bool = False
     RESET_LOW: float | list = 0.0
     RESET_HIGH: float | list = 0.0
 
@@ -105,8 +124,14 @@ class ClassicControlEnv(EnvBase):
 
     def _sample_state(self, shape) -> torch.Tensor:
         """Fresh states of batch shape ``shape``, uniform in ``[RESET_LOW, RESET_HIGH]``."""
-        u = torch.rand((*shape, self.STATE_SIZE), generator=self.generator, dtype=self.dtype, device=self.device)
-        return torch.addcmul(self._reset_low, u, self._reset_span)
+        # Drawn as [STATE_SIZE, *shape] (struct-of-arrays) and returned as its [*shape, STATE_SIZE] view:
+        # ``state.unbind(-1)`` then yields contiguous rows, and elementwise ops on contiguous rows are
+        # several times cheaper than on strided columns.
+        u = torch.rand((self.STATE_SIZE, *shape), generator=self.generator, dtype=self.dtype, device=self.device)
+        low, span = self._reset_low, self._reset_span
+        if low.dim():  # per-component bounds [STATE_SIZE] broadcast along the leading dim
+            low, span = low.view(-1, *(1,) * len(shape)), span.view(-1, *(1,) * len(shape))
+        return torch.addcmul(low, u, span).movedim(0, -1)
 
     # ----------------------------------------------------------------- EnvBase API
     def _set_seed(self, seed: int | None) -> None:
@@ -148,11 +173,12 @@ class ClassicControlEnv(EnvBase):
         td = self.step(td)
         root = step_mdp(td, action_key=self.action_key, reward_key=self.reward_key)
         done = root.get("done")
-        if bool(done.any()):
-            self._reset_rows(root, done)
+        idx = torch.nonzero(done.reshape(-1)).squeeze(-1)  # cheaper than done.any() and then nonzero
+        if idx.shape[0]:
+            self._reset_rows(root, done, idx)
         return td, root
 
-    def _reset_rows(self, td: TensorDictBase, mask: torch.Tensor) -> None:
+    def _reset_rows(self, td: TensorDictBase, mask: torch.Tensor, idx: torch.Tensor | None = None) -> None:
         """Give the masked sub-envs of ``td`` fresh states, writing *new* tensors into ``td``.
 
         The tensors of ``td`` are never modified in place: after a step they are shared with
@@ -160,18 +186,17 @@ class ClassicControlEnv(EnvBase):
         """
         b = self.batch_size
         mask = mask.reshape(*b, 1)
-        idx = torch.nonzero(mask.reshape(-1)).squeeze(-1)  # flat indices of the sub-envs to reset
+        if idx is None:
+            idx = torch.nonzero(mask.reshape(-1)).squeeze(-1)  # flat indices of the sub-envs to reset
         fresh = self._sample_state((idx.shape[0],))
-        # index_copy (not in place): a copy of the old rows with the reset rows written over
-        state = td.get("state")
-        state = state.reshape(-1, self.STATE_SIZE).index_copy(0, idx, fresh).view(state.shape)
+        state = _copy_rows(td.get("state"), idx, fresh)
         obs = td.get("observation", None)
-        if obs is None:
+        if obs is None or self._OBSERVATION_IS_STATE:
             obs = self._observe(state)
         else:
-            obs = obs.reshape(-1, obs.shape[-1]).index_copy(0, idx, self._observe(fresh)).view(obs.shape)
+            obs = _copy_rows(obs, idx, self._observe(fresh))
         count = td.get("step_count", None)
-        count = torch.zeros_like(mask, dtype=torch.int64) if count is None else torch.where(mask, self._zero_i, count)
+        count = torch.zeros_like(mask, dtype=torch.int64) if count is None else count.masked_fill(mask, 0)
         false = torch.zeros_like(mask)
         td.update({"observation": obs, "state": state, "step_count": count, "done": false,
                    "terminated": false.clone(), "truncated": false.clone()})

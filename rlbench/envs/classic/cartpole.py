@@ -48,6 +48,7 @@ class CartPoleEnv(ClassicControlEnv):
     """
 
     STATE_SIZE = 4
+    _OBSERVATION_IS_STATE = True
     RESET_LOW, RESET_HIGH = -0.05, 0.05  # reset: np_random.uniform(low=-0.05, high=0.05, size=(4,))
 
     gravity = 9.8
@@ -97,13 +98,14 @@ class CartPoleEnv(ClassicControlEnv):
         thetaacc = sin.addcmul_(cos, temp, value=-1.0 / g).div_(den)
         # xacc = temp - polemass_length * thetaacc * cos / total_mass
         xacc = temp.addcmul_(thetaacc, cos, value=-pml / m)
-        # Explicit Euler (kinematics_integrator="euler"): all four use the *old* derivatives.
-        deriv = torch.stack((x_dot, xacc, theta_dot, thetaacc), -1)
-        next_state = torch.add(state, deriv, alpha=self.tau, out=deriv)
+        # Explicit Euler (kinematics_integrator="euler"): all four use the *old* derivatives. The derivatives
+        # are stacked along a new *leading* dim (struct-of-arrays: a [4, *b] buffer of contiguous rows, ~10x
+        # cheaper than stacking along the last dim), and the state is returned as its [*b, 4] view.
+        deriv = torch.stack((x_dot, xacc, theta_dot, thetaacc), 0)
+        soa = torch.add(state.movedim(-1, 0), deriv, alpha=self.tau, out=deriv)
+        next_state = soa.movedim(0, -1)
         # terminated: x < -2.4 or x > 2.4 or theta < -12deg or theta > 12deg (strict inequalities).
-        # Per component: comparing [*b, 4] against a broadcast [4] threshold is several times slower.
-        x, _, theta, _ = next_state.unbind(-1)
-        terminated = (x.abs() > self._c_x_thr).logical_or_(theta.abs() > self._c_theta_thr).unsqueeze(-1)
+        terminated = (soa[0].abs() > self._c_x_thr).logical_or_(soa[2].abs() > self._c_theta_thr).unsqueeze(-1)
         # reward 1 on every step, the terminating one included
         reward = torch.ones(terminated.shape, dtype=self.dtype, device=self.device)
         return next_state, next_state.clone(), reward, terminated
