@@ -133,11 +133,29 @@ class ClassicControlEnv(EnvBase):
             low, span = low.view(-1, *(1,) * len(shape)), span.view(-1, *(1,) * len(shape))
         return torch.addcmul(low, u, span).movedim(0, -1)
 
+    # Fresh states for the resets of done sub-envs are drawn ahead, this many at a time (one torch.rand
+    # call costs microseconds of overhead; a step resets only a few percent of the sub-envs).
+    _POOL_SIZE = 16384
+
+    def _fresh_rows(self, k: int) -> torch.Tensor:
+        """``k`` fresh states ``[k, STATE_SIZE]`` (uniform in the reset box, each drawn once and used once).
+
+        They come from a pool of states drawn ahead from ``self.generator`` in one call; the pool is
+        redrawn when it runs out (its unused rest is discarded) and cleared by :meth:`set_seed`.
+        """
+        pool, pos = self._pool, self._pool_pos
+        if pool is None or pos + k > pool.shape[1]:
+            pool = self._sample_state((max(self._POOL_SIZE, k),)).t()  # the [STATE_SIZE, M] buffer
+            self._pool, pos = pool, 0
+        self._pool_pos = pos + k
+        return pool[:, pos:pos + k].t()
+
     # ----------------------------------------------------------------- EnvBase API
     def _set_seed(self, seed: int | None) -> None:
         if seed is None:
             seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
         self.generator.manual_seed(int(seed))
+        self._pool, self._pool_pos = None, 0
 
     def _reset(self, td: TensorDictBase | None) -> TensorDictBase:
         b = self.batch_size
@@ -188,7 +206,7 @@ class ClassicControlEnv(EnvBase):
         mask = mask.reshape(*b, 1)
         if idx is None:
             idx = torch.nonzero(mask.reshape(-1)).squeeze(-1)  # flat indices of the sub-envs to reset
-        fresh = self._sample_state((idx.shape[0],))
+        fresh = self._fresh_rows(idx.shape[0])
         state = _copy_rows(td.get("state"), idx, fresh)
         obs = td.get("observation", None)
         if obs is None or self._OBSERVATION_IS_STATE:
@@ -197,9 +215,9 @@ class ClassicControlEnv(EnvBase):
             obs = _copy_rows(obs, idx, self._observe(fresh))
         count = td.get("step_count", None)
         count = torch.zeros_like(mask, dtype=torch.int64) if count is None else count.masked_fill(mask, 0)
-        false = torch.zeros_like(mask)
-        td.update({"observation": obs, "state": state, "step_count": count, "done": false,
-                   "terminated": false.clone(), "truncated": false.clone()})
+        done, terminated, truncated = torch.zeros((3, *mask.shape), dtype=torch.bool, device=mask.device).unbind(0)
+        td.update({"observation": obs, "state": state, "step_count": count, "done": done,
+                   "terminated": terminated, "truncated": truncated})
 
     def _step(self, td: TensorDictBase) -> TensorDictBase:
         state = td.get("state", None)
