@@ -14,14 +14,13 @@ Target: >= 0.8x the hand-written loop's frames/s. Also printed, for context:
 - ``env loop``: ``policy`` + ``env.step_and_maybe_reset`` over the ``GymEnv`` in a bare loop, no
   collector: the ceiling the collector's own work (storing, ids) can reach on that env.
 
-Where the time goes (1 env, measured 2026-11-24, after the env-layer fast paths): the hand loop's step
-is ~80 us (MLP ~55 us, gym step ~25 us). ``GymWrapper``'s fused vector ``step_and_maybe_reset`` adds
-~30 us around ``SyncVectorEnv.step`` (action conversion, reward/flag tensors, two TensorDicts; no
-partial-reset merge any more) and the collector's storing ~20 us; its direct policy call costs ~1 us
-more than the bare module (``env loop`` below calls the ``TensorDictModule``: ~8-17 us more). Being
-fixed per step, they weigh less as N grows. ``SerialEnv`` of single ``GymEnv``s is
-stepped by a NumPy kernel that also skips ``SyncVectorEnv``'s bookkeeping, so it runs faster than the
-vector path. See benchmarks/README.md ("Collectors") for the numbers.
+Where the time goes (1 env, measured 2026-11-24): the hand loop's step is ~80 us (MLP ~55 us, gym step
+~25 us). For both envs above the collector runs a fused loop (``rlbench/collectors/_fused.py``): the
+policy's module is called on the observation tensor and the env hands its step over as NumPy arrays
+that are assigned into the batch buffers, so no TensorDict is built and nothing is stacked per step.
+``SerialEnv`` of single ``GymEnv``s also skips ``SyncVectorEnv``'s own bookkeeping, so it runs faster
+than the vector path. ``env loop`` (the generic ``step_and_maybe_reset`` with TensorDicts, through
+``TensorDictModule``) shows what the unfused path costs. See benchmarks/README.md ("Collectors").
 
 Run: ``python benchmarks/bench_collectors.py`` (``--quick`` for a smoke run).
 """

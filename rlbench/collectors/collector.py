@@ -2,7 +2,9 @@
 
 The loop is the one a user would write by hand -- policy, ``step_and_maybe_reset``, store -- with
 the storing done into buffers allocated once per batch (:class:`~rlbench.envs.common._RolloutWriter`),
-so no TensorDict is stacked or concatenated per step. Trajectory ids and episode returns are
+so no TensorDict is stacked or concatenated per step. Envs that can hand over a step as NumPy arrays
+(gymnasium vector envs, ``SerialEnv`` of gym envs) go further: a fused loop (:mod:`._fused`) writes
+them straight into the batch buffers, with no TensorDict built per step. Trajectory ids and episode returns are
 computed once per batch with a few vectorized ops, not per step.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, set_interaction_type
 
 from ..envs.common import EnvBase, _RolloutWriter
+from ._fused import fused_loop
 from .utils import TRAJ_KEY, ExplorationType, _flag_bt, assign_traj_ids, split_trajectories
 
 __all__ = ["Collector"]
@@ -67,6 +70,8 @@ def _direct_call(policy):
             raise _NotDirect
         return td
 
+    # for the fused loop (rlbench.collectors._fused), which calls the module on tensors directly
+    call.module, call.in_keys, call.out_keys, call.n_out = module, in_keys, out_keys, n_out
     return call
 
 
@@ -201,6 +206,7 @@ class Collector:
         self._running_return = torch.zeros(n, dtype=torch.float64)
         self.episode_returns: deque = deque(maxlen=100)  # returns of the recent finished episodes
         self._policy_checked = False
+        self._fused = True  # whether to try the fused loop (rlbench.collectors._fused); False: generic only
         if seed is not None:
             self.set_seed(seed)
 
@@ -296,26 +302,43 @@ class Collector:
     def _rollout(self, td: TensorDictBase, random: bool) -> TensorDictBase:
         env, T = self.env, self.steps_per_batch
         writer = _RolloutWriter(env.batch_size, T)
-        policy = self.policy
+        step = env.step_and_maybe_reset
+        # the first step of a batch takes the generic path: it lays out the writer's buffers (and, the
+        # very first time, checks the policy's output)
+        if not random and not self._policy_checked:
+            td = self._checked_policy_call(td)
+            cur, td = step(td)
+            writer.write(0, cur)
+            t = 1
+        else:
+            td, t = self._generic_steps(writer, td, 0, 1, random), 1
+        out = None
+        if self._fused and t < T:
+            t, td, out = fused_loop(self, writer, td, t, random)
+        if out is not None:  # the fused loop stopped after running the policy for step t
+            cur, td = step(out)
+            writer.write(t, cur)
+            t += 1
+        self._td = self._generic_steps(writer, td, t, T, random)
+        return writer.result(T)
+
+    def _generic_steps(self, writer, td, start: int, stop: int, random: bool) -> TensorDictBase:
+        """Run steps ``start..stop-1`` through ``step_and_maybe_reset`` and ``writer.write``; returns the
+        root after them."""
+        env = self.env
         step = env.step_and_maybe_reset
         if random:
             rand = env.rand_action
-            for t in range(T):
+            for t in range(start, stop):
                 cur, td = step(rand(td))
                 writer.write(t, cur)
         else:
-            if not self._policy_checked:
-                td = self._checked_policy_call(td)
-                cur, td = step(td)
-                writer.write(0, cur)
-                start = 1
-            else:
-                start = 0
+            policy = self.policy
             if self.device != env.device:
                 policy = self._moving_policy(policy)
             elif self._direct is not None:
                 policy = self._direct
-            for t in range(start, T):
+            for t in range(start, stop):
                 try:
                     out = policy(td)
                 except _NotDirect:  # an output only tensordict knows how to write: use the module itself
@@ -326,8 +349,7 @@ class Collector:
                     out = policy(td)
                 cur, td = step(td if out is None else out)
                 writer.write(t, cur)
-        self._td = td
-        return writer.result(T)
+        return td
 
     def _moving_policy(self, policy):
         dev, env_dev = self.device, self.env.device

@@ -15,7 +15,7 @@ import torch
 from tensordict import TensorDict
 
 from .common import EnvBase
-from .serial_gym import gym_kernel
+from .serial_gym import FusedStepper, gym_kernel
 
 __all__ = ["SerialEnv"]
 
@@ -166,6 +166,14 @@ class SerialEnv(EnvBase):
         if self._kernel is not None and td.batch_size == self.batch_size:
             return self._kernel.step_and_maybe_reset(td)
         return super().step_and_maybe_reset(td)
+
+    def _fused_stepper(self):
+        """A :class:`~rlbench.envs.serial_gym.FusedStepper` for collectors, or None (generic path)."""
+        if self._kernel is None or type(self).step_and_maybe_reset is not SerialEnv.step_and_maybe_reset or (
+            type(self)._check_action is not SerialEnv._check_action
+        ):
+            return None
+        return FusedStepper(self._kernel)
 
     def _step(self, td):
         if self._kernel is not None:

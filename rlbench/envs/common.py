@@ -498,6 +498,16 @@ class _RolloutWriter:
                 self._explain(t, tds, view.shape, buf.dtype, [(level, k, key)])
             view.copy_(value)
 
+    def time_major(self) -> dict:
+        """``{full key: [T, *batch, *event] view of its buffer}``, for callers that write steps themselves."""
+        views = {}
+        for buf, entries in self.groups:
+            for j, (_, _, key) in enumerate(entries):
+                views[key] = buf[:, j]
+        for buf, _, _, key in self.singles:
+            views[key] = buf.movedim(self.nb, 0)
+        return views
+
     def _explain(self, t, tds, expected, dtype, entries) -> None:
         """Raise a clear error for the entry of this step that does not fit its buffer."""
         for level, k, key in entries:

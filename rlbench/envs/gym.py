@@ -372,6 +372,10 @@ class GymWrapper(EnvBase):
             return gym_vector.step_and_maybe_reset(self, td)
         return super().step_and_maybe_reset(td)
 
+    def _fused_stepper(self):
+        """A :class:`~rlbench.envs.gym_vector.FusedStepper` for collectors, or None (generic path)."""
+        return gym_vector.fused_stepper(self) if self.is_vector else None
+
     # --------------------------------------------------------------- rollout
     @torch.no_grad()
     def rollout(self, max_steps: int, policy=None, break_when_any_done: bool = True, auto_reset: bool = True,

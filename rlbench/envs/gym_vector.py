@@ -8,7 +8,8 @@ reports the final observations under ``"next"`` and hands the stash out at the p
 :meth:`EnvBase._merge_partial_reset` runs one ``torch.where`` per key. :func:`step_and_maybe_reset`
 produces the same two TensorDicts from the step's NumPy outputs in one pass: the next root *is*
 ``obs`` (non-done rows of the stash equal their next observation, done rows are the reset ones) and its
-done flags are all False, so nothing needs merging.
+done flags are all False, so nothing needs merging. :class:`FusedStepper` gives the same step as
+plain NumPy arrays, for the collector's fused loop (no TensorDict at all).
 
 Functions here take the wrapper as their first argument; they are its methods, kept in their own file
 to keep ``gym.py`` small.
@@ -166,3 +167,67 @@ def step_and_maybe_reset(env, td):
         if key not in skip and key not in root:
             root[key] = value
     return td, _build(env, root)
+
+
+class FusedStepper:
+    """One env step as NumPy arrays, for a collector that writes them straight into its batch buffers.
+
+    The collector's fused loop (:mod:`rlbench.collectors._fused`) calls :meth:`step` instead of
+    ``step_and_maybe_reset`` + ``_RolloutWriter.write``: no TensorDict is built and nothing is stacked per
+    step. The arrays are exactly what the fused ``step_and_maybe_reset`` puts in its TensorDicts. Only
+    made when no partial reset is pending (then the env's stash stays empty, as on that path).
+    """
+
+    def __init__(self, env):
+        self.env = env
+        self.key, self.dtype = env._simple
+        self.shape = env._zeros1
+        spec = env.action_spec
+        self.action_shape, self.action_dtype = spec.shape, spec.dtype
+        # when the converter range-checks the action, a matching shape and dtype is all step() checks
+        self.cheap = env._cheap_checked or not env.validate_actions
+
+    def accepts(self, action) -> bool:
+        """Whether ``step`` would take ``action`` with no other check (else the caller takes the generic path)."""
+        return (
+            self.cheap and type(action) is torch.Tensor
+            and action.shape == self.action_shape and action.dtype == self.action_dtype
+        )
+
+    def step(self, action):
+        """``(next_obs, reward, terminated, truncated, done, root_obs)``; done rows of ``root_obs`` hold
+        the reset observation (SAME_STEP), those of ``next_obs`` the true final one."""
+        env, shape = self.env, self.shape
+        obs, reward, term, trunc, info = env._gym_step(env._convert_action(action))
+        root = np.array(obs, dtype=self.dtype)  # copy: envs may reuse buffers
+        reward = np.asarray(reward, dtype=np.float32).reshape(shape)
+        term = np.asarray(term, dtype=bool).reshape(shape)
+        trunc = np.asarray(trunc, dtype=bool).reshape(shape)
+        done = term | trunc
+        nxt = root
+        if done.any():
+            final, dtype = info["final_obs"], self.dtype
+            rows = np.flatnonzero(done.reshape(-1))
+            nxt = root.copy()
+            nxt[rows] = np.stack([np.asarray(final[i], dtype=dtype) for i in rows])
+        return nxt, reward, term, trunc, done, root
+
+    def finish(self, root_obs) -> TensorDict:
+        """The next root after the last fused step (observation and all-False done flags)."""
+        flags = [torch.from_numpy(np.zeros(self.shape, bool)) for _ in range(3)]
+        data = {self.key: torch.from_numpy(root_obs), "done": flags[0], "terminated": flags[1], "truncated": flags[2]}
+        return _build(self.env, data)
+
+
+def fused_stepper(env) -> FusedStepper | None:
+    """A :class:`FusedStepper` for ``env`` when its fused ``step_and_maybe_reset`` applies unchanged."""
+    from .gym import GymWrapper
+
+    if (
+        env._fuse_vector and env._simple is not None and env._unchecked_vector and not env.from_pixels
+        and type(env).step_and_maybe_reset is GymWrapper.step_and_maybe_reset
+        and type(env)._check_action is GymWrapper._check_action and not env._pending.any()
+    ):
+        env._stash = None  # what the fused path leaves when nothing is pending
+        return FusedStepper(env)
+    return None

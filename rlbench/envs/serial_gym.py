@@ -60,13 +60,14 @@ class _GymKernel:
         # every entry is made here with the batch shape, on the CPU
         return TensorDict._new_unsafe(data, batch_size=self.serial.batch_size, device=self.serial.device)
 
-    def step(self, td, reset: bool):
-        """Step every sub-env; returns ``(next_data, root_obs or None)``.
+    def arrays(self, action, reset: bool):
+        """Step every sub-env with ``action`` (a tensor); ``(obs, reward, term, trunc, done, root_obs)``.
 
         With ``reset``, sub-envs that are done are reset right away and ``root_obs`` is the next root's
-        observation array (the next observation, with reset observations in the done rows).
+        observation array (``obs`` itself when nobody is done, a copy with reset rows otherwise); else it
+        is None.
         """
-        actions = self.convert(td.get(self.serial.action_key))
+        actions = self.convert(action)
         actions = actions.tolist() if self.as_list else list(actions)
         obs = np.empty(self.shape, self.dtype)
         reward = np.empty(self.flag_shape, np.float32)
@@ -81,15 +82,25 @@ class _GymKernel:
             trunc[i] = tr
             if te or tr:
                 done_rows.append(i)
-        data = {self.key: torch.from_numpy(obs), "reward": torch.from_numpy(reward),
-                "terminated": torch.from_numpy(term), "truncated": torch.from_numpy(trunc),
-                "done": torch.from_numpy(term | trunc)}
-        root_obs = None
+        root_obs = obs if reset else None
         if reset and done_rows:
             root_obs = obs.copy()
             for i in done_rows:
                 root_obs[i] = self.envs[i]._gym_reset(None, None)
-        return data, root_obs
+        return obs, reward, term, trunc, term | trunc, root_obs
+
+    def step(self, td, reset: bool):
+        """Step every sub-env; returns ``(next_data, root_obs or None)``.
+
+        With ``reset``, sub-envs that are done are reset right away and ``root_obs`` is the next root's
+        observation array (the next observation, with reset observations in the done rows); it is None
+        when nobody is done.
+        """
+        obs, reward, term, trunc, done, root_obs = self.arrays(td.get(self.serial.action_key), reset)
+        data = {self.key: torch.from_numpy(obs), "reward": torch.from_numpy(reward),
+                "terminated": torch.from_numpy(term), "truncated": torch.from_numpy(trunc),
+                "done": torch.from_numpy(done)}
+        return data, (None if root_obs is obs else root_obs)
 
     def step_and_maybe_reset(self, td):
         serial = self.serial
@@ -112,3 +123,42 @@ class _GymKernel:
         if root_obs is not None:
             serial._last = root
         return td, root
+
+
+class FusedStepper:
+    """The kernel's step as NumPy arrays, for a collector that writes them straight into its batch buffers
+    (see :class:`rlbench.envs.gym_vector.FusedStepper`, the same protocol)."""
+
+    def __init__(self, kernel):
+        self.kernel, self.serial = kernel, kernel.serial
+        self.key, self.shape = kernel.key, kernel.flag_shape
+        spec = self.serial.action_spec
+        self.action_shape, self.action_dtype = spec.shape, spec.dtype
+        self.cheap = kernel.cheap_checked or not self.serial.validate_actions
+        self._last = None  # the last step's arrays, for finish()
+
+    def accepts(self, action) -> bool:
+        return (
+            self.cheap and type(action) is torch.Tensor
+            and action.shape == self.action_shape and action.dtype == self.action_dtype
+        )
+
+    def step(self, action):
+        out = self._last = self.kernel.arrays(action, reset=True)
+        return out
+
+    def finish(self, root_obs) -> TensorDict:
+        """The next root after the last fused step, laid out as the kernel's ``step_and_maybe_reset`` lays it
+        out; also sets ``SerialEnv._last`` as it does (the step's data when nobody was done, else the root)."""
+        kernel, last = self.kernel, self._last
+        if last is not None and last[-1] is last[0]:  # nobody done: the root shares the step's tensors
+            obs, reward, term, trunc, done, _ = last
+            data = {self.key: torch.from_numpy(obs), "reward": torch.from_numpy(reward),
+                    "terminated": torch.from_numpy(term), "truncated": torch.from_numpy(trunc),
+                    "done": torch.from_numpy(done)}
+            self.serial._last = kernel._new(data)
+            return kernel._new({k: v for k, v in data.items() if k != "reward"})
+        false = [torch.from_numpy(np.zeros(self.shape, bool)) for _ in range(3)]
+        root = self.serial._last = kernel._new({self.key: torch.from_numpy(root_obs), "done": false[0],
+                                                "terminated": false[1], "truncated": false[2]})
+        return root
