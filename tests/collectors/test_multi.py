@@ -83,14 +83,34 @@ def test_sync_batched_envs_are_concatenated_and_split_trajs():
 
 
 @pytest.mark.timeout(60)
-def test_async_yields_whichever_worker_is_ready_until_total_frames():
+def test_async_stops_at_total_frames_with_whole_worker_batches():
     makers = [lambda: CountingEnv(max_steps=4)] * 2
     with MultiAsyncCollector(makers, frames_per_batch=6, total_frames=30) as collector:
         batches = list(collector)
         assert collector.frames == 30
     assert [b.shape for b in batches] == [torch.Size([6])] * 5
-    ids = torch.cat([b["collector", "traj_ids"] for b in batches])
-    assert {int(i) % 2 for i in ids} == {0, 1}  # both workers contributed
+    for b in batches:  # each batch is one worker's: traj ids are local id * n_workers + worker index
+        assert len({int(i) % 2 for i in b["collector", "traj_ids"]}) == 1
+
+
+class SlowStepEnv(CountingEnv):
+    """Takes ``seconds`` per step: a worker with it finishes its batches far behind the others."""
+
+    def __init__(self, seconds=0.5):
+        super().__init__(max_steps=4)
+        self.seconds = seconds
+
+    def _step(self, td):
+        time.sleep(self.seconds)
+        return super()._step(td)
+
+
+@pytest.mark.timeout(60)
+def test_async_yields_whichever_worker_is_ready_first():
+    # worker 0 needs ~3 s per batch, worker 1 milliseconds: the first batches must all be worker 1's
+    with MultiAsyncCollector([SlowStepEnv, CountingEnv], frames_per_batch=6, total_frames=18) as collector:
+        batches = list(collector)
+    assert [{int(i) % 2 for i in b["collector", "traj_ids"]} for b in batches[:2]] == [{1}, {1}]
 
 
 @pytest.mark.timeout(60)
