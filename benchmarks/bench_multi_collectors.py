@@ -2,8 +2,8 @@
 
 CartPole-v1, a small MLP policy (4 -> 64 -> 2, argmax), N envs in all:
 
-- ours: ``MultiSyncCollector`` / ``MultiAsyncCollector`` over 2 workers, each running a
-  ``Collector`` over ``SerialEnv(N // 2, GymEnv("CartPole-v1"))``;
+- ours: ``MultiSyncCollector`` / ``MultiAsyncCollector`` over 2 workers (1 for N = 1), each running
+  a ``Collector`` over ``SerialEnv(N // workers, GymEnv("CartPole-v1"))``;
 - baseline: the loop a user would write -- observations to torch, the same policy, actions back to
   NumPy, ``AsyncVectorEnv(N).step``, the observation stored in a preallocated tensor -- measured in
   the same run.
@@ -39,7 +39,7 @@ def make_env_fn(n_sub: int):
 
 def main():
     args = parse_args(__doc__.splitlines()[0])
-    sizes = [2] if args.quick else [2, 8]
+    sizes = [2] if args.quick else [1, 8, 32]
     torch.manual_seed(0)
     module = ArgmaxMLP()
     policy = TensorDictModule(module, in_keys=["observation"], out_keys=["action"])
@@ -47,15 +47,16 @@ def main():
         steps = 10 if args.quick else 200  # per env per batch
         frames = n * steps
         batches = 2 if args.quick else 5
-        makers = [make_env_fn(n // WORKERS)] * WORKERS
+        workers = min(WORKERS, n)
+        makers = [make_env_fn(n // workers)] * workers
         results = {}
         for cls in (MultiSyncCollector, MultiAsyncCollector):
-            fpb = frames if cls is MultiSyncCollector else frames // WORKERS
+            fpb = frames if cls is MultiSyncCollector else frames // workers
             with cls(makers, policy, frames_per_batch=fpb, total_frames=-1, seed=0) as collector:
                 it = iter(collector)
                 next(it)  # warm-up: buffers allocated, workers running
 
-                def run(it=it, k=batches * (1 if cls is MultiSyncCollector else WORKERS)):
+                def run(it=it, k=batches * (1 if cls is MultiSyncCollector else workers)):
                     for _ in range(k):
                         next(it)
 
@@ -81,7 +82,7 @@ def main():
         finally:
             venv.close()
         for name, fps in results.items():
-            report(f"{name}({WORKERS} workers, {n} envs) CartPole+MLP", fps, baseline, "frames/s",
+            report(f"{name}({workers} workers, {n} envs) CartPole+MLP", fps, baseline, "frames/s",
                    f"AsyncVectorEnv({n}) loop", target=">= 0.8x", higher_is_better=True, json_path=args.json)
 
 
