@@ -1,13 +1,22 @@
 """Small deterministic envs and helpers shared by rlbench's tests and by users' own tests."""
 from __future__ import annotations
 
+import time
+
 import torch
 from tensordict import TensorDict
 
 from .envs.common import EnvBase
 from .specs import Bounded, Categorical, Composite, Unbounded
 
-__all__ = ["CountingEnv", "ContinuousCountingEnv", "PixelCountingEnv", "DoubleCountingEnv", "processes_gone"]
+__all__ = [
+    "CountingEnv",
+    "ContinuousCountingEnv",
+    "PixelCountingEnv",
+    "DoubleCountingEnv",
+    "SlowCountingEnv",
+    "processes_gone",
+]
 
 
 class CountingEnv(EnvBase):
@@ -163,6 +172,26 @@ class DoubleCountingEnv(ContinuousCountingEnv):
         return self._to_double(super()._step(td))
 
 
+class SlowCountingEnv(CountingEnv):
+    """:class:`CountingEnv` whose every step sleeps ``seconds``: a stand-in for a slow or stuck simulator.
+
+    Tests of worker processes use it for timeouts, interrupts and "whichever worker is ready first".
+
+    Example:
+        >>> env = SlowCountingEnv(seconds=0.001, max_steps=2)
+        >>> env.rollout(5).shape
+        torch.Size([2])
+    """
+
+    def __init__(self, seconds: float = 30.0, max_steps=100, batch_size=(), device=None):
+        super().__init__(max_steps=max_steps, batch_size=batch_size, device=device)
+        self.seconds = seconds
+
+    def _step(self, td):
+        time.sleep(self.seconds)
+        return super()._step(td)
+
+
 def processes_gone(pids, within: float = 15.0) -> bool:
     """Wait up to ``within`` seconds for every process in ``pids`` to end; True if they all did.
 
@@ -171,7 +200,6 @@ def processes_gone(pids, within: float = 15.0) -> bool:
     ``psutil`` (installed with the ``dev`` extra).
     """
     import multiprocessing as mp
-    import time
 
     import psutil
 

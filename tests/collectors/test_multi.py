@@ -14,7 +14,7 @@ from tensordict.nn import TensorDictModule
 from rlbench.collectors.multi import MultiAsyncCollector, MultiSyncCollector
 from rlbench.envs import GymEnv
 from rlbench.envs._workers import WorkerDiedError, WorkerError
-from rlbench.testing import CountingEnv, processes_gone
+from rlbench.testing import CountingEnv, SlowCountingEnv, processes_gone
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # send this module's classes by value
 
@@ -93,22 +93,10 @@ def test_async_stops_at_total_frames_with_whole_worker_batches():
         assert len({int(i) % 2 for i in b["collector", "traj_ids"]}) == 1
 
 
-class SlowStepEnv(CountingEnv):
-    """Takes ``seconds`` per step: a worker with it finishes its batches far behind the others."""
-
-    def __init__(self, seconds=0.5):
-        super().__init__(max_steps=4)
-        self.seconds = seconds
-
-    def _step(self, td):
-        time.sleep(self.seconds)
-        return super()._step(td)
-
-
 @pytest.mark.timeout(60)
 def test_async_yields_whichever_worker_is_ready_first():
     # worker 0 needs ~3 s per batch, worker 1 milliseconds: the first batches must all be worker 1's
-    with MultiAsyncCollector([SlowStepEnv, CountingEnv], frames_per_batch=6, total_frames=18) as collector:
+    with MultiAsyncCollector([lambda: SlowCountingEnv(0.5, max_steps=4), CountingEnv], frames_per_batch=6, total_frames=18) as collector:
         batches = list(collector)
     assert [{int(i) % 2 for i in b["collector", "traj_ids"]} for b in batches[:2]] == [{1}, {1}]
 
@@ -203,16 +191,10 @@ def test_bad_arguments_have_clear_errors():
             collector.update_policy_weights_()
 
 
-class SleepyEnv(CountingEnv):
-    def _step(self, td):
-        time.sleep(30)
-        return super()._step(td)
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("cls", [MultiSyncCollector, MultiAsyncCollector])
 def test_keyboard_interrupt_in_the_loop_shuts_workers_down(cls):
-    collector = cls([SleepyEnv, SleepyEnv], frames_per_batch=2, total_frames=-1)
+    collector = cls([SlowCountingEnv, SlowCountingEnv], frames_per_batch=2, total_frames=-1)
     pids = collector.worker_pids
 
     def interrupt(signum, frame):

@@ -13,7 +13,7 @@ import torch
 from rlbench.envs import GymEnv, SerialEnv, check_env_specs
 from rlbench.envs._workers import WorkerDiedError, WorkerError, WorkerGroup
 from rlbench.envs.parallel import ParallelEnv
-from rlbench.testing import ContinuousCountingEnv, CountingEnv, processes_gone
+from rlbench.testing import ContinuousCountingEnv, CountingEnv, SlowCountingEnv, processes_gone
 
 # Classes and functions of this module travel to the workers by value, as a notebook cell's would
 # (by reference the workers would have to import this test module).
@@ -29,18 +29,6 @@ class FailingEnv(CountingEnv):
     def _step(self, td):
         if int(self.count.max()) >= self.fail_at:
             raise RuntimeError(f"boom: the env broke after {self.fail_at} steps")
-        return super()._step(td)
-
-
-class SleepyEnv(CountingEnv):
-    """Sleeps in ``_step`` (a stand-in for a slow or stuck simulator)."""
-
-    def __init__(self, seconds=30.0):
-        super().__init__(max_steps=100)
-        self.seconds = seconds
-
-    def _step(self, td):
-        time.sleep(self.seconds)
         return super()._step(td)
 
 
@@ -266,7 +254,7 @@ def test_killed_worker_raises_instead_of_hanging():
 
 @pytest.mark.timeout(60)
 def test_stuck_worker_times_out():
-    env = ParallelEnv(2, [CountingEnv, lambda: SleepyEnv(30.0)], timeout=30.0)
+    env = ParallelEnv(2, [CountingEnv, lambda: SlowCountingEnv(30.0)], timeout=30.0)
     pids = env.worker_pids
     td = env.rand_action(env.reset())
     env.timeout = 0.5  # only now: start-up and reset may be slow on a loaded machine
@@ -279,7 +267,7 @@ def test_stuck_worker_times_out():
 
 @pytest.mark.timeout(60)
 def test_keyboard_interrupt_while_waiting_shuts_workers_down():
-    env = ParallelEnv(2, lambda: SleepyEnv(30.0))
+    env = ParallelEnv(2, lambda: SlowCountingEnv(30.0))
     pids = env.worker_pids
     td = env.rand_action(env.reset())
 
