@@ -1,6 +1,8 @@
 """Small deterministic envs and helpers shared by rlbench's tests and by users' own tests."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 
 import torch
@@ -16,6 +18,7 @@ __all__ = [
     "DoubleCountingEnv",
     "SlowCountingEnv",
     "processes_gone",
+    "ctrl_c_after",
 ]
 
 
@@ -218,3 +221,21 @@ def processes_gone(pids, within: float = 15.0) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def ctrl_c_after(seconds: float):
+    """Raise ``KeyboardInterrupt`` in the main thread after ``seconds``, as a user's Ctrl-C would.
+
+    Restores the previous SIGALRM handler on exit. POSIX only (uses ``signal.setitimer``).
+    """
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -238,11 +238,10 @@ class ParallelEnv(EnvBase):
         nxt = self.output_spec.zero().to(cpu).share_memory_()
         root = self.observation_spec.zero().update(self.done_spec.zero()).update(self.state_spec.zero())
         root = root.to(cpu).share_memory_()
-        self._inputs, self._next, self._root = inputs, nxt, root
         self._input_leaves = _leaves(inputs)
         self._next_leaves, self._root_leaves = _leaves(nxt), _leaves(root)
         # sent through the pipe, tensors travel as shared-memory handles: the workers write into these
-        self._workers.request(("buffers", self._input_leaves, _leaves(nxt), _leaves(root)),
+        self._workers.request(("buffers", self._input_leaves, self._next_leaves, self._root_leaves),
                               timeout=self.timeout)
 
     @property

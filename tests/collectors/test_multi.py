@@ -14,7 +14,7 @@ from tensordict.nn import TensorDictModule
 from rlbench.collectors.multi import MultiAsyncCollector, MultiSyncCollector
 from rlbench.envs import GymEnv
 from rlbench.envs._workers import WorkerDiedError, WorkerError
-from rlbench.testing import CountingEnv, SlowCountingEnv, processes_gone
+from rlbench.testing import CountingEnv, SlowCountingEnv, ctrl_c_after, processes_gone
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # send this module's classes by value
 
@@ -197,18 +197,9 @@ def test_keyboard_interrupt_in_the_loop_shuts_workers_down(cls):
     collector = cls([SlowCountingEnv, SlowCountingEnv], frames_per_batch=2, total_frames=-1)
     pids = collector.worker_pids
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with pytest.raises(KeyboardInterrupt):
-            for _ in collector:
-                pass
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after(0.3):
+        for _ in collector:
+            pass
     assert processes_gone(pids)
 
 

@@ -13,7 +13,7 @@ import torch
 from rlbench.envs import GymEnv, SerialEnv, check_env_specs
 from rlbench.envs._workers import WorkerDiedError, WorkerError, WorkerGroup
 from rlbench.envs.parallel import ParallelEnv
-from rlbench.testing import ContinuousCountingEnv, CountingEnv, SlowCountingEnv, processes_gone
+from rlbench.testing import ContinuousCountingEnv, CountingEnv, SlowCountingEnv, ctrl_c_after, processes_gone
 
 # Classes and functions of this module travel to the workers by value, as a notebook cell's would
 # (by reference the workers would have to import this test module).
@@ -271,17 +271,8 @@ def test_keyboard_interrupt_while_waiting_shuts_workers_down():
     pids = env.worker_pids
     td = env.rand_action(env.reset())
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with pytest.raises(KeyboardInterrupt):
-            env.step(td)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after(0.3):
+        env.step(td)
     assert processes_gone(pids)
 
 

@@ -94,7 +94,6 @@ class ClassicControlEnv(EnvBase):
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self._max_steps_t = torch.tensor(self.max_episode_steps or 0, dtype=torch.int64, device=self.device)
         self._one_i = torch.ones((), dtype=torch.int64, device=self.device)
-        self._zero_i = torch.zeros((), dtype=torch.int64, device=self.device)
         self.generator = torch.Generator(device=self.device)
         self._reset_low = self._const(self.RESET_LOW)
         self._reset_span = self._const(self.RESET_HIGH) - self._reset_low
