@@ -18,6 +18,18 @@ def _time_index(td: TensorDictBase, tdim: int) -> torch.Tensor:
     return idx.expand(td.batch_size[tdim:]).expand(td.batch_size)
 
 
+def _steps_into_episode(td: TensorDictBase) -> torch.Tensor:
+    """Steps since each frame's episode began, ``[*batch, 1]`` int64, rebuilt along the time dim.
+
+    A batch without a time dim is read as independent first steps (all zeros).
+    """
+    tdim = time_dim(td)
+    shape = (*td.batch_size, 1)
+    if tdim is None:
+        return torch.zeros(shape, dtype=torch.int64, device=td.device)
+    return (_time_index(td, tdim) - episode_starts(td, tdim)).reshape(shape)
+
+
 class StepCounter(Transform):
     """Count the steps of each episode in ``"step_count"``; optionally truncate at ``max_steps``.
 
@@ -86,12 +98,7 @@ class StepCounter(Transform):
         return next_td
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        tdim = time_dim(td)
-        shape = (*td.batch_size, 1)
-        if tdim is None:
-            root = torch.zeros(shape, dtype=torch.int64, device=td.device)
-        else:
-            root = (_time_index(td, tdim) - episode_starts(td, tdim)).reshape(shape)
+        root = _steps_into_episode(td)
         td.set(self.step_count_key, root)
         nxt = td.get("next", None)
         if nxt is not None:
@@ -137,12 +144,7 @@ class InitTracker(Transform):
         return next_td
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        tdim = time_dim(td)
-        shape = (*td.batch_size, 1)
-        if tdim is None:
-            root = torch.ones(shape, dtype=torch.bool, device=td.device)
-        else:
-            root = (_time_index(td, tdim) == episode_starts(td, tdim)).reshape(shape)
+        root = _steps_into_episode(td) == 0
         td.set(self.init_key, root)
         nxt = td.get("next", None)
         if nxt is not None:
