@@ -46,6 +46,15 @@ python -m pip install -q --progress-bar off -e ".[notebooks,dev,gym]" 2>&1 | gre
 python -c "import rlbench, torch, tensordict, gymnasium, papermill, nbval" \
     || { echo "[setup] installation failed: see the pip output above"; exit 1; }
 
+# The widget browser tests drive the system's Chromium through Playwright (Playwright's own browser
+# download is neither needed nor attempted). Install Debian's package when we can; without it those
+# tests skip locally and fail under CI=true.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "[setup] could not install chromium: the browser tests will be skipped"
+fi
+
 # The project's own Jupyter kernel, inside the venv: notebooks and tests run on this interpreter.
 python -m ipykernel install --sys-prefix --name rlbench --display-name "Python (rlbench)" >/dev/null
 echo "$want" > "$stamp"
