@@ -1,0 +1,316 @@
+"""Turn rollouts into the binary buffers the rollout inspector's front end reads.
+
+Everything here is plain torch/NumPy/PIL work with no widget import, so it is testable (and fast)
+without Jupyter. Two products:
+
+- **series**: one little-endian Float32 (or Float64) buffer per leaf key, laid out ``[B, T, n]`` with
+  ``n`` the per-step element count, plus JSON-able metadata (readable name, key path, per-step shape,
+  source dtype). The browser scrubs and plots from these without asking the kernel anything.
+- **frames**: JPEG (or WebP) images concatenated in one buffer with a Uint32 offsets table. Large
+  inputs degrade on purpose (longest-side cap, then every k-th frame, then a total byte cap) and the
+  result carries a sentence that says what was dropped, which the widget shows.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from tensordict import TensorDictBase
+
+#: per-step element count above which a key is not sent as values (an image is a frame, not 720k numbers)
+MAX_SERIES_ELEMENTS = 64
+
+#: readable separator of nested key names: ("next", "reward") shows as "next.reward"
+KEY_SEP = "."
+
+
+def key_name(key: str | tuple) -> str:
+    """Readable name of a (nested) TensorDict key: ``("next", "reward")`` -> ``"next.reward"``."""
+    if isinstance(key, str):
+        return key
+    return KEY_SEP.join(str(k) for k in key)
+
+
+def as_key_tuple(key: str | tuple) -> tuple:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def leaf_items(td: TensorDictBase) -> list[tuple[tuple, torch.Tensor | None]]:
+    """All leaves of ``td`` as ``(key_tuple, tensor)``; non-tensor leaves come back with ``None``.
+
+    Non-tensor data (``NonTensorData`` strings and the like) are not ``leaves_only`` items, so walk
+    the tree ourselves to be able to report them instead of silently losing them.
+    """
+    out: list[tuple[tuple, torch.Tensor | None]] = []
+
+    def walk(sub: TensorDictBase, prefix: tuple) -> None:
+        for k in sub.keys():
+            v = sub.get(k)
+            if isinstance(v, torch.Tensor):
+                out.append((prefix + (k,), v))
+            elif isinstance(v, TensorDictBase) and not _is_non_tensor(v):
+                walk(v, prefix + (k,))
+            else:
+                out.append((prefix + (k,), None))
+
+    walk(td, ())
+    return out
+
+
+def _is_non_tensor(v: Any) -> bool:
+    return type(v).__name__ in ("NonTensorData", "NonTensorStack")
+
+
+def _kind(dtype: torch.dtype) -> str | None:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return None
+    if dtype.is_floating_point:
+        return "float"
+    return "int"
+
+
+@dataclass
+class SeriesPack:
+    """Encoded per-step values: ``meta[i]`` describes ``buffers[i]`` (bytes of ``[B, T, n]``)."""
+
+    meta: list[dict] = field(default_factory=list)
+    buffers: list[bytes] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # human-readable reasons, shown in the widget
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+
+def encode_series(td: TensorDictBase, exclude: Sequence[tuple] = (),
+                  max_elements: int = MAX_SERIES_ELEMENTS) -> SeriesPack:
+    """Encode every numeric leaf of a ``[B, T]`` TensorDict as one buffer per key.
+
+    Float64 and wide integers travel as Float64 so the values shown are the stored ones; everything
+    else (float32/16, bool, small ints) as Float32. Bools become 0/1 and keep ``dtype="bool"`` so
+    the front end prints ``true``/``false``.
+
+    Args:
+        td: a TensorDict with batch dims exactly ``[B, T]``.
+        exclude: key tuples not to send (e.g. the frames key).
+        max_elements: keys with more elements per step are skipped (and listed in ``skipped``).
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> td = TensorDict({"obs": torch.zeros(1, 3, 2), "done": torch.ones(1, 3, 1, dtype=torch.bool)}, [1, 3])
+        >>> pack = encode_series(td)
+        >>> [(m["name"], m["shape"], m["dtype"], m["format"]) for m in pack.meta]
+        [('obs', [2], 'float32', 'f4'), ('done', [1], 'bool', 'f4')]
+        >>> np.frombuffer(pack.buffers[1], dtype="<f4").tolist()
+        [1.0, 1.0, 1.0]
+    """
+    if td.batch_dims != 2:
+        raise ValueError(f"encode_series expects a [B, T] TensorDict, got batch_size {list(td.batch_size)}")
+    excluded = {as_key_tuple(k) for k in exclude}
+    pack = SeriesPack()
+    B, T = td.batch_size
+    for key, value in leaf_items(td):
+        name = key_name(key)
+        if key in excluded:
+            continue
+        if value is None:
+            pack.skipped.append(f"{name}: not a tensor (not shown)")
+            continue
+        kind = _kind(value.dtype)
+        if kind is None:
+            pack.skipped.append(f"{name}: {str(value.dtype).replace('torch.', '')} values are not shown")
+            continue
+        per_step = list(value.shape[2:])
+        n = math.prod(per_step)
+        if n > max_elements:
+            pack.skipped.append(f"{name}: {per_step} per step is too large to list (max {max_elements} values)")
+            continue
+        wide = value.dtype in (torch.float64, torch.int64, torch.int32, torch.uint32, torch.uint64)
+        fmt, np_dtype = ("f8", "<f8") if wide else ("f4", "<f4")
+        arr = value.detach().to("cpu").reshape(B, T, n)
+        arr = arr.to(torch.float64 if wide else torch.float32).numpy().astype(np_dtype, copy=False)
+        pack.meta.append({"name": name, "key": [str(k) for k in key], "shape": per_step,
+                          "dtype": str(value.dtype).replace("torch.", ""), "kind": kind, "format": fmt, "size": n})
+        pack.buffers.append(np.ascontiguousarray(arr).tobytes())
+    return pack
+
+
+# ---------------------------------------------------------------------------------------------- frames
+
+@dataclass
+class FramePack:
+    """Compressed frames of ``B`` envs at the same kept steps, env-major: frame ``b * len(steps) + i``
+    is env ``b`` at step ``steps[i]``. ``offsets`` has ``count + 1`` entries (Uint32, little endian)."""
+
+    data: bytes = b""
+    offsets: bytes = b""
+    steps: list[int] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    source_width: int = 0
+    source_height: int = 0
+    stride: int = 1
+    mime: str = "image/jpeg"
+    note: str = ""
+
+    @property
+    def count(self) -> int:
+        return max(0, len(self.offsets) // 4 - 1)
+
+    def meta(self) -> dict:
+        return {"count": self.count, "steps": self.steps, "width": self.width, "height": self.height,
+                "source_width": self.source_width, "source_height": self.source_height,
+                "stride": self.stride, "mime": self.mime, "note": self.note, "bytes": len(self.data)}
+
+
+FrameGetter = Callable[[int, Sequence[int]], np.ndarray]
+"""``get(env_index, steps) -> uint8 [len(steps), H, W, 3]``: how the encoder reads frames lazily."""
+
+
+def to_rgb_uint8(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``[..., H, W, C]`` or channel-first ``[..., C, H, W]`` frames as uint8 RGB ``[..., H, W, 3]``.
+
+    Floats are taken as ``[0, 1]`` intensities (what image transforms produce); 1 channel is grey,
+    4 channels lose alpha (JPEG has none).
+    """
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().to("cpu").numpy()
+    arr = np.asarray(frames)
+    if arr.ndim < 3:
+        raise ValueError(f"frames must be images [..., H, W, C] (C in 1, 3, 4), got shape {list(arr.shape)}")
+    if arr.shape[-1] not in (1, 3, 4) and arr.shape[-3] in (1, 3, 4):
+        arr = np.moveaxis(arr, -3, -1)  # channel-first, as ToTensorImage leaves pixels
+    if arr.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"frames must have 1, 3 or 4 channels, last dims are {list(arr.shape[-3:])}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype.kind == "f":
+        arr = (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    elif arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    return arr
+
+
+def _encode_one(frame: np.ndarray, size: tuple[int, int], fmt: str, quality: int) -> bytes:
+    from PIL import Image  # PIL comes with matplotlib; imported here to keep `import rlbench` light
+
+    img = Image.fromarray(np.ascontiguousarray(frame), "RGB")
+    if img.size != size:
+        img = img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, quality=quality)
+    return buf.getvalue()
+
+
+def encode_frames(get: FrameGetter, n_envs: int, n_steps: int, frame_hw: tuple[int, int], *,
+                  max_side: int = 640, min_side: int = 240, max_frames: int = 2000,
+                  max_bytes: int = 30_000_000, fmt: str = "jpeg", quality: int = 80,
+                  chunk: int = 32) -> FramePack:
+    """Compress the frames of ``n_envs`` envs over ``n_steps`` steps within fixed bounds.
+
+    The bounds, applied in this order:
+
+    1. at most ``max_frames`` frames in total (every k-th step kept, ``k = stride``);
+    2. longest side at most ``max_side`` pixels;
+    3. about ``max_bytes`` in total: from a few probe frames, shrink the picture (down to
+       ``min_side``) and then raise the stride until the estimate fits; if the real frames still
+       overflow, the stride doubles and the frames in between are dropped (already-encoded frames
+       at multiples of the new stride are kept, so no frame is encoded twice).
+
+    Time and memory are bounded by ``max_frames`` and ``chunk``: only kept frames are read, ``chunk``
+    at a time, never the whole input.
+
+    Args:
+        get: reads frames lazily (see :data:`FrameGetter`).
+        n_envs, n_steps: the rollout's batch and time sizes.
+        frame_hw: source ``(height, width)``.
+        fmt: ``"jpeg"`` or ``"webp"``. quality: encoder quality.
+
+    Example:
+        >>> frames = np.zeros((10, 40, 60, 3), dtype=np.uint8)
+        >>> pack = encode_frames(lambda b, steps: frames[list(steps)], 1, 10, (40, 60), max_frames=5)
+        >>> pack.count, pack.steps, pack.note
+        (5, [0, 2, 4, 6, 8], 'showing every 2nd frame at 60×40')
+    """
+    fmt = fmt.lower()
+    if fmt not in ("jpeg", "webp"):
+        raise ValueError(f"frame format must be 'jpeg' or 'webp', got {fmt!r}")
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    pack = FramePack(source_width=w, source_height=h, mime=f"image/{fmt}")
+    if n_envs == 0 or n_steps == 0:
+        pack.offsets = np.zeros(1, dtype="<u4").tobytes()
+        return pack
+    per_env = max(1, max_frames // n_envs)
+    stride = max(1, math.ceil(n_steps / per_env))
+    scale = min(1.0, max_side / max(h, w))
+
+    def size_at(s: float) -> tuple[int, int]:
+        return max(1, round(w * s)), max(1, round(h * s))
+
+    # probe a few frames spread over the rollout to estimate bytes per frame at this size
+    probe_steps = sorted({int(round(x)) for x in np.linspace(0, n_steps - 1, min(4, n_steps))})
+    probe = to_rgb_uint8(get(0, probe_steps))
+    planned = n_envs * math.ceil(n_steps / stride)
+    per_frame = np.mean([len(_encode_one(f, size_at(scale), fmt, quality)) for f in probe])
+    floor = min(1.0, min_side / max(h, w))
+    while planned * per_frame > 0.9 * max_bytes and scale * 0.75 >= floor:
+        scale *= 0.75
+        per_frame *= 0.5625  # bytes follow the area, roughly
+    while planned * per_frame > 0.9 * max_bytes and stride < n_steps:
+        stride += max(1, stride // 4)
+        planned = n_envs * math.ceil(n_steps / stride)
+    size = size_at(scale)
+
+    encoded: dict[int, list[bytes]] = {}  # step -> one frame per env
+    total = 0
+    t = 0
+    while t < n_steps:
+        steps = list(range(t, min(n_steps, t + chunk * stride), stride))
+        for b in range(n_envs):
+            frames = to_rgb_uint8(get(b, steps))
+            for s, f in zip(steps, frames):
+                data = _encode_one(f, size, fmt, quality)
+                encoded.setdefault(s, []).append(data)
+                total += len(data)
+        t = steps[-1] + stride
+        while total > max_bytes and len(encoded) > 1:
+            stride *= 2  # over budget: keep every other kept frame and go on at the new stride
+            for s in [s for s in encoded if s % stride]:
+                total -= sum(len(x) for x in encoded.pop(s))
+            t = ((t + stride - 1) // stride) * stride
+
+    pack.steps = sorted(encoded)
+    chunks = [encoded[s][b] for b in range(n_envs) for s in pack.steps]
+    lengths = np.array([len(c) for c in chunks], dtype=np.int64)
+    pack.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype("<u4").tobytes()
+    pack.data = b"".join(chunks)
+    pack.width, pack.height, pack.stride = size[0], size[1], stride
+    pack.note = _frames_note(stride, size, (w, h))
+    return pack
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _frames_note(stride: int, size: tuple[int, int], source: tuple[int, int]) -> str:
+    parts = []
+    if stride > 1:
+        parts.append(f"showing every {_ordinal(stride)} frame")
+    if size != source:
+        parts.append(f"downscaled from {source[0]}×{source[1]}")
+    if not parts:
+        return ""
+    text = parts[0] if stride > 1 else "showing every frame"
+    return f"{text} at {size[0]}×{size[1]}" + (f" ({parts[-1]})" if size != source else "")

@@ -1,0 +1,198 @@
+// Pure helpers of the rollout inspector: decode the binary series, derive returns and episode
+// boundaries, find the frame to show at a step, format values, and cache decoded frames.
+// No DOM here, so `node --test` covers all of it (widgets/tests/rollout_data.test.mjs).
+
+/** Copy a DataView (or typed array / ArrayBuffer) into an aligned typed array of the given format.
+ *  Comm buffers can start at any byte offset, and Float32Array needs 4-byte alignment: copy. */
+export function decodeSeries(view, format = "f4") {
+  const Ctor = format === "f8" ? Float64Array : Float32Array;
+  if (view == null) return new Ctor(0);
+  const buffer = view.buffer ?? view;
+  const offset = view.byteOffset ?? 0;
+  const length = view.byteLength ?? buffer.byteLength;
+  if (length % Ctor.BYTES_PER_ELEMENT !== 0) {
+    throw new Error(`series buffer of ${length} bytes is not a whole number of ${format} values`);
+  }
+  return new Ctor(buffer.slice(offset, offset + length));
+}
+
+/** Bytes of a DataView / typed array / ArrayBuffer as a Uint8Array view (no copy). */
+export function asBytes(view) {
+  if (view == null) return new Uint8Array(0);
+  if (view instanceof ArrayBuffer) return new Uint8Array(view);
+  return new Uint8Array(view.buffer, view.byteOffset ?? 0, view.byteLength);
+}
+
+/** Uint32 little-endian offsets table (count + 1 entries) from a DataView. */
+export function decodeOffsets(view) {
+  const bytes = asBytes(view);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Uint32Array(Math.floor(bytes.byteLength / 4));
+  for (let i = 0; i < out.length; i++) out[i] = dv.getUint32(4 * i, true);
+  return out;
+}
+
+/** The `n` values of env `env` at step `t` of a `[B, T, n]` series. */
+export function stepValues(arr, size, steps, env, t) {
+  const start = (env * steps + t) * size;
+  return arr.subarray(start, start + size);
+}
+
+/** Component `c` of env `env` over time, as a Float64Array of length `steps`. */
+export function column(arr, size, steps, env, c = 0) {
+  const out = new Float64Array(steps);
+  const base = env * steps * size + c;
+  for (let t = 0; t < steps; t++) out[t] = arr[base + t * size];
+  return out;
+}
+
+/** Steps after which an episode ended (`done[t]` true): boundaries drawn between t and t + 1. */
+export function episodeEnds(done) {
+  const ends = [];
+  if (!done) return ends;
+  for (let t = 0; t < done.length; t++) if (done[t]) ends.push(t);
+  return ends;
+}
+
+/** Running return within each episode: restarts after every done step. NaN rewards count as 0. */
+export function cumulativeReturn(reward, done) {
+  const out = new Float64Array(reward.length);
+  let acc = 0;
+  for (let t = 0; t < reward.length; t++) {
+    const r = reward[t];
+    acc += Number.isFinite(r) ? r : 0;
+    out[t] = acc;
+    if (done && done[t]) acc = 0;
+  }
+  return out;
+}
+
+/** Episode number (0-based) that step `t` belongs to, given the sorted episode ends. */
+export function episodeAt(ends, t) {
+  let lo = 0, hi = ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ends[mid] < t) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** Index into `frameSteps` (sorted kept steps) of the frame nearest to step `t`; -1 if none.
+ *  On a tie the earlier frame wins (it shows a state the agent had already reached). */
+export function nearestFrame(frameSteps, t) {
+  const n = frameSteps.length;
+  if (n === 0) return -1;
+  let lo = 0, hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (frameSteps[mid] < t) lo = mid + 1; else hi = mid;
+  }
+  if (lo > 0 && t - frameSteps[lo - 1] <= frameSteps[lo] - t) return lo - 1;
+  return lo;
+}
+
+/** One value as text: bools as true/false, ints exactly, floats with 4 significant digits. */
+export function formatValue(x, kind = "float") {
+  if (kind === "bool") return x ? "true" : "false";
+  if (Number.isNaN(x)) return "NaN";
+  if (x === Infinity) return "inf";
+  if (x === -Infinity) return "-inf";
+  if (kind === "int") return String(Math.round(x));
+  if (x === 0) return "0";
+  const ax = Math.abs(x);
+  if (ax >= 1e5 || ax < 1e-3) return x.toExponential(3).replace(/\.?0+e/, "e");
+  return String(Number(x.toPrecision(4)));
+}
+
+/** A step's values as text: a scalar alone, a vector in brackets (long ones elided in the middle). */
+export function formatValues(values, kind = "float", maxItems = 8) {
+  const n = values.length;
+  if (n === 1) return formatValue(values[0], kind);
+  const items = [];
+  if (n <= maxItems) {
+    for (let i = 0; i < n; i++) items.push(formatValue(values[i], kind));
+  } else {
+    const head = Math.ceil((maxItems - 1) / 2), tail = maxItems - 1 - head;
+    for (let i = 0; i < head; i++) items.push(formatValue(values[i], kind));
+    items.push("…");
+    for (let i = n - tail; i < n; i++) items.push(formatValue(values[i], kind));
+  }
+  return `[${items.join(", ")}]`;
+}
+
+/** Clamp a step index into [0, steps - 1]. */
+export function clampStep(t, steps) {
+  if (!Number.isFinite(t)) return 0;
+  return Math.min(Math.max(0, Math.round(t)), Math.max(0, steps - 1));
+}
+
+/** Least-recently-used cache; `onEvict(value)` runs for dropped entries (e.g. ImageBitmap.close). */
+export class LRUCache {
+  constructor(capacity = 64, onEvict = null) {
+    this.capacity = Math.max(1, capacity);
+    this.onEvict = onEvict;
+    this.map = new Map();
+  }
+  get size() { return this.map.size; }
+  has(key) { return this.map.has(key); }
+  get(key) {
+    if (!this.map.has(key)) return undefined;
+    const value = this.map.get(key);
+    this.map.delete(key);  // re-insert: a Map iterates in insertion order, oldest first
+    this.map.set(key, value);
+    return value;
+  }
+  set(key, value) {
+    if (this.map.has(key)) this.map.delete(key);
+    this.map.set(key, value);
+    while (this.map.size > this.capacity) {
+      const [oldKey, oldValue] = this.map.entries().next().value;
+      this.map.delete(oldKey);
+      if (this.onEvict) this.onEvict(oldValue, oldKey);
+    }
+  }
+  clear() {
+    if (this.onEvict) for (const [k, v] of this.map) this.onEvict(v, k);
+    this.map.clear();
+  }
+}
+
+/** Decoded frames on demand: `get(i)` resolves to the decoded image of frame `i`, decoding each
+ *  frame at most once while it stays in the LRU cache, and sharing in-flight decodes.
+ *  `decode(bytes, mime)` is injected (createImageBitmap in the browser, a stub in tests). */
+export class FrameStore {
+  constructor({ data, offsets, mime = "image/jpeg", decode, capacity = 48 }) {
+    this.data = asBytes(data);
+    this.offsets = offsets instanceof Uint32Array ? offsets : decodeOffsets(offsets);
+    this.mime = mime;
+    this.decode = decode;
+    this.cache = new LRUCache(capacity, (img) => { if (img && typeof img.close === "function") img.close(); });
+    this.pending = new Map();
+    this.decodes = 0;
+  }
+  get count() { return Math.max(0, this.offsets.length - 1); }
+  bytesOf(i) {
+    if (!(i >= 0 && i < this.count)) throw new RangeError(`frame ${i} out of range [0, ${this.count})`);
+    return this.data.subarray(this.offsets[i], this.offsets[i + 1]);
+  }
+  peek(i) { return this.cache.get(i); }
+  get(i) {
+    const hit = this.cache.get(i);
+    if (hit !== undefined) return Promise.resolve(hit);
+    if (this.pending.has(i)) return this.pending.get(i);
+    this.decodes++;
+    // a decoder that throws synchronously must still give a rejected promise, not an exception
+    const p = new Promise((resolve) => resolve(this.decode(this.bytesOf(i), this.mime))).then((img) => {
+      this.pending.delete(i);
+      this.cache.set(i, img);
+      return img;
+    }, (err) => { this.pending.delete(i); throw err; });
+    this.pending.set(i, p);
+    return p;
+  }
+  /** Warm the cache around frame `i` (the next frames first: scrubbing and playback go forward). */
+  prefetch(i, ahead = 4, behind = 2) {
+    for (let k = 1; k <= ahead; k++) if (i + k < this.count) this.get(i + k).catch(() => {});
+    for (let k = 1; k <= behind; k++) if (i - k >= 0) this.get(i - k).catch(() => {});
+  }
+}

@@ -1,0 +1,117 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  decodeSeries, decodeOffsets, stepValues, column, episodeEnds, cumulativeReturn, episodeAt,
+  nearestFrame, formatValue, formatValues, clampStep, LRUCache, FrameStore,
+} from "../lib/rollout_data.js";
+
+function dataViewAt(typed, pad = 1) {
+  // a comm buffer need not be aligned: place the bytes at an odd offset
+  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+  const buf = new Uint8Array(bytes.length + pad);
+  buf.set(bytes, pad);
+  return new DataView(buf.buffer, pad, bytes.length);
+}
+
+test("decodeSeries reads unaligned float32 and float64 buffers", () => {
+  const f4 = decodeSeries(dataViewAt(new Float32Array([1.5, -2, NaN])), "f4");
+  assert.ok(f4 instanceof Float32Array);
+  assert.deepEqual(Array.from(f4.slice(0, 2)), [1.5, -2]);
+  assert.ok(Number.isNaN(f4[2]));
+  const f8 = decodeSeries(dataViewAt(new Float64Array([2 ** 40 + 1]), 3), "f8");
+  assert.equal(f8[0], 2 ** 40 + 1);
+  assert.equal(decodeSeries(null).length, 0);
+  assert.throws(() => decodeSeries(new DataView(new ArrayBuffer(6)), "f4"), /not a whole number of f4/);
+});
+
+test("decodeOffsets is little endian", () => {
+  const dv = new DataView(new ArrayBuffer(12));
+  dv.setUint32(0, 0, true); dv.setUint32(4, 300, true); dv.setUint32(8, 70000, true);
+  assert.deepEqual(Array.from(decodeOffsets(dv)), [0, 300, 70000]);
+});
+
+test("stepValues and column index a [B, T, n] layout", () => {
+  // B=2, T=3, n=2: value = 100*b + 10*t + c
+  const arr = new Float32Array(12);
+  for (let b = 0; b < 2; b++) for (let t = 0; t < 3; t++) for (let c = 0; c < 2; c++) arr[(b * 3 + t) * 2 + c] = 100 * b + 10 * t + c;
+  assert.deepEqual(Array.from(stepValues(arr, 2, 3, 1, 2)), [120, 121]);
+  assert.deepEqual(Array.from(column(arr, 2, 3, 1, 1)), [101, 111, 121]);
+  assert.deepEqual(Array.from(column(arr, 2, 3, 0, 0)), [0, 10, 20]);
+});
+
+test("returns restart after each done step; boundaries and episode numbers", () => {
+  const reward = [1, 1, 1, 2, NaN, 3];
+  const done = [0, 0, 1, 0, 1, 0];
+  assert.deepEqual(Array.from(cumulativeReturn(reward, done)), [1, 2, 3, 2, 2, 3]);
+  assert.deepEqual(Array.from(cumulativeReturn(reward, null)), [1, 2, 3, 5, 5, 8]);
+  const ends = episodeEnds(done);
+  assert.deepEqual(ends, [2, 4]);
+  assert.deepEqual([0, 2, 3, 4, 5].map((t) => episodeAt(ends, t)), [0, 0, 1, 1, 2]);
+  assert.deepEqual(episodeEnds(null), []);
+});
+
+test("nearestFrame picks the closest kept step, earlier on ties", () => {
+  const steps = [0, 4, 8];
+  assert.deepEqual([0, 1, 2, 3, 5, 6, 7, 9, 100].map((t) => nearestFrame(steps, t)), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+  assert.equal(nearestFrame([], 3), -1);
+  assert.equal(nearestFrame([5], 0), 0);
+});
+
+test("formatValue and formatValues", () => {
+  assert.equal(formatValue(1, "bool"), "true");
+  assert.equal(formatValue(0, "bool"), "false");
+  assert.equal(formatValue(7.0, "int"), "7");
+  assert.equal(formatValue(0.123456), "0.1235");
+  assert.equal(formatValue(-2), "-2");
+  assert.equal(formatValue(123456789), "1.235e+8");
+  assert.equal(formatValue(0.00001234), "1.234e-5");
+  assert.equal(formatValue(NaN), "NaN");
+  assert.equal(formatValue(-Infinity), "-inf");
+  assert.equal(formatValues([3]), "3");
+  assert.equal(formatValues([1, 0], "bool"), "[true, false]");
+  assert.equal(formatValues([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "int", 5), "[0, 1, …, 8, 9]");
+});
+
+test("clampStep", () => {
+  assert.equal(clampStep(-3, 10), 0);
+  assert.equal(clampStep(12, 10), 9);
+  assert.equal(clampStep(4.6, 10), 5);
+  assert.equal(clampStep(NaN, 10), 0);
+});
+
+test("LRUCache evicts the least recently used entry and calls onEvict", () => {
+  const evicted = [];
+  const c = new LRUCache(2, (v, k) => evicted.push(k));
+  c.set("a", 1); c.set("b", 2);
+  assert.equal(c.get("a"), 1);  // a is now the most recent
+  c.set("c", 3);
+  assert.deepEqual(evicted, ["b"]);
+  assert.equal(c.has("b"), false);
+  assert.equal(c.size, 2);
+  c.clear();
+  assert.deepEqual(evicted.sort(), ["a", "b", "c"]);
+});
+
+test("FrameStore decodes each frame once, shares in-flight decodes, evicts and closes", async () => {
+  const data = new Uint8Array([10, 11, 20, 30, 31, 32]);
+  const offsets = new Uint32Array([0, 2, 3, 6]);
+  const seen = [];
+  const closed = [];
+  const store = new FrameStore({
+    data, offsets, capacity: 2,
+    decode: async (bytes, mime) => { seen.push(Array.from(bytes)); return { mime, first: bytes[0], close() { closed.push(this.first); } }; },
+  });
+  assert.equal(store.count, 3);
+  const [a, a2] = await Promise.all([store.get(0), store.get(0)]);
+  assert.equal(a, a2);
+  assert.equal(a.first, 10);
+  assert.equal(a.mime, "image/jpeg");
+  assert.equal(store.decodes, 1);
+  await store.get(2);
+  assert.deepEqual(seen, [[10, 11], [30, 31, 32]]);
+  await store.get(1);  // capacity 2: frame 0 goes, and its bitmap is closed
+  assert.deepEqual(closed, [10]);
+  assert.equal(store.peek(0), undefined);
+  assert.throws(() => store.bytesOf(3), /frame 3 out of range/);
+  await assert.rejects(() => new FrameStore({ data, offsets, decode: () => { throw new Error("bad jpeg"); } }).get(0), /bad jpeg/);
+});
