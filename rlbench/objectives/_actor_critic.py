@@ -1,0 +1,186 @@
+"""Plumbing shared by the actor-critic losses (DDPG, TD3, SAC, REDQ, A2C, PPO).
+
+Everything here is the part of a loss that is *not* the paper's equations: calling a network
+with another set of parameters (targets, detached copies, ensembles), summing log-probabilities
+over action dimensions, reading ``terminated``. Keeping it here lets each loss's ``forward`` read
+like the math.
+
+Networks, targets and critic ensembles are registered with
+:meth:`rlbench.objectives.common.LossModule.convert_to_functional` (stacked ``TensorDictParams``,
+one ``torch.vmap`` call per ensemble); this module only holds what that base does not.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from tensordict import TensorDictBase
+
+__all__: list[str] = []  # private module
+
+
+# ----------------------------------------------------------------------------- distributions
+def get_dist(actor, td: TensorDictBase):
+    """The action distribution ``actor`` produces for ``td`` (tensordict's ``get_dist`` protocol)."""
+    if not hasattr(actor, "get_dist"):
+        raise TypeError(
+            f"expected a probabilistic actor with a get_dist(td) method (a ProbabilisticTensorDictSequential "
+            f"or rlbench.modules.ProbabilisticActor), got {type(actor).__name__}")
+    return actor.get_dist(td)
+
+
+def per_sample(x: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+    """Sum ``x`` over every dim after the first ``batch_ndim`` and return it shaped ``[*batch, 1]``.
+
+    Log-probabilities of a factorised Gaussian come per action dimension (``[*batch, A]``) unless the
+    distribution is ``Independent``; the joint log-probability of the action is their sum.
+    """
+    if x.dim() > batch_ndim:
+        x = x.flatten(batch_ndim).sum(-1)
+    return x.unsqueeze(-1)
+
+
+def log_prob(dist, action: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+    """``log pi(action)`` summed over action dims, shaped ``[*batch, 1]``."""
+    return per_sample(dist.log_prob(action), batch_ndim)
+
+
+def rsample_with_log_prob(dist, batch_ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reparameterised sample and its log-probability ``[*batch, 1]``.
+
+    Distributions that compute both at once (a tanh-squashed Gaussian can, without inverting the
+    tanh) expose ``rsample_and_log_prob``; others get ``rsample`` then ``log_prob``.
+    """
+    if hasattr(dist, "rsample_and_log_prob"):
+        action, lp = dist.rsample_and_log_prob()
+        return action, per_sample(lp, batch_ndim)
+    action = dist.rsample()
+    return action, log_prob(dist, action, batch_ndim)
+
+
+def entropy(dist, batch_ndim: int, sample_log_prob: torch.Tensor | None = None) -> torch.Tensor:
+    """Entropy ``[*batch, 1]``: exact when the distribution knows it, else a one-sample estimate.
+
+    Squashed distributions (tanh-Normal) have no closed-form entropy; ``-log pi(a)`` of a fresh
+    sample is an unbiased estimate of it.
+    """
+    try:
+        return per_sample(dist.entropy(), batch_ndim)
+    except NotImplementedError:
+        if sample_log_prob is None:
+            sample = dist.rsample() if dist.has_rsample else dist.sample()
+            sample_log_prob = log_prob(dist, sample, batch_ndim)
+        return -sample_log_prob
+
+
+def action_bounds(spec, what: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(low, high)`` of a bounded action spec, or None when no spec is given."""
+    if spec is None:
+        return None
+    low, high = getattr(spec, "low", None), getattr(spec, "high", None)
+    if low is None or high is None:
+        raise TypeError(f"{what}: action_spec must be a Bounded spec with low/high, got {type(spec).__name__}")
+    return torch.as_tensor(low), torch.as_tensor(high)
+
+
+def auto_target_entropy(action_shape: Sequence[int]) -> float:
+    """SAC's default target entropy ``-dim(A)`` (Haarnoja et al. 2018b, sec. 5)."""
+    return -float(math.prod(action_shape))
+
+
+def parse_target_entropy(value, owner: str) -> torch.Tensor:
+    """A target entropy as a buffer value; ``"auto"`` becomes NaN, filled in from the first batch."""
+    if value == "auto":
+        return torch.tensor(float("nan"))
+    if isinstance(value, str):
+        raise ValueError(f"{owner}: target_entropy must be 'auto' or a number, got {value!r}")
+    return torch.tensor(float(value))
+
+
+def td0_only(loss, value_type, hyperparams: dict):
+    """``make_value_estimator`` for off-policy actor-critic losses: a one-step target, ``gamma`` settable.
+
+    Their targets bootstrap from a value that involves the policy and the target critics (a soft
+    value, a smoothed target action), on transitions sampled one at a time from a replay buffer,
+    so the multi-step estimators do not apply.
+    """
+    from .common import ValueEstimators
+
+    owner = type(loss).__name__
+    kind = ValueEstimators.parse(value_type if value_type is not None else ValueEstimators.TD0)
+    if kind is not ValueEstimators.TD0:
+        raise ValueError(f"{owner}.make_value_estimator: only 'td0' (one-step target) is supported, got {kind.value!r}")
+    extra = sorted(set(hyperparams) - {"gamma"})
+    if extra:
+        raise TypeError(f"{owner}.make_value_estimator('td0'): unexpected hyperparameter(s) {extra}; expected gamma")
+    gamma = float(hyperparams.get("gamma", loss.gamma))
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"{owner}.make_value_estimator: gamma must be in [0, 1], got {gamma}")
+    loss.gamma = gamma
+    return loss
+
+
+# ----------------------------------------------------------------------------- data
+def next_of(td: TensorDictBase, owner: str) -> TensorDictBase:
+    """``td["next"]``, with an error that says what a transition must contain."""
+    nxt = td.get("next", None)
+    if not isinstance(nxt, TensorDictBase):
+        raise KeyError(f"{owner}: expected transitions with a 'next' sub-TensorDict (next observation, reward, "
+                       f"done, terminated), as env.rollout and the collectors write; got keys {sorted(map(str, td.keys()))}")
+    return nxt
+
+
+def reward_and_terminated(loss, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(r, terminated)`` of each transition as floats ``[*batch, 1]``, read under ``"next"``.
+
+    Only ``terminated`` stops bootstrapping: a truncated episode still has a future value. Data
+    without a ``terminated`` entry (older recordings) falls back to ``done``.
+    """
+    keys, owner = loss.tensor_keys, type(loss).__name__
+    nxt = next_of(td, owner)
+    reward = nxt.get(keys.reward, None)
+    if reward is None:
+        raise KeyError(f"{owner}: expected the reward at ('next', {keys.reward!r}); "
+                       f"found next keys {sorted(map(str, nxt.keys(True, True)))}")
+    flag = nxt.get(keys.terminated, None)
+    if flag is None:
+        flag = nxt.get(keys.done, None)
+    if flag is None:
+        raise KeyError(f"{owner}: expected ('next', {keys.terminated!r}) or ('next', {keys.done!r}); "
+                       f"found next keys {sorted(map(str, nxt.keys(True, True)))}")
+    dtype = reward.dtype if reward.is_floating_point() else torch.get_default_dtype()
+    return reward.to(dtype), flag.to(dtype)
+
+
+def td0_target(reward: torch.Tensor, terminated: torch.Tensor, next_value: torch.Tensor, gamma: float) -> torch.Tensor:
+    """One-step bootstrapped target ``r + gamma * (1 - terminated) * V(s')``."""
+    return reward + gamma * (1.0 - terminated) * next_value
+
+
+def with_action(td: TensorDictBase, in_keys, action_key, action: torch.Tensor) -> TensorDictBase:
+    """A shallow copy of ``td``'s ``in_keys`` with ``action`` written under ``action_key``.
+
+    Critics are evaluated on actions the policy proposes without touching the caller's data.
+    """
+    out = td.select(*[k for k in in_keys if k != action_key], strict=False)
+    out.set(action_key, action)
+    return out
+
+
+_DISTANCES = {
+    "l2": lambda d: d.pow(2),
+    "l1": lambda d: d.abs(),
+    "smooth_l1": lambda d: torch.where(d.abs() < 1.0, 0.5 * d.pow(2), d.abs() - 0.5),
+}
+
+
+def check_distance(kind: str, owner: str) -> str:
+    if kind not in _DISTANCES:
+        raise ValueError(f"{owner}: loss_function must be one of {sorted(_DISTANCES)}, got {kind!r}")
+    return kind
+
+
+def distance(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Element-wise regression loss: ``l2`` is ``(pred - target)**2`` (no 1/2), ``smooth_l1`` is Huber(1)."""
+    return _DISTANCES[kind](pred - target)

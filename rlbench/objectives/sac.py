@@ -1,0 +1,287 @@
+"""Soft Actor-Critic: continuous (``SACLoss``) and discrete (``DiscreteSACLoss``) actions.
+
+Continuous SAC follows Haarnoja et al., "Soft Actor-Critic Algorithms and Applications" (2018,
+arXiv:1812.05905): twin critics with a min in the target, a reparameterised actor, and a learned
+temperature alpha. Discrete SAC follows Christodoulou, "Soft Actor-Critic for Discrete Action
+Settings" (2019, arXiv:1910.07207): the same objectives with expectations over actions taken in
+closed form from the policy's probabilities instead of sampled.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from . import _actor_critic as ac
+from .common import LossModule
+
+__all__ = ["SACLoss", "DiscreteSACLoss"]
+
+
+def _register_alpha(loss: LossModule, alpha_init: float, fixed_alpha: bool) -> None:
+    # alpha is learnt in log space: it stays positive and its gradient is scale-free
+    if alpha_init <= 0:
+        raise ValueError(f"{type(loss).__name__}: alpha_init must be > 0, got {alpha_init}")
+    log_alpha = torch.tensor(math.log(alpha_init))
+    if fixed_alpha:
+        loss.register_buffer("log_alpha", log_alpha)
+    else:
+        loss.log_alpha = torch.nn.Parameter(log_alpha)
+
+
+def _alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: torch.Tensor) -> torch.Tensor:
+    # J(alpha) = E[-alpha * (log pi(a|s) + H_target)] (Haarnoja et al. 2018b, eq. 18), in log-alpha
+    # form: when the entropy -log pi is below its target the bracket is positive and descent raises alpha
+    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+
+
+class SACLoss(LossModule):
+    """Soft Actor-Critic loss for continuous actions, with automatic entropy tuning.
+
+    The three terms (Haarnoja et al. 2018b, eqs. 5, 7, 18), with ``a' ~ pi(.|s')`` and
+    ``a~ ~ pi(.|s)`` reparameterised:
+
+    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``, ``y = r + gamma (1 - terminated) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``
+    * ``loss_actor = E[alpha log pi(a~|s) - min_i Q_i(s, a~)]`` (critics frozen for this term)
+    * ``loss_alpha = -E[log alpha (log pi(a~|s) + H_target)]`` (absent when ``fixed_alpha``)
+
+    Diagnostics: ``alpha``, ``entropy`` (``-E[log pi(a~|s)]``) and ``state_action_value`` (mean Q).
+
+    Args:
+        actor_network: a probabilistic actor (``get_dist(td)``; e.g. ``ProbabilisticActor`` with a
+            ``TanhNormal``) that reads the observation keys.
+        qvalue_network: a ``TensorDictModule`` reading observation and ``"action"`` and writing
+            ``"state_action_value"``. The loss keeps ``num_qvalue_nets`` independently initialised
+            copies of its parameters (``loss.qvalue_network_params``, stacked on dim 0) and
+            evaluates them in one vmapped call.
+        num_qvalue_nets: number of critics (2 in the paper).
+        alpha_init: initial temperature.
+        fixed_alpha: keep alpha constant (no ``loss_alpha``).
+        target_entropy: ``"auto"`` (``-dim(action)``, read from the first batch) or a number.
+        delay_qvalue: bootstrap from target critics (``target_qvalue_network_params``, moved by
+            ``SoftUpdate``); if False the online critics are used (detached).
+        gamma: discount of the one-step target (``make_value_estimator("td0", gamma=...)`` also sets it).
+        loss_function: ``"l2"`` (squared error, the paper), ``"l1"`` or ``"smooth_l1"``.
+
+    Keys (``set_keys``): ``action``, ``state_action_value``, ``reward``, ``done``, ``terminated``.
+
+    Example:
+        >>> from tensordict.nn import (TensorDictModule, ProbabilisticTensorDictModule,
+        ...     ProbabilisticTensorDictSequential, NormalParamExtractor)
+        >>> from torch import nn
+        >>> actor = ProbabilisticTensorDictSequential(
+        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
+        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal))
+        >>> class Q(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__(); self.lin = nn.Linear(5, 1)
+        ...     def forward(self, obs, act):
+        ...         return self.lin(torch.cat([obs, act], -1))
+        >>> qnet = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
+        >>> loss = SACLoss(actor, qnet)
+        >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.randn(8, 2),
+        ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     batch_size=[8]), batch_size=[8])
+        >>> out = loss(td)
+        >>> sorted(out.keys())
+        ['alpha', 'entropy', 'loss_actor', 'loss_alpha', 'loss_qvalue', 'state_action_value']
+        >>> sum(v for k, v in out.items() if k.startswith("loss_")).backward()
+    """
+
+    default_keys = {"action": "action", "state_action_value": "state_action_value",
+                    "reward": "reward", "done": "done", "terminated": "terminated"}
+
+    def __init__(self, actor_network, qvalue_network, *, num_qvalue_nets: int = 2, alpha_init: float = 1.0,
+                 fixed_alpha: bool = False, target_entropy: float | str = "auto", delay_qvalue: bool = True,
+                 gamma: float = 0.99, loss_function: str = "l2"):
+        super().__init__()
+        if num_qvalue_nets < 1:
+            raise ValueError(f"SACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
+        self.convert_to_functional(actor_network, "actor_network")
+        self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
+                                   create_target_params=delay_qvalue)
+        self.num_qvalue_nets, self.delay_qvalue, self.gamma = num_qvalue_nets, delay_qvalue, gamma
+        self.loss_function = ac.check_distance(loss_function, "SACLoss")
+        self.fixed_alpha = fixed_alpha
+        _register_alpha(self, alpha_init, fixed_alpha)
+        self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "SACLoss"))
+        self._q_in_keys = list(qvalue_network.in_keys)
+
+    # -------------------------------------------------------------- the paper's equations
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        keys, nb = self.tensor_keys, td.batch_dims
+        alpha = self.log_alpha.exp().detach()
+
+        # critic target y = r + gamma (1 - d) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))   (eq. 3, 5)
+        with torch.no_grad():
+            next_td = ac.next_of(td, "SACLoss")
+            next_action, next_log_prob = ac.rsample_with_log_prob(self._policy(next_td), nb)
+            next_q = self._q(next_td, next_action, target=True).min(0).values
+            reward, terminated = ac.reward_and_terminated(self, td)
+            y = ac.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
+        q = self._q(td, td.get(keys.action))  # [num_qvalue_nets, *batch, 1]
+        loss_qvalue = ac.distance(q, y.expand_as(q), self.loss_function).sum(0).mean()
+
+        # actor: E[alpha log pi(a~|s) - min_i Q_i(s, a~)], a~ reparameterised   (eq. 7)
+        action, log_prob = ac.rsample_with_log_prob(self._policy(td), nb)
+        q_pi = self._q(td, action, frozen=True).min(0).values
+        loss_actor = (alpha * log_prob - q_pi).mean()
+
+        out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
+        if not self.fixed_alpha:
+            out.set("loss_alpha", _alpha_loss(self.log_alpha, log_prob, self._target_entropy(action, nb)))
+        out.update({"alpha": alpha, "entropy": -log_prob.detach().mean(), "state_action_value": q.detach().mean()})
+        return out
+
+    # -------------------------------------------------------------- plumbing
+    def _policy(self, td: TensorDictBase):
+        return ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
+
+    def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False):
+        """Every critic's Q(s, action), ``[num_qvalue_nets, *batch, 1]``.
+
+        ``target``: the target critics (or, without ``delay_qvalue``, the online ones detached);
+        ``frozen``: online critics with no gradient into their parameters (actor loss).
+        """
+        data = ac.with_action(td, self._q_in_keys, self.tensor_keys.action, action)
+        if target and self.delay_qvalue:
+            out = self.call_network("qvalue_network", data, target=True)
+        else:
+            out = self.call_network("qvalue_network", data, detach=target or frozen)
+        return out.get(self.tensor_keys.state_action_value)
+
+    def _target_entropy(self, action: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+        if torch.isnan(self.target_entropy):  # "auto": -dim(A), known once an action is seen
+            self.target_entropy.fill_(ac.auto_target_entropy(action.shape[batch_ndim:]))
+        return self.target_entropy
+
+    def make_value_estimator(self, value_type=None, **hyperparams):
+        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
+        return ac.td0_only(self, value_type, hyperparams)
+
+
+class DiscreteSACLoss(LossModule):
+    """Soft Actor-Critic for discrete actions (Christodoulou 2019).
+
+    The critic outputs Q(s, .) for every action, so every expectation over the policy is a sum over
+    actions weighted by ``pi(.|s)`` (eqs. 10-12 of the paper):
+
+    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``, ``y = r + gamma (1 - terminated) sum_a' pi(a'|s') (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``
+    * ``loss_actor = E[sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a))]`` (critics frozen)
+    * ``loss_alpha = -E[log alpha (sum_a pi(a|s) log pi(a|s) + H_target)]``
+
+    Args:
+        actor_network: a probabilistic actor whose distribution has ``probs``/``logits`` over
+            ``num_actions`` classes (``Categorical``, ``OneHotCategorical``, a masked categorical).
+        qvalue_network: a ``TensorDictModule`` writing ``"action_value"`` ``[*batch, num_actions]``.
+        action_space: ``"one_hot"`` (stored actions are one-hot vectors) or ``"categorical"`` (indices).
+        num_actions: number of actions.
+        target_entropy: ``"auto"`` (``0.98 log(num_actions)``, as in the paper) or a number.
+        Others as in :class:`SACLoss`.
+
+    Keys (``set_keys``): ``action``, ``action_value``, ``reward``, ``done``, ``terminated``.
+
+    Example:
+        >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
+        >>> from torch import nn
+        >>> actor = ProbabilisticTensorDictSequential(
+        ...     TensorDictModule(nn.Linear(3, 4), ["observation"], ["logits"]),
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical))
+        >>> qnet = TensorDictModule(nn.Linear(3, 4), ["observation"], ["action_value"])
+        >>> loss = DiscreteSACLoss(actor, qnet, action_space="categorical", num_actions=4)
+        >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.randint(4, (8,)),
+        ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     batch_size=[8]), batch_size=[8])
+        >>> sorted(k for k in loss(td).keys() if k.startswith("loss_"))
+        ['loss_actor', 'loss_alpha', 'loss_qvalue']
+    """
+
+    default_keys = {"action": "action", "action_value": "action_value",
+                    "reward": "reward", "done": "done", "terminated": "terminated"}
+
+    def __init__(self, actor_network, qvalue_network, action_space: str, num_actions: int, *,
+                 num_qvalue_nets: int = 2, alpha_init: float = 1.0, fixed_alpha: bool = False,
+                 target_entropy: float | str = "auto", delay_qvalue: bool = True, gamma: float = 0.99,
+                 loss_function: str = "l2"):
+        super().__init__()
+        if action_space not in ("one_hot", "categorical"):
+            raise ValueError(f"DiscreteSACLoss: action_space must be 'one_hot' or 'categorical', got {action_space!r}")
+        if num_actions < 2:
+            raise ValueError(f"DiscreteSACLoss: num_actions must be >= 2, got {num_actions}")
+        if num_qvalue_nets < 1:
+            raise ValueError(f"DiscreteSACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
+        self.convert_to_functional(actor_network, "actor_network")
+        self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
+                                   create_target_params=delay_qvalue)
+        self.action_space, self.num_actions = action_space, num_actions
+        self.num_qvalue_nets, self.delay_qvalue, self.gamma = num_qvalue_nets, delay_qvalue, gamma
+        self.loss_function = ac.check_distance(loss_function, "DiscreteSACLoss")
+        self.fixed_alpha = fixed_alpha
+        _register_alpha(self, alpha_init, fixed_alpha)
+        if target_entropy == "auto":
+            target_entropy = 0.98 * math.log(num_actions)  # Christodoulou 2019, sec. 5
+        self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "DiscreteSACLoss"))
+
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        alpha = self.log_alpha.exp().detach()
+
+        # y = r + gamma (1 - d) sum_a' pi(a'|s') [min_j Qbar_j(s', a') - alpha log pi(a'|s')]   (eq. 10)
+        with torch.no_grad():
+            next_td = ac.next_of(td, "DiscreteSACLoss")
+            next_probs, next_log_probs = self._policy(next_td)
+            next_q = self._q(next_td, target=True).min(0).values
+            next_v = (next_probs * (next_q - alpha * next_log_probs)).sum(-1, keepdim=True)
+            reward, terminated = ac.reward_and_terminated(self, td)
+            y = ac.td0_target(reward, terminated, next_v, self.gamma)
+        q = self._gather(self._q(td), td.get(self.tensor_keys.action))  # Q_i(s, a): [n_q, *batch, 1]
+        loss_qvalue = ac.distance(q, y.expand_as(q), self.loss_function).sum(0).mean()
+
+        # actor: E_s[sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a))]   (eq. 12)
+        probs, log_probs = self._policy(td)
+        q_all = self._q(td, frozen=True).min(0).values
+        loss_actor = (probs * (alpha * log_probs - q_all)).sum(-1).mean()
+
+        # the expected log-prob sum_a pi log pi = -H is exact here; no sample needed   (eq. 11)
+        expected_log_prob = (probs * log_probs).sum(-1, keepdim=True)
+        out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
+        if not self.fixed_alpha:
+            out.set("loss_alpha", _alpha_loss(self.log_alpha, expected_log_prob, self.target_entropy))
+        out.update({"alpha": alpha, "entropy": -expected_log_prob.detach().mean(),
+                    "state_action_value": q.detach().mean()})
+        return out
+
+    # -------------------------------------------------------------- plumbing
+    def _policy(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pi(.|s), log pi(.|s))`` over the ``num_actions`` classes; masked classes give ``0 * log 0 = 0``."""
+        dist = ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
+        probs = dist.probs
+        if probs.shape[-1] != self.num_actions:
+            raise ValueError(f"DiscreteSACLoss: the actor's distribution has {probs.shape[-1]} classes, "
+                             f"expected num_actions={self.num_actions}")
+        log_probs = torch.log_softmax(dist.logits, -1)
+        # masked-out actions have probability 0 and log-probability -inf: their terms must be 0, not nan
+        return probs, torch.where(probs > 0, log_probs, torch.zeros_like(log_probs))
+
+    def _q(self, td: TensorDictBase, *, target: bool = False, frozen: bool = False) -> torch.Tensor:
+        data = td.select(*self._network("qvalue_network").in_keys, strict=False)
+        if target and self.delay_qvalue:
+            out = self.call_network("qvalue_network", data, target=True)
+        else:
+            out = self.call_network("qvalue_network", data, detach=target or frozen)
+        return out.get(self.tensor_keys.action_value)
+
+    def _gather(self, q: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``Q(s, a)`` of the stored actions from ``Q(s, .)``: ``[n_q, *batch, 1]``."""
+        if self.action_space == "one_hot":
+            return (q * action.to(q.dtype)).sum(-1, keepdim=True)
+        index = action.long()
+        if index.dim() == q.dim() - 2:  # indices stored as [*batch] rather than [*batch, 1]
+            index = index.unsqueeze(-1)
+        return q.gather(-1, index.expand(*q.shape[:-1], 1))
+
+    def make_value_estimator(self, value_type=None, **hyperparams):
+        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
+        return ac.td0_only(self, value_type, hyperparams)
