@@ -1,0 +1,299 @@
+"""SumTree and PrioritizedSampler against plain NumPy references (cumulative sums, direct formulas)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlbench.buffers._sumtree import SumTree
+from rlbench.buffers.samplers.prioritized import PrioritizedSampler
+
+
+def chi2_quantile(df: int, z: float = 3.09) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile at normal score z (3.09: p = 0.999)."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def sequential_leaves(capacity, batches):
+    """Reference for update(): apply each write one at a time, in order."""
+    leaves = np.zeros(capacity)
+    for index, values in batches:
+        values = np.broadcast_to(values, np.shape(index))
+        for i, v in zip(index, values):
+            leaves[i] = v
+    return leaves
+
+
+# ----------------------------------------------------------------------------------------------- SumTree
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 7, 1000, 4096])
+def test_sumtree_prefix_search_matches_cumsum_searchsorted(capacity):
+    rng = np.random.default_rng(capacity)
+    tree = SumTree(capacity)
+    assert tree.size >= capacity and tree.size & (tree.size - 1) == 0
+    batches = []
+    for _ in range(5):
+        # integer-valued priorities (zeros included) make every float64 sum exact, so results must be identical
+        index = rng.integers(0, capacity, size=max(1, capacity // 3))
+        values = rng.integers(0, 5, size=index.size).astype(np.float64)
+        tree.update(index, values)
+        batches.append((index, values))
+    leaves = sequential_leaves(capacity, batches)
+    if leaves.sum() == 0:
+        leaves[0] = 1.0
+        tree.update([0], [1.0])
+    cumsum = np.cumsum(leaves)
+    assert tree.total() == cumsum[-1]
+    assert tree.min() == leaves[leaves > 0].min()
+    np.testing.assert_array_equal(tree[np.arange(capacity)], leaves)
+    # random queries plus every exact boundary (the cumsums themselves, below the total)
+    queries = np.concatenate([rng.uniform(0, cumsum[-1], 500), cumsum[cumsum < cumsum[-1]], [0.0]])
+    found = tree.find_prefix_sum(queries)
+    np.testing.assert_array_equal(found, np.searchsorted(cumsum, queries, side="right"))
+    assert (leaves[found] > 0).all()
+
+
+def test_sumtree_float_priorities_match_reference():
+    rng = np.random.default_rng(0)
+    tree = SumTree(10_000)
+    leaves = rng.random(10_000) ** 3
+    tree.update(np.arange(10_000), leaves)
+    cumsum = np.cumsum(leaves)
+    assert tree.total() == pytest.approx(cumsum[-1], rel=1e-12)
+    queries = rng.uniform(0, cumsum[-1], 2000)
+    np.testing.assert_array_equal(tree.find_prefix_sum(queries), np.searchsorted(cumsum, queries, side="right"))
+
+
+def test_sumtree_duplicate_indices_last_write_wins():
+    tree = SumTree(8)
+    index = np.array([3, 1, 3, 5, 1, 3])
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    tree.update(index, values)
+    np.testing.assert_array_equal(tree[np.arange(8)], sequential_leaves(8, [(index, values)]))
+    assert tree.total() == 6.0 + 5.0 + 4.0
+    assert tree.min() == 4.0
+
+
+def test_sumtree_min_ignores_zero_leaves_and_tracks_updates():
+    tree = SumTree(6)
+    assert tree.min() == math.inf and tree.total() == 0.0
+    tree.update([0, 1, 2], [3.0, 0.0, 2.0])
+    assert tree.min() == 2.0
+    tree.update([2], [7.0])
+    assert tree.min() == 3.0
+    tree.update([0], 0.5)  # scalar value
+    assert tree.min() == 0.5 and tree.total() == 7.5
+
+
+def test_sumtree_rounding_past_total_lands_on_last_positive_leaf():
+    tree = SumTree(16)
+    tree.update([2, 5], [1.0, 2.0])
+    assert tree.find_prefix_sum([3.0, 10.0]).tolist() == [5, 5]
+
+
+def test_sumtree_errors():
+    tree = SumTree(4)
+    with pytest.raises(IndexError, match=r"index 4 is outside \[0, 4\)"):
+        tree.update([0, 4], [1.0, 1.0])
+    with pytest.raises(ValueError, match="finite and >= 0, got -1.0 at position 1"):
+        tree.update([0, 1], [1.0, -1.0])
+    with pytest.raises(ValueError, match="got nan at position 0"):
+        tree.update([0], [float("nan")])
+    with pytest.raises(ValueError, match="2 indices but 3 values"):
+        tree.update([0, 1], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="at least 1 leaf"):
+        SumTree(0)
+
+
+def test_sumtree_state_round_trip_is_bit_identical():
+    rng = np.random.default_rng(1)
+    tree = SumTree(300)
+    for _ in range(20):
+        index = rng.integers(0, 300, 50)
+        tree.update(index, rng.random(50))
+    other = SumTree(300)
+    other.load_state_dict(tree.state_dict())
+    np.testing.assert_array_equal(other._sum, tree._sum)
+    np.testing.assert_array_equal(other._min, tree._min)
+    with pytest.raises(ValueError, match="capacity 300.*capacity 10"):
+        SumTree(10).load_state_dict(tree.state_dict())
+
+
+# ------------------------------------------------------------------------------------ PrioritizedSampler
+
+
+def make_sampler(n, priorities, alpha=0.7, beta=0.5, eps=1e-8, seed=0, capacity=None):
+    sampler = PrioritizedSampler(max_capacity=capacity or n, alpha=alpha, beta=beta, eps=eps)
+    sampler.extend(torch.arange(n))
+    sampler.update_priority(torch.arange(n), torch.as_tensor(priorities))
+    sampler.generator = torch.Generator().manual_seed(seed)
+    return sampler, torch.zeros(n)  # a tensor of length n stands in for the storage: samplers only ask len()
+
+
+def test_sampling_frequencies_follow_priorities_to_the_alpha():
+    n, alpha = 50, 0.7
+    priorities = np.random.default_rng(0).uniform(0.1, 5.0, n)
+    sampler, storage = make_sampler(n, priorities, alpha=alpha)
+    counts = np.zeros(n)
+    for _ in range(400):
+        index, _ = sampler.sample(storage, 256)
+        counts += np.bincount(index.numpy(), minlength=n)
+    p = (priorities + 1e-8) ** alpha
+    expected = counts.sum() * p / p.sum()
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < chi2_quantile(n - 1), chi2
+
+
+def test_sample_is_stratified_one_draw_per_segment():
+    n, batch = 40, 16
+    priorities = np.random.default_rng(3).uniform(0.0, 3.0, n)
+    sampler, storage = make_sampler(n, priorities, alpha=1.0, eps=0.0)
+    p = priorities
+    upper = np.cumsum(p)
+    lower = upper - p
+    seg = p.sum() / batch
+    for _ in range(20):
+        index = sampler.sample(storage, batch)[0].numpy()
+        # item i covers mass [lower_i, upper_i); the draw of segment k lies in [k seg, (k+1) seg)
+        k = np.arange(batch)
+        assert (lower[index] < (k + 1) * seg + 1e-9).all() and (upper[index] > k * seg - 1e-9).all()
+
+
+def test_importance_weights_equal_direct_formula():
+    n, alpha, beta = 30, 0.6, 0.4
+    priorities = np.random.default_rng(5).uniform(0.01, 10.0, n)
+    sampler, storage = make_sampler(n, priorities, alpha=alpha, beta=beta)
+    index, info = sampler.sample(storage, 64)
+    p = (priorities + 1e-8) ** alpha
+    P = p / p.sum()
+    w = (n * P) ** -beta
+    expected = w[index.numpy()] / w.max()
+    assert info["priority_weight"].dtype == torch.float32 and info["priority_weight"].shape == (64,)
+    np.testing.assert_allclose(info["priority_weight"].numpy(), expected, rtol=1e-6)
+    assert info["priority_weight"].max() <= 1.0
+
+
+def test_weights_normalised_by_stored_items_only():
+    # items 0..3 written into a sampler that could hold 100: unwritten slots must not set the max weight
+    sampler, storage = make_sampler(4, [1.0, 2.0, 4.0, 8.0], alpha=1.0, beta=1.0, eps=0.0, capacity=100)
+    index, info = sampler.sample(storage, 8)
+    assert index.max() < 4
+    np.testing.assert_allclose(info["priority_weight"].numpy(), 1.0 / np.array([1.0, 2.0, 4.0, 8.0])[index.numpy()])
+
+
+def test_new_items_get_the_max_priority():
+    sampler = PrioritizedSampler(10, alpha=1.0, beta=1.0, eps=0.0)
+    sampler.extend(torch.arange(3))
+    assert sampler.priorities([0, 1, 2]).tolist() == [1.0, 1.0, 1.0]  # max_priority_init
+    sampler.update_priority([0, 1], [5.0, 0.5])
+    sampler.update_priority([0], [2.0])  # lowering an item does not lower the running max
+    sampler.extend(torch.tensor([3, 4]))
+    assert sampler.max_priority == 5.0
+    assert sampler.priorities([3, 4]).tolist() == [5.0, 5.0]
+    custom = PrioritizedSampler(10, alpha=1.0, beta=1.0, max_priority_init=3.0)
+    custom.extend(torch.tensor([7]))
+    assert custom.priorities([7]).tolist() == [3.0]
+
+
+def test_update_priority_accepts_tensors_arrays_lists_scalars():
+    sampler = PrioritizedSampler(6, alpha=0.5, beta=1.0, eps=0.25)
+    sampler.extend(torch.arange(6))
+    sampler.update_priority(torch.tensor([0, 1]), torch.tensor([1.0, 2.0], dtype=torch.float16))
+    sampler.update_priority(np.array([2]), np.array([3.0]))
+    sampler.update_priority([3, 4], 4.0)  # one priority for all
+    sampler.update_priority(5, 0.0)  # plain scalars
+    expected = (np.array([1.0, 2.0, 3.0, 4.0, 4.0, 0.0]) + 0.25) ** 0.5
+    np.testing.assert_allclose(sampler.priorities(torch.arange(6)).numpy(), expected)
+    sampler.update_priority(torch.tensor([1, 1, 2]), torch.tensor([9.0, 7.0, 1.0]))  # last value wins
+    np.testing.assert_allclose(sampler.priorities([1, 2]).numpy(), (np.array([7.0, 1.0]) + 0.25) ** 0.5)
+
+
+@pytest.mark.parametrize("reduction,reduce", [("max", np.max), ("min", np.min), ("mean", np.mean),
+                                              ("median", np.median)])
+def test_update_priority_reduces_trailing_dims(reduction, reduce):
+    sampler = PrioritizedSampler(4, alpha=1.0, beta=1.0, eps=0.0, reduction=reduction)
+    sampler.extend(torch.arange(4))
+    per_step = np.random.default_rng(0).random((4, 5, 2))  # e.g. a TD error per time step of each slice
+    sampler.update_priority(torch.arange(4), torch.as_tensor(per_step))
+    np.testing.assert_allclose(sampler.priorities(torch.arange(4)).numpy(), reduce(per_step, axis=(1, 2)))
+
+
+def test_update_priority_errors_name_the_problem():
+    sampler = PrioritizedSampler(8, alpha=0.6, beta=0.4)
+    sampler.extend(torch.arange(5))
+    with pytest.raises(ValueError, match=r"got nan at position \(2,\)"):
+        sampler.update_priority(torch.arange(3), torch.tensor([1.0, 2.0, float("nan")]))
+    with pytest.raises(ValueError, match=r"got -0.5 at position \(1, 0\)"):
+        sampler.update_priority(torch.arange(2), torch.tensor([[1.0], [-0.5]]))
+    with pytest.raises(ValueError, match="got inf at position"):
+        sampler.update_priority([0], [float("inf")])
+    with pytest.raises(ValueError, match=r"index 5 but only items \[0, 5\) have been written"):
+        sampler.update_priority([4, 5], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"index -1 but only items"):
+        sampler.update_priority([-1], [1.0])
+    with pytest.raises(ValueError, match=r"index of shape \(3,\) and priority of shape \(2,\)"):
+        sampler.update_priority([0, 1, 2], [1.0, 2.0])
+    # nothing was written by the failed calls
+    np.testing.assert_array_equal(sampler.priorities(torch.arange(5)).numpy(), np.ones(5))
+
+
+def test_constructor_and_sample_errors():
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        PrioritizedSampler(4, alpha=-1.0, beta=0.5)
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        PrioritizedSampler(4, alpha=1.0, beta=0.5, reduction="sum")
+    sampler = PrioritizedSampler(4, alpha=1.0, beta=0.5)
+    with pytest.raises(ValueError, match="cannot sample from an empty storage"):
+        sampler.sample(torch.zeros(0), 2)
+    with pytest.raises(ValueError, match="must call sampler.extend"):
+        sampler.sample(torch.zeros(3), 2)
+    with pytest.raises(ValueError, match="holds 5 items but PrioritizedSampler\\(max_capacity=4\\)"):
+        sampler.sample(torch.zeros(5), 2)
+    with pytest.raises(ValueError, match="told item 4 was written"):
+        sampler.extend(torch.tensor([3, 4]))
+
+
+def test_state_round_trip_gives_identical_next_samples():
+    priorities = np.random.default_rng(2).uniform(0.0, 4.0, 200)
+    sampler, storage = make_sampler(200, priorities, capacity=256, seed=11)
+    sampler.sample(storage, 32)
+    sampler.anneal_beta(0.5)
+    state = sampler.state_dict()
+    rng_state = sampler.generator.get_state()
+    restored = PrioritizedSampler(256, alpha=0.1, beta=0.9, eps=0.5)  # hyper-parameters come from the state
+    restored.load_state_dict(state)
+    restored.generator = torch.Generator()
+    restored.generator.set_state(rng_state)
+    assert (restored.alpha, restored.beta, restored.eps) == (sampler.alpha, sampler.beta, sampler.eps)
+    assert restored.max_priority == sampler.max_priority
+    for _ in range(3):
+        (i1, info1), (i2, info2) = sampler.sample(storage, 64), restored.sample(storage, 64)
+        assert torch.equal(i1, i2) and torch.equal(info1["priority_weight"], info2["priority_weight"])
+        sampler.update_priority(i1, torch.arange(64.0))
+        restored.update_priority(i2, torch.arange(64.0))
+    assert torch.equal(sampler.priorities(torch.arange(256)), restored.priorities(torch.arange(256)))
+    sampler.extend(torch.tensor([220]))
+    restored.extend(torch.tensor([220]))
+    assert sampler.priorities([220]).item() == restored.priorities([220]).item() == sampler.max_priority
+    with pytest.raises(ValueError, match="covers 256 items, this one max_capacity=100"):
+        PrioritizedSampler(100, alpha=1.0, beta=1.0).load_state_dict(state)
+
+
+def test_empty_clears_priorities_and_max():
+    sampler, storage = make_sampler(10, np.arange(10.0), alpha=1.0, eps=0.0)
+    sampler.empty()
+    assert sampler.max_priority == 1.0
+    with pytest.raises(ValueError, match="only items \\[0, 0\\)"):
+        sampler.update_priority([0], [1.0])
+    sampler.extend(torch.arange(2))
+    assert sampler.priorities(torch.arange(10)).tolist() == [1.0, 1.0] + [0.0] * 8
+
+
+def test_anneal_beta_is_linear_and_clamped():
+    sampler = PrioritizedSampler(4, alpha=1.0, beta=0.4)
+    assert sampler.anneal_beta(0.5) == pytest.approx(0.7)
+    assert sampler.anneal_beta(2.0) == 1.0
+    assert sampler.anneal_beta(-1.0, beta_end=1.0) == pytest.approx(0.4)
