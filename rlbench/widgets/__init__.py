@@ -1,0 +1,73 @@
+"""Notebook inspectors (anywidget): specs, rollouts, replay buffers and live training plots.
+
+Imported lazily: ``import rlbench`` never imports this package (it needs anywidget/ipywidgets,
+the ``notebooks`` extra). :func:`show` picks the right inspector for an object.
+"""
+from __future__ import annotations
+
+try:
+    import anywidget  # noqa: F401
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "rlbench.widgets needs anywidget and ipywidgets: pip install 'rlbench[notebooks]'"
+    ) from err
+
+from .base import Inspector, pack_array
+from .monitor import TrainingMonitor
+from .spec_inspector import SpecInspector
+
+__all__ = ["Inspector", "SpecInspector", "TrainingMonitor", "show", "pack_array"]
+
+
+def _optional(name: str):
+    """RolloutInspector / ReplayInspector (built beside this package); None while absent."""
+    import importlib
+
+    module = {"RolloutInspector": ".rollout_inspector", "ReplayInspector": ".replay_inspector"}[name]
+    try:
+        return getattr(importlib.import_module(module, __name__), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def show(obj, **kwargs):
+    """The inspector for ``obj``: an env or spec -> SpecInspector, a rollout TensorDict ->
+    RolloutInspector, a replay buffer (has ``storage`` and ``sampler``) -> ReplayInspector.
+
+    Keyword arguments go to the inspector.
+
+    Example:
+        >>> from rlbench.envs import CartPoleEnv
+        >>> type(show(CartPoleEnv())).__name__
+        'SpecInspector'
+    """
+    from tensordict import TensorDictBase
+
+    from ..envs import EnvBase
+    from ..specs import Composite, Spec
+
+    if isinstance(obj, (EnvBase, Spec, Composite)):
+        return SpecInspector(obj, **kwargs)
+    if isinstance(obj, TensorDictBase):
+        cls = _optional("RolloutInspector")
+        if cls is None:
+            raise TypeError("show(TensorDict): the RolloutInspector is not available in this installation")
+        return cls(obj, **kwargs)
+    if hasattr(obj, "storage") and hasattr(obj, "sampler"):
+        cls = _optional("ReplayInspector")
+        if cls is None:
+            raise TypeError("show(replay buffer): the ReplayInspector is not available in this installation")
+        return cls(obj, **kwargs)
+    raise TypeError(
+        f"show() cannot inspect a {type(obj).__module__}.{type(obj).__qualname__}; it supports an env "
+        "(EnvBase) or a spec (Spec/Composite), a rollout TensorDict, and a replay buffer (an object with "
+        "`storage` and `sampler`)"
+    )
+
+
+def __getattr__(name):
+    if name in ("RolloutInspector", "ReplayInspector"):
+        cls = _optional(name)
+        if cls is not None:
+            return cls
+    raise AttributeError(f"module 'rlbench.widgets' has no attribute {name!r}")
