@@ -1,0 +1,62 @@
+"""Networks, policies, critics, distributions and exploration, all speaking TensorDict.
+
+Files by concern: ``networks`` (MLP, ConvNet, dueling and noisy layers), ``distributions``
+(TanhNormal, Delta, masked categoricals), ``actors`` (Actor, ProbabilisticActor, ValueOperator,
+Q-value actors, actor-critic containers), ``distributional`` (C51 heads), ``exploration``
+(epsilon-greedy, Gaussian and Ornstein-Uhlenbeck noise) and ``recurrent`` (LSTM/GRU modules that
+carry their state in the TensorDict).
+
+``ExplorationType`` and ``set_exploration_type`` are tensordict's ``InteractionType`` and
+``set_interaction_type`` (the very same objects ``rlbench.collectors`` exports).
+"""
+from tensordict.nn import InteractionType as ExplorationType
+from tensordict.nn import interaction_type as exploration_type
+from tensordict.nn import set_interaction_type as set_exploration_type
+
+from .actors import (
+    SAMPLE_LOG_PROB_KEY,
+    Actor,
+    ActorCriticWrapper,
+    ActorValueOperator,
+    ProbabilisticActor,
+    QValueActor,
+    QValueModule,
+    ValueOperator,
+)
+from .distributions import (
+    Delta,
+    MaskedCategorical,
+    MaskedOneHotCategorical,
+    NormalParamExtractor,
+    OneHotCategorical,
+    TanhDelta,
+    TanhNormal,
+)
+from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
+
+__all__ = [
+    "ExplorationType",
+    "exploration_type",
+    "set_exploration_type",
+    "SAMPLE_LOG_PROB_KEY",
+    "Actor",
+    "ProbabilisticActor",
+    "ValueOperator",
+    "QValueModule",
+    "QValueActor",
+    "ActorValueOperator",
+    "ActorCriticWrapper",
+    "TanhNormal",
+    "TanhDelta",
+    "Delta",
+    "OneHotCategorical",
+    "MaskedCategorical",
+    "MaskedOneHotCategorical",
+    "NormalParamExtractor",
+    "MLP",
+    "ConvNet",
+    "DuelingHead",
+    "DuelingCnnDQNet",
+    "NoisyLinear",
+    "reset_noise",
+]
