@@ -1,0 +1,18 @@
+"""Replay buffers: storages keep items, writers place them, samplers pick batches.
+
+``ReplayBuffer(storage=LazyTensorStorage(100_000), sampler=RandomSampler(), batch_size=256)`` is
+the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` into each batch;
+``PrioritizedReplayBuffer(alpha=..., beta=...)`` samples by priority and returns importance weights.
+"""
+from .replay_buffer import EmptyBufferError, PrioritizedReplayBuffer, ReplayBuffer, TensorDictReplayBuffer
+from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement
+from .storages import (LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError,
+                       UnsafeLoadError)
+from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
+
+__all__ = [
+    "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "EmptyBufferError",
+    "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler",
+    "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
+    "Writer", "RoundRobinWriter", "TensorDictMaxValueWriter",
+]

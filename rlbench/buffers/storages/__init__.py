@@ -1,0 +1,8 @@
+"""Storages: where a replay buffer keeps its items (see :mod:`.base` for the contract)."""
+from .base import Storage, StorageMismatchError
+from .list import ListStorage, UnsafeLoadError
+from .memmap import LazyMemmapStorage
+from .tensor import LazyTensorStorage
+
+__all__ = ["Storage", "StorageMismatchError", "ListStorage", "UnsafeLoadError", "LazyTensorStorage",
+           "LazyMemmapStorage"]

@@ -1,0 +1,225 @@
+"""``LazyTensorStorage``: contiguous tensors allocated on the first write, from the data's own shapes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from .base import Storage, StorageMismatchError
+
+__all__ = ["LazyTensorStorage"]
+
+_TENSOR_KEY = "_tensor"  # plain-tensor data is held as a one-key TensorDict, so one code path serves both
+
+
+def _key_name(key) -> str:
+    return key if isinstance(key, str) else "/".join(key)
+
+
+class LazyTensorStorage(Storage):
+    """Holds TensorDicts (or plain tensors) in preallocated tensors, allocated on the first write.
+
+    The first ``extend`` fixes the keys, per-item shapes and dtypes; later writes must match them
+    (a :class:`StorageMismatchError` names the key and what was expected otherwise).
+
+    Args:
+        max_size: number of items held. With ``ndim=2`` and data shaped ``[T, n_envs]`` this counts
+            items, not rows: the storage holds ``max_size // n_envs`` rows of ``n_envs`` items.
+        device: where the data lives (default: the device of the first data written).
+        ndim: how many leading dims of the written data index items (``2`` stores ``[T, n_envs]``
+            batches as ``T`` rows; sampled items come back flat ``[batch]``).
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> s = LazyTensorStorage(100)
+        >>> td = TensorDict({"obs": torch.zeros(3, 4), "next": {"reward": torch.ones(3, 1)}}, [3])
+        >>> s.prepare(td); s.set(slice(0, 3), td); s.set_counters(3, 3)
+        >>> s.get(torch.tensor([0, 2]))["next", "reward"].shape
+        torch.Size([2, 1])
+    """
+
+    def __init__(self, max_size: int, device=None, ndim: int = 1):
+        super().__init__(max_size, ndim)
+        self.device = torch.device(device) if device is not None else None
+        self._storage: TensorDictBase | None = None
+        self._is_tensor = False
+        self._leaves: list = []
+        self._flat = None
+        self._shape = None
+
+    # -- allocation -------------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return self._storage is not None
+
+    @property
+    def shape(self) -> torch.Size:
+        if self._shape is not None:
+            return self._shape
+        if self.ndim == 1:
+            return torch.Size([self.max_size])
+        raise RuntimeError(f"{type(self).__name__}(ndim={self.ndim}) learns its shape from the first data written; "
+                           "write (extend) data first")
+
+    def _as_td(self, data) -> TensorDictBase:
+        if isinstance(data, torch.Tensor):
+            return TensorDict({_TENSOR_KEY: data}, batch_size=data.shape[: self.ndim])
+        if isinstance(data, TensorDictBase):
+            return data
+        raise TypeError(f"{type(self).__name__} stores TensorDicts or tensors, got {type(data).__name__}; "
+                        "use ListStorage for arbitrary Python objects")
+
+    def prepare(self, data) -> None:
+        if self._storage is not None:
+            return
+        self._is_tensor = isinstance(data, torch.Tensor)
+        td = self._as_td(data)
+        if td.batch_dims < self.ndim:
+            raise ValueError(f"{type(self).__name__}(ndim={self.ndim}) needs data with at least {self.ndim} batch dims "
+                             f"(rows first), got batch size {list(td.batch_size)}")
+        inner = list(td.batch_size[1:self.ndim])
+        per_row = 1
+        for d in inner:
+            per_row *= d
+        rows = self.max_size // per_row
+        if rows < 1:
+            raise ValueError(f"max_size={self.max_size} is smaller than one row of {per_row} items "
+                             f"(data batch size {list(td.batch_size)}); raise max_size")
+        self._allocate(td, rows, inner)
+
+    def _empty_like(self, td: TensorDictBase, shape: list) -> TensorDictBase:
+        device = self.device if self.device is not None else td.device
+        return td.apply(lambda x: torch.zeros((*shape, *x.shape[len(shape):]), dtype=x.dtype,
+                                              device=device if device is not None else x.device),
+                        batch_size=shape, device=device)
+
+    def _allocate(self, td: TensorDictBase, rows: int, inner: list) -> None:
+        self._attach(self._empty_like(td, [rows, *inner]))
+
+    def _attach(self, storage: TensorDictBase) -> None:
+        """Use ``storage`` (batch size ``[rows, *inner]``) and cache what the hot paths need."""
+        self._storage = storage
+        self._shape = torch.Size(storage.batch_size)
+        if self.device is None:
+            self.device = storage.device
+        self._leaves = list(storage.items(True, True))
+        self._flat = storage if self.ndim == 1 else storage.reshape(-1)
+        if self._is_tensor:
+            self._flat = self._flat.get(_TENSOR_KEY)
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _mismatch(self, what: str) -> StorageMismatchError:
+        return StorageMismatchError(f"{type(self).__name__}: {what}. The storage was allocated from the first data "
+                                    "written; write data with the same keys, per-item shapes and dtypes, "
+                                    "or empty() and make a new storage")
+
+    def set(self, rows, data) -> None:
+        if self._storage is None:
+            self.prepare(data)
+        if self._is_tensor:
+            if not isinstance(data, torch.Tensor):
+                raise self._mismatch(f"expected a tensor (the storage holds tensors), got {type(data).__name__}")
+            buf = self._storage.get(_TENSOR_KEY)
+            if data.shape[1:] != buf.shape[1:] or data.dtype != buf.dtype:
+                raise self._mismatch(f"expected items of shape {list(buf.shape[1:])} and dtype {buf.dtype}, "
+                                     f"got shape {list(data.shape[1:])} and dtype {data.dtype}")
+            buf[rows] = data
+            return
+        if not isinstance(data, TensorDictBase):
+            raise self._mismatch(f"expected a TensorDict (the storage holds TensorDicts), got {type(data).__name__}")
+        # one pass over the leaves checks and writes (no per-call TensorDict validation)
+        n = 0
+        for key, buf in self._leaves:
+            x = data.get(key, None)
+            if x is None:
+                raise self._mismatch(f"key {_key_name(key)!r} is missing from the data written")
+            if x.shape[1:] != buf.shape[1:] or x.dtype != buf.dtype:
+                raise self._mismatch(f"key {_key_name(key)!r}: expected shape [N, {', '.join(map(str, buf.shape[1:]))}] "
+                                     f"and dtype {buf.dtype}, got shape {list(x.shape)} and dtype {x.dtype}")
+            n += 1
+        if n != len(list(data.keys(True, True))):
+            extra = [k for k in data.keys(True, True) if k not in set(k2 for k2, _ in self._leaves)]
+            raise self._mismatch(f"unexpected key(s) {[_key_name(k) for k in extra]} in the data written "
+                                 f"(the storage holds {[_key_name(k) for k, _ in self._leaves]})")
+        for key, buf in self._leaves:
+            buf[rows] = data.get(key)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get(self, index):
+        if self._flat is None:
+            raise RuntimeError(f"{type(self).__name__} is empty: nothing was written yet")
+        if isinstance(index, int):
+            index = self._check_index(index)
+        elif isinstance(index, slice):
+            r = range(len(self))[index]
+            index = slice(r.start, r.stop, r.step) if r.step > 0 else torch.tensor(list(r), dtype=torch.long)
+        return self._flat[index]
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {"class": type(self).__name__, "max_size": self.max_size, "ndim": self.ndim,
+                "len_rows": self.len_rows, "cursor": self.write_cursor, "is_tensor": self._is_tensor,
+                "initialized": self.initialized,
+                "shape": list(self._shape) if self._shape is not None else None}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counters plus the data as a nested dict of tensors (references, like ``nn.Module.state_dict``).
+
+        Only tensors, ints and lists: ``torch.save`` it and ``torch.load(..., weights_only=True)`` it.
+        """
+        state = self._meta()
+        state["data"] = self._storage.to_dict() if self._storage is not None else None
+        return state
+
+    def _check_compatible(self, meta: dict, where: str) -> None:
+        if meta.get("ndim", 1) != self.ndim:
+            raise ValueError(f"{where} holds a storage with ndim={meta.get('ndim')}, this one has ndim={self.ndim}")
+        if self._shape is not None and meta.get("shape") is not None and list(self._shape) != meta["shape"]:
+            raise ValueError(f"{where} holds a storage of shape {meta['shape']}, this one has shape {list(self._shape)}")
+        if self._shape is None and meta.get("shape") is not None:
+            items = 1
+            for d in meta["shape"]:
+                items *= d
+            if items > self.max_size:
+                raise ValueError(f"{where} holds {items} items (shape {meta['shape']}), more than this "
+                                 f"storage's max_size={self.max_size}")
+
+    def _load_data(self, data: TensorDictBase, meta: dict) -> None:
+        self._is_tensor = bool(meta["is_tensor"])
+        if self._storage is None:
+            shape = list(data.batch_size)
+            self._allocate(data, shape[0], shape[1:])
+        for key, buf in self._leaves:
+            src = data.get(key, None)
+            if src is None:
+                raise StorageMismatchError(f"saved storage has no key {_key_name(key)!r}")
+            buf.copy_(src)
+        self.set_counters(int(meta["len_rows"]), int(meta["cursor"]))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._check_compatible(state, "the state dict")
+        if state.get("data") is None:
+            self.set_counters(0, 0)
+            return
+        data = TensorDict(state["data"], batch_size=state["shape"])
+        self._load_data(data, state)
+
+    def dumps(self, path) -> None:
+        """Write ``storage.json`` (counters, shape) and the data as tensordict memory-mapped files under ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self._storage is not None:
+            self._storage.memmap(path / "data", num_threads=0)
+        (path / "storage.json").write_text(json.dumps(self._meta()))
+
+    def loads(self, path, **kwargs) -> None:
+        path = Path(path)
+        meta = json.loads((path / "storage.json").read_text())
+        self._check_compatible(meta, str(path))
+        if not meta["initialized"]:
+            self.set_counters(0, 0)
+            return
+        self._load_data(TensorDict.load_memmap(path / "data"), meta)
