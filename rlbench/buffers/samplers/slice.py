@@ -1,0 +1,236 @@
+"""Sample contiguous sub-trajectories ("slices") that never cross an episode boundary.
+
+Recurrent policies, n-step returns and sequence models train on runs of consecutive steps. A
+slice must come from one episode: stitching the end of one episode to the start of the next would
+teach the model a transition that never happened. Two more seams hide in a ring buffer: the write
+cursor (the newest step sits right before the oldest one in storage order) and, once full, the
+jump from the last row back to row 0, which *is* continuous in time. The sampler therefore lays
+each env's rows out in time order (oldest first) before it looks for episodes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from .base import Sampler
+
+NestedKey = Any
+
+
+def _key_name(key: NestedKey) -> str:
+    return repr(key) if isinstance(key, str) else repr(tuple(key))
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"SliceSampler {name} must be a positive int, got {value!r}")
+    return value
+
+
+class SliceSampler(Sampler):
+    """Samples ``num_slices`` runs of ``slice_len`` consecutive steps, each inside one episode.
+
+    Give either ``num_slices`` or ``slice_len``; the other follows from the batch size, which must
+    divide evenly. Episodes are found from ``traj_key`` (an id per step, such as the collector's
+    ``("collector", "traj_ids")``: a new episode starts where the id changes) or, when no
+    ``traj_key`` is given, from the ``end_key`` done flags (a step flagged done is its episode's
+    last). Episodes are also cut where the stored data stops being continuous: at the ring buffer's
+    write cursor, and at both ends of the stored data.
+
+    A slice is drawn by picking an episode uniformly among those long enough, then a start uniformly
+    among the positions that fit the slice. Indices come back slice after slice, each in time order;
+    on a ``[capacity, n_envs]`` storage episodes run along the first dim of each env.
+    ``info["truncated"]`` (bool, one per index) flags the last step of every slice: a learner that
+    bootstraps from a slice's end must treat it as truncated (:meth:`mark_slice_ends` writes it
+    into a sampled batch). With ``strict_length=False`` episodes shorter than ``slice_len`` give
+    slices of their whole length, so the batch may hold fewer than ``batch_size`` items;
+    ``info["slice_lengths"]`` then says how long each slice is.
+
+    The episode boundaries are computed once and reused until the storage is written again
+    (:meth:`extend`) or its size or write cursor changed.
+
+    Args:
+        num_slices: slices per batch (``slice_len = batch_size // num_slices``).
+        slice_len: steps per slice (``num_slices = batch_size // slice_len``).
+        traj_key: key of per-step episode ids; if ``None`` episodes come from ``end_key``.
+        end_key: key of the per-step done flags.
+        strict_length: if ``True`` every slice has exactly ``slice_len`` steps and shorter episodes
+            are never sampled; if ``False`` shorter episodes give shorter slices.
+        truncated_key: where :meth:`mark_slice_ends` records the slice ends.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> done = torch.zeros(10, 1, dtype=torch.bool); done[[3, 9]] = True  # episodes 0-3 and 4-9
+        >>> data = TensorDict({"t": torch.arange(10), "next": {"done": done}}, [10])
+        >>> class Storage:  # what a sampler asks of a storage
+        ...     def __len__(self): return 10
+        ...     shape, ndim, write_cursor = torch.Size([10]), 1, 0
+        ...     def get(self, index): return data[index]
+        >>> sampler = SliceSampler(slice_len=5)
+        >>> sampler.generator = torch.Generator().manual_seed(0)
+        >>> index, info = sampler.sample(Storage(), batch_size=10)
+        >>> index.view(2, 5)  # only episode 4-9 is long enough
+        tensor([[5, 6, 7, 8, 9],
+                [4, 5, 6, 7, 8]])
+        >>> info["truncated"].view(2, 5)[:, -1]
+        tensor([True, True])
+    """
+
+    def __init__(self, num_slices: int | None = None, slice_len: int | None = None, traj_key: NestedKey = None,
+                 end_key: NestedKey = ("next", "done"), strict_length: bool = True,
+                 truncated_key: NestedKey = ("next", "truncated")):
+        if (num_slices is None) == (slice_len is None):
+            raise ValueError("SliceSampler needs exactly one of num_slices or slice_len "
+                             f"(got num_slices={num_slices!r}, slice_len={slice_len!r})")
+        self.num_slices = None if num_slices is None else _positive_int("num_slices", num_slices)
+        self.slice_len = None if slice_len is None else _positive_int("slice_len", slice_len)
+        self.traj_key = traj_key
+        self.end_key = end_key
+        self.strict_length = bool(strict_length)
+        self.truncated_key = truncated_key
+        self._dirty = True
+        self._cache_key = None
+        self._episodes = None
+        self._cursor_hint = 0  # where the last write ended, for storages that do not report their cursor
+
+    # -- notifications ----------------------------------------------------------------------------
+    def extend(self, index: torch.Tensor) -> None:
+        self._dirty = True
+        index = torch.as_tensor(index).reshape(-1)
+        if index.numel():
+            self._cursor_hint = int(index[-1]) + 1
+
+    def empty(self) -> None:
+        self._dirty = True
+        self._episodes = None
+        self._cache_key = None
+        self._cursor_hint = 0
+
+    # -- episodes ---------------------------------------------------------------------------------
+    def _layout(self, storage: Any) -> tuple[int, int, int, int]:
+        """``(rows filled, items per row, capacity in rows, oldest row)`` of ``storage``."""
+        shape = storage.shape
+        per_row = 1
+        for d in shape[1:]:
+            per_row *= int(d)
+        capacity = int(shape[0])
+        rows = len(storage) // per_row
+        cursor = getattr(storage, "write_cursor", None)
+        if cursor is None:
+            cursor = (self._cursor_hint + per_row - 1) // per_row  # flat end of the last write -> next row
+        # Until the ring buffer wraps, rows 0..rows-1 are already oldest first; after, the cursor row is oldest.
+        oldest = int(cursor) % capacity if rows == capacity else 0
+        return rows, per_row, capacity, oldest
+
+    def _read(self, data: Any, key: NestedKey, rows: int, per_row: int, role: str) -> torch.Tensor:
+        if not isinstance(data, TensorDictBase):
+            raise TypeError(f"SliceSampler reads episode information from TensorDict data; the storage holds "
+                            f"{type(data).__name__}")
+        value = data.get(key, None)
+        if value is None:
+            keys = sorted(_key_name(k) for k in data.keys(True, True))
+            hint = "pass traj_key=... (e.g. ('collector', 'traj_ids')) or end_key=..." if role == "end_key" \
+                else "pass the key that holds per-step episode ids"
+            raise KeyError(f"SliceSampler {role}={_key_name(key)} is not in the stored data (keys: {', '.join(keys)}); "
+                           f"{hint}")
+        value = value.reshape(rows, per_row, -1)
+        return value.any(-1) if role == "end_key" else value[..., 0]
+
+    def _episodes_of(self, storage: Any) -> dict[str, Any]:
+        rows, per_row, capacity, oldest = self._layout(storage)
+        key = (id(storage), rows, per_row, capacity, oldest)
+        if not self._dirty and self._cache_key == key:
+            return self._episodes
+        data = storage.get(slice(0, rows * per_row))
+        time_order = (torch.arange(rows) + oldest) % capacity  # storage row of each time step, oldest first
+        if self.traj_key is not None:
+            ids = self._read(data, self.traj_key, rows, per_row, "traj_key")[time_order].T  # [env, time]
+            starts = torch.ones_like(ids, dtype=torch.bool)
+            starts[:, 1:] = ids[:, 1:] != ids[:, :-1]
+        else:
+            done = self._read(data, self.end_key, rows, per_row, "end_key")[time_order].T
+            starts = torch.ones_like(done, dtype=torch.bool)
+            starts[:, 1:] = done[:, :-1]
+        # Positions on an [env, time] grid flattened env-major: the first step of every env starts an
+        # episode, so no episode runs from one env's newest step into the next env's oldest.
+        start = starts.reshape(-1).nonzero().squeeze(-1)
+        length = torch.diff(start, append=torch.tensor([rows * per_row]))
+        self._episodes = {"start": start, "length": length, "rows": rows, "per_row": per_row,
+                          "capacity": capacity, "oldest": oldest, "time_order": time_order}
+        self._cache_key = key
+        self._dirty = False
+        return self._episodes
+
+    def _to_flat(self, ep: dict[str, Any], position: torch.Tensor) -> torch.Tensor:
+        """Flat storage index of grid positions ``env * rows + time``."""
+        env, step = position // ep["rows"], position % ep["rows"]
+        return ep["time_order"][step] * ep["per_row"] + env
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def _slice_shape(self, batch_size: int) -> tuple[int, int]:
+        batch_size = int(batch_size)
+        given, name = (self.num_slices, "num_slices") if self.num_slices is not None else (self.slice_len, "slice_len")
+        if batch_size < 1 or batch_size % given:
+            raise ValueError(f"SliceSampler: batch_size={batch_size} must be a positive multiple of {name}={given}")
+        other = batch_size // given
+        return (given, other) if name == "num_slices" else (other, given)
+
+    def _draw(self, ep: dict[str, Any], num_slices: int, slice_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pick episodes and start offsets; returns ``(start position, slice length)`` per slice."""
+        length = ep["length"]
+        eligible = (length >= slice_len).nonzero().squeeze(-1) if self.strict_length else torch.arange(len(length))
+        if eligible.numel() == 0:
+            raise ValueError(f"SliceSampler: no episode in the storage has slice_len={slice_len} steps "
+                             f"(the longest has {int(length.max())}, across {len(length)} episodes); sample "
+                             "shorter slices, store longer episodes, or pass strict_length=False")
+        pick = eligible[torch.randint(len(eligible), (num_slices,), generator=self.generator)]
+        taken = length[pick].clamp(max=slice_len)
+        room = length[pick] - taken + 1  # number of start offsets that fit
+        offset = (torch.rand(num_slices, generator=self.generator, dtype=torch.float64) * room).long()
+        offset = torch.minimum(offset, room - 1)
+        return ep["start"][pick] + offset, taken
+
+    def sample(self, storage: Any, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        if len(storage) == 0:
+            raise ValueError("cannot sample from an empty storage: add or extend the buffer first")
+        num_slices, slice_len = self._slice_shape(batch_size)
+        ep = self._episodes_of(storage)
+        start, taken = self._draw(ep, num_slices, slice_len)
+        step = torch.arange(slice_len)
+        position = start.unsqueeze(-1) + step  # [num_slices, slice_len]
+        last = step == (taken.unsqueeze(-1) - 1)
+        if self.strict_length:
+            return self._to_flat(ep, position.reshape(-1)), {"truncated": last.reshape(-1)}
+        keep = step < taken.unsqueeze(-1)
+        index = self._to_flat(ep, position[keep])
+        return index, {"truncated": last[keep], "slice_lengths": taken}
+
+    def mark_slice_ends(self, batch: TensorDictBase, info: dict[str, Any]) -> TensorDictBase:
+        """Flag each slice's last step as truncated (and done) in a sampled ``batch``, in place.
+
+        ``truncated_key`` becomes ``stored | slice end`` and ``end_key`` ``stored | slice end``, shaped
+        like the stored flags (``[batch, 1]`` when absent). Returns ``batch``.
+        """
+        ends = info["truncated"]
+        for key in (self.truncated_key, self.end_key):
+            stored = batch.get(key, None)
+            flag = ends.reshape(stored.shape) if stored is not None and stored.numel() == ends.numel() \
+                else ends.unsqueeze(-1)
+            batch.set(key, flag if stored is None else stored | flag)
+        return batch
+
+    # -- persistence ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        # Episode boundaries are recomputed from the storage; only the cursor hint is not in the data.
+        return {"cursor_hint": self._cursor_hint}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._cursor_hint = int(state.get("cursor_hint", 0))
+        self._dirty = True
+
+    def __repr__(self) -> str:
+        size = f"num_slices={self.num_slices}" if self.num_slices is not None else f"slice_len={self.slice_len}"
+        source = f"traj_key={self.traj_key!r}" if self.traj_key is not None else f"end_key={self.end_key!r}"
+        return f"{type(self).__name__}({size}, {source}, strict_length={self.strict_length})"

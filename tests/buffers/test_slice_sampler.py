@@ -1,0 +1,286 @@
+"""SliceSampler: slices stay inside one episode, in time order, across ring-buffer wraps and env columns.
+
+The storages here record ground truth with every step (env, episode uid, step within the episode,
+global time), so a slice is checked against what really happened, not against the sampler's logic.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from rlbench.buffers.samplers.slice import SliceSampler
+
+
+class RingStorage:
+    """A minimal round-robin storage of shape ``[capacity]`` (``n_envs=None``) or ``[capacity, n_envs]``."""
+
+    def __init__(self, capacity: int, n_envs: int | None = None):
+        self.capacity, self.n_envs = capacity, n_envs
+        self.per_row = n_envs or 1
+        self.data = None
+        self.len_rows = 0
+        self.write_cursor = 0
+        self.slice_reads = 0
+
+    @property
+    def shape(self):
+        return torch.Size([self.capacity] + ([self.n_envs] if self.n_envs else []))
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __len__(self):
+        return self.len_rows * self.per_row
+
+    def extend(self, td: TensorDict, samplers=()) -> None:
+        if self.data is None:
+            self.data = torch.zeros_like(td[0]).expand(*self.shape).clone()
+        rows = (torch.arange(td.shape[0]) + self.write_cursor) % self.capacity
+        self.data[rows] = td
+        self.write_cursor = int(rows[-1] + 1) % self.capacity
+        self.len_rows = min(self.len_rows + td.shape[0], self.capacity)
+        flat = (rows.unsqueeze(-1) * self.per_row + torch.arange(self.per_row)).reshape(-1)
+        for s in samplers:
+            s.extend(flat)
+
+    def get(self, index):
+        if isinstance(index, slice):
+            self.slice_reads += 1
+        return self.data.reshape(-1)[index]
+
+
+def episode_stream(n_envs: int, steps: int, max_len: int, seed: int, long_every: int = 0):
+    """``steps`` rows of ``n_envs`` envs, episodes of random length 1..max_len, with ground-truth columns."""
+    g = torch.Generator().manual_seed(seed)
+    uid = torch.zeros(steps, n_envs, dtype=torch.long)
+    step = torch.zeros(steps, n_envs, dtype=torch.long)
+    done = torch.zeros(steps, n_envs, 1, dtype=torch.bool)
+    next_uid = 0
+    for e in range(n_envs):
+        t = 0
+        while t < steps:
+            length = int(torch.randint(1, max_len + 1, (1,), generator=g))
+            if long_every and next_uid % long_every == 0:
+                length = 10 * max_len
+            end = min(t + length, steps)
+            uid[t:end, e] = next_uid
+            step[t:end, e] = torch.arange(end - t)
+            if t + length <= steps:
+                done[end - 1, e] = True
+            next_uid += 1
+            t = end
+    time = torch.arange(steps).unsqueeze(-1).expand(steps, n_envs)
+    env = torch.arange(n_envs).expand(steps, n_envs)
+    return TensorDict({"uid": uid, "step": step, "time": time.clone(), "env": env.clone(),
+                       "traj": uid.clone(), "next": {"done": done}}, [steps, n_envs])
+
+
+def fill(capacity, n_envs, steps, max_len, seed, samplers, chunk=7, long_every=0):
+    storage = RingStorage(capacity, n_envs)
+    stream = episode_stream(n_envs or 1, steps, max_len, seed, long_every)
+    if not n_envs:
+        stream = stream[:, 0]
+    for t in range(0, steps, chunk):
+        storage.extend(stream[t:t + chunk], samplers)
+    return storage
+
+
+def valid_windows(storage: RingStorage, slice_len: int) -> set:
+    """Reference: every (env, start time) whose next ``slice_len`` steps are all stored, in one episode."""
+    flat = storage.data.reshape(-1)[: len(storage)]
+    where = {(int(e), int(t)): int(u) for e, t, u in zip(flat["env"], flat["time"], flat["uid"])}
+    out = set()
+    for (e, t), u in where.items():
+        if all(where.get((e, t + k)) == u for k in range(slice_len)):
+            out.add((e, t))
+    return out
+
+
+def check_slices(storage, index, info, slice_len, num_slices):
+    """Every slice: one env, one episode, consecutive times, the last step flagged truncated."""
+    items = storage.get(index)
+    assert index.shape == (num_slices * slice_len,)
+    for key in ("env", "uid"):
+        col = items[key].view(num_slices, slice_len)
+        assert (col == col[:, :1]).all(), f"a slice mixes {key}s: {col}"
+    for key in ("time", "step"):
+        col = items[key].view(num_slices, slice_len)
+        assert (col.diff(dim=1) == 1).all(), f"a slice's {key} is not consecutive: {col}"
+    truncated = info["truncated"].view(num_slices, slice_len)
+    assert truncated[:, -1].all() and not truncated[:, :-1].any()
+    starts = items.view(num_slices, slice_len)[:, 0]
+    return {(int(e), int(t)) for e, t in zip(starts["env"], starts["time"])}
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("n_envs", [None, 3])
+def test_slices_never_cross_episodes_or_the_ring_seam(seed, n_envs):
+    # 50 rows of capacity, 173 written: wrapped 3 times, cursor mid-buffer, episodes cut by the seam
+    sampler = SliceSampler(slice_len=4)
+    sampler.generator = torch.Generator().manual_seed(seed)
+    storage = fill(50, n_envs, 173, max_len=9, seed=seed, samplers=[sampler], long_every=5)
+    assert storage.write_cursor not in (0, 50)
+    valid = valid_windows(storage, 4)
+    seen = set()
+    for _ in range(40):
+        index, info = sampler.sample(storage, 32)
+        seen |= check_slices(storage, index, info, 4, 8)
+    assert seen <= valid
+    # not needlessly restrictive: every episode that holds a window comes up in 320 slices
+    uid_at = {(int(e), int(t)): int(u) for e, t, u in zip(storage.data["env"].reshape(-1),
+                                                          storage.data["time"].reshape(-1),
+                                                          storage.data["uid"].reshape(-1))}
+    assert {uid_at[w] for w in seen} == {uid_at[w] for w in valid}
+
+
+def test_every_valid_window_is_reachable_and_only_those():
+    sampler = SliceSampler(num_slices=16)
+    sampler.generator = torch.Generator().manual_seed(0)
+    storage = fill(30, 2, 77, max_len=6, seed=1, samplers=[sampler], long_every=4)
+    valid = valid_windows(storage, 3)
+    seen = set()
+    for _ in range(300):
+        index, info = sampler.sample(storage, 48)  # 16 slices of 3
+        seen |= check_slices(storage, index, info, 3, 16)
+    assert seen == valid
+
+
+def test_long_episode_across_the_cursor_is_cut():
+    # one endless episode written past capacity: newest and oldest rows share an episode id, but time jumps
+    sampler = SliceSampler(slice_len=5)
+    sampler.generator = torch.Generator().manual_seed(0)
+    storage = RingStorage(20)
+    stream = TensorDict({"time": torch.arange(33), "uid": torch.zeros(33, dtype=torch.long),
+                         "next": {"done": torch.zeros(33, 1, dtype=torch.bool)}}, [33])
+    storage.extend(stream[:25], [sampler])
+    storage.extend(stream[25:], [sampler])
+    for _ in range(50):
+        index, _ = sampler.sample(storage, 20)
+        times = storage.get(index)["time"].view(4, 5)
+        assert (times.diff(dim=1) == 1).all()
+        assert times.min() >= 13  # the 20 newest steps
+
+
+def test_episodes_are_picked_uniformly_then_start_uniformly():
+    # episodes of length 3, 5 and 10 in one env; slices of 3: each episode 1/3 of the time
+    done = torch.zeros(18, 1, dtype=torch.bool)
+    done[[2, 7, 17]] = True
+    td = TensorDict({"time": torch.arange(18), "next": {"done": done}}, [18])
+    sampler = SliceSampler(slice_len=3)
+    sampler.generator = torch.Generator().manual_seed(0)
+    storage = RingStorage(18)
+    storage.extend(td, [sampler])
+    starts = Counter()
+    n = 6000
+    for _ in range(n // 100):
+        index, _ = sampler.sample(storage, 300)
+        starts.update(storage.get(index)["time"].view(-1, 3)[:, 0].tolist())
+    # start times 0 (ep 1); 3..5 (ep 2); 8..15 (ep 3)
+    expected = {0: n / 3, **{t: n / 9 for t in range(3, 6)}, **{t: n / 24 for t in range(8, 16)}}
+    assert set(starts) == set(expected)
+    chi2 = sum((starts[t] - e) ** 2 / e for t, e in expected.items())
+    df = len(expected) - 1
+    assert chi2 < df * (1 - 2 / (9 * df) + 3.09 * math.sqrt(2 / (9 * df))) ** 3  # chi-square, p = 0.999
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_traj_key_defines_episodes(seed):
+    sampler = SliceSampler(slice_len=3, traj_key="traj")
+    sampler.generator = torch.Generator().manual_seed(seed)
+    storage = fill(40, 2, 95, max_len=7, seed=seed, samplers=[sampler])
+    storage.data["next", "done"].zero_()  # the done flags must not matter
+    valid = valid_windows(storage, 3)
+    for _ in range(20):
+        index, info = sampler.sample(storage, 30)
+        assert check_slices(storage, index, info, 3, 10) <= valid
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_non_strict_gives_short_slices_from_short_episodes(seed):
+    sampler = SliceSampler(num_slices=10, strict_length=False)
+    sampler.generator = torch.Generator().manual_seed(seed)
+    storage = fill(60, None, 140, max_len=6, seed=seed, samplers=[sampler])
+    index, info = sampler.sample(storage, 50)  # slices of up to 5
+    lengths = info["slice_lengths"]
+    assert lengths.shape == (10,) and int(lengths.sum()) == len(index) and (lengths <= 5).all()
+    assert (lengths < 5).any()  # with episodes of 1..6 steps some slice is short
+    items = storage.get(index)
+    offset = 0
+    for n in lengths.tolist():
+        piece = items[offset:offset + n]
+        assert (piece["uid"] == piece["uid"][0]).all() and (piece["time"].diff() == 1).all()
+        if n < 5:  # a short slice is a whole episode: it starts at step 0 (or at the oldest stored step)
+            assert piece["step"][0] == 0 or piece["time"][0] == storage.get(slice(None))["time"].min()
+        assert info["truncated"][offset:offset + n].tolist() == [False] * (n - 1) + [True]
+        offset += n
+
+
+def test_episode_boundaries_are_cached_until_the_storage_is_written():
+    sampler = SliceSampler(slice_len=2)
+    storage = fill(40, None, 30, max_len=5, seed=0, samplers=[sampler])
+    for _ in range(5):
+        sampler.sample(storage, 8)
+    assert storage.slice_reads == 1
+    storage.extend(episode_stream(1, 3, 5, seed=1)[:, 0], [sampler])
+    sampler.sample(storage, 8)
+    sampler.sample(storage, 8)
+    assert storage.slice_reads == 2
+    # a write the sampler was not told about still shows in the storage's size / cursor
+    storage.extend(episode_stream(1, 3, 5, seed=2)[:, 0])
+    sampler.sample(storage, 8)
+    assert storage.slice_reads == 3
+
+
+def test_mark_slice_ends_sets_truncated_and_done():
+    sampler = SliceSampler(slice_len=4)
+    sampler.generator = torch.Generator().manual_seed(0)
+    storage = fill(40, None, 40, max_len=8, seed=3, samplers=[sampler], long_every=2)
+    index, info = sampler.sample(storage, 12)
+    batch = storage.get(index)
+    stored_done = batch["next", "done"].clone()
+    sampler.mark_slice_ends(batch, info)
+    assert batch["next", "truncated"].shape == (12, 1)
+    assert batch["next", "truncated"].view(3, 4)[:, -1].all()
+    assert torch.equal(batch["next", "done"], stored_done | info["truncated"].unsqueeze(-1))
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="exactly one of num_slices or slice_len"):
+        SliceSampler()
+    with pytest.raises(ValueError, match="exactly one of num_slices or slice_len"):
+        SliceSampler(num_slices=2, slice_len=3)
+    with pytest.raises(ValueError, match="slice_len must be a positive int, got 0"):
+        SliceSampler(slice_len=0)
+    sampler = SliceSampler(slice_len=4)
+    with pytest.raises(ValueError, match="cannot sample from an empty storage"):
+        sampler.sample(RingStorage(10), 8)
+    storage = fill(40, None, 40, max_len=3, seed=0, samplers=[sampler])
+    with pytest.raises(ValueError, match="batch_size=10 must be a positive multiple of slice_len=4"):
+        sampler.sample(storage, 10)
+    with pytest.raises(ValueError, match="no episode in the storage has slice_len=4 steps \\(the longest has 3"):
+        sampler.sample(storage, 8)
+    with pytest.raises(KeyError, match="end_key=\\('next', 'finished'\\) is not in the stored data.*traj_key="):
+        SliceSampler(slice_len=2, end_key=("next", "finished")).sample(storage, 4)
+    with pytest.raises(KeyError, match="traj_key='episode' is not in the stored data"):
+        SliceSampler(slice_len=2, traj_key="episode").sample(storage, 4)
+
+
+def test_empty_and_state_round_trip():
+    sampler = SliceSampler(slice_len=3)
+    sampler.generator = torch.Generator().manual_seed(4)
+    storage = fill(30, 2, 50, max_len=6, seed=4, samplers=[sampler])
+    restored = SliceSampler(slice_len=3)
+    restored.load_state_dict(sampler.state_dict())
+    restored.generator = torch.Generator()
+    restored.generator.set_state(sampler.generator.get_state())
+    for _ in range(3):
+        assert torch.equal(sampler.sample(storage, 12)[0], restored.sample(storage, 12)[0])
+    sampler.empty()
+    storage2 = fill(30, 2, 20, max_len=6, seed=5, samplers=[sampler])
+    index, info = sampler.sample(storage2, 12)
+    check_slices(storage2, index, info, 3, 4)
