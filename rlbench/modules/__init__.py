@@ -23,6 +23,7 @@ from .actors import (
     QValueModule,
     ValueOperator,
 )
+from .distributional import DistributionalQValueActor, DistributionalQValueModule
 from .distributions import (
     Delta,
     MaskedCategorical,
@@ -46,6 +47,8 @@ __all__ = [
     "QValueActor",
     "ActorValueOperator",
     "ActorCriticWrapper",
+    "DistributionalQValueModule",
+    "DistributionalQValueActor",
     "TanhNormal",
     "TanhDelta",
     "Delta",
