@@ -17,6 +17,8 @@ from typing import Sequence
 import torch
 from tensordict import TensorDictBase
 
+from .utils import distance_loss
+
 __all__: list[str] = []  # private module
 
 
@@ -168,19 +170,65 @@ def with_action(td: TensorDictBase, in_keys, action_key, action: torch.Tensor) -
     return out
 
 
-_DISTANCES = {
-    "l2": lambda d: d.pow(2),
-    "l1": lambda d: d.abs(),
-    "smooth_l1": lambda d: torch.where(d.abs() < 1.0, 0.5 * d.pow(2), d.abs() - 0.5),
-}
-
-
 def check_distance(kind: str, owner: str) -> str:
-    if kind not in _DISTANCES:
-        raise ValueError(f"{owner}: loss_function must be one of {sorted(_DISTANCES)}, got {kind!r}")
+    """Validates a ``loss_function`` name at construction (not on the first batch)."""
+    if kind not in ("l2", "l1", "smooth_l1"):
+        raise ValueError(f"{owner}: loss_function must be one of 'l1', 'l2', 'smooth_l1', got {kind!r}")
     return kind
 
 
 def distance(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Element-wise regression loss: ``l2`` is ``(pred - target)**2`` (no 1/2), ``smooth_l1`` is Huber(1)."""
-    return _DISTANCES[kind](pred - target)
+    """Element-wise regression loss (:func:`rlbench.objectives.utils.distance_loss`): ``l2`` is ``(pred - target)**2``."""
+    return distance_loss(pred, target, kind)
+
+
+# ----------------------------------------------------------------------------- on-policy (A2C, PPO)
+def ensure_advantage(loss, td: TensorDictBase) -> torch.Tensor:
+    """``td[advantage]``, computed first by the loss's value estimator (GAE by default) when missing.
+
+    The estimator writes ``advantage`` and ``value_target`` into ``td`` itself, so a training loop can
+    call the loss on a full batch once and reuse them, or call ``loss.value_estimator(batch)`` before
+    splitting it into minibatches.
+    """
+    key = loss.tensor_keys.advantage
+    adv = td.get(key, None)
+    if adv is None:
+        with torch.no_grad():
+            loss.value_estimator(td)
+        adv = td.get(key, None)
+        if adv is None:
+            raise KeyError(f"{type(loss).__name__}: the value estimator did not write {key!r}; "
+                           f"use an advantage estimator (make_value_estimator('gae')) or provide {key!r}")
+    return adv
+
+
+def critic_loss(loss, td: TensorDictBase, critic_name: str, clip_value: float | None) -> torch.Tensor:
+    """``E[d(V(s), value_target)]``, PPO's clipped form when ``clip_value`` is set.
+
+    Clipped (as in the PPO reference implementation, baselines ``ppo2``): with ``V_old`` the value
+    stored at collection time, ``V_clip = V_old + clip(V - V_old, -c, c)`` and the loss is
+    ``max(d(V, target), d(V_clip, target))`` -- the critic cannot profit from moving far from ``V_old``.
+    """
+    keys, owner = loss.tensor_keys, type(loss).__name__
+    target = td.get(keys.value_target, None)
+    if target is None:
+        raise KeyError(f"{owner}: expected {keys.value_target!r} in the input (written by the value estimator "
+                       f"along with {keys.advantage!r}); got keys {sorted(map(str, td.keys()))}")
+    critic = getattr(loss, critic_name)
+    value = loss.call_network(critic_name, td.select(*critic.in_keys, strict=False)).get(keys.state_value)
+    err = distance(value, target.to(value.dtype), loss.loss_critic_type)
+    if clip_value is not None:
+        old = td.get(keys.state_value, None)
+        if old is None:
+            raise KeyError(f"{owner}: clip_value needs the value at collection time under {keys.state_value!r} "
+                           f"(the value estimator writes it); it is missing from the input")
+        clipped = old + (value - old).clamp(-clip_value, clip_value)
+        err = torch.maximum(err, distance(clipped, target.to(value.dtype), loss.loss_critic_type))
+    return err.mean()
+
+
+def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``(x - mean) / (std + eps)`` over the whole batch (a single element is only centred)."""
+    if x.numel() < 2:
+        return x - x.mean()
+    return (x - x.mean()) / (x.std() + eps)

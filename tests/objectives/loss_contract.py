@@ -26,8 +26,10 @@ from tensordict import TensorDictBase
 
 
 def _call(loss, td: TensorDictBase, seed: int) -> TensorDictBase:
+    """``loss`` on a clone of ``td`` under ``seed``, on a copy of the loss: losses with state that a call
+    updates (KL-PEN's beta, TD3's update counter) give comparable outputs call after call."""
     torch.manual_seed(seed)
-    return loss(td.clone())
+    return copy.deepcopy(loss)(td.clone())
 
 
 def _losses(out: TensorDictBase) -> dict:
@@ -77,7 +79,8 @@ def check_loss_contract(loss, td: TensorDictBase, *, rename: dict | None = None,
         seed: seed set before every call, so sampling losses are comparable.
     """
     name = type(loss).__name__
-    out = _call(loss, td, seed)
+    torch.manual_seed(seed)
+    out = loss(td.clone())
 
     # 1. only loss_* scalars and detached scalar diagnostics
     losses = _losses(out)

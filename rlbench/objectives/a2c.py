@@ -1,0 +1,91 @@
+"""Advantage Actor-Critic loss (Mnih et al., "Asynchronous Methods for Deep Reinforcement Learning",
+2016, arXiv:1602.01783; the synchronous variant A2C)."""
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from . import _actor_critic as ac
+from .common import LossModule, ValueEstimators
+
+__all__ = ["A2CLoss"]
+
+
+class A2CLoss(LossModule):
+    """A2C: policy gradient with a learned baseline, an entropy bonus and a critic regression.
+
+    Terms (Mnih et al. 2016, sec. 4 and the A3C algorithm box):
+
+    * ``loss_objective = -E[log pi(a|s) A]`` (the advantage is a constant: no gradient into the critic);
+    * ``loss_entropy = -entropy_coef * E[H(pi(.|s))]`` (if ``entropy_bonus``);
+    * ``loss_critic = critic_coef * E[d(V(s), value_target)]``.
+
+    Diagnostics: ``entropy``.
+
+    Args:
+        actor_network: a probabilistic actor (``get_dist(td)``) reading the observation keys.
+        critic_network: a ``TensorDictModule`` writing ``"state_value"`` (optional when the data
+            carries ``advantage`` and no critic loss is wanted).
+        entropy_bonus: add ``loss_entropy``.
+        entropy_coef: its weight.
+        critic_coef: weight of ``loss_critic``.
+        loss_critic_type: ``"smooth_l1"`` (default), ``"l2"`` or ``"l1"``.
+        normalize_advantage: standardise the advantage over the batch first.
+
+    Without ``"advantage"`` in the input, the loss's value estimator (GAE(0.99, 0.95) over the
+    critic unless changed with ``make_value_estimator``) writes ``"advantage"`` and
+    ``"value_target"`` into it first.
+
+    Keys (``set_keys``): ``action``, ``advantage``, ``value_target``, ``state_value``, ``reward``,
+    ``done``, ``terminated``.
+
+    Example:
+        >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
+        >>> from torch import nn
+        >>> actor = ProbabilisticTensorDictSequential(
+        ...     TensorDictModule(nn.Linear(3, 2), ["observation"], ["logits"]),
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical))
+        >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+        >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
+        >>> td["advantage"], td["value_target"] = torch.randn(8, 1), torch.randn(8, 1)
+        >>> out = A2CLoss(actor, critic, entropy_coef=0.01)(td)
+        >>> sorted(out.keys())
+        ['entropy', 'loss_critic', 'loss_entropy', 'loss_objective']
+    """
+
+    default_keys = {"action": "action", "advantage": "advantage", "value_target": "value_target",
+                    "state_value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated"}
+    default_value_estimator = ValueEstimators.GAE
+
+    def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True, entropy_coef: float = 0.01,
+                 critic_coef: float = 0.5, loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False):
+        super().__init__()
+        self.convert_to_functional(actor_network, "actor_network")
+        self.has_critic = critic_network is not None
+        if self.has_critic:
+            self.convert_to_functional(critic_network, "critic_network")
+        self.entropy_bonus, self.entropy_coef, self.critic_coef = entropy_bonus, entropy_coef, critic_coef
+        self.loss_critic_type = ac.check_distance(loss_critic_type, "A2CLoss")
+        self.normalize_advantage = normalize_advantage
+
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        nb = td.batch_dims
+        advantage = ac.ensure_advantage(self, td).detach()
+        if self.normalize_advantage:
+            advantage = ac.normalize(advantage)
+
+        dist = ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
+        log_prob = ac.log_prob(dist, td.get(self.tensor_keys.action), nb)
+        # grad J = E[grad log pi(a|s) A(s, a)]   (policy-gradient theorem with a baseline)
+        out = TensorDict(loss_objective=-(log_prob * advantage.to(log_prob.dtype)).mean())
+
+        entropy = ac.entropy(dist, nb)
+        if self.entropy_bonus:
+            out.set("loss_entropy", -self.entropy_coef * entropy.mean())
+        if self.has_critic:
+            out.set("loss_critic", self.critic_coef * ac.critic_loss(self, td, "critic_network", None))
+        out.set("entropy", entropy.detach().mean())
+        return out
+
+    def _estimator_network(self):
+        return self.critic_network if self.has_critic else None

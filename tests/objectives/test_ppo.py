@@ -1,0 +1,181 @@
+"""PPOLoss / ClipPPOLoss / KLPENPPOLoss against hand-computed references."""
+import math
+
+import pytest
+import torch
+from loss_contract import check_loss_contract, rollout_batch
+from tensordict import TensorDict
+from tensordict.nn import (InteractionType, NormalParamExtractor, ProbabilisticTensorDictModule,
+                           ProbabilisticTensorDictSequential, TensorDictModule)
+from torch import nn
+
+from rlbench.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
+
+OBS, N_ACT, B = 3, 4, 5
+
+
+def categorical_actor(obs=OBS, n=N_ACT):
+    return ProbabilisticTensorDictSequential(
+        TensorDictModule(nn.Linear(obs, n), ["observation"], ["logits"]),
+        ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
+                                      return_log_prob=True, log_prob_key="sample_log_prob",
+                                      default_interaction_type=InteractionType.RANDOM))
+
+
+def critic(obs=OBS, value=None):
+    lin = nn.Linear(obs, 1)
+    if value is not None:
+        with torch.no_grad():
+            lin.weight.zero_()
+            lin.bias.fill_(value)
+    return TensorDictModule(lin, ["observation"], ["state_value"])
+
+
+def collected(actor, advantage, b=B):
+    """A batch as collection leaves it: actions sampled by ``actor`` with their log-probabilities."""
+    td = actor(TensorDict(observation=torch.randn(b, OBS), batch_size=[b]))
+    td["advantage"] = advantage.reshape(b, 1)
+    td["value_target"] = torch.randn(b, 1)
+    return td
+
+
+def current_log_prob(actor, td):  # written out: log_softmax of the logits at the taken action
+    logits = actor[0].module(td["observation"])
+    return torch.log_softmax(logits, -1).gather(-1, td["action"].unsqueeze(-1)).squeeze(-1)
+
+
+def with_ratios(actor, td, ratios):
+    """Rewrites the stored log-probabilities so that pi/pi_old equals ``ratios`` exactly."""
+    td = td.clone()
+    td["sample_log_prob"] = (current_log_prob(actor, td) - torch.log(torch.tensor(ratios))).detach()
+    return td
+
+
+@pytest.mark.parametrize("cls", [PPOLoss, ClipPPOLoss, KLPENPPOLoss])
+def test_first_epoch_ratio_is_one(cls):
+    actor = categorical_actor()
+    adv = torch.randn(B)
+    out = cls(actor, critic())(collected(actor, adv))
+    torch.testing.assert_close(out["loss_objective"], -adv.mean())  # KL penalty is 0 too
+    assert out["kl_approx"].item() == 0.0 and out["ESS"].item() == pytest.approx(1.0)
+    if cls is ClipPPOLoss:
+        assert out["clip_fraction"].item() == 0.0
+
+
+def test_first_epoch_continuous_tanh_normal():
+    from rlbench.modules import ProbabilisticActor, TanhNormal
+
+    net = TensorDictModule(nn.Sequential(nn.Linear(OBS, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"])
+    actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal, return_log_prob=True,
+                               default_interaction_type=InteractionType.RANDOM)
+    td = actor(TensorDict(observation=torch.randn(B, OBS), batch_size=[B]))
+    td["advantage"] = torch.randn(B, 1)
+    out = ClipPPOLoss(actor, entropy_bonus=True)(td)
+    torch.testing.assert_close(out["loss_objective"], -td["advantage"].mean(), rtol=1e-5, atol=1e-5)
+    assert out["clip_fraction"].item() == 0.0
+    assert torch.isfinite(out["entropy"])  # TanhNormal has no closed form: a sampled estimate
+
+
+def clip_reference(ratios, advs, eps):
+    total = 0.0
+    for r, a in zip(ratios, advs):
+        r_clip = min(max(r, 1 - eps), 1 + eps)
+        total += min(r * a, r_clip * a)
+    return -total / len(ratios)
+
+
+def test_clipped_objective_on_crafted_ratios():
+    actor = categorical_actor()
+    ratios, advs = [0.5, 0.9, 1.0, 1.3, 2.0], [1.0, -2.0, 0.5, 1.5, -1.0]
+    td = with_ratios(actor, collected(actor, torch.tensor(advs)), ratios)
+    out = ClipPPOLoss(actor, clip_epsilon=0.2)(td)
+    torch.testing.assert_close(out["loss_objective"].item(), clip_reference(ratios, advs, 0.2), rtol=1e-5, atol=1e-6)
+    assert out["clip_fraction"].item() == pytest.approx(3 / 5)  # 0.5, 1.3 and 2.0 are outside [0.8, 1.2]
+    r = torch.tensor(ratios)
+    assert out["kl_approx"].item() == pytest.approx(((r - 1) - r.log()).mean().item(), rel=1e-5)
+    assert out["ESS"].item() == pytest.approx((r.sum() ** 2 / (r ** 2).sum() / 5).item(), rel=1e-5)
+    # the unclipped surrogate of the base class
+    plain = PPOLoss(actor)(td)["loss_objective"].item()
+    assert plain == pytest.approx(-sum(r_ * a for r_, a in zip(ratios, advs)) / 5, rel=1e-5)
+
+
+def test_clipped_objective_has_no_gradient_where_clipped():
+    actor = categorical_actor()
+    # positive advantage, ratio above 1 + eps: the min picks the clipped (constant) term
+    td = with_ratios(actor, collected(actor, torch.ones(B)), [1.5] * B)
+    ClipPPOLoss(actor, entropy_bonus=False)(td)["loss_objective"].backward()
+    assert actor[0].module.weight.grad.abs().max() == 0
+
+
+def test_normalized_advantage():
+    actor = categorical_actor()
+    ratios, advs = [0.7, 1.1, 1.0, 1.25, 0.95], torch.tensor([3.0, -1.0, 2.0, 0.0, 10.0])
+    td = with_ratios(actor, collected(actor, advs), ratios)
+    out = ClipPPOLoss(actor, normalize_advantage=True)(td)
+    norm = ((advs - advs.mean()) / (advs.std() + 1e-8)).tolist()
+    assert out["loss_objective"].item() == pytest.approx(clip_reference(ratios, norm, 0.2), rel=1e-5)
+    assert td["advantage"].flatten().tolist() == advs.tolist()  # the stored advantage is left as it was
+
+
+@pytest.mark.parametrize("kl, beta_after", [(0.1, 2.0), (0.0, 0.5), (0.01, 1.0)])
+def test_klpen_beta_adapts(kl, beta_after):
+    actor = categorical_actor()
+    advs = torch.randn(B)
+    # shift the old log-probs by kl: log r = -kl everywhere, so the KL estimate E[-log r] is kl
+    td = with_ratios(actor, collected(actor, advs), [math.exp(-kl)] * B)
+    loss = KLPENPPOLoss(actor, dtarg=0.01, beta=1.0, increment=2.0, decrement=0.5)
+    out = loss(td)
+    assert loss.beta.item() == pytest.approx(beta_after)
+    assert out["beta"].item() == 1.0 and out["kl"].item() == pytest.approx(kl, abs=1e-6)
+    expected = -(math.exp(-kl) * advs.mean().item() - 1.0 * kl)
+    assert out["loss_objective"].item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert "beta" in loss.state_dict()
+
+
+def test_value_clipping():
+    actor = categorical_actor()
+    td = collected(actor, torch.zeros(4), b=4)
+    td["state_value"] = torch.tensor([[0.0], [0.6], [1.0], [0.5]])  # values at collection
+    td["value_target"] = torch.tensor([[1.0], [0.0], [0.0], [2.0]])
+    loss = ClipPPOLoss(actor, critic(value=0.7), clip_value=0.2, loss_critic_type="l2", critic_coef=0.5,
+                       entropy_bonus=False)
+    out = loss(td)
+    v, v_old, t = 0.7, [0.0, 0.6, 1.0, 0.5], [1.0, 0.0, 0.0, 2.0]
+    expected = 0.0
+    for old, tgt in zip(v_old, t):
+        v_clip = old + min(max(v - old, -0.2), 0.2)
+        expected += max((v - tgt) ** 2, (v_clip - tgt) ** 2)
+    assert out["loss_critic"].item() == pytest.approx(0.5 * expected / 4, rel=1e-5)
+    unclipped = ClipPPOLoss(actor, critic(value=0.7), loss_critic_type="l2", critic_coef=0.5)(td)["loss_critic"]
+    assert unclipped.item() == pytest.approx(0.5 * sum((v - tgt) ** 2 for tgt in t) / 4, rel=1e-5)
+    with pytest.raises(KeyError, match="clip_value needs"):
+        loss(td.exclude("state_value"))
+
+
+def test_entropy_bonus_and_critic_terms():
+    actor = categorical_actor()
+    td = collected(actor, torch.randn(B))
+    out = ClipPPOLoss(actor, critic(value=0.0), entropy_coef=0.1, critic_coef=2.0, loss_critic_type="l2")(td)
+    probs = torch.softmax(actor[0].module(td["observation"]), -1)
+    entropy = -(probs * probs.log()).sum(-1).mean()
+    assert out["loss_entropy"].item() == pytest.approx(-0.1 * entropy.item(), rel=1e-5)
+    assert out["entropy"].item() == pytest.approx(entropy.item(), rel=1e-5)
+    assert out["loss_critic"].item() == pytest.approx(2.0 * (td["value_target"] ** 2).mean().item(), rel=1e-5)
+    assert "loss_entropy" not in ClipPPOLoss(actor, entropy_bonus=False)(td).keys()
+
+
+def test_errors_name_the_problem():
+    actor = categorical_actor()
+    td = collected(actor, torch.randn(B))
+    with pytest.raises(KeyError, match="return_log_prob"):
+        ClipPPOLoss(actor)(td.exclude("sample_log_prob"))
+    with pytest.raises(KeyError, match="value_target"):
+        ClipPPOLoss(actor, critic())(td.exclude("value_target"))
+    with pytest.raises(ValueError, match="clip_epsilon"):
+        ClipPPOLoss(actor, clip_epsilon=1.5)
+    with pytest.raises(ValueError, match="clip_value"):
+        ClipPPOLoss(actor, clip_value=0.0)
+    with pytest.raises(ValueError, match="loss_function"):
+        ClipPPOLoss(actor, loss_critic_type="l3")
+    with pytest.raises(ValueError, match="decrement"):
+        KLPENPPOLoss(actor, decrement=2.0)
