@@ -1,0 +1,75 @@
+"""A2CLoss against the textbook formula computed by hand."""
+import pytest
+import torch
+from loss_contract import check_loss_contract, rollout_batch
+from tensordict import TensorDict
+from tensordict.nn import (InteractionType, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
+                           TensorDictModule)
+from torch import nn
+
+from rlbench.objectives.a2c import A2CLoss
+
+OBS, N_ACT, B = 3, 4, 6
+
+
+def categorical_actor(obs=OBS, n=N_ACT):
+    return ProbabilisticTensorDictSequential(
+        TensorDictModule(nn.Linear(obs, n), ["observation"], ["logits"]),
+        ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
+                                      default_interaction_type=InteractionType.RANDOM))
+
+
+def data(actor):
+    td = actor(TensorDict(observation=torch.randn(B, OBS), batch_size=[B]))
+    td["advantage"], td["value_target"] = torch.randn(B, 1), torch.randn(B, 1)
+    return td
+
+
+def test_matches_hand_computed_formula():
+    actor, critic = categorical_actor(), TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"])
+    td = data(actor)
+    out = A2CLoss(actor, critic, entropy_coef=0.05, critic_coef=0.7, loss_critic_type="l2")(td)
+
+    log_probs = torch.log_softmax(actor[0].module(td["observation"]), -1)
+    logp = log_probs.gather(-1, td["action"].unsqueeze(-1))
+    entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+    value = critic.module(td["observation"])
+    expected = {
+        "loss_objective": -(logp * td["advantage"]).mean(),
+        "loss_entropy": -0.05 * entropy,
+        "loss_critic": 0.7 * ((value - td["value_target"]) ** 2).mean(),
+        "entropy": entropy,
+    }
+    assert sorted(out.keys()) == sorted(expected)
+    for k, v in expected.items():
+        torch.testing.assert_close(out[k], v.detach(), msg=k)
+    total = out["loss_objective"] + out["loss_entropy"] + out["loss_critic"]
+    hand = -(logp * td["advantage"]).mean() - 0.05 * entropy + 0.7 * ((value - td["value_target"]) ** 2).mean()
+    torch.testing.assert_close(total, hand)
+
+
+def test_policy_gradient_does_not_reach_the_critic():
+    actor, critic = categorical_actor(), TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"])
+    loss = A2CLoss(actor, critic)
+    out = loss(data(actor))
+    (out["loss_objective"] + out["loss_entropy"]).backward()
+    assert critic.module.weight.grad is None
+    assert actor[0].module.weight.grad.abs().sum() > 0
+    loss.zero_grad(set_to_none=True)
+    loss(data(actor))["loss_critic"].backward()
+    assert actor[0].module.weight.grad is None
+
+
+def test_options_and_errors():
+    actor = categorical_actor()
+    td = data(actor)
+    out = A2CLoss(actor, entropy_bonus=False, normalize_advantage=True)(td)
+    assert sorted(out.keys()) == ["entropy", "loss_objective"]  # no critic given, no bonus asked
+    adv = td["advantage"]
+    norm = (adv - adv.mean()) / (adv.std() + 1e-8)
+    logp = torch.log_softmax(actor[0].module(td["observation"]), -1).gather(-1, td["action"].unsqueeze(-1))
+    torch.testing.assert_close(out["loss_objective"], -(logp * norm).mean().detach())
+    with pytest.raises(ValueError, match="loss_function"):
+        A2CLoss(actor, loss_critic_type="huber")
+    with pytest.raises(KeyError, match="value_target"):
+        A2CLoss(actor, TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"]))(td.exclude("value_target"))
