@@ -116,7 +116,7 @@ class TrainingMonitor(Inspector):
 
     def flush(self) -> None:
         """Send the latest data to the front end now (if anything changed since the last push)."""
-        if not self._dirty:
+        if not getattr(self, "_dirty", False):
             return
         self._dirty = False
         self._last_push = self._clock()
@@ -133,8 +133,15 @@ class TrainingMonitor(Inspector):
                 "count": len(self._steps[name])}
 
     def close(self) -> None:
-        """Final push. The view stays on screen (the widget itself is not closed)."""
-        self.flush()
+        """Final push. The plots stay on screen: unlike ``Widget.close`` this keeps the view open
+        (call :meth:`dispose` to close the widget itself)."""
+        if getattr(self, "_steps", None) is not None:  # also reached from Widget.__del__ after a failed init
+            self.flush()
+
+    def dispose(self) -> None:
+        """Close the widget (its views disappear), after a final push."""
+        self.close()
+        super().close()
 
     def __enter__(self) -> "TrainingMonitor":
         return self
