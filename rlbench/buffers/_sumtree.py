@@ -129,13 +129,22 @@ class SumTree:
         rounding pushed to ``total()`` or beyond lands on the last positive leaf instead.
         """
         remaining = _as_values(values).copy()
+        leaf = self._descend(remaining, careful=False)
+        stray = self._sum[leaf + self.size] <= 0
+        if stray.any():  # rare: rounding or a value >= total() walked into zero leaves; redo those carefully
+            leaf[stray] = self._descend(_as_values(values)[stray].copy(), careful=True)
+        return leaf
+
+    def _descend(self, remaining: np.ndarray, careful: bool) -> np.ndarray:
         node = np.ones(remaining.shape, dtype=np.int64)
         tree = self._sum
         for _ in range(self.depth):
             left = node << 1
             left_mass = tree[left]
-            go_right = (remaining >= left_mass) & (tree[left + 1] > 0)
-            remaining -= np.where(go_right, left_mass, 0.0)
+            go_right = remaining >= left_mass
+            if careful:  # never step into an all-zero subtree
+                go_right &= tree[left + 1] > 0
+            remaining -= left_mass * go_right
             node = left + go_right
         return node - self.size
 

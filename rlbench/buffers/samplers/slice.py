@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from tensordict import TensorDictBase
 
@@ -72,8 +73,8 @@ class SliceSampler(Sampler):
         >>> sampler.generator = torch.Generator().manual_seed(0)
         >>> index, info = sampler.sample(Storage(), batch_size=10)
         >>> index.view(2, 5)  # only episode 4-9 is long enough
-        tensor([[5, 6, 7, 8, 9],
-                [4, 5, 6, 7, 8]])
+        tensor([[4, 5, 6, 7, 8],
+                [5, 6, 7, 8, 9]])
         >>> info["truncated"].view(2, 5)[:, -1]
         tensor([True, True])
     """
@@ -124,7 +125,8 @@ class SliceSampler(Sampler):
         oldest = int(cursor) % capacity if rows == capacity else 0
         return rows, per_row, capacity, oldest
 
-    def _read(self, data: Any, key: NestedKey, rows: int, per_row: int, role: str) -> torch.Tensor:
+    def _read(self, data: Any, key: NestedKey, rows: int, per_row: int, oldest: int, role: str) -> np.ndarray:
+        """Column ``key`` as a NumPy ``[env, time]`` grid, oldest step first."""
         if not isinstance(data, TensorDictBase):
             raise TypeError(f"SliceSampler reads episode information from TensorDict data; the storage holds "
                             f"{type(data).__name__}")
@@ -136,7 +138,10 @@ class SliceSampler(Sampler):
             raise KeyError(f"SliceSampler {role}={_key_name(key)} is not in the stored data (keys: {', '.join(keys)}); "
                            f"{hint}")
         value = value.reshape(rows, per_row, -1)
-        return value.any(-1) if role == "end_key" else value[..., 0]
+        value = value.any(-1) if role == "end_key" else value[..., 0]
+        if oldest:  # only once the ring is full, so rows == capacity and a roll puts the oldest row first
+            value = torch.roll(value, -oldest, 0)
+        return value.T.cpu().numpy()
 
     def _episodes_of(self, storage: Any) -> dict[str, Any]:
         rows, per_row, capacity, oldest = self._layout(storage)
@@ -144,29 +149,31 @@ class SliceSampler(Sampler):
         if not self._dirty and self._cache_key == key:
             return self._episodes
         data = storage.get(slice(0, rows * per_row))
-        time_order = (torch.arange(rows) + oldest) % capacity  # storage row of each time step, oldest first
+        starts = np.ones((per_row, rows), dtype=bool)  # [env, time]: does an episode start here?
         if self.traj_key is not None:
-            ids = self._read(data, self.traj_key, rows, per_row, "traj_key")[time_order].T  # [env, time]
-            starts = torch.ones_like(ids, dtype=torch.bool)
-            starts[:, 1:] = ids[:, 1:] != ids[:, :-1]
+            ids = self._read(data, self.traj_key, rows, per_row, oldest, "traj_key")
+            np.not_equal(ids[:, 1:], ids[:, :-1], out=starts[:, 1:])
         else:
-            done = self._read(data, self.end_key, rows, per_row, "end_key")[time_order].T
-            starts = torch.ones_like(done, dtype=torch.bool)
-            starts[:, 1:] = done[:, :-1]
-        # Positions on an [env, time] grid flattened env-major: the first step of every env starts an
-        # episode, so no episode runs from one env's newest step into the next env's oldest.
-        start = starts.reshape(-1).nonzero().squeeze(-1)
-        length = torch.diff(start, append=torch.tensor([rows * per_row]))
+            starts[:, 1:] = self._read(data, self.end_key, rows, per_row, oldest, "end_key")[:, :-1]
+        # Grid positions env * rows + time: since each env's first step starts an episode, no episode
+        # runs from one env's newest step into the next env's oldest.
+        start = np.flatnonzero(starts)
+        length = np.diff(start, append=rows * per_row)
         self._episodes = {"start": start, "length": length, "rows": rows, "per_row": per_row,
-                          "capacity": capacity, "oldest": oldest, "time_order": time_order}
+                          "capacity": capacity, "oldest": oldest, "eligible": {}}
         self._cache_key = key
         self._dirty = False
         return self._episodes
 
-    def _to_flat(self, ep: dict[str, Any], position: torch.Tensor) -> torch.Tensor:
+    def _to_flat(self, ep: dict[str, Any], position: np.ndarray) -> torch.Tensor:
         """Flat storage index of grid positions ``env * rows + time``."""
-        env, step = position // ep["rows"], position % ep["rows"]
-        return ep["time_order"][step] * ep["per_row"] + env
+        rows, per_row = ep["rows"], ep["per_row"]
+        if per_row == 1:
+            flat = (position + ep["oldest"]) % ep["capacity"] if ep["oldest"] else position
+        else:
+            env, step = np.divmod(position, rows)
+            flat = (step + ep["oldest"]) % ep["capacity"] * per_row + env
+        return torch.from_numpy(flat)
 
     # -- sampling ---------------------------------------------------------------------------------
     def _slice_shape(self, batch_size: int) -> tuple[int, int]:
@@ -177,35 +184,39 @@ class SliceSampler(Sampler):
         other = batch_size // given
         return (given, other) if name == "num_slices" else (other, given)
 
-    def _draw(self, ep: dict[str, Any], num_slices: int, slice_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pick episodes and start offsets; returns ``(start position, slice length)`` per slice."""
-        length = ep["length"]
-        eligible = (length >= slice_len).nonzero().squeeze(-1) if self.strict_length else torch.arange(len(length))
-        if eligible.numel() == 0:
-            raise ValueError(f"SliceSampler: no episode in the storage has slice_len={slice_len} steps "
-                             f"(the longest has {int(length.max())}, across {len(length)} episodes); sample "
-                             "shorter slices, store longer episodes, or pass strict_length=False")
-        pick = eligible[torch.randint(len(eligible), (num_slices,), generator=self.generator)]
-        taken = length[pick].clamp(max=slice_len)
-        room = length[pick] - taken + 1  # number of start offsets that fit
-        offset = (torch.rand(num_slices, generator=self.generator, dtype=torch.float64) * room).long()
-        offset = torch.minimum(offset, room - 1)
-        return ep["start"][pick] + offset, taken
+    def _candidates(self, ep: dict[str, Any], slice_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per episode that can be sampled: first position, steps a slice takes, number of start offsets."""
+        cached = ep["eligible"].get(slice_len)
+        if cached is None:
+            length = ep["length"]
+            keep = length >= slice_len if self.strict_length else np.ones(len(length), dtype=bool)
+            if not keep.any():
+                raise ValueError(f"SliceSampler: no episode in the storage has slice_len={slice_len} steps "
+                                 f"(the longest has {int(length.max())}, across {len(length)} episodes); sample "
+                                 "shorter slices, store longer episodes, or pass strict_length=False")
+            taken = np.minimum(length[keep], slice_len)
+            cached = ep["eligible"][slice_len] = (ep["start"][keep], taken, length[keep] - taken + 1)
+        return cached
 
     def sample(self, storage: Any, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
         if len(storage) == 0:
             raise ValueError("cannot sample from an empty storage: add or extend the buffer first")
         num_slices, slice_len = self._slice_shape(batch_size)
-        ep = self._episodes_of(storage)
-        start, taken = self._draw(ep, num_slices, slice_len)
-        step = torch.arange(slice_len)
-        position = start.unsqueeze(-1) + step  # [num_slices, slice_len]
-        last = step == (taken.unsqueeze(-1) - 1)
+        first, taken, room = self._candidates(self._episodes_of(storage), slice_len)
+        # One draw picks the episode (uniformly), a second the start offset among those that fit.
+        u = torch.rand(2, num_slices, generator=self.generator, dtype=torch.float64).numpy()
+        pick = np.minimum((u[0] * len(first)).astype(np.int64), len(first) - 1)
+        offset = np.minimum((u[1] * room[pick]).astype(np.int64), room[pick] - 1)
+        taken = taken[pick]
+        step = np.arange(slice_len)
+        position = (first[pick] + offset)[:, None] + step  # [num_slices, slice_len]
+        last = step == taken[:, None] - 1
+        ep = self._episodes
         if self.strict_length:
-            return self._to_flat(ep, position.reshape(-1)), {"truncated": last.reshape(-1)}
-        keep = step < taken.unsqueeze(-1)
-        index = self._to_flat(ep, position[keep])
-        return index, {"truncated": last[keep], "slice_lengths": taken}
+            return self._to_flat(ep, position.reshape(-1)), {"truncated": torch.from_numpy(last.reshape(-1))}
+        keep = step < taken[:, None]
+        return self._to_flat(ep, position[keep]), {"truncated": torch.from_numpy(last[keep]),
+                                                   "slice_lengths": torch.from_numpy(taken)}
 
     def mark_slice_ends(self, batch: TensorDictBase, info: dict[str, Any]) -> TensorDictBase:
         """Flag each slice's last step as truncated (and done) in a sampled ``batch``, in place.
