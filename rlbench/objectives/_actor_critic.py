@@ -91,6 +91,24 @@ def auto_target_entropy(action_shape: Sequence[int]) -> float:
     return -float(math.prod(action_shape))
 
 
+def register_alpha(loss, alpha_init: float, fixed_alpha: bool) -> None:
+    """Adds ``log_alpha`` to ``loss``: a parameter, or a buffer when ``fixed_alpha``."""
+    # alpha is learnt in log space: it stays positive and its gradient is scale-free
+    if alpha_init <= 0:
+        raise ValueError(f"{type(loss).__name__}: alpha_init must be > 0, got {alpha_init}")
+    log_alpha = torch.tensor(math.log(alpha_init))
+    if fixed_alpha:
+        loss.register_buffer("log_alpha", log_alpha)
+    else:
+        loss.log_alpha = torch.nn.Parameter(log_alpha)
+
+
+def alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: torch.Tensor) -> torch.Tensor:
+    # J(alpha) = E[-alpha * (log pi(a|s) + H_target)] (Haarnoja et al. 2018b, eq. 18), in log-alpha
+    # form: when the entropy -log pi is below its target the bracket is positive and descent raises alpha
+    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+
+
 def parse_target_entropy(value, owner: str) -> torch.Tensor:
     """A target entropy as a buffer value; ``"auto"`` becomes NaN, filled in from the first batch."""
     if value == "auto":
@@ -98,6 +116,25 @@ def parse_target_entropy(value, owner: str) -> torch.Tensor:
     if isinstance(value, str):
         raise ValueError(f"{owner}: target_entropy must be 'auto' or a number, got {value!r}")
     return torch.tensor(float(value))
+
+
+def resolve_target_entropy(loss, action: torch.Tensor, batch_ndim: int) -> torch.Tensor:
+    """``loss.target_entropy``, filling in ``"auto"`` (NaN) as ``-dim(A)`` from the first action seen."""
+    if torch.isnan(loss.target_entropy):
+        loss.target_entropy.fill_(auto_target_entropy(action.shape[batch_ndim:]))
+    return loss.target_entropy
+
+
+def policy_action(loss, name: str, td: TensorDictBase, *, target: bool = False) -> torch.Tensor:
+    """The action a deterministic actor (DDPG, TD3) takes in ``td``'s states, online or target.
+
+    The actor is run on a copy holding only its inputs; its action is read under the loss's
+    ``action`` key, or under the actor's last output key when the actor writes another name.
+    """
+    actor = loss._network(name)
+    out = loss.call_network(name, td.select(*actor.in_keys, strict=False), target=target)
+    key = loss.tensor_keys.action
+    return out.get(key) if key in out.keys(True, True) else out.get(actor.out_keys[-1])
 
 
 def td0_only(loss, value_type, hyperparams: dict):

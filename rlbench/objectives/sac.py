@@ -19,23 +19,6 @@ from .common import LossModule
 __all__ = ["SACLoss", "DiscreteSACLoss"]
 
 
-def _register_alpha(loss: LossModule, alpha_init: float, fixed_alpha: bool) -> None:
-    # alpha is learnt in log space: it stays positive and its gradient is scale-free
-    if alpha_init <= 0:
-        raise ValueError(f"{type(loss).__name__}: alpha_init must be > 0, got {alpha_init}")
-    log_alpha = torch.tensor(math.log(alpha_init))
-    if fixed_alpha:
-        loss.register_buffer("log_alpha", log_alpha)
-    else:
-        loss.log_alpha = torch.nn.Parameter(log_alpha)
-
-
-def _alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: torch.Tensor) -> torch.Tensor:
-    # J(alpha) = E[-alpha * (log pi(a|s) + H_target)] (Haarnoja et al. 2018b, eq. 18), in log-alpha
-    # form: when the entropy -log pi is below its target the bracket is positive and descent raises alpha
-    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
-
-
 class SACLoss(LossModule):
     """Soft Actor-Critic loss for continuous actions, with automatic entropy tuning.
 
@@ -105,7 +88,7 @@ class SACLoss(LossModule):
         self.num_qvalue_nets, self.delay_qvalue, self.gamma = num_qvalue_nets, delay_qvalue, gamma
         self.loss_function = ac.check_distance(loss_function, "SACLoss")
         self.fixed_alpha = fixed_alpha
-        _register_alpha(self, alpha_init, fixed_alpha)
+        ac.register_alpha(self, alpha_init, fixed_alpha)
         self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "SACLoss"))
         self._q_in_keys = list(qvalue_network.in_keys)
 
@@ -131,7 +114,7 @@ class SACLoss(LossModule):
 
         out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
         if not self.fixed_alpha:
-            out.set("loss_alpha", _alpha_loss(self.log_alpha, log_prob, self._target_entropy(action, nb)))
+            out.set("loss_alpha", ac.alpha_loss(self.log_alpha, log_prob, ac.resolve_target_entropy(self, action, nb)))
         out.update({"alpha": alpha, "entropy": -log_prob.detach().mean(), "state_action_value": q.detach().mean()})
         return out
 
@@ -151,11 +134,6 @@ class SACLoss(LossModule):
         else:
             out = self.call_network("qvalue_network", data, detach=target or frozen)
         return out.get(self.tensor_keys.state_action_value)
-
-    def _target_entropy(self, action: torch.Tensor, batch_ndim: int) -> torch.Tensor:
-        if torch.isnan(self.target_entropy):  # "auto": -dim(A), known once an action is seen
-            self.target_entropy.fill_(ac.auto_target_entropy(action.shape[batch_ndim:]))
-        return self.target_entropy
 
     def make_value_estimator(self, value_type=None, **hyperparams):
         """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
@@ -220,7 +198,7 @@ class DiscreteSACLoss(LossModule):
         self.num_qvalue_nets, self.delay_qvalue, self.gamma = num_qvalue_nets, delay_qvalue, gamma
         self.loss_function = ac.check_distance(loss_function, "DiscreteSACLoss")
         self.fixed_alpha = fixed_alpha
-        _register_alpha(self, alpha_init, fixed_alpha)
+        ac.register_alpha(self, alpha_init, fixed_alpha)
         if target_entropy == "auto":
             target_entropy = 0.98 * math.log(num_actions)  # Christodoulou 2019, sec. 5
         self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "DiscreteSACLoss"))
@@ -248,7 +226,7 @@ class DiscreteSACLoss(LossModule):
         expected_log_prob = (probs * log_probs).sum(-1, keepdim=True)
         out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
         if not self.fixed_alpha:
-            out.set("loss_alpha", _alpha_loss(self.log_alpha, expected_log_prob, self.target_entropy))
+            out.set("loss_alpha", ac.alpha_loss(self.log_alpha, expected_log_prob, self.target_entropy))
         out.update({"alpha": alpha, "entropy": -expected_log_prob.detach().mean(),
                     "state_action_value": q.detach().mean()})
         return out
