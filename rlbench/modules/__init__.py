@@ -33,6 +33,7 @@ from .distributions import (
     TanhDelta,
     TanhNormal,
 )
+from .exploration import AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule, exploring
 from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
 
 __all__ = [
@@ -56,6 +57,10 @@ __all__ = [
     "MaskedCategorical",
     "MaskedOneHotCategorical",
     "NormalParamExtractor",
+    "EGreedyModule",
+    "AdditiveGaussianModule",
+    "OrnsteinUhlenbeckProcessModule",
+    "exploring",
     "MLP",
     "ConvNet",
     "DuelingHead",
