@@ -226,7 +226,11 @@ class ReplayBuffer:
             self._queue.append(self._executor.submit(self._sample, batch_size))
         future = self._queue.popleft()
         self._queue.append(self._executor.submit(self._sample, batch_size))
-        return future.result()  # re-raises an error from the thread
+        try:
+            return future.result()  # re-raises an error from the thread
+        except BaseException:
+            self._stop_prefetch()  # the batches queued behind it may hold the same (now stale) error
+            raise
 
     def _stop_prefetch(self) -> None:
         executor, self._executor = getattr(self, "_executor", None), None

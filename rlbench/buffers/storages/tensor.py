@@ -171,7 +171,9 @@ class LazyTensorStorage(Storage):
         Only tensors, ints and lists: ``torch.save`` it and ``torch.load(..., weights_only=True)`` it.
         """
         state = self._meta()
-        state["data"] = self._storage.to_dict() if self._storage is not None else None
+        # plain-tensor views (no copy): memory-mapped tensors would not load with weights_only=True
+        state["data"] = (self._storage.apply(lambda x: x.as_subclass(torch.Tensor)).to_dict()
+                         if self._storage is not None else None)
         return state
 
     def _check_compatible(self, meta: dict, where: str) -> None:
@@ -212,7 +214,7 @@ class LazyTensorStorage(Storage):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if self._storage is not None:
-            self._storage.memmap(path / "data", num_threads=0)
+            self._storage.memmap(path / "data", num_threads=0, copy_existing=True)
         (path / "storage.json").write_text(json.dumps(self._meta()))
 
     def loads(self, path, **kwargs) -> None:
