@@ -111,7 +111,8 @@ def check_slices(storage, index, info, slice_len, num_slices):
     for key in ("time", "step"):
         col = items[key].view(num_slices, slice_len)
         assert (col.diff(dim=1) == 1).all(), f"a slice's {key} is not consecutive: {col}"
-    truncated = info["truncated"].view(num_slices, slice_len)
+    truncated = info["next", "truncated"].view(num_slices, slice_len)
+    assert torch.equal(info["next", "done"], info["next", "truncated"])
     assert truncated[:, -1].all() and not truncated[:, :-1].any()
     starts = items.view(num_slices, slice_len)[:, 0]
     return {(int(e), int(t)) for e, t in zip(starts["env"], starts["time"])}
@@ -216,7 +217,7 @@ def test_non_strict_gives_short_slices_from_short_episodes(seed):
         assert (piece["uid"] == piece["uid"][0]).all() and (piece["time"].diff() == 1).all()
         if n < 5:  # a short slice is a whole episode: it starts at step 0 (or at the oldest stored step)
             assert piece["step"][0] == 0 or piece["time"][0] == storage.get(slice(None))["time"].min()
-        assert info["truncated"][offset:offset + n].tolist() == [False] * (n - 1) + [True]
+        assert info["next", "truncated"][offset:offset + n, 0].tolist() == [False] * (n - 1) + [True]
         offset += n
 
 
@@ -246,7 +247,7 @@ def test_mark_slice_ends_sets_truncated_and_done():
     sampler.mark_slice_ends(batch, info)
     assert batch["next", "truncated"].shape == (12, 1)
     assert batch["next", "truncated"].view(3, 4)[:, -1].all()
-    assert torch.equal(batch["next", "done"], stored_done | info["truncated"].unsqueeze(-1))
+    assert torch.equal(batch["next", "done"], stored_done | info["next", "truncated"])
 
 
 def test_errors_name_the_problem():
@@ -284,3 +285,83 @@ def test_empty_and_state_round_trip():
     storage2 = fill(30, 2, 20, max_len=6, seed=5, samplers=[sampler])
     index, info = sampler.sample(storage2, 12)
     check_slices(storage2, index, info, 3, 4)
+
+
+# ------------------------------------------------------------------------ with the real buffers
+
+
+def continuous_in_time(batch, num_slices, slice_len) -> bool:
+    """Within each slice, a step's observation is the previous step's next observation (no reset between)."""
+    obs = batch["observation"].view(num_slices, slice_len, -1)
+    next_obs = batch["next", "observation"].view(num_slices, slice_len, -1)
+    return torch.equal(obs[:, 1:], next_obs[:, :-1])
+
+
+def collect(n_envs, frames, batches, seed=0):
+    from rlbench.collectors import Collector
+    from rlbench.envs import CartPoleEnv
+
+    env = CartPoleEnv(batch_size=[n_envs])
+    collector = Collector(env, None, frames_per_batch=frames, total_frames=frames * batches, seed=seed)
+    try:
+        yield from collector
+    finally:
+        collector.shutdown()
+
+
+def test_replay_buffer_ndim2_storage_with_done_flags():
+    from rlbench.buffers import LazyTensorStorage, TensorDictReplayBuffer
+
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(40 * 4, ndim=2), sampler=SliceSampler(slice_len=5),
+                                batch_size=40, generator=torch.Generator().manual_seed(0))
+    for batch in collect(4, 64, 6):  # 96 rows into 40: wraps twice, cursor mid-buffer
+        rb.extend(batch.transpose(0, 1).contiguous())  # [T, n_envs]
+        if len(rb) < 40 * 4:
+            continue
+        for _ in range(5):
+            sample = rb.sample()
+            assert sample.shape == (40,)
+            assert continuous_in_time(sample, 8, 5)
+            ids = sample["collector", "traj_ids"].view(8, 5)
+            assert (ids == ids[:, :1]).all()
+            done = sample["next", "done"].view(8, 5)  # written from info: the slice ends
+            assert done[:, -1].all() and not done[:, :-1].any()
+            assert torch.equal(sample["next", "truncated"], sample["next", "done"])
+    assert rb.storage.write_cursor not in (0, 40)
+
+
+def test_replay_buffer_flat_storage_with_traj_ids():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    sampler = SliceSampler(num_slices=6, traj_key=("collector", "traj_ids"))
+    rb = ReplayBuffer(storage=LazyTensorStorage(300), sampler=sampler, batch_size=24,
+                      generator=torch.Generator().manual_seed(1))
+    for batch in collect(3, 60, 8):
+        rb.extend(batch.reshape(-1))  # env-major: one env's run, then the next env's
+        for _ in range(3):
+            sample, info = rb.sample(return_info=True)
+            assert continuous_in_time(sample, 6, 4)
+            ids = sample["collector", "traj_ids"].view(6, 4)
+            assert (ids == ids[:, :1]).all()
+            assert torch.equal(info["index"], info["index"].clamp(0, len(rb) - 1))
+            sampler.mark_slice_ends(sample, info)
+            assert sample["next", "truncated"].view(6, 4)[:, -1].all()
+
+
+def test_replay_buffer_state_round_trip_with_slice_sampler(tmp_path):
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    def make():
+        return ReplayBuffer(storage=LazyTensorStorage(200), sampler=SliceSampler(slice_len=3), batch_size=12,
+                            generator=torch.Generator().manual_seed(2))
+
+    rb = make()
+    for batch in collect(2, 50, 5, seed=3):
+        rb.extend(batch.reshape(-1))
+    rb.sample()
+    rb.dumps(tmp_path / "rb")
+    other = make()
+    other.loads(tmp_path / "rb")
+    for _ in range(3):
+        (a, ia), (b, ib) = rb.sample(return_info=True), other.sample(return_info=True)
+        assert torch.equal(ia["index"], ib["index"])

@@ -43,9 +43,11 @@ class SliceSampler(Sampler):
     A slice is drawn by picking an episode uniformly among those long enough, then a start uniformly
     among the positions that fit the slice. Indices come back slice after slice, each in time order;
     on a ``[capacity, n_envs]`` storage episodes run along the first dim of each env.
-    ``info["truncated"]`` (bool, one per index) flags the last step of every slice: a learner that
-    bootstraps from a slice's end must treat it as truncated (:meth:`mark_slice_ends` writes it
-    into a sampled batch). With ``strict_length=False`` episodes shorter than ``slice_len`` give
+    ``info[truncated_key]`` (bool ``[n, 1]``, default key ``("next", "truncated")``) flags the last
+    step of every slice: a learner that bootstraps from a slice's end must treat it as truncated.
+    ``info[end_key]`` holds the same flags, so the slices read as episodes. A
+    ``TensorDictReplayBuffer`` writes both into each batch (as TorchRL users expect); with a plain
+    ``ReplayBuffer`` call :meth:`mark_slice_ends`. With ``strict_length=False`` episodes shorter than ``slice_len`` give
     slices of their whole length, so the batch may hold fewer than ``batch_size`` items;
     ``info["slice_lengths"]`` then says how long each slice is.
 
@@ -59,7 +61,7 @@ class SliceSampler(Sampler):
         end_key: key of the per-step done flags.
         strict_length: if ``True`` every slice has exactly ``slice_len`` steps and shorter episodes
             are never sampled; if ``False`` shorter episodes give shorter slices.
-        truncated_key: where :meth:`mark_slice_ends` records the slice ends.
+        truncated_key: where the slice ends go (in ``info`` and by :meth:`mark_slice_ends`).
 
     Example:
         >>> from tensordict import TensorDict
@@ -75,7 +77,7 @@ class SliceSampler(Sampler):
         >>> index.view(2, 5)  # only episode 4-9 is long enough
         tensor([[4, 5, 6, 7, 8],
                 [5, 6, 7, 8, 9]])
-        >>> info["truncated"].view(2, 5)[:, -1]
+        >>> info["next", "truncated"].view(2, 5)[:, -1]
         tensor([True, True])
     """
 
@@ -211,12 +213,17 @@ class SliceSampler(Sampler):
         step = np.arange(slice_len)
         position = (first[pick] + offset)[:, None] + step  # [num_slices, slice_len]
         last = step == taken[:, None] - 1
-        ep = self._episodes
         if self.strict_length:
-            return self._to_flat(ep, position.reshape(-1)), {"truncated": torch.from_numpy(last.reshape(-1))}
-        keep = step < taken[:, None]
-        return self._to_flat(ep, position[keep]), {"truncated": torch.from_numpy(last[keep]),
-                                                   "slice_lengths": torch.from_numpy(taken)}
+            index, ends, info = self._to_flat(self._episodes, position.reshape(-1)), last.reshape(-1), {}
+        else:
+            keep = step < taken[:, None]
+            index, ends = self._to_flat(self._episodes, position[keep]), last[keep]
+            info = {"slice_lengths": torch.from_numpy(taken)}
+        # A stored episode end inside a slice can only be its last step, so the slice ends are a
+        # superset of the stored done flags: a TensorDictReplayBuffer writes these over the stored ones.
+        # (No root "truncated" entry: that key already names the env's own flags in stored steps.)
+        info[self.truncated_key] = info[self.end_key] = torch.from_numpy(ends).unsqueeze(-1)
+        return index, info
 
     def mark_slice_ends(self, batch: TensorDictBase, info: dict[str, Any]) -> TensorDictBase:
         """Flag each slice's last step as truncated (and done) in a sampled ``batch``, in place.
@@ -224,7 +231,7 @@ class SliceSampler(Sampler):
         ``truncated_key`` becomes ``stored | slice end`` and ``end_key`` ``stored | slice end``, shaped
         like the stored flags (``[batch, 1]`` when absent). Returns ``batch``.
         """
-        ends = info["truncated"]
+        ends = info[self.truncated_key].reshape(-1)
         for key in (self.truncated_key, self.end_key):
             stored = batch.get(key, None)
             flag = ends.reshape(stored.shape) if stored is not None and stored.numel() == ends.numel() \
