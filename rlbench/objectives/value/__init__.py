@@ -1,0 +1,24 @@
+"""Value estimators: vectorized functional forms (:mod:`.functional`) and TensorDict estimators."""
+from .estimators import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator, ValueEstimatorBase
+from .functional import (
+    generalized_advantage_estimate,
+    reverse_linear_recurrence,
+    td0_advantage_estimate,
+    td0_return_estimate,
+    td1_return_estimate,
+    td_lambda_return_estimate,
+)
+
+__all__ = [
+    "GAE",
+    "TD0Estimator",
+    "TD1Estimator",
+    "TDLambdaEstimator",
+    "ValueEstimatorBase",
+    "generalized_advantage_estimate",
+    "reverse_linear_recurrence",
+    "td0_advantage_estimate",
+    "td0_return_estimate",
+    "td1_return_estimate",
+    "td_lambda_return_estimate",
+]

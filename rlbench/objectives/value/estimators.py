@@ -1,0 +1,267 @@
+"""Value estimators that work on TensorDicts: ``TD0Estimator``, ``TD1Estimator``, ``TDLambdaEstimator``, ``GAE``.
+
+Called on a rollout-shaped TensorDict ``[*B, T]`` (time is its last batch dim unless ``time_dim``
+says otherwise), an estimator
+
+1. runs its value network on the root and on ``"next"`` in **one batched call** (the two are
+   stacked; separate calls only when different parameters are asked for each), under
+   ``torch.no_grad()`` unless built with ``differentiable=True``, and writes ``"state_value"`` and
+   ``("next", "state_value")``; without a value network it reads those entries as they are;
+2. applies the vectorized estimator of :mod:`rlbench.objectives.value.functional` with the
+   rollout's ``("next", "reward")``, ``("next", "done")`` and ``("next", "terminated")``;
+3. writes ``"advantage"`` and ``"value_target"`` and returns the TensorDict.
+
+Every key is configurable with ``set_keys`` (``reward``, ``done``, ``terminated``, ``value``,
+``advantage``, ``value_target``); reward and flags are read under ``"next"``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from ..common import _KeysMixin
+from .functional import (
+    generalized_advantage_estimate,
+    td0_return_estimate,
+    td1_return_estimate,
+    td_lambda_return_estimate,
+)
+
+__all__ = ["ValueEstimatorBase", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "GAE"]
+
+
+def _hyper(name: str, value):
+    """Numbers stay numbers (fast constant-coefficient path); tensors become float tensors."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(torch.get_default_dtype()) if not value.is_floating_point() else value.detach()
+    raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
+
+
+class ValueEstimatorBase(_KeysMixin, nn.Module):
+    """Shared machinery of the estimators (keys, value-network calls, shapes).
+
+    Args:
+        gamma: discount (number or tensor broadcastable to ``[*B, T, 1]``).
+        value_network: module writing the ``value`` key from the observation keys (its
+            ``in_keys``); ``None`` to read stored values.
+        differentiable: keep the graph through the value network and the estimate.
+        time_dim: the TensorDict batch dim that is time (default: the last one).
+    """
+
+    default_keys = {
+        "reward": "reward",
+        "done": "done",
+        "terminated": "terminated",
+        "value": "state_value",
+        "advantage": "advantage",
+        "value_target": "value_target",
+    }
+
+    def __init__(self, *, gamma, value_network: nn.Module | None = None, differentiable: bool = False,
+                 time_dim: int | None = None):
+        super().__init__()
+        self._init_keys()
+        self.gamma = _hyper("gamma", gamma)
+        self.value_network = value_network
+        self.differentiable = differentiable
+        self.time_dim = time_dim
+
+    # ------------------------------------------------------------------ plumbing
+    def _tensor_time_dim(self, td: TensorDictBase) -> int:
+        if td.batch_dims == 0:
+            raise ValueError(
+                f"{type(self).__name__}: the TensorDict needs a time dimension (batch_size [*B, T]), "
+                f"got batch_size {list(td.batch_size)}"
+            )
+        td_dim = -1 if self.time_dim is None else self.time_dim
+        if not -td.batch_dims <= td_dim < td.batch_dims:
+            raise ValueError(f"{type(self).__name__}: time_dim={td_dim} is out of range for batch_size {list(td.batch_size)}")
+        return td_dim % td.batch_dims
+
+    def _get(self, td: TensorDictBase, key, what: str) -> torch.Tensor:
+        val = td.get(key, None)
+        if val is None:
+            raise KeyError(
+                f"{type(self).__name__}: the TensorDict has no {what} entry {key!r} "
+                f"(rename it with set_keys({what}=...))"
+            )
+        if val.shape == td.batch_size:  # accept [*B, T] flags and rewards: add the trailing dim
+            val = val.unsqueeze(-1)
+        return val
+
+    def _call_net(self, td: TensorDictBase, params):
+        net = self.value_network
+        if params is None:
+            return net(td)
+        with params.to_module(net):
+            return net(td)
+
+    def _values(self, td: TensorDictBase, params=None, target_params=None):
+        """``(V(s_t), V(s_{t+1}))`` as ``[*B, T, 1]`` tensors (computed or read)."""
+        vkey = self.tensor_keys.value
+        nxt = td.get("next")
+        if self.value_network is None:
+            return self._get(td, vkey, "value"), self._get(nxt, vkey, "value")
+        grad = torch.enable_grad() if self.differentiable else torch.no_grad()
+        in_keys = getattr(self.value_network, "in_keys", None)
+        with grad:
+            if params is not None and target_params is not None and params is not target_params:
+                root = self._call_net(td.exclude("next") if in_keys is None else td.select(*in_keys), params)
+                nout = self._call_net(nxt if in_keys is None else nxt.select(*in_keys), target_params)
+                value, next_value = root.get(vkey), nout.get(vkey)
+            else:
+                p = params if params is not None else target_params
+                src_root = td.exclude("next") if in_keys is None else td.select(*in_keys)
+                src_next = nxt if in_keys is None else nxt.select(*in_keys)
+                if in_keys is None:
+                    common = set(src_root.keys(True, True)) & set(src_next.keys(True, True))
+                    src_root, src_next = src_root.select(*common), src_next.select(*common)
+                both = torch.stack([src_root, src_next], 0)  # one call for s_t and s_{t+1}
+                out = self._call_net(both, p).get(vkey)
+                value, next_value = out[0], out[1]
+        if value.shape == td.batch_size:
+            value, next_value = value.unsqueeze(-1), next_value.unsqueeze(-1)
+        td.set(vkey, value)
+        nxt.set(vkey, next_value)
+        return value, next_value
+
+    def _inputs(self, td: TensorDictBase):
+        nxt = td.get("next", None)
+        if nxt is None:
+            raise KeyError(f"{type(self).__name__}: the TensorDict has no 'next' entry (a rollout/collector batch has one)")
+        reward = self._get(nxt, self.tensor_keys.reward, "reward")
+        done = nxt.get(self.tensor_keys.done, None)
+        term = nxt.get(self.tensor_keys.terminated, None)
+        if done is None and term is None:
+            raise KeyError(
+                f"{type(self).__name__}: the TensorDict has neither ('next', {self.tensor_keys.done!r}) nor "
+                f"('next', {self.tensor_keys.terminated!r}); rename them with set_keys(done=..., terminated=...)"
+            )
+        if done is not None and done.shape != reward.shape:
+            done = done.reshape(reward.shape)
+        if term is not None and term.shape != reward.shape:
+            term = term.reshape(reward.shape)
+        return reward, done, term
+
+    def forward(self, td: TensorDictBase, *, params=None, target_params=None) -> TensorDictBase:
+        """Writes ``advantage`` and ``value_target`` into ``td`` and returns it.
+
+        Args:
+            td: a ``[*B, T]`` TensorDict with ``"next"``.
+            params: parameters to use for ``V(s_t)`` (swapped into the value network).
+            target_params: parameters to use for ``V(s_{t+1})`` (e.g. a target network's).
+        """
+        tdim = self._tensor_time_dim(td) - td.batch_dims - 1  # negative dim on [*B, T, 1] tensors
+        value, next_value = self._values(td, params, target_params)
+        reward, done, term = self._inputs(td)
+        ctx = contextlib.nullcontext() if self.differentiable else torch.no_grad()
+        with ctx:
+            adv, target = self._estimate(value, next_value, reward, done, term, tdim)
+        td.set(self.tensor_keys.advantage, adv)
+        td.set(self.tensor_keys.value_target, target)
+        return td
+
+    def value_estimate(self, td: TensorDictBase, **kwargs) -> torch.Tensor:
+        """The ``value_target`` tensor alone (the TensorDict is written too)."""
+        return self(td, **kwargs).get(self.tensor_keys.value_target)
+
+    def _estimate(self, value, next_value, reward, done, term, tdim):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class TD0Estimator(ValueEstimatorBase):
+    """One-step TD target ``r + gamma (1 - terminated) V(s')``; advantage = target - V(s).
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> td = TensorDict({"state_value": torch.zeros(3, 1), "next": {"state_value": torch.ones(3, 1),
+        ...     "reward": torch.ones(3, 1), "done": torch.tensor([[False], [False], [True]]),
+        ...     "terminated": torch.tensor([[False], [False], [True]])}}, batch_size=[3])
+        >>> TD0Estimator(gamma=0.9)(td)["value_target"].squeeze(-1)
+        tensor([1.9000, 1.9000, 1.0000])
+    """
+
+    def _estimate(self, value, next_value, reward, done, term, tdim):
+        target = td0_return_estimate(self.gamma, next_value, reward, terminated=term, done=done)
+        return target - value, target
+
+
+class TD1Estimator(ValueEstimatorBase):
+    """Discounted return to the end of each episode (bootstrapped at truncations / end of data).
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> td = TensorDict({"state_value": torch.zeros(3, 1), "next": {"state_value": torch.zeros(3, 1),
+        ...     "reward": torch.ones(3, 1), "done": torch.zeros(3, 1, dtype=torch.bool)}}, batch_size=[3])
+        >>> TD1Estimator(gamma=0.5)(td)["value_target"].squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+
+    def _estimate(self, value, next_value, reward, done, term, tdim):
+        target = td1_return_estimate(self.gamma, next_value, reward, done=done, terminated=term, time_dim=tdim)
+        return target - value, target
+
+
+class TDLambdaEstimator(ValueEstimatorBase):
+    """TD(lambda) target (the lambda-return); advantage = target - V(s).
+
+    Args:
+        gamma: discount. lmbda: the lambda of the lambda-return.
+        value_network, differentiable, time_dim: see :class:`ValueEstimatorBase`.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> td = TensorDict({"state_value": torch.zeros(3, 1), "next": {"state_value": torch.ones(3, 1),
+        ...     "reward": torch.zeros(3, 1), "done": torch.zeros(3, 1, dtype=torch.bool)}}, batch_size=[3])
+        >>> TDLambdaEstimator(gamma=1.0, lmbda=0.5)(td)["value_target"].squeeze(-1)
+        tensor([1., 1., 1.])
+    """
+
+    def __init__(self, *, gamma, lmbda, value_network=None, differentiable=False, time_dim=None):
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable, time_dim=time_dim)
+        self.lmbda = _hyper("lmbda", lmbda)
+
+    def _estimate(self, value, next_value, reward, done, term, tdim):
+        target = td_lambda_return_estimate(self.gamma, self.lmbda, next_value, reward, done=done, terminated=term,
+                                           time_dim=tdim)
+        return target - value, target
+
+
+class GAE(ValueEstimatorBase):
+    """Generalized advantage estimation (Schulman et al., 2016).
+
+    Args:
+        gamma: discount. lmbda: GAE's lambda.
+        value_network: the critic (``None`` to read stored values).
+        average_gae: standardise the advantage (zero mean, unit std over the whole batch).
+        differentiable, time_dim: see :class:`ValueEstimatorBase`.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> from tensordict.nn import TensorDictModule
+        >>> critic = TensorDictModule(torch.nn.Linear(4, 1), ["observation"], ["state_value"])
+        >>> td = TensorDict({"observation": torch.randn(2, 5, 4), "next": {"observation": torch.randn(2, 5, 4),
+        ...     "reward": torch.ones(2, 5, 1), "done": torch.zeros(2, 5, 1, dtype=torch.bool),
+        ...     "terminated": torch.zeros(2, 5, 1, dtype=torch.bool)}}, batch_size=[2, 5])
+        >>> td = GAE(gamma=0.99, lmbda=0.95, value_network=critic)(td)
+        >>> td["advantage"].shape, td["value_target"].requires_grad
+        (torch.Size([2, 5, 1]), False)
+    """
+
+    def __init__(self, *, gamma, lmbda, value_network=None, average_gae: bool = False, differentiable=False,
+                 time_dim=None):
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable, time_dim=time_dim)
+        self.lmbda = _hyper("lmbda", lmbda)
+        self.average_gae = average_gae
+
+    def _estimate(self, value, next_value, reward, done, term, tdim):
+        adv, target = generalized_advantage_estimate(self.gamma, self.lmbda, value, next_value, reward, done=done,
+                                                     terminated=term, time_dim=tdim)
+        if self.average_gae:
+            adv = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
+        return adv, target

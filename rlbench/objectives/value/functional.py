@@ -1,0 +1,351 @@
+"""Return and advantage estimators as plain tensor functions, vectorized over batch and time.
+
+Shapes: every input is ``[*batch, T, 1]`` (the data contract's trailing reward/done dim; time is
+``time_dim=-2``, the default) or, with ``time_dim=-1``, ``[*batch, T]``. A 1-D input is read as
+``[T]``. All inputs must share one shape; ``gamma``/``lmbda`` are Python numbers, 1-element tensors
+or tensors broadcastable to that shape (a per-step discount).
+
+Episode ends (``done = terminated | truncated``):
+
+* ``terminated``: the next state is terminal -- its value is 0, nothing is bootstrapped.
+* truncated (``done & ~terminated``): the episode was cut (time limit): the target bootstraps from
+  ``next_state_value``, which at a done step is the value of the true final observation.
+* either way the recursion (lambda-return, GAE, Monte-Carlo sum) does **not** run across the end:
+  the next step belongs to another episode. The last step of the data is treated like a truncation.
+
+Every multi-step estimator is a backward linear recurrence ``x_t = a_t + c_t * x_{t+1}`` with
+``x_T = 0``. :func:`reverse_linear_recurrence` solves it without a Python loop over ``T``; see its
+docstring for how.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "reverse_linear_recurrence",
+    "td0_return_estimate",
+    "td0_advantage_estimate",
+    "td1_return_estimate",
+    "td_lambda_return_estimate",
+    "generalized_advantage_estimate",
+]
+
+_CHUNK = 64  # time steps per block of the constant-coefficient solver
+_GCHUNK = 16  # block size of the general solver (it builds [.., L, L] products: keep L small)
+
+
+# --------------------------------------------------------------------------- recurrence solvers
+_CACHE: dict = {}  # small constant tensors (geometric matrices, power tables) per kappa/size/dtype/device
+
+
+def _cached(kind: str, kappa: float, length: int, dtype, device, build):
+    key = (kind, kappa, length, dtype, str(device))
+    val = _CACHE.get(key)
+    if val is None:
+        if len(_CACHE) > 256:  # many distinct gammas (e.g. a sweep): keep the cache bounded
+            _CACHE.clear()
+        val = _CACHE[key] = build()
+    return val
+
+
+def _geometric_matrix(kappa: float, length: int, dtype, device) -> torch.Tensor:
+    """``K.T`` where ``K[i, j] = kappa ** (j - i)`` for ``j >= i``, else 0 (float64 powers, cached)."""
+
+    def build():
+        i = torch.arange(length, dtype=torch.float64, device=device)
+        diff = i[None, :] - i[:, None]
+        k = torch.where(diff >= 0, torch.tensor(kappa, dtype=torch.float64, device=device).pow(diff.clamp(min=0)), 0.0)
+        return k.T.contiguous().to(dtype)
+
+    return _cached("K", kappa, length, dtype, device, build)
+
+
+def _powers(kappa: float, length: int, dtype, device) -> torch.Tensor:
+    """``[kappa ** 0, ..., kappa ** length]`` (float64 powers, cached)."""
+
+    def build():
+        n = torch.arange(length + 1, dtype=torch.float64, device=device)
+        return torch.tensor(kappa, dtype=torch.float64, device=device).pow(n).to(dtype)
+
+    return _cached("P", kappa, length, dtype, device, build)
+
+
+def _filter_const(a: torch.Tensor, kappa: float) -> torch.Tensor:
+    """Solves ``x_t = a_t + kappa * x_{t+1}`` (``x_T = 0``) over the last dim of a 2-D ``a``.
+
+    Blocks of ``L`` steps are solved at once by one matrix product with the geometric matrix
+    ``K`` (``local = a @ K.T``); the value at each block start then obeys the same recurrence
+    across blocks with coefficient ``kappa ** L``, solved recursively; each step finally adds
+    ``kappa ** (L - i) * x(start of next block)``. Only powers of ``kappa`` are used (no
+    divisions), so small or zero ``kappa`` is exact, and far contributions that underflow are
+    truly negligible.
+    """
+    n, t = a.shape
+    if t <= _CHUNK:
+        return a @ _geometric_matrix(kappa, t, a.dtype, a.device)
+    L = _CHUNK
+    nc = -(-t // L)
+    pad = nc * L - t
+    if pad:
+        a = torch.nn.functional.pad(a, (0, pad))
+    local = (a.view(n * nc, L) @ _geometric_matrix(kappa, L, a.dtype, a.device)).view(n, nc, L)
+    starts = _filter_const(local[:, :, 0].contiguous(), kappa ** L)  # x at each block start
+    g = _powers(kappa, L, a.dtype, a.device).flip(0)[:L]  # kappa ** (L - i)
+    local[:, :-1].addcmul_(starts[:, 1:].unsqueeze(-1), g)
+    out = local.view(n, nc * L)
+    return out[:, :t] if pad else out
+
+
+def _solve_const(a: torch.Tensor, kappa: float, cut: torch.Tensor | None) -> torch.Tensor:
+    """``x_t = a_t + kappa * (1 - cut_t) * x_{t+1}`` for 2-D ``a`` and bool ``cut``.
+
+    Solve without the cuts, then remove what leaked across each cut: for ``t`` whose segment ends
+    at step ``e`` (the next cut), the uncut solution holds an extra ``kappa ** (e + 1 - t) *
+    x_uncut[e + 1]``.
+    """
+    if kappa == 0.0:
+        return a.clone()
+    full = _filter_const(a, kappa)
+    if cut is None:
+        return full
+    n, t = a.shape
+    ar = _cached("ar", 0.0, t, torch.int64, a.device, lambda: torch.arange(t, device=a.device))
+    # index of the next cut at or after t (t if none): reverse running minimum
+    nxt = ar.masked_fill(~cut, t).flip(-1).cummin(-1).values.flip(-1)
+    nxt1 = nxt + 1
+    padded = torch.nn.functional.pad(full, (0, 1))
+    # (clamped in place: with no cut ahead the index points at the zero pad, and the weight below
+    # multiplies that zero, so its exponent does not matter)
+    leaked = padded.gather(-1, nxt1.clamp_(max=t))
+    # kappa ** (e + 1 - t) from a table (where no cut follows, leaked is the zero pad)
+    w = _powers(kappa, t + 1, a.dtype, a.device)[nxt1.sub_(ar)]
+    return full.sub_(w.mul_(leaked))
+
+
+def _solve_general(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``x_t = a_t + c_t * x_{t+1}`` for 2-D ``a``, ``c`` (any per-step coefficients).
+
+    Per block of ``L`` steps the transfer matrix ``M[i, j] = prod_{m=i}^{j-1} c_m`` is built by a
+    cumulative product along rows of a masked copy of ``c`` (products only: no division by a
+    running product that could underflow to 0), applied with one batched matmul; block starts
+    are chained recursively as in :func:`_filter_const`.
+    """
+    n, t = a.shape
+    L = min(_GCHUNK, t)
+    nc = -(-t // L)
+    pad = nc * L - t
+    if pad:
+        a = torch.nn.functional.pad(a, (0, pad))
+        c = torch.nn.functional.pad(c, (0, pad))
+    ab = a.view(n, nc, L)
+    cb = c.view(n, nc, L)
+    # shifted[k] = c_{k-1}, with an extra column L holding c_{L-1} for the carry weight
+    shifted = torch.cat([torch.ones_like(cb[..., :1]), cb], -1)  # [n, nc, L + 1]
+    e = shifted.unsqueeze(-2).expand(n, nc, L, L + 1)
+    idx = torch.arange(L + 1, device=a.device)
+    upper = idx[None, :] > idx[:L, None]  # k > i
+    e = torch.where(upper, e, torch.ones((), dtype=a.dtype, device=a.device))
+    p = e.cumprod(-1)  # p[i, j] = prod_{m=i}^{j-1} c_m for j > i, 1 for j <= i
+    m = p[..., :L] * (idx[None, :L] >= idx[:L, None]).to(a.dtype)
+    local = (m @ ab.unsqueeze(-1)).squeeze(-1)
+    if nc > 1:
+        g = p[..., L]  # prod_{m=i}^{L-1} c_m: weight of x at the next block start
+        starts = _solve_general(local[:, :, 0].contiguous(), g[:, :, 0].contiguous())
+        nxt = torch.zeros_like(starts)
+        nxt[:, :-1] = starts[:, 1:]
+        local = torch.addcmul(local, nxt.unsqueeze(-1), g)
+    out = local.reshape(n, nc * L)
+    return out[:, :t] if pad else out
+
+
+def _as_float(x) -> float | None:
+    """A Python float if ``x`` is a number or a 1-element tensor, else ``None``."""
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, torch.Tensor) and x.numel() == 1:
+        return float(x.item())
+    return None
+
+
+def reverse_linear_recurrence(a: torch.Tensor, c, *, cut: torch.Tensor | None = None,
+                              time_dim: int = -1) -> torch.Tensor:
+    """Solves ``x_t = a_t + c_t * (1 - cut_t) * x_{t+1}`` backwards in time, ``x_T = 0``.
+
+    Vectorized: no Python loop over time. A constant ``c`` (number or 1-element tensor) takes a
+    blocked geometric-matrix solver (a few matmuls and elementwise passes); a per-step tensor
+    ``c`` takes a blocked transfer-matrix solver. Neither divides by running products, so zero or
+    tiny coefficients are exact.
+
+    Args:
+        a: inputs, time along ``time_dim``.
+        c: coefficients: a number, a 1-element tensor, or a tensor broadcastable to ``a``.
+        cut: optional bool tensor shaped like ``a``: where true, the recursion stops at that step.
+        time_dim: the time dimension of ``a``.
+
+    Example:
+        >>> a = torch.tensor([1.0, 1.0, 1.0, 1.0])
+        >>> reverse_linear_recurrence(a, 0.5)
+        tensor([1.8750, 1.7500, 1.5000, 1.0000])
+        >>> reverse_linear_recurrence(a, 0.5, cut=torch.tensor([False, True, False, False]))
+        tensor([1.5000, 1.0000, 1.5000, 1.0000])
+    """
+    if a.ndim == 0:
+        raise ValueError("reverse_linear_recurrence: `a` needs a time dimension, got a 0-d tensor")
+    x = a.movedim(time_dim, -1)
+    shape = x.shape
+    flat = x.reshape(-1, shape[-1])
+    if not flat.is_floating_point():
+        raise TypeError(f"reverse_linear_recurrence: expected a floating-point tensor, got {a.dtype}")
+    kappa = _as_float(c)
+    fcut = None
+    if cut is not None:
+        fcut = cut.to(torch.bool).expand_as(a).movedim(time_dim, -1).reshape(-1, shape[-1])
+    if kappa is not None and kappa >= 0.0 and math.isfinite(kappa):
+        out = _solve_const(flat.contiguous(), kappa, fcut)
+    else:
+        cc = torch.as_tensor(c, dtype=a.dtype, device=a.device).expand_as(a).movedim(time_dim, -1)
+        cc = cc.reshape(-1, shape[-1])
+        if fcut is not None:
+            cc = cc.masked_fill(fcut, 0.0)
+        out = _solve_general(flat.contiguous(), cc.contiguous())
+    return out.reshape(shape).movedim(-1, time_dim)
+
+
+# --------------------------------------------------------------------------- input checking
+def _prepare(name: str, time_dim: int, **tensors):
+    """Checks shapes, turns flags into bools; returns the time_dim to use."""
+    ref_name, ref = next((k, v) for k, v in tensors.items() if v is not None)
+    for k, v in tensors.items():
+        if v is not None and v.shape != ref.shape:
+            raise ValueError(
+                f"{name}: {k} has shape {tuple(v.shape)} but {ref_name} has {tuple(ref.shape)}; all inputs must "
+                "share one shape ([*batch, T, 1] with time_dim=-2, or [*batch, T] with time_dim=-1)"
+            )
+    if ref.ndim == 0:
+        raise ValueError(f"{name}: inputs need a time dimension, got 0-d tensors")
+    if ref.ndim == 1:
+        return -1
+    if not -ref.ndim <= time_dim < ref.ndim:
+        raise ValueError(f"{name}: time_dim={time_dim} is out of range for inputs of shape {tuple(ref.shape)}")
+    return time_dim
+
+
+def _flags(done, terminated, like):
+    if done is None and terminated is None:
+        z = torch.zeros(like.shape, dtype=torch.bool, device=like.device)
+        return z, z
+    if terminated is None:
+        # without a terminated flag every end is a true termination (the cautious reading)
+        terminated = done
+    if done is None:
+        done = terminated
+    done = done.to(torch.bool)
+    terminated = terminated.to(torch.bool)
+    return done | terminated, terminated
+
+
+def _last_step_mask(like: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """True at the last time step (the end of the data acts like a truncation)."""
+    t = like.shape[time_dim]
+    shape = [1] * like.ndim
+    shape[time_dim] = t
+    m = torch.zeros(t, dtype=torch.bool, device=like.device)
+    m[-1] = True
+    return m.view(shape)
+
+
+# --------------------------------------------------------------------------- estimators
+def td0_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Tensor,
+                        terminated: torch.Tensor | None = None, *, done: torch.Tensor | None = None) -> torch.Tensor:
+    """One-step target ``r_t + gamma * (1 - terminated_t) * V(s_{t+1})`` (elementwise, any shape).
+
+    Example:
+        >>> td0_return_estimate(0.9, torch.tensor([[2.0], [2.0]]), torch.tensor([[1.0], [1.0]]),
+        ...                     terminated=torch.tensor([[False], [True]]))
+        tensor([[2.8000],
+                [1.0000]])
+    """
+    _prepare("td0_return_estimate", -1, next_state_value=next_state_value, reward=reward,
+             terminated=terminated, done=done)
+    _, term = _flags(done, terminated, reward)
+    return reward + gamma * (~term).to(reward.dtype) * next_state_value
+
+
+def td0_advantage_estimate(gamma, state_value, next_state_value, reward, terminated=None, *, done=None):
+    """``td0_return_estimate(...) - state_value``."""
+    return td0_return_estimate(gamma, next_state_value, reward, terminated, done=done) - state_value
+
+
+def td_lambda_return_estimate(gamma, lmbda, next_state_value: torch.Tensor, reward: torch.Tensor, *,
+                              done: torch.Tensor | None = None, terminated: torch.Tensor | None = None,
+                              time_dim: int = -2) -> torch.Tensor:
+    """The lambda-return ``G_t = r_t + gamma (1 - term_t) [(1 - lambda) V(s_{t+1}) + lambda G_{t+1}]``.
+
+    The recursion stops at episode ends and at the last step, where
+    ``G_t = r_t + gamma (1 - term_t) V(s_{t+1})``.
+
+    Example:
+        >>> r = torch.ones(3, 1); v = torch.zeros(3, 1)
+        >>> td_lambda_return_estimate(0.5, 1.0, v, r)  # lambda = 1: discounted sum of rewards
+        tensor([[1.7500],
+                [1.5000],
+                [1.0000]])
+    """
+    time_dim = _prepare("td_lambda_return_estimate", time_dim, next_state_value=next_state_value,
+                        reward=reward, done=done, terminated=terminated)
+    done, term = _flags(done, terminated, reward)
+    dtype = reward.dtype
+    boot = (~term).to(dtype)
+    end = done | _last_step_mask(reward, time_dim)
+    lam = (1.0 - end.to(dtype)) * lmbda  # lambda where the recursion continues, 0 at episode ends
+    a = reward + gamma * boot * (1.0 - lam) * next_state_value
+    g, lm = _as_float(gamma), _as_float(lmbda)
+    if g is not None and lm is not None:
+        return reverse_linear_recurrence(a, g * lm, cut=end, time_dim=time_dim)
+    return reverse_linear_recurrence(a, gamma * boot * lam, time_dim=time_dim)
+
+
+def td1_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Tensor, *,
+                        done: torch.Tensor | None = None, terminated: torch.Tensor | None = None,
+                        time_dim: int = -2) -> torch.Tensor:
+    """Discounted return to the episode end (bootstrapped at truncations and at the last step).
+
+    Equal to :func:`td_lambda_return_estimate` with ``lmbda=1``.
+
+    Example:
+        >>> td1_return_estimate(0.5, torch.full((3, 1), 4.0), torch.ones(3, 1))
+        tensor([[2.2500],
+                [2.5000],
+                [3.0000]])
+    """
+    return td_lambda_return_estimate(gamma, 1.0, next_state_value, reward, done=done, terminated=terminated,
+                                     time_dim=time_dim)
+
+
+def generalized_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next_state_value: torch.Tensor,
+                                   reward: torch.Tensor, *, done: torch.Tensor | None = None,
+                                   terminated: torch.Tensor | None = None, time_dim: int = -2):
+    """GAE (Schulman et al., 2016): ``A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}``.
+
+    ``delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)``. Returns
+    ``(advantage, value_target)`` with ``value_target = advantage + state_value``.
+
+    Example:
+        >>> v = torch.zeros(3, 1); r = torch.ones(3, 1)
+        >>> adv, target = generalized_advantage_estimate(0.5, 1.0, v, v, r)
+        >>> adv.squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    time_dim = _prepare("generalized_advantage_estimate", time_dim, state_value=state_value,
+                        next_state_value=next_state_value, reward=reward, done=done, terminated=terminated)
+    done, term = _flags(done, terminated, reward)
+    dtype = reward.dtype
+    delta = reward + gamma * (~term).to(dtype) * next_state_value - state_value
+    g, lm = _as_float(gamma), _as_float(lmbda)
+    if g is not None and lm is not None:
+        adv = reverse_linear_recurrence(delta, g * lm, cut=done, time_dim=time_dim)
+    else:
+        adv = reverse_linear_recurrence(delta, gamma * lmbda * (~done).to(dtype), time_dim=time_dim)
+    return adv, adv + state_value
