@@ -297,3 +297,57 @@ def test_anneal_beta_is_linear_and_clamped():
     assert sampler.anneal_beta(0.5) == pytest.approx(0.7)
     assert sampler.anneal_beta(2.0) == 1.0
     assert sampler.anneal_beta(-1.0, beta_end=1.0) == pytest.approx(0.4)
+
+
+# ------------------------------------------------------------------------ with the real buffers
+
+
+def test_prioritized_replay_buffer_round_trip_and_frequencies(tmp_path):
+    from tensordict import TensorDict
+
+    from rlbench.buffers import LazyTensorStorage, PrioritizedReplayBuffer
+
+    def make():
+        return PrioritizedReplayBuffer(alpha=1.0, beta=0.6, eps=0.0, storage=LazyTensorStorage(64), batch_size=32,
+                                       generator=torch.Generator().manual_seed(0))
+
+    rb = make()
+    rb.extend(TensorDict({"obs": torch.arange(100.0)}, [100]))  # wraps: items hold obs 36..99
+    priorities = torch.arange(1.0, 65.0)
+    rb.update_priority(torch.arange(64), priorities)
+    batch = rb.sample()
+    assert torch.equal(batch["obs"], rb.storage.get(batch["index"])["obs"])
+    batch["td_error"] = torch.full((32,), 64.0)  # sends the same items back with the max priority
+    rb.update_tensordict_priority(batch)
+    priorities[batch["index"]] = 64.0
+    rb.dumps(tmp_path / "prb")
+    other = make()
+    other.loads(tmp_path / "prb")
+    for _ in range(3):
+        a, b = rb.sample(), other.sample()
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["priority_weight"], b["priority_weight"])
+    expected = (priorities[a["index"]] / priorities.min()) ** -0.6
+    torch.testing.assert_close(a["priority_weight"], expected)
+    counts = torch.zeros(64)
+    for _ in range(300):
+        counts += torch.bincount(rb.sample()["index"], minlength=64)
+    expected_counts = counts.sum() * priorities / priorities.sum()
+    chi2 = float(((counts - expected_counts) ** 2 / expected_counts).sum())
+    assert chi2 < chi2_quantile(63)
+
+
+def test_prioritized_sampler_on_a_multidim_storage():
+    from tensordict import TensorDict
+
+    from rlbench.buffers import LazyTensorStorage, TensorDictReplayBuffer
+
+    storage = LazyTensorStorage(10 * 3, ndim=2)
+    sampler = PrioritizedSampler(30, alpha=1.0, beta=1.0, eps=0.0)
+    rb = TensorDictReplayBuffer(storage=storage, sampler=sampler, batch_size=16,
+                                generator=torch.Generator().manual_seed(0))
+    rb.extend(TensorDict({"x": torch.arange(12.0).view(4, 3)}, [4, 3]))  # 4 rows of 3 envs: flat items 0..11
+    sampler.update_priority(torch.arange(12), torch.tensor([0.0] * 11 + [5.0]))
+    batch = rb.sample()
+    assert (batch["index"] == 11).all() and (batch["x"] == 11.0).all()
+    with pytest.raises(ValueError, match="index 12 but only items \\[0, 12\\)"):
+        rb.update_priority(torch.tensor([12]), torch.tensor([1.0]))
