@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -169,8 +172,9 @@ class FramePack:
                 "stride": self.stride, "mime": self.mime, "note": self.note, "bytes": len(self.data)}
 
 
-FrameGetter = Callable[[int, Sequence[int]], np.ndarray]
-"""``get(env_index, steps) -> uint8 [len(steps), H, W, 3]``: how the encoder reads frames lazily."""
+FrameGetter = Callable[[int, Sequence[int]], Sequence[Any]]
+"""``get(env_index, steps)``: the frames of one env at ``steps`` (a sequence of images, e.g. tensor
+views or an array ``[len(steps), H, W, C]``), read lazily by the encoder and converted per frame."""
 
 
 def to_rgb_uint8(frames: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -212,8 +216,12 @@ def _encode_one(frame: np.ndarray, size: tuple[int, int], fmt: str, quality: int
     return buf.getvalue()
 
 
+def _convert_and_encode(frame, size: tuple[int, int], fmt: str, quality: int) -> bytes:
+    return _encode_one(to_rgb_uint8(frame), size, fmt, quality)
+
+
 def encode_frames(get: FrameGetter, n_envs: int, n_steps: int, frame_hw: tuple[int, int], *,
-                  max_side: int = 640, min_side: int = 240, max_frames: int = 2000,
+                  max_side: int = 640, min_side: int = 240, max_frames: int = 1000,
                   max_bytes: int = 30_000_000, fmt: str = "jpeg", quality: int = 80,
                   chunk: int = 32) -> FramePack:
     """Compress the frames of ``n_envs`` envs over ``n_steps`` steps within fixed bounds.
@@ -228,7 +236,7 @@ def encode_frames(get: FrameGetter, n_envs: int, n_steps: int, frame_hw: tuple[i
        at multiples of the new stride are kept, so no frame is encoded twice).
 
     Time and memory are bounded by ``max_frames`` and ``chunk``: only kept frames are read, ``chunk``
-    at a time, never the whole input.
+    at a time, never the whole input; frames are converted and encoded on a few threads.
 
     Args:
         get: reads frames lazily (see :data:`FrameGetter`).
@@ -259,13 +267,17 @@ def encode_frames(get: FrameGetter, n_envs: int, n_steps: int, frame_hw: tuple[i
 
     # probe a few frames spread over the rollout to estimate bytes per frame at this size
     probe_steps = sorted({int(round(x)) for x in np.linspace(0, n_steps - 1, min(4, n_steps))})
-    probe = to_rgb_uint8(get(0, probe_steps))
+    probe = [to_rgb_uint8(f) for f in get(0, probe_steps)]
     planned = n_envs * math.ceil(n_steps / stride)
-    per_frame = np.mean([len(_encode_one(f, size_at(scale), fmt, quality)) for f in probe])
+
+    def measure(s: float) -> float:
+        return float(np.mean([len(_encode_one(f, size_at(s), fmt, quality)) for f in probe]))
+
+    per_frame = measure(scale)
     floor = min(1.0, min_side / max(h, w))
     while planned * per_frame > 0.9 * max_bytes and scale * 0.75 >= floor:
         scale *= 0.75
-        per_frame *= 0.5625  # bytes follow the area, roughly
+        per_frame = measure(scale)  # re-measured: JPEG bytes shrink slower than the area
     while planned * per_frame > 0.9 * max_bytes and stride < n_steps:
         stride += max(1, stride // 4)
         planned = n_envs * math.ceil(n_steps / stride)
@@ -274,20 +286,24 @@ def encode_frames(get: FrameGetter, n_envs: int, n_steps: int, frame_hw: tuple[i
     encoded: dict[int, list[bytes]] = {}  # step -> one frame per env
     total = 0
     t = 0
-    while t < n_steps:
-        steps = list(range(t, min(n_steps, t + chunk * stride), stride))
-        for b in range(n_envs):
-            frames = to_rgb_uint8(get(b, steps))
-            for s, f in zip(steps, frames):
-                data = _encode_one(f, size, fmt, quality)
-                encoded.setdefault(s, []).append(data)
-                total += len(data)
-        t = steps[-1] + stride
-        while total > max_bytes and len(encoded) > 1:
-            stride *= 2  # over budget: keep every other kept frame and go on at the new stride
-            for s in [s for s in encoded if s % stride]:
-                total -= sum(len(x) for x in encoded.pop(s))
-            t = ((t + stride - 1) // stride) * stride
+    # Pillow releases the GIL while it resizes and encodes, so threads use every core
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    encode = partial(_convert_and_encode, size=size, fmt=fmt, quality=quality)
+    try:
+        while t < n_steps:
+            steps = list(range(t, min(n_steps, t + chunk * stride), stride))
+            for b in range(n_envs):
+                for s, data in zip(steps, pool.map(encode, get(b, steps))):
+                    encoded.setdefault(s, []).append(data)
+                    total += len(data)
+            t = steps[-1] + stride
+            while total > max_bytes and len(encoded) > 1:
+                stride *= 2  # over budget: keep every other kept frame and go on at the new stride
+                for s in [s for s in encoded if s % stride]:
+                    total -= sum(len(x) for x in encoded.pop(s))
+                t = ((t + stride - 1) // stride) * stride
+    finally:
+        pool.shutdown(wait=True)
 
     pack.steps = sorted(encoded)
     chunks = [encoded[s][b] for b in range(n_envs) for s in pack.steps]

@@ -87,9 +87,11 @@ def _frame_source(td: TensorDictBase, frames: Any, frames_key: Any, notes: list[
     if callable(frames):
         render: Callable = frames
 
-        def get_rendered(b: int, steps: Sequence[int]) -> np.ndarray:
-            out = to_rgb_uint8(render(td[b, list(steps)]))
-            return out.reshape(len(steps), *out.shape[-3:])
+        def get_rendered(b: int, steps: Sequence[int]):
+            out = render(td[b, list(steps)])
+            if len(out) != len(steps):
+                raise ValueError(f"frames={render!r} returned {len(out)} frames for {len(steps)} steps")
+            return out
 
         first = to_rgb_uint8(render(td[0, [0]]))
         return get_rendered, tuple(first.shape[-3:-1]), None
@@ -106,8 +108,8 @@ def _frame_source(td: TensorDictBase, frames: Any, frames_key: Any, notes: list[
         for f in per_env:
             _check_length(len(f), T)
 
-        def get_listed(b: int, steps: Sequence[int]) -> np.ndarray:
-            return np.stack([to_rgb_uint8(per_env[b][s]) for s in steps])
+        def get_listed(b: int, steps: Sequence[int]) -> list:
+            return [per_env[b][s] for s in steps]
 
         first = to_rgb_uint8(per_env[0][0])
         return get_listed, tuple(first.shape[-3:-1]), None
@@ -127,14 +129,14 @@ def _indexable_source(value, B: int, T: int, what: str):
     _check_length(value.shape[1], T)
     first = to_rgb_uint8(value[0, :1])
 
-    def get(b: int, steps: Sequence[int]) -> np.ndarray:
-        return value[b, list(steps)]
+    def get(b: int, steps: Sequence[int]) -> list:
+        return [value[b, s] for s in steps]  # views: each frame is copied once, by its encoder thread
 
     return get, tuple(first.shape[-3:-1])
 
 
 def prepare_rollout(td: Any, *, frames: Any = None, frames_key: Any = "pixels", plot_key: Any = None,
-                    max_frames: int = 2000, max_frame_bytes: int = 30_000_000, max_side: int = 640,
+                    max_frames: int = 1000, max_frame_bytes: int = 30_000_000, max_side: int = 640,
                     frame_format: str = "jpeg", quality: int = 80) -> dict:
     """Everything the view needs, encoded: ``{"meta", "series", "frames", "frame_offsets"}``.
 
@@ -216,7 +218,7 @@ class RolloutInspector(Inspector):
     Example:
         >>> from rlbench.envs import CartPoleEnv
         >>> env = CartPoleEnv(seed=0)
-        >>> td = env.rollout(20)
+        >>> td = env.rollout(20, break_when_any_done=False)
         >>> w = RolloutInspector(td, frames=env.render, max_side=150)
         >>> w.meta["steps"], w.meta["frames"]["width"], w.meta["frames"]["height"]
         (20, 150, 100)
@@ -232,7 +234,7 @@ class RolloutInspector(Inspector):
     env = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, td: Any, *, frames_key: Any = "pixels", frames: Any = None, plot_key: Any = None,
-                 max_frames: int = 2000, max_frame_bytes: int = 30_000_000, max_side: int = 640,
+                 max_frames: int = 1000, max_frame_bytes: int = 30_000_000, max_side: int = 640,
                  frame_format: str = "jpeg", quality: int = 80, title: str | None = None, **kwargs):
         payload = prepare_rollout(td, frames=frames, frames_key=frames_key, plot_key=plot_key,
                                   max_frames=max_frames, max_frame_bytes=max_frame_bytes, max_side=max_side,
