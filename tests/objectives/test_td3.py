@@ -1,0 +1,133 @@
+"""TD3Loss: clipped smoothing noise, min over twin targets, delayed actor, Q_1 actor loss."""
+import pytest
+import torch
+from loss_contract import check_loss_contract, rollout_batch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from rlbench.objectives.td3 import TD3Loss
+from rlbench.specs import Bounded
+
+OBS, ACT, B = 3, 1, 64
+
+
+class QNet(nn.Module):
+    def __init__(self, obs=OBS, act=ACT):
+        super().__init__()
+        self.lin = nn.Linear(obs + act, 1)
+
+    def forward(self, obs, act):
+        return self.lin(torch.cat([obs, act], -1))
+
+
+def constant_actor(value):
+    lin = nn.Linear(OBS, ACT)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.fill_(value)
+    return TensorDictModule(lin, ["observation"], ["action"])
+
+
+def critic():
+    return TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
+
+
+def set_critics(loss, action_weights, biases):
+    """Critic i is Q_i(s, a) = action_weights[i] * a + biases[i] (online and target)."""
+    with torch.no_grad():
+        w = loss.qvalue_network_params["module", "lin", "weight"]
+        w.zero_()
+        w[:, 0, OBS] = torch.tensor(action_weights)
+        loss.qvalue_network_params["module", "lin", "bias"].copy_(torch.tensor(biases).unsqueeze(-1))
+        loss.target_qvalue_network_params.update_(loss.qvalue_network_params.data)
+
+
+def batch(b=B, action=0.0, terminated_first=True):
+    terminated = torch.zeros(b, 1, dtype=torch.bool)
+    terminated[0] = terminated_first
+    return TensorDict(observation=torch.randn(b, OBS), action=torch.full((b, ACT), action),
+                      next=TensorDict(observation=torch.randn(b, OBS), reward=torch.randn(b, 1), terminated=terminated,
+                                      done=terminated.clone(), batch_size=[b]), batch_size=[b])
+
+
+SPEC = Bounded(-1.0, 1.0, shape=(ACT,))
+
+
+def test_smoothing_noise_is_clipped_and_action_kept_in_bounds():
+    # target action 0.95, huge noise clipped to +-0.5, then the action clipped to [-1, 1]
+    loss = TD3Loss(constant_actor(0.95), critic(), action_spec=SPEC, policy_noise=10.0, noise_clip=0.5)
+    actions = loss._smoothed(torch.full((10_000, ACT), 0.95))
+    assert actions.min().item() == pytest.approx(0.45, abs=1e-6) and actions.max().item() == 1.0
+    assert (actions == 1.0).float().mean() > 0.4  # the upper half of the clipped noise lands on the bound
+    # end to end: critics Q(s, a) = a, reward 0, gamma 1, stored action 0 -> loss_qvalue = 2 E[a~^2]
+    td = batch(terminated_first=False)
+    td["next", "reward"].zero_()
+    set_critics(loss, [1.0, 1.0], [0.0, 0.0])
+    loss.gamma = 1.0
+    value = loss(td)["loss_qvalue"].item()
+    assert 2 * 0.45 ** 2 <= value <= 2 * 1.0
+    # without noise the target action is the target actor's, clipped to the spec
+    exact = TD3Loss(constant_actor(1.5), critic(), action_spec=SPEC, policy_noise=0.0, gamma=1.0)
+    set_critics(exact, [1.0, 1.0], [0.0, 0.0])
+    assert exact(td)["loss_qvalue"].item() == pytest.approx(2.0)  # a~ = clip(1.5) = 1.0
+    unbounded = TD3Loss(constant_actor(1.5), critic(), policy_noise=0.0, gamma=1.0)
+    set_critics(unbounded, [1.0, 1.0], [0.0, 0.0])
+    assert unbounded(td)["loss_qvalue"].item() == pytest.approx(2 * 1.5 ** 2)
+
+
+def test_target_is_min_over_twin_critics():
+    loss = TD3Loss(constant_actor(0.0), critic(), action_spec=SPEC, gamma=0.9)
+    set_critics(loss, [0.0, 0.0], [2.0, -1.0])
+    td = batch()
+    out = loss(td.clone())
+    y = td["next", "reward"] + 0.9 * (1 - td["next", "terminated"].float()) * -1.0
+    torch.testing.assert_close(out["loss_qvalue"], ((2.0 - y) ** 2).mean() + ((-1.0 - y) ** 2).mean())
+    torch.testing.assert_close(out["target_value"], y.mean())
+
+
+def test_actor_loss_uses_the_first_critic_and_is_delayed():
+    actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
+    loss = TD3Loss(actor, critic(), action_spec=SPEC, policy_delay=3)
+    set_critics(loss, [1.0, -1.0], [0.0, 0.0])
+    td = batch()
+    due, has_actor = [], []
+    for _ in range(7):
+        out = loss(td.clone())
+        due.append(loss.actor_update_due)
+        has_actor.append("loss_actor" in out.keys())
+        if has_actor[-1]:  # -E[Q_1(s, mu(s))] with Q_1(s, a) = a
+            torch.testing.assert_close(out["loss_actor"], -actor.module(td["observation"]).mean().detach())
+    assert due == has_actor == [True, False, False, True, False, False, True]
+    assert loss.state_dict()["num_calls"].item() == 7
+
+
+def test_gradients_go_where_they_should():
+    actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
+    loss = TD3Loss(actor, critic(), action_spec=SPEC)
+    out = loss(batch())
+    out["loss_actor"].backward()
+    assert loss.qvalue_network_params["module", "lin", "weight"].grad is None
+    assert actor.module.weight.grad.abs().sum() > 0
+    loss.zero_grad(set_to_none=True)
+    loss(batch())["loss_qvalue"].backward()
+    assert actor.module.weight.grad is None
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="policy_delay"):
+        TD3Loss(constant_actor(0.0), critic(), policy_delay=0)
+    with pytest.raises(ValueError, match="noise_clip"):
+        TD3Loss(constant_actor(0.0), critic(), noise_clip=-1.0)
+    with pytest.raises(TypeError, match="Bounded"):
+        TD3Loss(constant_actor(0.0), critic(), action_spec=object())
+
+
+def test_contract_on_pendulum_rollout():
+    from rlbench.modules import MLP
+
+    actor = TensorDictModule(nn.Sequential(MLP(in_features=3, out_features=1, num_cells=[16]), nn.Tanh()),
+                             ["observation"], ["action"])
+    td = rollout_batch("Pendulum-v1", actor, frames=32)
+    loss = TD3Loss(actor, critic(), action_spec=Bounded(-2.0, 2.0, shape=(1,)), policy_delay=1)
+    check_loss_contract(loss, td, rename={"reward": "rew", "terminated": "term"})
