@@ -60,8 +60,7 @@ class RoundRobinWriter(Writer):
         n = _length(data)
         cap = storage.capacity
         start = storage.write_cursor
-        end = start + n
-        rows = torch.arange(start, end) % cap
+        end, total = start + n, n
         if n > cap:  # only the last `cap` rows survive; write them where they would have landed
             data, start, n = data[n - cap:], (end - cap) % cap, cap
         # contiguous slices are much cheaper to write than scattered rows: at most two of them
@@ -69,8 +68,11 @@ class RoundRobinWriter(Writer):
         storage.set(slice(start, start + first), data if first == n else data[:first])
         if first < n:
             storage.set(slice(0, n - first), data[first:])
-        storage.set_counters(min(storage.len_rows + _length(rows), cap), end % cap)
-        flat = storage.rows_to_flat(rows[-cap:])
+            rows = torch.cat([torch.arange(start, cap), torch.arange(n - first)])
+        else:
+            rows = torch.arange(start, start + n)
+        storage.set_counters(min(storage.len_rows + total, cap), end % cap)
+        flat = storage.rows_to_flat(rows)
         if self.sampler is not None:
             self.sampler.extend(flat)
         return flat

@@ -106,6 +106,9 @@ class LazyTensorStorage(Storage):
         if self.device is None:
             self.device = storage.device
         self._leaves = list(storage.items(True, True))
+        # number of direct keys of the root and of every nested TensorDict (extra-key check in set)
+        self._key_counts = [((), len(storage.keys()))] + [
+            (key, len(value.keys())) for key, value in storage.items(True) if isinstance(value, TensorDictBase)]
         self._flat = storage if self.ndim == 1 else storage.reshape(-1)
         if self._is_tensor:
             self._flat = self._flat.get(_TENSOR_KEY)
@@ -130,8 +133,8 @@ class LazyTensorStorage(Storage):
             return
         if not isinstance(data, TensorDictBase):
             raise self._mismatch(f"expected a TensorDict (the storage holds TensorDicts), got {type(data).__name__}")
-        # one pass over the leaves checks and writes (no per-call TensorDict validation)
-        n = 0
+        # one pass over the leaves checks them; no per-call TensorDict validation
+        values = []
         for key, buf in self._leaves:
             x = data.get(key, None)
             if x is None:
@@ -139,13 +142,21 @@ class LazyTensorStorage(Storage):
             if x.shape[1:] != buf.shape[1:] or x.dtype != buf.dtype:
                 raise self._mismatch(f"key {_key_name(key)!r}: expected shape [N, {', '.join(map(str, buf.shape[1:]))}] "
                                      f"and dtype {buf.dtype}, got shape {list(x.shape)} and dtype {x.dtype}")
-            n += 1
-        if n != len(list(data.keys(True, True))):
-            extra = [k for k in data.keys(True, True) if k not in set(k2 for k2, _ in self._leaves)]
-            raise self._mismatch(f"unexpected key(s) {[_key_name(k) for k in extra]} in the data written "
-                                 f"(the storage holds {[_key_name(k) for k, _ in self._leaves]})")
-        for key, buf in self._leaves:
-            buf[rows] = data.get(key)
+            values.append(x)
+        # extra keys: comparing the number of keys at each level is much cheaper than listing all leaves
+        for path, count in self._key_counts:
+            sub = data.get(path) if path else data
+            if not isinstance(sub, TensorDictBase) or len(sub.keys()) != count:
+                known = {k for k, _ in self._leaves}
+                extra = [k for k in data.keys(True, True) if k not in known]
+                raise self._mismatch(f"unexpected key(s) {[_key_name(k) for k in extra]} in the data written "
+                                     f"(the storage holds {[_key_name(k) for k in known]})")
+        if isinstance(rows, slice):
+            for (_, buf), x in zip(self._leaves, values):
+                buf[rows].copy_(x)
+        else:
+            for (_, buf), x in zip(self._leaves, values):
+                buf[rows] = x
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, index):
