@@ -35,6 +35,7 @@ from .distributions import (
 )
 from .exploration import AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule, exploring
 from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
+from .recurrent import GRUModule, LSTMModule, RecurrentStatePrimer
 
 __all__ = [
     "ExplorationType",
@@ -61,6 +62,9 @@ __all__ = [
     "AdditiveGaussianModule",
     "OrnsteinUhlenbeckProcessModule",
     "exploring",
+    "LSTMModule",
+    "GRUModule",
+    "RecurrentStatePrimer",
     "MLP",
     "ConvNet",
     "DuelingHead",
