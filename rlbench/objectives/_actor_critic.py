@@ -252,12 +252,12 @@ def critic_loss(loss, td: TensorDictBase, critic_name: str, clip_value: float | 
         raise KeyError(f"{owner}: expected {keys.value_target!r} in the input (written by the value estimator "
                        f"along with {keys.advantage!r}); got keys {sorted(map(str, td.keys()))}")
     critic = getattr(loss, critic_name)
-    value = loss.call_network(critic_name, td.select(*critic.in_keys, strict=False)).get(keys.state_value)
+    value = loss.call_network(critic_name, td.select(*critic.in_keys, strict=False)).get(keys.value)
     err = distance(value, target.to(value.dtype), loss.loss_critic_type)
     if clip_value is not None:
-        old = td.get(keys.state_value, None)
+        old = td.get(keys.value, None)
         if old is None:
-            raise KeyError(f"{owner}: clip_value needs the value at collection time under {keys.state_value!r} "
+            raise KeyError(f"{owner}: clip_value needs the value at collection time under {keys.value!r} "
                            f"(the value estimator writes it); it is missing from the input")
         clipped = old + (value - old).clamp(-clip_value, clip_value)
         err = torch.maximum(err, distance(clipped, target.to(value.dtype), loss.loss_critic_type))

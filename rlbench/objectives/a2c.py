@@ -36,7 +36,7 @@ class A2CLoss(LossModule):
     critic unless changed with ``make_value_estimator``) writes ``"advantage"`` and
     ``"value_target"`` into it first.
 
-    Keys (``set_keys``): ``action``, ``advantage``, ``value_target``, ``state_value``, ``reward``,
+    Keys (``set_keys``): ``action``, ``advantage``, ``value_target``, ``value`` (the critic's output, ``"state_value"``), ``reward``,
     ``done``, ``terminated``.
 
     Example:
@@ -54,7 +54,7 @@ class A2CLoss(LossModule):
     """
 
     default_keys = {"action": "action", "advantage": "advantage", "value_target": "value_target",
-                    "state_value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated"}
+                    "value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated"}
     default_value_estimator = ValueEstimators.GAE
 
     def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True, entropy_coef: float = 0.01,

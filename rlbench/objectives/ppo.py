@@ -47,7 +47,7 @@ class PPOLoss(LossModule):
     ``"advantage"`` and ``"value_target"`` into it first.
 
     Keys (``set_keys``): ``action``, ``sample_log_prob``, ``advantage``, ``value_target``,
-    ``state_value``, ``reward``, ``done``, ``terminated``.
+    ``value`` (the critic's output, ``"state_value"``), ``reward``, ``done``, ``terminated``.
 
     Example:
         >>> from tensordict.nn import (TensorDictModule, ProbabilisticTensorDictModule,
@@ -66,7 +66,7 @@ class PPOLoss(LossModule):
     """
 
     default_keys = {"action": "action", "sample_log_prob": "sample_log_prob", "advantage": "advantage",
-                    "value_target": "value_target", "state_value": "state_value",
+                    "value_target": "value_target", "value": "state_value",
                     "reward": "reward", "done": "done", "terminated": "terminated"}
     default_value_estimator = ValueEstimators.GAE
 

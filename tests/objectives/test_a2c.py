@@ -73,3 +73,22 @@ def test_options_and_errors():
         A2CLoss(actor, loss_critic_type="huber")
     with pytest.raises(KeyError, match="value_target"):
         A2CLoss(actor, TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"]))(td.exclude("value_target"))
+
+
+def test_default_gae_and_contract_on_cartpole_rollout():
+    from rlbench.objectives.value.functional import generalized_advantage_estimate
+
+    actor = categorical_actor(obs=4, n=2)
+    critic = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1)), ["observation"], ["state_value"])
+    td = rollout_batch("CartPole-v1", actor, frames=64)
+    loss = A2CLoss(actor, critic)
+    # without advantage in the data every call runs GAE: the reward key is read through the estimator
+    check_loss_contract(loss, td, rename={"reward": "rew", "terminated": "term"})
+    loss(td)  # no advantage in the data: GAE(0.99, 0.95) over the critic writes it
+    with torch.no_grad():
+        value, next_value = critic.module(td["observation"]), critic.module(td["next", "observation"])
+    adv, target = generalized_advantage_estimate(0.99, 0.95, value, next_value, td["next", "reward"],
+                                                 done=td["next", "done"], terminated=td["next", "terminated"])
+    torch.testing.assert_close(td["advantage"], adv)
+    torch.testing.assert_close(td["value_target"], target)
+    check_loss_contract(loss, td, rename={"advantage": "adv", "value_target": "ret", "action": "act"})

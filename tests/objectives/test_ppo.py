@@ -179,3 +179,65 @@ def test_errors_name_the_problem():
         ClipPPOLoss(actor, loss_critic_type="l3")
     with pytest.raises(ValueError, match="decrement"):
         KLPENPPOLoss(actor, decrement=2.0)
+
+
+def gae_reference(gamma, lmbda, value, next_value, reward, done, terminated):
+    """Per-step GAE written as in the paper (Schulman et al. 2016, eq. 16), one step at a time."""
+    T = reward.shape[0]
+    adv = torch.zeros(T, 1)
+    running = 0.0
+    for t in reversed(range(T)):
+        delta = reward[t] + gamma * (1.0 - float(terminated[t])) * next_value[t] - value[t]
+        running = delta + gamma * lmbda * (1.0 - float(done[t])) * running
+        adv[t] = running
+    return adv
+
+
+def test_missing_advantage_is_computed_with_gae():
+    T = 9
+    actor, crit = categorical_actor(), critic()
+    td = actor(TensorDict(observation=torch.randn(T, OBS), batch_size=[T]))
+    terminated = torch.zeros(T, 1, dtype=torch.bool)
+    truncated = torch.zeros(T, 1, dtype=torch.bool)
+    terminated[3], truncated[6] = True, True  # an episode ends by termination, the next by truncation
+    td["next"] = TensorDict(observation=torch.randn(T, OBS), reward=torch.randn(T, 1), terminated=terminated,
+                            truncated=truncated, done=terminated | truncated, batch_size=[T])
+    loss = ClipPPOLoss(actor, crit).make_value_estimator("gae", gamma=0.9, lmbda=0.8)
+    out = loss(td)
+    with torch.no_grad():
+        value, next_value = crit.module(td["observation"]), crit.module(td["next", "observation"])
+    ref = gae_reference(0.9, 0.8, value, next_value, td["next", "reward"], td["next", "done"], terminated)
+    torch.testing.assert_close(td["advantage"], ref, rtol=1e-5, atol=1e-5)  # written into the input
+    torch.testing.assert_close(td["value_target"], ref + value, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out["loss_objective"], -ref.mean(), rtol=1e-5, atol=1e-5)  # first epoch: ratio 1
+    assert not td["advantage"].requires_grad
+
+
+@pytest.mark.parametrize("cls", [ClipPPOLoss, KLPENPPOLoss])
+def test_contract_on_cartpole_rollout(cls):
+    actor = categorical_actor(obs=4, n=2)
+    crit = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1)), ["observation"], ["state_value"])
+    td = rollout_batch("CartPole-v1", actor, frames=64)
+    loss = cls(actor, crit, clip_value=0.5) if cls is ClipPPOLoss else cls(actor, crit)
+    loss.value_estimator(td)  # advantage once per batch, as a training loop does before its minibatches
+    out = check_loss_contract(loss, td, rename={"advantage": "adv", "sample_log_prob": "old_log_prob",
+                                                "value_target": "ret"})
+    assert {"loss_objective", "loss_critic", "loss_entropy"} <= set(out.keys())
+
+
+def test_set_keys_reaches_the_value_estimator():
+    T = 6
+    actor, crit = categorical_actor(), critic()
+    td = actor(TensorDict(observation=torch.randn(T, OBS), batch_size=[T]))
+    flags = torch.zeros(T, 1, dtype=torch.bool)
+    td["next"] = TensorDict(observation=torch.randn(T, OBS), rew=torch.randn(T, 1), terminated=flags, done=flags,
+                            batch_size=[T])
+    loss = ClipPPOLoss(actor, crit).set_keys(reward="rew", advantage="adv")
+    loss(td)  # the estimator reads ("next", "rew") and writes "adv"
+    assert "adv" in td.keys() and "advantage" not in td.keys()
+    loss2 = ClipPPOLoss(actor, crit)
+    loss2.make_value_estimator("gae", gamma=0.99, lmbda=0.95)
+    loss2.set_keys(reward="rew")  # renamed after the estimator exists: kept in sync
+    td2 = td.exclude("adv", "value_target")
+    loss2(td2)
+    torch.testing.assert_close(td2["advantage"], td["adv"])
