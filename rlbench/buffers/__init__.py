@@ -5,14 +5,14 @@ the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` i
 ``PrioritizedReplayBuffer(alpha=..., beta=...)`` samples by priority and returns importance weights.
 """
 from .replay_buffer import EmptyBufferError, PrioritizedReplayBuffer, ReplayBuffer, TensorDictReplayBuffer
-from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement
+from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement, SliceSampler
 from .storages import (LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError,
                        UnsafeLoadError)
 from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
 
 __all__ = [
     "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "EmptyBufferError",
-    "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler",
+    "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
     "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
     "Writer", "RoundRobinWriter", "TensorDictMaxValueWriter",
 ]

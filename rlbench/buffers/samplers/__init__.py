@@ -2,5 +2,6 @@
 from .base import Sampler
 from .prioritized import PrioritizedSampler
 from .random import RandomSampler, SamplerWithoutReplacement
+from .slice import SliceSampler
 
-__all__ = ["Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler"]
+__all__ = ["Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler"]
