@@ -120,6 +120,13 @@ class TanhNormal(D.Distribution):
         with torch.no_grad():
             return self.rsample(sample_shape)
 
+    def rsample_and_log_prob(self, sample_shape=torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised sample and its log-probability, computed from the pre-tanh draw (no ``atanh``)."""
+        x = self._base.rsample(sample_shape)
+        y = self._squash(x)
+        self._cache = (y, x)
+        return y, self._log_prob_pre(x)
+
     def _pre_tanh(self, value: torch.Tensor) -> torch.Tensor:
         if self._cache is not None and self._cache[0] is value:
             return self._cache[1]
@@ -128,10 +135,12 @@ class TanhNormal(D.Distribution):
         eps = torch.finfo(y.dtype).eps
         return torch.atanh(y.clamp(-1 + eps, 1 - eps))
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        x = self._pre_tanh(value)
+    def _log_prob_pre(self, x: torch.Tensor) -> torch.Tensor:
         lp = self._base.log_prob(x) - _log1m_tanh_sq(x) - torch.log(self._half)
         return self._sum_event(lp)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self._log_prob_pre(self._pre_tanh(value))
 
     @property
     def mode(self) -> torch.Tensor:

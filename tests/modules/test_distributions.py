@@ -70,6 +70,14 @@ def test_tanh_normal_rsample_in_bounds_and_differentiable():
     assert loc.grad is not None and torch.isfinite(loc.grad).all()
 
 
+def test_tanh_normal_rsample_and_log_prob_matches_log_prob():
+    d = TanhNormal(torch.randn(4, 2, dtype=torch.float64), torch.rand(4, 2, dtype=torch.float64) + 0.1, low=-3.0, high=1.0)
+    a, lp = d.rsample_and_log_prob((5,))
+    assert a.shape == (5, 4, 2) and lp.shape == (5, 4)
+    ref = _reference(d.loc, d.scale, torch.tensor(-3.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(lp, ref.log_prob(a.clone()), rtol=1e-7, atol=1e-7)
+
+
 def test_tanh_normal_mode_inside_bounds():
     loc = torch.tensor([[-50.0, 0.0, 50.0]])
     d = TanhNormal(loc, torch.ones(1, 3), low=-2.0, high=2.0)
