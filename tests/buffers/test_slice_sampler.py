@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlbench.buffers.samplers.slice import SliceSampler
+from rlbench.buffers.samplers.slice import SliceSampler, SliceSamplerWithoutReplacement
 
 
 class RingStorage:
@@ -365,3 +365,65 @@ def test_replay_buffer_state_round_trip_with_slice_sampler(tmp_path):
     for _ in range(3):
         (a, ia), (b, ib) = rb.sample(return_info=True), other.sample(return_info=True)
         assert torch.equal(ia["index"], ib["index"])
+
+
+# ------------------------------------------------------------------------ without replacement
+
+
+def episodes_of(storage, index, slice_len):
+    uid = storage.get(index)["uid"].view(-1, slice_len)
+    assert (uid == uid[:, :1]).all()
+    return uid[:, 0].tolist()
+
+
+def long_enough_episodes(storage, slice_len):
+    # an episode cut by the ring seam counts as two pieces; this storage never wraps, so uids are exact
+    counts = Counter(storage.data["uid"].reshape(-1)[: len(storage)].tolist())
+    return {u for u, c in counts.items() if c >= slice_len}
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_without_replacement_visits_each_episode_once_per_epoch(drop_last):
+    sampler = SliceSamplerWithoutReplacement(num_slices=4, drop_last=drop_last)
+    sampler.generator = torch.Generator().manual_seed(0)
+    storage = fill(100, 2, 60, max_len=8, seed=7, samplers=[sampler])
+    eligible = long_enough_episodes(storage, 3)
+    for _epoch in range(3):
+        seen, sizes = [], []
+        while True:
+            index, info = sampler.sample(storage, 12)  # 4 slices of 3
+            check_slices(storage, index, info, 3, len(index) // 3)
+            seen += episodes_of(storage, index, 3)
+            sizes.append(len(index) // 3)
+            if sampler.ran_out:
+                break
+        assert len(seen) == len(set(seen))  # no episode twice in an epoch
+        if drop_last:
+            assert all(n == 4 for n in sizes) and len(eligible) - len(seen) < 4
+            assert set(seen) <= eligible
+        else:
+            assert set(seen) == eligible and sizes[:-1] == [4] * (len(sizes) - 1) and sizes[-1] <= 4
+
+
+def test_without_replacement_restarts_after_a_write_and_resumes_from_state():
+    sampler = SliceSamplerWithoutReplacement(slice_len=2)
+    sampler.generator = torch.Generator().manual_seed(1)
+    storage = fill(200, None, 80, max_len=6, seed=2, samplers=[sampler])
+    first = episodes_of(storage, sampler.sample(storage, 8)[0], 2)
+    clone = SliceSamplerWithoutReplacement(slice_len=2)
+    clone.load_state_dict(sampler.state_dict())
+    clone.generator = torch.Generator()
+    clone.generator.set_state(sampler.generator.get_state())
+    rest = []
+    while not sampler.ran_out:
+        index = sampler.sample(storage, 8)[0]
+        assert torch.equal(index, clone.sample(storage, 8)[0])  # resumes mid-epoch exactly
+        rest += episodes_of(storage, index, 2)
+    assert not set(first) & set(rest)
+    sampler.sample(storage, 8)
+    assert not sampler.ran_out
+    storage.extend(episode_stream(1, 5, 3, seed=9)[:, 0], [sampler])
+    sampler.sample(storage, 8)
+    assert sampler._pos == 4  # a new epoch began with the write
+    with pytest.raises(ValueError, match=r"drop_last=True\): only .* episodes can give a slice, fewer than the 100"):
+        SliceSamplerWithoutReplacement(slice_len=2, drop_last=True).sample(storage, 200)

@@ -97,16 +97,19 @@ class SliceSampler(Sampler):
         self._cache_key = None
         self._episodes = None
         self._cursor_hint = 0  # where the last write ended, for storages that do not report their cursor
+        self._writes = 0  # how many writes were notified (epochs of the subclass end with a write)
 
     # -- notifications ----------------------------------------------------------------------------
     def extend(self, index: torch.Tensor) -> None:
         self._dirty = True
+        self._writes += 1
         index = torch.as_tensor(index).reshape(-1)
         if index.numel():
             self._cursor_hint = int(index[-1]) + 1
 
     def empty(self) -> None:
         self._dirty = True
+        self._writes += 1
         self._episodes = None
         self._cache_key = None
         self._cursor_hint = 0
@@ -200,18 +203,22 @@ class SliceSampler(Sampler):
             cached = ep["eligible"][slice_len] = (ep["start"][keep], taken, length[keep] - taken + 1)
         return cached
 
+    def _pick(self, n: int, num_slices: int) -> np.ndarray:
+        """Which of the ``n`` candidate episodes the slices come from: uniformly, with replacement."""
+        u = torch.rand(num_slices, generator=self.generator, dtype=torch.float64).numpy()
+        return np.minimum((u * n).astype(np.int64), n - 1)
+
     def sample(self, storage: Any, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
         if len(storage) == 0:
             raise ValueError("cannot sample from an empty storage: add or extend the buffer first")
         num_slices, slice_len = self._slice_shape(batch_size)
         first, taken, room = self._candidates(self._episodes_of(storage), slice_len)
-        # One draw picks the episode (uniformly), a second the start offset among those that fit.
-        u = torch.rand(2, num_slices, generator=self.generator, dtype=torch.float64).numpy()
-        pick = np.minimum((u[0] * len(first)).astype(np.int64), len(first) - 1)
-        offset = np.minimum((u[1] * room[pick]).astype(np.int64), room[pick] - 1)
+        pick = self._pick(len(first), num_slices)
+        u = torch.rand(len(pick), generator=self.generator, dtype=torch.float64).numpy()
+        offset = np.minimum((u * room[pick]).astype(np.int64), room[pick] - 1)  # uniform among starts that fit
         taken = taken[pick]
         step = np.arange(slice_len)
-        position = (first[pick] + offset)[:, None] + step  # [num_slices, slice_len]
+        position = (first[pick] + offset)[:, None] + step  # [slices, slice_len]
         last = step == taken[:, None] - 1
         if self.strict_length:
             index, ends, info = self._to_flat(self._episodes, position.reshape(-1)), last.reshape(-1), {}
@@ -242,13 +249,95 @@ class SliceSampler(Sampler):
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         # Episode boundaries are recomputed from the storage; only the cursor hint is not in the data.
-        return {"cursor_hint": self._cursor_hint}
+        return {"cursor_hint": self._cursor_hint, "writes": self._writes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._cursor_hint = int(state.get("cursor_hint", 0))
+        self._writes = int(state.get("writes", 0))
         self._dirty = True
 
     def __repr__(self) -> str:
         size = f"num_slices={self.num_slices}" if self.num_slices is not None else f"slice_len={self.slice_len}"
         source = f"traj_key={self.traj_key!r}" if self.traj_key is not None else f"end_key={self.end_key!r}"
         return f"{type(self).__name__}({size}, {source}, strict_length={self.strict_length})"
+
+
+class SliceSamplerWithoutReplacement(SliceSampler):
+    """A :class:`SliceSampler` that takes at most one slice from each episode per epoch.
+
+    An epoch is a permutation of the episodes that can give a slice when it starts; each batch
+    takes the next ``num_slices`` of them (one slice each, at a random start). The last batch of an
+    epoch may hold fewer slices (``drop_last=False``) or is skipped (``drop_last=True``);
+    :attr:`ran_out` is True right after the batch that ends an epoch. A write to the storage changes
+    the episodes, so the next ``sample`` starts a new epoch: epochs are meant for data that stays put
+    while they run (offline datasets, or a buffer filled before each round of updates).
+
+    Args:
+        drop_last: skip the incomplete last batch of each epoch.
+        shuffle: random episode order (``False``: storage order, oldest first, env by env).
+        **kwargs: as :class:`SliceSampler`.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> done = torch.zeros(12, 1, dtype=torch.bool); done[[2, 5, 8, 11]] = True  # 4 episodes of 3
+        >>> data = TensorDict({"t": torch.arange(12), "next": {"done": done}}, [12])
+        >>> class Storage:
+        ...     def __len__(self): return 12
+        ...     shape, ndim, write_cursor = torch.Size([12]), 1, 0
+        ...     def get(self, index): return data[index]
+        >>> sampler = SliceSamplerWithoutReplacement(slice_len=3, shuffle=False)
+        >>> [sampler.sample(Storage(), 6)[0].tolist() for _ in range(2)], sampler.ran_out
+        ([[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]], True)
+    """
+
+    def __init__(self, num_slices: int | None = None, slice_len: int | None = None, traj_key: NestedKey = None,
+                 end_key: NestedKey = ("next", "done"), strict_length: bool = True,
+                 truncated_key: NestedKey = ("next", "truncated"), drop_last: bool = False, shuffle: bool = True):
+        super().__init__(num_slices=num_slices, slice_len=slice_len, traj_key=traj_key, end_key=end_key,
+                         strict_length=strict_length, truncated_key=truncated_key)
+        self.drop_last = bool(drop_last)
+        self.shuffle = bool(shuffle)
+        self._perm: torch.Tensor | None = None
+        self._pos = 0
+        self._ran_out = False
+        self._epoch_writes = -1
+
+    def _epoch_over(self, num_slices: int) -> bool:
+        left = len(self._perm) - self._pos
+        return left <= 0 or (self.drop_last and left < num_slices)
+
+    def _pick(self, n: int, num_slices: int) -> np.ndarray:
+        if self.drop_last and n < num_slices:
+            raise ValueError(f"SliceSamplerWithoutReplacement(drop_last=True): only {n} episodes can give a slice, "
+                             f"fewer than the {num_slices} slices of a batch, so every batch would be dropped; "
+                             "store more episodes or use drop_last=False")
+        stale = self._perm is None or self._epoch_writes != self._writes or len(self._perm) != n
+        if stale or self._epoch_over(num_slices):
+            self._perm = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+            self._pos = 0
+            self._epoch_writes = self._writes
+        pick = self._perm[self._pos:self._pos + num_slices]
+        self._pos += len(pick)
+        self._ran_out = self._epoch_over(num_slices)
+        return pick.numpy()
+
+    @property
+    def ran_out(self) -> bool:
+        return self._ran_out
+
+    def empty(self) -> None:
+        super().empty()
+        self._perm, self._pos, self._ran_out = None, 0, False
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(perm=self._perm.clone() if self._perm is not None else None, pos=self._pos,
+                     ran_out=self._ran_out, epoch_writes=self._epoch_writes)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._perm = state["perm"].clone() if state.get("perm") is not None else None
+        self._pos = int(state["pos"])
+        self._ran_out = bool(state["ran_out"])
+        self._epoch_writes = int(state["epoch_writes"])
