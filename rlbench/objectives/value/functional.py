@@ -91,8 +91,8 @@ def _filter_const(a: torch.Tensor, kappa: float) -> torch.Tensor:
     if pad:
         a = torch.nn.functional.pad(a, (0, pad))
     local = (a.view(n * nc, L) @ _geometric_matrix(kappa, L, a.dtype, a.device)).view(n, nc, L)
-    starts = _filter_const(local[:, :, 0].contiguous(), kappa ** L)  # x at each block start
-    g = _powers(kappa, L, a.dtype, a.device).flip(0)[:L]  # kappa ** (L - i)
+    starts = _filter_const(local[:, :, 0], kappa ** L)  # x at each block start
+    g = _cached("G", kappa, L, a.dtype, a.device, lambda: _powers(kappa, L, a.dtype, a.device).flip(0)[:L].clone())
     local[:, :-1].addcmul_(starts[:, 1:].unsqueeze(-1), g)
     out = local.view(n, nc * L)
     return out[:, :t] if pad else out
@@ -101,9 +101,13 @@ def _filter_const(a: torch.Tensor, kappa: float) -> torch.Tensor:
 def _solve_const(a: torch.Tensor, kappa: float, cut: torch.Tensor | None) -> torch.Tensor:
     """``x_t = a_t + kappa * (1 - cut_t) * x_{t+1}`` for 2-D ``a`` and bool ``cut``.
 
-    Solve without the cuts, then remove what leaked across each cut: for ``t`` whose segment ends
-    at step ``e`` (the next cut), the uncut solution holds an extra ``kappa ** (e + 1 - t) *
-    x_uncut[e + 1]``.
+    Cuts are turned into a sparse correction of the input, so that one more uncut solve gives
+    the answer. With ``x_full`` the uncut solution, the part of ``x_full[t]`` that leaked across
+    the first cut ``e >= t`` is ``kappa ** (e + 1 - t) * x_full[e + 1]``: the uncut solution of
+    an impulse ``w_e = kappa * x_full[e + 1]`` placed at ``e``, cancelled before the previous cut
+    ``p`` of the row by an impulse ``-kappa ** (e - p) * w_e`` at ``p``. So
+    ``x = solve(a - D)`` with ``D`` holding those two impulses per cut: a handful of ops on the
+    (few) cut positions instead of index arithmetic over every step.
     """
     if kappa == 0.0:
         return a.clone()
@@ -111,17 +115,22 @@ def _solve_const(a: torch.Tensor, kappa: float, cut: torch.Tensor | None) -> tor
     if cut is None:
         return full
     n, t = a.shape
-    ar = _cached("ar", 0.0, t, torch.int64, a.device, lambda: torch.arange(t, device=a.device))
-    # index of the next cut at or after t (t if none): reverse running minimum
-    nxt = ar.masked_fill(~cut, t).flip(-1).cummin(-1).values.flip(-1)
-    nxt1 = nxt + 1
-    padded = torch.nn.functional.pad(full, (0, 1))
-    # (clamped in place: with no cut ahead the index points at the zero pad, and the weight below
-    # multiplies that zero, so its exponent does not matter)
-    leaked = padded.gather(-1, nxt1.clamp_(max=t))
-    # kappa ** (e + 1 - t) from a table (where no cut follows, leaked is the zero pad)
-    w = _powers(kappa, t + 1, a.dtype, a.device)[nxt1.sub_(ar)]
-    return full.sub_(w.mul_(leaked))
+    idx = cut.reshape(-1).nonzero().squeeze(-1)  # flat indices of the cuts, in row-major order
+    if idx.numel() == 0:
+        return full
+    flat = full.reshape(-1)
+    row_start = idx - idx.remainder(t)
+    after = idx + 1
+    last = after - row_start == t  # a cut at the last step has nothing after it
+    w = flat[after.clamp_(max=n * t - 1)].masked_fill_(last, 0.0).mul_(kappa)
+    d = torch.zeros(n * t, dtype=a.dtype, device=a.device)
+    d[idx] = w
+    prev = torch.nn.functional.pad(idx[:-1], (1, 0), value=-1)
+    same_row = prev >= row_start
+    dist = (idx - prev).clamp_(max=t)
+    cancel = _powers(kappa, t, a.dtype, a.device)[dist].mul_(w).masked_fill_(~same_row, 0.0)
+    d.index_add_(0, prev.clamp_(min=0), cancel.neg_())  # masked entries add 0 at index 0
+    return _filter_const(a - d.view(n, t), kappa)
 
 
 def _solve_general(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
