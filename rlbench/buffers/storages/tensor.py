@@ -116,8 +116,8 @@ class LazyTensorStorage(Storage):
     # -- writing ----------------------------------------------------------------------------------
     def _mismatch(self, what: str) -> StorageMismatchError:
         return StorageMismatchError(f"{type(self).__name__}: {what}. The storage was allocated from the first data "
-                                    "written; write data with the same keys, per-item shapes and dtypes, "
-                                    "or empty() and make a new storage")
+                                    "written; write data with the same keys, per-item shapes and dtypes "
+                                    "(or use a new storage for data of another layout)")
 
     def set(self, rows, data) -> None:
         if self._storage is None:
