@@ -189,10 +189,10 @@ def buffer_page(buffer: Any, page: int, page_size: int = 50) -> dict:
 
     Example:
         >>> from rlbench.buffers import ReplayBuffer, LazyTensorStorage
-        >>> rb = ReplayBuffer(storage=LazyTensorStorage(100)); _ = rb.extend(torch.arange(120.0))
+        >>> rb = ReplayBuffer(storage=LazyTensorStorage(100)); _ = rb.extend(torch.arange(120.0))  # wraps around
         >>> p = buffer_page(rb, 1, page_size=3)
         >>> p["start"], p["stop"], p["pages"], p["columns"], p["rows"][0]
-        (3, 6, 34, ['index', '(tensor)'], ['3', '23'])
+        (3, 6, 34, ['index', '(tensor)'], ['3', '103'])
     """
     n = len(buffer)
     pages = max(1, math.ceil(n / page_size))
