@@ -101,6 +101,8 @@ def bench_prioritized(n: int, batch: int, repeats: int, calls: int, json_path) -
             prio[index] = (new_priority + EPS) ** ALPHA
         return weight
 
+    for fn in (ours, per_item, multinomial):  # warm up (first-call allocations, caches)
+        fn()
     t_ours = best_time(ours, repeats) / calls * 1e6
     t_item = best_time(per_item, repeats) / calls * 1e6
     t_multi = best_time(multinomial, repeats) / calls * 1e6
@@ -146,6 +148,8 @@ def bench_slice(n: int, batch: int, repeats: int, calls: int, json_path) -> None
         for _ in range(calls):
             torch.randint(n, (batch,), generator=g)
 
+    for fn in (cached, after_write, uniform):
+        fn()
     t_cached = best_time(cached, repeats) / calls * 1e6
     t_write = best_time(after_write, repeats) / calls * 1e6
     t_uniform = best_time(uniform, repeats) / calls * 1e6

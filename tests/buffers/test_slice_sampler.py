@@ -364,7 +364,7 @@ def test_replay_buffer_state_round_trip_with_slice_sampler(tmp_path):
     other.loads(tmp_path / "rb")
     for _ in range(3):
         (a, ia), (b, ib) = rb.sample(return_info=True), other.sample(return_info=True)
-        assert torch.equal(ia["index"], ib["index"])
+        assert torch.equal(ia["index"], ib["index"]) and torch.equal(a["observation"], b["observation"])
 
 
 # ------------------------------------------------------------------------ without replacement
