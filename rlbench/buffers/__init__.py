@@ -4,14 +4,16 @@
 the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` into each batch;
 ``PrioritizedReplayBuffer(alpha=..., beta=...)`` samples by priority and returns importance weights.
 """
-from .replay_buffer import EmptyBufferError, PrioritizedReplayBuffer, ReplayBuffer, TensorDictReplayBuffer
+from .replay_buffer import (EmptyBufferError, PrioritizedReplayBuffer, ReplayBuffer, TensorDictPrioritizedReplayBuffer,
+                            TensorDictReplayBuffer)
 from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement, SliceSampler
 from .storages import (LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError,
                        UnsafeLoadError)
 from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
 
 __all__ = [
-    "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "EmptyBufferError",
+    "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "TensorDictPrioritizedReplayBuffer",
+    "EmptyBufferError",
     "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
     "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
     "Writer", "RoundRobinWriter", "TensorDictMaxValueWriter",

@@ -10,6 +10,8 @@ import inspect
 import json
 from typing import Any
 
+import torch
+
 _MISSING = object()
 
 
@@ -28,6 +30,8 @@ def describe(obj, skip: tuple = ()) -> dict[str, Any]:
         if name == "self" or name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         value = getattr(obj, name, getattr(obj, "_" + name, _MISSING))
+        if isinstance(value, torch.device):
+            value = str(value)
         if isinstance(value, tuple):
             value = {"__tuple__": list(value)}
         if value is _MISSING or not _jsonable(value):

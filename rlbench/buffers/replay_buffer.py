@@ -20,7 +20,8 @@ from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithout
 from .storages import LazyMemmapStorage, ListStorage, Storage
 from .writers import RoundRobinWriter, Writer
 
-__all__ = ["ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "EmptyBufferError"]
+__all__ = ["ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "TensorDictPrioritizedReplayBuffer",
+           "EmptyBufferError"]
 
 
 class EmptyBufferError(RuntimeError):
@@ -200,9 +201,11 @@ class ReplayBuffer:
             return index, dict(info)
 
     def _sample(self, batch_size: int):
-        index, info = self._draw(batch_size)
-        info["index"] = index
-        return self._finish(self._storage.get(index), info), info
+        with self._lock:  # reads under the lock too: a concurrent extend never tears a batch
+            index, info = self._draw(batch_size)
+            info["index"] = index
+            batch = self._storage.get(index)
+        return self._finish(batch, info), info
 
     def _finish(self, batch, info: dict):
         batch = self._annotate(batch, info)
@@ -289,7 +292,9 @@ class ReplayBuffer:
             perm = torch.randperm(len(self), generator=self._generator)
         for start in range(0, len(perm), self._batch_size):
             index = perm[start:start + self._batch_size]
-            yield self._finish(self._storage.get(index), {"index": index})
+            with self._lock:
+                batch = self._storage.get(index)
+            yield self._finish(batch, {"index": index})
 
     # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -495,3 +500,8 @@ class PrioritizedReplayBuffer(TensorDictReplayBuffer):
     @property
     def eps(self) -> float:
         return self._sampler.eps
+
+
+#: TorchRL's name for the same thing: :class:`PrioritizedReplayBuffer` already writes ``"index"`` and
+#: ``"priority_weight"`` into TensorDict samples.
+TensorDictPrioritizedReplayBuffer = PrioritizedReplayBuffer

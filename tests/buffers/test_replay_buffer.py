@@ -69,6 +69,9 @@ def test_indexing_valid_region_only():
         rb[torch.ones(10, dtype=torch.bool)]
     with pytest.raises(TypeError, match="indexed by an int, a slice"):
         rb["x"]
+    for empty in (ReplayBuffer(storage=LazyTensorStorage(3)), ReplayBuffer(storage=ListStorage(3))):
+        with pytest.raises(IndexError, match="out of range for a storage holding 0 items"):
+            empty[0]
 
 
 def test_iter_is_one_epoch(storage):

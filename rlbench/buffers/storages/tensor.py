@@ -160,11 +160,11 @@ class LazyTensorStorage(Storage):
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, index):
-        if self._flat is None:
-            raise RuntimeError(f"{type(self).__name__} is empty: nothing was written yet")
         if isinstance(index, int):
             index = self._check_index(index)
-        elif isinstance(index, slice):
+        if self._flat is None:
+            raise IndexError(f"{type(self).__name__} is empty: nothing was written yet")
+        if isinstance(index, slice):
             r = range(len(self))[index]
             index = slice(r.start, r.stop, r.step) if r.step > 0 else torch.tensor(list(r), dtype=torch.long)
         return self._flat[index]
