@@ -151,3 +151,17 @@ def rollout_batch(env_name: str, policy, frames: int = 32, seed: int = 0) -> Ten
     finally:
         env.close()
     return batch.exclude("collector")
+
+
+def check_runs_on(loss, td: TensorDictBase, device) -> TensorDictBase:
+    """``loss`` moved to ``device`` runs on ``td`` moved there: outputs on the device, backward works."""
+    loss = copy.deepcopy(loss).to(device)
+    out = loss(td.clone().to(device))
+    for k, v in out.items():
+        assert v.device.type == torch.device(device).type, f"{type(loss).__name__}: {k!r} is on {v.device}, not {device}"
+    sum(v for v in _losses(out).values()).backward()
+    return out
+
+
+#: use with ``@pytest.mark.gpu``: ``@pytest.mark.gpu @needs_cuda def test_...``
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

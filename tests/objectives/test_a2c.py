@@ -1,7 +1,7 @@
 """A2CLoss against the textbook formula computed by hand."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import (InteractionType, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
                            TensorDictModule)
@@ -92,3 +92,10 @@ def test_default_gae_and_contract_on_cartpole_rollout():
     torch.testing.assert_close(td["advantage"], adv)
     torch.testing.assert_close(td["value_target"], target)
     check_loss_contract(loss, td, rename={"advantage": "adv", "value_target": "ret", "action": "act"})
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_runs_on_cuda():
+    actor = categorical_actor()
+    check_runs_on(A2CLoss(actor, TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"])), data(actor), "cuda")

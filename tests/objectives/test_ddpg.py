@@ -1,7 +1,7 @@
 """DDPGLoss: closed-form target and actor loss, gradient routing, targets, a real rollout."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
@@ -99,3 +99,9 @@ def test_contract_on_pendulum_rollout():
     critic = TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
     td = rollout_batch("Pendulum-v1", actor, frames=32)
     check_loss_contract(DDPGLoss(actor, critic), td, rename={"reward": "rew", "terminated": "term"})
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_runs_on_cuda():
+    check_runs_on(DDPGLoss(*make()), batch(), "cuda")

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import (InteractionType, NormalParamExtractor, ProbabilisticTensorDictModule,
                            ProbabilisticTensorDictSequential, TensorDictModule)
@@ -241,3 +241,16 @@ def test_set_keys_reaches_the_value_estimator():
     td2 = td.exclude("adv", "value_target")
     loss2(td2)
     torch.testing.assert_close(td2["advantage"], td["adv"])
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_runs_on_cuda_with_gae():
+    T = 8
+    actor, crit = categorical_actor(), critic()
+    td = actor(TensorDict(observation=torch.randn(T, OBS), batch_size=[T]))
+    flags = torch.zeros(T, 1, dtype=torch.bool)
+    td["next"] = TensorDict(observation=torch.randn(T, OBS), reward=torch.randn(T, 1), terminated=flags, done=flags,
+                            batch_size=[T])
+    out = check_runs_on(KLPENPPOLoss(actor, crit, clip_value=0.2), td, "cuda")
+    assert out["kl_approx"].item() == 0.0

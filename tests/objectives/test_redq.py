@@ -1,7 +1,7 @@
 """REDQLoss: the target's min runs over a seeded random subset of M of the N critics."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import (NormalParamExtractor, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
                            TensorDictModule)
@@ -103,3 +103,9 @@ def test_contract_on_pendulum_rollout():
     q = ValueOperator(MLP(in_features=4, out_features=1, num_cells=[16]), in_keys=["observation", "action"])
     td = rollout_batch("Pendulum-v1", pol, frames=32)
     check_loss_contract(REDQLoss(pol, q, num_qvalue_nets=4, sub_sample_len=2), td, rename={"reward": "rew"})
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_runs_on_cuda():
+    check_runs_on(REDQLoss(actor(), critic(), num_qvalue_nets=N, sub_sample_len=M), batch(), "cuda")

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import (InteractionType, NormalParamExtractor, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
                            TensorDictModule)
@@ -256,3 +256,16 @@ def test_discrete_sac_contract_on_cartpole_rollout():
     td = rollout_batch("CartPole-v1", actor, frames=32)
     loss = DiscreteSACLoss(actor, qnet, action_space="categorical", num_actions=2)
     check_loss_contract(loss, td, rename={"reward": "rew", "action": "act"})
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("discrete", [False, True])
+def test_runs_on_cuda(discrete):
+    if discrete:
+        qnet = TensorDictModule(nn.Linear(OBS, N_ACT), ["observation"], ["action_value"])
+        loss = DiscreteSACLoss(categorical_actor(), qnet, action_space="categorical", num_actions=N_ACT)
+        td = batch(action=torch.randint(N_ACT, (B,)))
+    else:
+        loss, td = SACLoss(gaussian_actor(), qvalue()), batch()
+    check_runs_on(loss, td, "cuda")

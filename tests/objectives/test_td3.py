@@ -1,7 +1,7 @@
 """TD3Loss: clipped smoothing noise, min over twin targets, delayed actor, Q_1 actor loss."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
@@ -131,3 +131,10 @@ def test_contract_on_pendulum_rollout():
     td = rollout_batch("Pendulum-v1", actor, frames=32)
     loss = TD3Loss(actor, critic(), action_spec=Bounded(-2.0, 2.0, shape=(1,)), policy_delay=1)
     check_loss_contract(loss, td, rename={"reward": "rew", "terminated": "term"})
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_runs_on_cuda():
+    actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
+    check_runs_on(TD3Loss(actor, critic(), action_spec=SPEC), batch(), "cuda")
