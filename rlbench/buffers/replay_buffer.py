@@ -235,7 +235,7 @@ class ReplayBuffer:
             self._stop_prefetch()  # the batches queued behind it may hold the same (now stale) error
             raise
 
-    def _stop_prefetch(self) -> None:
+    def _stop_prefetch(self, wait: bool = True) -> None:
         executor, self._executor = getattr(self, "_executor", None), None
         queue = getattr(self, "_queue", None)
         if queue:
@@ -243,7 +243,7 @@ class ReplayBuffer:
                 future.cancel()
             queue.clear()
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=wait, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the prefetching threads (they also stop when the buffer is emptied or deleted)."""
@@ -251,7 +251,7 @@ class ReplayBuffer:
 
     def __del__(self):
         try:
-            self._stop_prefetch()
+            self._stop_prefetch(wait=False)  # never block the garbage collector; idle threads exit on their own
         except Exception:  # interpreter shutdown: nothing left to clean up
             pass
 
