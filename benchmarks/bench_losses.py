@@ -159,15 +159,15 @@ def bench_ppo(args, iters):
         newv = ref_critic(obs).view(-1)
         logratio = newlogp - old_logp
         ratio = logratio.exp()
-        with torch.no_grad():
-            _approx_kl = ((ratio - 1) - logratio).mean()
-            _clipfrac = ((ratio - 1.0).abs() > 0.2).float().mean()
+        with torch.no_grad():  # the diagnostics CleanRL logs (rlbench's loss reports them too)
+            diagnostics = (((ratio - 1) - logratio).mean(), ((ratio - 1.0).abs() > 0.2).float().mean())
         mb_adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         pg_loss = torch.max(-mb_adv * ratio, -mb_adv * torch.clamp(ratio, 0.8, 1.2)).mean()
         v_clipped = old_v + torch.clamp(newv - old_v, -0.2, 0.2)
         v_loss = 0.5 * torch.max((newv - ret) ** 2, (v_clipped - ret) ** 2).mean()
         loss = pg_loss - 0.0 * entropy.mean() + v_loss
         loss.backward()
+        return diagnostics
 
     t_ours, t_ref = timed(ours_step, ref_step, iters, args.repeats)
     report(f"ClipPPOLoss forward+backward (batch {BATCH}, 64x64 nets)", t_ours * 1e3, t_ref * 1e3, "ms",

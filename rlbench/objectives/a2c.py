@@ -2,7 +2,6 @@
 2016, arXiv:1602.01783; the synchronous variant A2C)."""
 from __future__ import annotations
 
-import torch
 from tensordict import TensorDict, TensorDictBase
 
 from . import _actor_critic as ac
@@ -36,8 +35,8 @@ class A2CLoss(LossModule):
     critic unless changed with ``make_value_estimator``) writes ``"advantage"`` and
     ``"value_target"`` into it first.
 
-    Keys (``set_keys``): ``action``, ``advantage``, ``value_target``, ``value`` (the critic's output, ``"state_value"``), ``reward``,
-    ``done``, ``terminated``.
+    Keys (``set_keys``): ``action``, ``advantage``, ``value_target``, ``value`` (the critic's output,
+    ``"state_value"``), ``reward``, ``done``, ``terminated``.
 
     Example:
         >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential

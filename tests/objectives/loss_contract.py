@@ -1,6 +1,9 @@
 """The checklist every rlbench loss passes (``check_loss_contract``), and real data to run it on.
 
 Import it from a test in this folder: ``from loss_contract import check_loss_contract, rollout_batch``.
+``rollout_batch`` collects real transitions from a gymnasium env with ``rlbench.collectors.Collector``;
+``replay_sample`` also passes them through an rlbench ``ReplayBuffer``; ``check_runs_on`` moves a
+loss and its data to a device (CUDA tests).
 
 ``check_loss_contract(loss, td, rename={...})`` checks, on one batch:
 
@@ -151,6 +154,17 @@ def rollout_batch(env_name: str, policy, frames: int = 32, seed: int = 0) -> Ten
     finally:
         env.close()
     return batch.exclude("collector")
+
+
+def replay_sample(env_name: str, policy, frames: int = 64, batch_size: int = 32, seed: int = 0) -> TensorDictBase:
+    """A batch as an off-policy loop sees it: collected from a gymnasium env, stored in an rlbench
+    ``ReplayBuffer`` and sampled back."""
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    buffer = ReplayBuffer(storage=LazyTensorStorage(frames))
+    buffer.extend(rollout_batch(env_name, policy, frames=frames, seed=seed))
+    torch.manual_seed(seed)
+    return buffer.sample(batch_size)
 
 
 def check_runs_on(loss, td: TensorDictBase, device) -> TensorDictBase:

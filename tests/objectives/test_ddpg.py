@@ -1,7 +1,7 @@
 """DDPGLoss: closed-form target and actor loss, gradient routing, targets, a real rollout."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
@@ -91,13 +91,13 @@ def test_errors_and_value_estimator():
         loss(batch().exclude(("next", "terminated"), ("next", "done")))
 
 
-def test_contract_on_pendulum_rollout():
+def test_contract_on_pendulum_replay_sample():
     from rlbench.modules import MLP
 
     actor = TensorDictModule(nn.Sequential(MLP(in_features=3, out_features=1, num_cells=[16]), nn.Tanh()),
                              ["observation"], ["action"])
     critic = TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
-    td = rollout_batch("Pendulum-v1", actor, frames=32)
+    td = replay_sample("Pendulum-v1", actor)
     check_loss_contract(DDPGLoss(actor, critic), td, rename={"reward": "rew", "terminated": "term"})
 
 

@@ -1,7 +1,7 @@
 """REDQLoss: the target's min runs over a seeded random subset of M of the N critics."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
 from tensordict.nn import (NormalParamExtractor, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
                            TensorDictModule)
@@ -93,7 +93,7 @@ def test_errors():
         REDQLoss(actor(), critic(), num_qvalue_nets=2, sub_sample_len=3)
 
 
-def test_contract_on_pendulum_rollout():
+def test_contract_on_pendulum_replay_sample():
     from rlbench.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
 
     net = TensorDictModule(nn.Sequential(MLP(in_features=3, out_features=2, num_cells=[16]), NormalParamExtractor()),
@@ -101,7 +101,7 @@ def test_contract_on_pendulum_rollout():
     pol = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal,
                              distribution_kwargs={"low": -2.0, "high": 2.0})
     q = ValueOperator(MLP(in_features=4, out_features=1, num_cells=[16]), in_keys=["observation", "action"])
-    td = rollout_batch("Pendulum-v1", pol, frames=32)
+    td = replay_sample("Pendulum-v1", pol)
     check_loss_contract(REDQLoss(pol, q, num_qvalue_nets=4, sub_sample_len=2), td, rename={"reward": "rew"})
 
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
 from tensordict.nn import (InteractionType, NormalParamExtractor, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
                            TensorDictModule)
@@ -169,7 +169,7 @@ def test_sac_errors_name_the_problem():
         SACLoss(gaussian_actor(), qvalue())(batch().exclude(("next", "reward")))
 
 
-def test_sac_contract_on_pendulum_rollout():
+def test_sac_contract_on_pendulum_replay_sample():
     from rlbench.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
 
     net = TensorDictModule(nn.Sequential(MLP(in_features=3, out_features=2, num_cells=[16]), NormalParamExtractor()),
@@ -177,7 +177,7 @@ def test_sac_contract_on_pendulum_rollout():
     actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal,
                                distribution_kwargs={"low": -2.0, "high": 2.0})
     critic = ValueOperator(MLP(in_features=4, out_features=1, num_cells=[16]), in_keys=["observation", "action"])
-    td = rollout_batch("Pendulum-v1", actor, frames=32)
+    td = replay_sample("Pendulum-v1", actor)
     out = check_loss_contract(SACLoss(actor, critic), td, rename={"reward": "rew", "terminated": "term"})
     assert set(out.keys()) == {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy", "state_action_value"}
 
@@ -247,13 +247,13 @@ def test_discrete_sac_errors():
         loss(batch(action=torch.zeros(B, dtype=torch.long)))
 
 
-def test_discrete_sac_contract_on_cartpole_rollout():
+def test_discrete_sac_contract_on_cartpole_replay_sample():
     actor = ProbabilisticTensorDictSequential(
         TensorDictModule(nn.Linear(4, 2), ["observation"], ["logits"]),
         ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
                                       default_interaction_type=InteractionType.RANDOM))
     qnet = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)), ["observation"], ["action_value"])
-    td = rollout_batch("CartPole-v1", actor, frames=32)
+    td = replay_sample("CartPole-v1", actor)
     loss = DiscreteSACLoss(actor, qnet, action_space="categorical", num_actions=2)
     check_loss_contract(loss, td, rename={"reward": "rew", "action": "act"})
 

@@ -1,7 +1,7 @@
 """TD3Loss: clipped smoothing noise, min over twin targets, delayed actor, Q_1 actor loss."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
+from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
@@ -123,12 +123,12 @@ def test_errors():
         TD3Loss(constant_actor(0.0), critic(), action_spec=object())
 
 
-def test_contract_on_pendulum_rollout():
+def test_contract_on_pendulum_replay_sample():
     from rlbench.modules import MLP
 
     actor = TensorDictModule(nn.Sequential(MLP(in_features=3, out_features=1, num_cells=[16]), nn.Tanh()),
                              ["observation"], ["action"])
-    td = rollout_batch("Pendulum-v1", actor, frames=32)
+    td = replay_sample("Pendulum-v1", actor)
     loss = TD3Loss(actor, critic(), action_spec=Bounded(-2.0, 2.0, shape=(1,)), policy_delay=1)
     check_loss_contract(loss, td, rename={"reward": "rew", "terminated": "term"})
 
