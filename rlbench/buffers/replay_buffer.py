@@ -362,8 +362,13 @@ class ReplayBuffer:
         path = Path(path)
         if not (path / "buffer.json").exists():
             if (path / "storage.json").exists():  # a bare memmap storage directory
-                return cls(storage=LazyMemmapStorage.load(path), sampler=sampler, writer=writer,
-                           transform=transform, **kwargs)
+                parts = {k: v for k, v in (("sampler", sampler), ("writer", writer)) if v is not None}
+                buffer = cls(storage=LazyMemmapStorage.load(path), transform=transform, **parts, **kwargs)
+                # no sampler state was saved: tell the sampler about every stored item (new-item priority)
+                storage = buffer._storage
+                if len(storage):
+                    buffer._sampler.extend(storage.rows_to_flat(torch.arange(storage.len_rows)))
+                return buffer
             raise FileNotFoundError(f"{path} holds no replay buffer (no buffer.json) and no memmap storage "
                                     "(no storage.json)")
         desc = json.loads((path / "buffer.json").read_text())
@@ -400,6 +405,18 @@ class ReplayBuffer:
         return buffer
 
     loads = _hybridmethod(_loads_new.__func__, _loads_into)
+    loads.__doc__ = """Load a saved buffer.
+
+    ``ReplayBuffer.loads(path, sampler=None, writer=None, transform=None, allow_pickle=False, **kwargs)``
+    on the class rebuilds the buffer saved by :meth:`dumps` (its class, storage, writer, sampler and
+    their state), or wraps the ``scratch_dir`` of a :class:`LazyMemmapStorage` whose buffer never
+    called ``dumps`` (e.g. its process died). Memory-mapped storages are reopened in place. Parts
+    that are not rlbench's own must be passed in (``sampler=...``); ``transform`` is never saved.
+
+    ``rb.loads(path, allow_pickle=False)`` on an instance loads the saved contents and state into
+    this buffer's own (matching) parts. ``allow_pickle=True`` lets a ``ListStorage`` unpickle
+    objects that are not tensors: only for files you trust.
+    """
 
 
 class TensorDictReplayBuffer(ReplayBuffer):

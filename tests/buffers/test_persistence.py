@@ -155,3 +155,11 @@ def test_custom_sampler_needs_to_be_passed(tmp_path):
         ReplayBuffer.loads(tmp_path / "s")
     back = ReplayBuffer.loads(tmp_path / "s", sampler=FirstItems())
     assert back.sample()["x"].tolist() == [0.0, 1.0]
+
+
+def test_bare_memmap_dir_as_prioritized_buffer(tmp_path):
+    rb = ReplayBuffer(storage=LazyMemmapStorage(10, scratch_dir=tmp_path / "mm"))
+    rb.extend(data(6))
+    back = PrioritizedReplayBuffer.loads(tmp_path / "mm", alpha=0.5, beta=0.5, batch_size=4)
+    assert len(back) == 6 and back.sample()["index"].max() < 6  # every stored item got a priority
+    assert torch.equal(back.sampler.priorities(torch.arange(6)), torch.ones(6, dtype=torch.float64))
