@@ -155,7 +155,8 @@ class SumTree:
 
     def state_dict(self) -> dict[str, Any]:
         """The leaves' values as a float64 tensor (internal nodes are rebuilt on load)."""
-        return {"capacity": self.capacity, "leaves": torch.from_numpy(self._sum[self.size:self.size + self.capacity].copy())}
+        leaves = self._sum[self.size:self.size + self.capacity].copy()
+        return {"capacity": self.capacity, "leaves": torch.from_numpy(leaves)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         leaves = _as_values(state["leaves"])

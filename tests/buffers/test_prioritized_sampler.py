@@ -207,6 +207,8 @@ def test_update_priority_accepts_tensors_arrays_lists_scalars():
     sampler.update_priority(5, 0.0)  # plain scalars
     expected = (np.array([1.0, 2.0, 3.0, 4.0, 4.0, 0.0]) + 0.25) ** 0.5
     np.testing.assert_allclose(sampler.priorities(torch.arange(6)).numpy(), expected)
+    sampler.update_priority(torch.tensor([[3], [4]]), torch.tensor([5.0, 6.0]))  # same size, other shape
+    np.testing.assert_allclose(sampler.priorities([3, 4]).numpy(), (np.array([5.0, 6.0]) + 0.25) ** 0.5)
     sampler.update_priority(torch.tensor([1, 1, 2]), torch.tensor([9.0, 7.0, 1.0]))  # last value wins
     np.testing.assert_allclose(sampler.priorities([1, 2]).numpy(), (np.array([7.0, 1.0]) + 0.25) ** 0.5)
 

@@ -139,6 +139,8 @@ class PrioritizedSampler(Sampler):
                              f"{where if priority.ndim else '()'} of the priority {tuple(priority.shape)}")
         if priority.ndim > index.ndim and priority.shape[:index.ndim] == index.shape:
             priority = _REDUCTIONS[self.reduction](priority, tuple(range(index.ndim, priority.ndim)))
+        if priority.ndim and priority.shape != index.shape and priority.size == index.size:
+            priority = priority.reshape(index.shape)  # e.g. [B, 1] TD errors for [B] indices
         if priority.ndim and priority.shape != index.shape:
             raise ValueError(f"update_priority got index of shape {tuple(index.shape)} and priority of shape "
                              f"{tuple(priority.shape)}; expected the same shape, a scalar priority, or extra "
@@ -150,7 +152,7 @@ class PrioritizedSampler(Sampler):
         if out.any():
             raise ValueError(f"update_priority got index {int(index[out][0])} but only items [0, {self._filled}) "
                              "have been written")
-        p = (np.broadcast_to(priority, index.shape) + self.eps) ** self.alpha
+        p = (np.broadcast_to(priority.reshape(-1) if priority.ndim else priority, index.shape) + self.eps) ** self.alpha
         self._tree.update(index, p)
         self._max_priority = max(self._max_priority, float(p.max()))
 
