@@ -234,6 +234,13 @@ def test_discrete_sac_masked_actions_contribute_nothing():
                            action_space="categorical", num_actions=N_ACT)
     out = loss(batch(action=torch.tensor([0, 1, 3, 0, 1, 3])))
     assert all(torch.isfinite(v) for v in out.values())
+    sum(v for k, v in out.items() if k.startswith("loss_")).backward()
+    assert all(torch.isfinite(p.grad).all() for p in loss.parameters() if p.grad is not None)
+    # the masked action has probability 0: the expectations are those over the 3 allowed actions
+    lin = loss.actor_network[0].module
+    td = batch(action=torch.zeros(B, dtype=torch.long))
+    probs = torch.softmax(lin(td["observation"])[:, [0, 1, 3]], -1)
+    torch.testing.assert_close(loss(td)["entropy"], -(probs * probs.log()).sum(-1).mean().detach())
 
 
 def test_discrete_sac_errors():
