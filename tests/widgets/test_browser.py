@@ -34,6 +34,21 @@ env = CartPoleEnv()
 env.observation_spec[EVIL] = Unbounded((1,))  # declared, never produced: a spec mismatch
 """
 SPEC_CELL = "SpecInspector(env)"
+ROLLOUT_CELL = """
+from rlbench.widgets import RolloutInspector
+rollout_env = CartPoleEnv(seed=0)
+td = rollout_env.rollout(40, break_when_any_done=False)
+RolloutInspector(td, frames=rollout_env.render, max_side=300)
+"""
+REPLAY_CELL = """
+import torch
+from rlbench.buffers import LazyTensorStorage, PrioritizedReplayBuffer
+from rlbench.widgets import ReplayInspector
+rb = PrioritizedReplayBuffer(alpha=0.7, beta=0.5, storage=LazyTensorStorage(200), batch_size=16)
+rb.extend(td.reshape(-1).exclude("next").clone())
+rb.update_priority(torch.arange(40), torch.linspace(0.1, 3.0, 40))
+ReplayInspector(rb)
+"""
 MONITOR_CELL = """
 monitor = TrainingMonitor(title="training")
 for i in range(200):
@@ -122,7 +137,8 @@ def test_nbconvert_export_renders_offline(offline_page, tmp_path, artifacts):
 
 # ---------------------------------------------------------------- live JupyterLab
 def test_jupyterlab_live(jupyter_lab, browser, artifacts, page_watch):
-    nbformat.write(notebook(SETUP_CELL, SPEC_CELL, MONITOR_CELL), jupyter_lab.root / "live.ipynb")
+    cells = [SETUP_CELL, SPEC_CELL, MONITOR_CELL, ROLLOUT_CELL, REPLAY_CELL]
+    nbformat.write(notebook(*cells), jupyter_lab.root / "live.ipynb")
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     watch = page_watch(page)
@@ -154,6 +170,27 @@ def test_jupyterlab_live(jupyter_lab, browser, artifacts, page_watch):
         spec.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "jupyterlab_live.png"))
         monitor.screenshot(path=str(artifacts / "jupyterlab_training_monitor.png"))
+
+        # the other inspectors through the real widget manager and comms
+        rollout = page.locator(".rlb-rollout-inspector")
+        rollout.wait_for(timeout=60_000)
+        page.wait_for_function("document.querySelector('.rlb-rollout-inspector').dataset.drawnStep === '0'",
+                               timeout=20_000)
+        slider = rollout.locator(".rlb-ri-slider")
+        slider.fill("25")
+        page.wait_for_function("document.querySelector('.rlb-rollout-inspector').dataset.drawnStep === '25'",
+                               timeout=10_000)
+        assert rollout.locator(".rlb-ri-step").inner_text().startswith("step 25")
+        rollout.screenshot(path=str(artifacts / "jupyterlab_rollout_inspector.png"))
+
+        replay = page.locator(".rlb-replay-inspector")
+        replay.wait_for(timeout=60_000)
+        replay.scroll_into_view_if_needed()
+        replay.locator(".rlb-rp-sample").click()
+        page.wait_for_function("document.querySelector('.rlb-replay-inspector').dataset.sampled > 0",
+                               timeout=20_000)
+        assert replay.locator(".rlb-rp-page tr.rlb-rp-hit").count() > 0
+        replay.screenshot(path=str(artifacts / "jupyterlab_replay_inspector.png"))
         assert watch.dialogs == []
     except Exception:
         page.screenshot(path=str(artifacts / "jupyterlab_live_FAILED.png"))
