@@ -6,7 +6,8 @@ the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` i
 """
 from .replay_buffer import (EmptyBufferError, PrioritizedReplayBuffer, ReplayBuffer, TensorDictPrioritizedReplayBuffer,
                             TensorDictReplayBuffer)
-from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement, SliceSampler
+from .samplers import (PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement, SliceSampler,
+                       SliceSamplerWithoutReplacement)
 from .storages import (LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError,
                        UnsafeLoadError)
 from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
@@ -15,6 +16,7 @@ __all__ = [
     "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "TensorDictPrioritizedReplayBuffer",
     "EmptyBufferError",
     "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
+    "SliceSamplerWithoutReplacement",
     "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
     "Writer", "RoundRobinWriter", "TensorDictMaxValueWriter",
 ]

@@ -16,7 +16,7 @@ from . import _persist
 from . import samplers as _samplers
 from . import storages as _storages
 from . import writers as _writers
-from .samplers import PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement
+from .samplers import PrioritizedSampler, RandomSampler, Sampler
 from .storages import LazyMemmapStorage, ListStorage, Storage
 from .writers import RoundRobinWriter, Writer
 
@@ -276,14 +276,15 @@ class ReplayBuffer:
     def __iter__(self):
         """One epoch: every stored item once, in batches of ``batch_size`` (transform applied).
 
-        With a :class:`SamplerWithoutReplacement` this draws from it until it runs out; otherwise it
-        walks one fresh random permutation of the stored items.
+        With a sampler that has epochs (one that reports ``ran_out``, such as
+        :class:`SamplerWithoutReplacement` or ``SliceSamplerWithoutReplacement``) this draws from it
+        until it runs out; otherwise it walks one fresh random permutation of the stored items.
         """
         if self._batch_size is None:
             raise ValueError("iterating over a replay buffer needs its batch_size: ReplayBuffer(..., batch_size=n)")
         if len(self) == 0:
             return
-        if isinstance(self._sampler, SamplerWithoutReplacement):
+        if type(self._sampler).ran_out is not Sampler.ran_out:  # the sampler has epochs
             while True:
                 yield self.sample()
                 if self._sampler.ran_out:

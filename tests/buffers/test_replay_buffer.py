@@ -88,6 +88,19 @@ def test_iter_is_one_epoch(storage):
         list(ReplayBuffer(storage=LazyTensorStorage(3)))
 
 
+def test_iter_follows_a_slice_sampler_epoch():
+    from rlbench.buffers import SliceSamplerWithoutReplacement
+
+    done = torch.zeros(40, 1, dtype=torch.bool)
+    done[9::10] = True  # four episodes of 10 steps
+    rb = ReplayBuffer(storage=LazyTensorStorage(40), sampler=SliceSamplerWithoutReplacement(slice_len=5),
+                      batch_size=10)
+    rb.extend(TensorDict({"t": torch.arange(40), "next": {"done": done}}, [40]))
+    slices = torch.cat([b["t"] for b in rb]).reshape(-1, 5)
+    assert len(slices) == 4 and sorted((slices[:, 0] // 10).tolist()) == [0, 1, 2, 3]  # one slice per episode
+    assert ((slices[:, 1:] - slices[:, :-1]) == 1).all()
+
+
 def test_transform_runs_on_samples_not_on_storage():
     rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=5, transform=RewardScaling(loc=1.0, scale=10.0))
     rb.extend(data(10))

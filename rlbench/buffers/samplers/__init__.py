@@ -2,6 +2,7 @@
 from .base import Sampler
 from .prioritized import PrioritizedSampler
 from .random import RandomSampler, SamplerWithoutReplacement
-from .slice import SliceSampler
+from .slice import SliceSampler, SliceSamplerWithoutReplacement
 
-__all__ = ["Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler"]
+__all__ = ["Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
+           "SliceSamplerWithoutReplacement"]
