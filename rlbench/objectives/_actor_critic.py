@@ -22,6 +22,23 @@ from .utils import distance_loss
 __all__: list[str] = []  # private module
 
 
+# ----------------------------------------------------------------------------- networks
+def require_initialized(owner: str, **networks) -> None:
+    """Refuses networks with lazy (uninitialised) parameters, naming them and saying what to do.
+
+    A loss copies parameters at construction (targets, critic ensembles): a lazy layer has no
+    shape yet, and the failure would otherwise come later, far from its cause.
+    """
+    for name, net in networks.items():
+        if net is None:
+            continue
+        lazy = [n for n, p in net.named_parameters() if isinstance(p, torch.nn.parameter.UninitializedParameter)]
+        if lazy:
+            raise ValueError(
+                f"{owner}: {name} has uninitialised (lazy) parameters {lazy[:3]}; run it once on a sample "
+                f"first (e.g. {name}(env.reset())), or give its layers their input sizes (MLP(in_features=...))")
+
+
 # ----------------------------------------------------------------------------- distributions
 def get_dist(actor, td: TensorDictBase):
     """The action distribution ``actor`` produces for ``td`` (tensordict's ``get_dist`` protocol)."""

@@ -58,6 +58,7 @@ class DDPGLoss(LossModule):
     def __init__(self, actor_network, value_network, *, delay_actor: bool = True, delay_value: bool = True,
                  gamma: float = 0.99, loss_function: str = "l2"):
         super().__init__()
+        ac.require_initialized("DDPGLoss", actor_network=actor_network, value_network=value_network)
         self.convert_to_functional(actor_network, "actor_network", create_target_params=delay_actor)
         self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
         self.delay_actor, self.delay_value, self.gamma = delay_actor, delay_value, gamma

@@ -82,6 +82,7 @@ class SACLoss(LossModule):
         super().__init__()
         if num_qvalue_nets < 1:
             raise ValueError(f"SACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
+        ac.require_initialized("SACLoss", actor_network=actor_network, qvalue_network=qvalue_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)
@@ -191,6 +192,7 @@ class DiscreteSACLoss(LossModule):
             raise ValueError(f"DiscreteSACLoss: num_actions must be >= 2, got {num_actions}")
         if num_qvalue_nets < 1:
             raise ValueError(f"DiscreteSACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
+        ac.require_initialized("DiscreteSACLoss", actor_network=actor_network, qvalue_network=qvalue_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)

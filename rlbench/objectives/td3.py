@@ -79,6 +79,7 @@ class TD3Loss(LossModule):
                              f"got {num_qvalue_nets} and {policy_delay}")
         if policy_noise < 0 or noise_clip < 0:
             raise ValueError(f"TD3Loss: policy_noise and noise_clip must be >= 0, got {policy_noise} and {noise_clip}")
+        ac.require_initialized("TD3Loss", actor_network=actor_network, qvalue_network=qvalue_network)
         if action_spec is None:
             action_spec = getattr(actor_network, "spec", None)
         bounds = ac.action_bounds(action_spec, "TD3Loss")
