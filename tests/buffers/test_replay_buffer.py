@@ -229,3 +229,15 @@ def test_seeded_buffers_reproduce():
     a = rb.sample()["x"]
     rb.set_seed(5)
     assert torch.equal(a, rb.sample()["x"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_storage_and_pinned_samples():
+    rb = ReplayBuffer(storage=LazyTensorStorage(100, device="cuda"), batch_size=8)
+    rb.extend(data(20))  # CPU data is copied to the storage's device
+    batch = rb.sample()
+    assert batch.device.type == "cuda" and torch.equal(batch["next", "x"], batch["x"] + 1)
+    pinned = ReplayBuffer(storage=LazyTensorStorage(100), batch_size=8, pin_memory=True)
+    pinned.extend(data(20))
+    assert pinned.sample()["x"].is_pinned()
