@@ -109,8 +109,10 @@ class Inspector(anywidget.AnyWidget):
         keys = [k for k in self.keys if k not in _FRAMEWORK_TRAITS]
         return self.get_state(key=keys)
 
-    def _payload(self) -> dict:
+    def _payload(self, max_bytes: int | None = None) -> dict | None:
         state, buffer_paths, buffers = _remove_buffers(self.view_state())
+        if max_bytes is not None and sum(len(memoryview(b).cast("B")) for b in buffers) * 4 // 3 > max_bytes:
+            return None  # too big to embed: decided before paying for base64 and JSON
         return {
             "view": self._view,
             "esm": self._esm,
@@ -120,13 +122,19 @@ class Inspector(anywidget.AnyWidget):
             "buffers": [base64.b64encode(bytes(b)).decode("ascii") for b in buffers],
         }
 
-    def to_html(self, full_page: bool = False) -> str:
+    def to_html(self, full_page: bool = False, max_bytes: int | None = None) -> str | None:
         """The inspector as offline HTML: a fragment (for notebook outputs) or a whole page.
 
         The fragment shows :meth:`summary_html` until its script replaces it with the live view,
-        so a reader that runs no JavaScript still sees the summary.
+        so a reader that runs no JavaScript still sees the summary. With ``max_bytes``, returns
+        None instead of HTML larger than that.
         """
-        payload_json = _json_for_html(self._payload())
+        payload = self._payload(max_bytes)
+        if payload is None:
+            return None
+        payload_json = _json_for_html(payload)
+        if max_bytes is not None and len(payload_json) > max_bytes:
+            return None
         uid = "rlb-" + hashlib.sha1(payload_json.encode()).hexdigest()[:12]  # deterministic output
         fragment = (
             f'<div class="rlb-offline" data-rlb-id="{uid}">'
@@ -172,6 +180,9 @@ class Inspector(anywidget.AnyWidget):
         caption = escape(self.title or type(self).__name__)
         return f'<table class="rlb-summary"><caption style="text-align:left"><b>{caption}</b></caption>{rows}</table>'
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(title={self.title!r})"
+
     def _plot(self, fig) -> bool:
         """Draw the PNG fallback on a matplotlib ``Figure``; return False when there is nothing to plot."""
         return False
@@ -195,8 +206,8 @@ class Inspector(anywidget.AnyWidget):
         Front ends that render widgets pick the widget view; static exports fall back to the HTML.
         """
         data, metadata = super()._repr_mimebundle_(**kwargs)
-        page = self.to_html()
-        data["text/html"] = page if len(page) <= MAX_FALLBACK_HTML_BYTES else self.summary_html()
+        page = self.to_html(max_bytes=MAX_FALLBACK_HTML_BYTES)
+        data["text/html"] = page if page is not None else self.summary_html()
         png = self.to_png()
         if png is not None:
             data["image/png"] = base64.b64encode(png).decode("ascii")

@@ -169,3 +169,21 @@ def test_show_dispatch():
     with pytest.raises(TypeError, match=r"cannot inspect a builtins.int; it supports an env .* replay buffer"):
         show(3)
 
+
+
+def test_big_binary_state_is_not_embedded(monkeypatch):
+    import rlbench.widgets.base as base
+
+    monitor = TrainingMonitor(max_points=50_000)
+    monitor.log_scalars({"loss": 1.0}, step=0)
+    for i in range(1, 20_000):
+        monitor._steps["loss"].append(i)
+        monitor._values["loss"].append(float(i))
+    monitor._dirty = True
+    monitor.flush()  # 2 x 160 kB of float64 buffers
+    assert monitor.to_html(max_bytes=100_000) is None
+    assert monitor.to_html(max_bytes=10_000_000) is not None
+    monkeypatch.setattr(base, "_json_for_html", lambda obj: pytest.fail("encoded a payload that was too big"))
+    monkeypatch.setattr(base, "MAX_FALLBACK_HTML_BYTES", 100_000)
+    data, _ = monitor._repr_mimebundle_()
+    assert data["text/html"].startswith('<table class="rlb-summary">') and "20000 values" in data["text/html"]
