@@ -365,6 +365,11 @@ def test_replay_buffer_state_round_trip_with_slice_sampler(tmp_path):
     for _ in range(3):
         (a, ia), (b, ib) = rb.sample(return_info=True), other.sample(return_info=True)
         assert torch.equal(ia["index"], ib["index"]) and torch.equal(a["observation"], b["observation"])
+    # rebuilt from the directory alone: the sampler's class and (tuple) keys come back from buffer.json
+    rb.dumps(tmp_path / "rb2")
+    rebuilt = ReplayBuffer.loads(tmp_path / "rb2")
+    assert isinstance(rebuilt.sampler, SliceSampler) and rebuilt.sampler.end_key == ("next", "done")
+    assert torch.equal(rb.sample(return_info=True)[1]["index"], rebuilt.sample(return_info=True)[1]["index"])
 
 
 # ------------------------------------------------------------------------ without replacement
@@ -427,3 +432,20 @@ def test_without_replacement_restarts_after_a_write_and_resumes_from_state():
     assert sampler._pos == 4  # a new epoch began with the write
     with pytest.raises(ValueError, match=r"drop_last=True\): only .* episodes can give a slice, fewer than the 100"):
         SliceSamplerWithoutReplacement(slice_len=2, drop_last=True).sample(storage, 200)
+
+
+def test_iterating_a_buffer_gives_one_epoch_of_episodes():
+    from rlbench.buffers import LazyTensorStorage, TensorDictReplayBuffer
+
+    sampler = SliceSamplerWithoutReplacement(num_slices=5, traj_key=("collector", "traj_ids"))
+    rb = TensorDictReplayBuffer(storage=LazyTensorStorage(500), sampler=sampler, batch_size=15,
+                                generator=torch.Generator().manual_seed(3))
+    for batch in collect(2, 200, 2, seed=4):
+        rb.extend(batch.reshape(-1))
+    stored = rb.storage.get(slice(None))["collector", "traj_ids"]
+    pieces = torch.unique_consecutive(stored, return_counts=True)[1]  # runs of one id = candidate episodes
+    seen = []
+    for sample in rb:
+        assert continuous_in_time(sample, len(sample) // 3, 3)
+        seen += sample["index"].view(-1, 3)[:, 0].tolist()
+    assert len(seen) == int((pieces >= 3).sum()) and len(set(seen)) == len(seen)
