@@ -39,13 +39,18 @@ def require_initialized(owner: str, **networks) -> None:
                 f"first (e.g. {name}(env.reset())), or give its layers their input sizes (MLP(in_features=...))")
 
 
+def require_probabilistic(owner: str, actor) -> None:
+    """Stochastic-policy losses need the actor's distribution, not just its action."""
+    if not hasattr(actor, "get_dist"):
+        raise TypeError(
+            f"{owner}: actor_network must be a probabilistic actor with a get_dist(td) method "
+            f"(rlbench.modules.ProbabilisticActor or tensordict's ProbabilisticTensorDictSequential), "
+            f"got {type(actor).__name__}")
+
+
 # ----------------------------------------------------------------------------- distributions
 def get_dist(actor, td: TensorDictBase):
     """The action distribution ``actor`` produces for ``td`` (tensordict's ``get_dist`` protocol)."""
-    if not hasattr(actor, "get_dist"):
-        raise TypeError(
-            f"expected a probabilistic actor with a get_dist(td) method (a ProbabilisticTensorDictSequential "
-            f"or rlbench.modules.ProbabilisticActor), got {type(actor).__name__}")
     return actor.get_dist(td)
 
 

@@ -59,6 +59,7 @@ class A2CLoss(LossModule):
     def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True, entropy_coef: float = 0.01,
                  critic_coef: float = 0.5, loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False):
         super().__init__()
+        ac.require_probabilistic("A2CLoss", actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.has_critic = critic_network is not None
         if self.has_critic:

@@ -74,6 +74,7 @@ class PPOLoss(LossModule):
                  critic_coef: float = 1.0, loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False,
                  clip_value: float | None = None):
         super().__init__()
+        ac.require_probabilistic(type(self).__name__, actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.has_critic = critic_network is not None
         if self.has_critic:

@@ -75,6 +75,7 @@ class REDQLoss(LossModule):
             raise ValueError(f"REDQLoss: expected 1 <= sub_sample_len <= num_qvalue_nets, "
                              f"got sub_sample_len={sub_sample_len}, num_qvalue_nets={num_qvalue_nets}")
         ac.require_initialized("REDQLoss", actor_network=actor_network, qvalue_network=qvalue_network)
+        ac.require_probabilistic("REDQLoss", actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)

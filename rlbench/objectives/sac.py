@@ -83,6 +83,7 @@ class SACLoss(LossModule):
         if num_qvalue_nets < 1:
             raise ValueError(f"SACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
         ac.require_initialized("SACLoss", actor_network=actor_network, qvalue_network=qvalue_network)
+        ac.require_probabilistic("SACLoss", actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)
@@ -193,6 +194,7 @@ class DiscreteSACLoss(LossModule):
         if num_qvalue_nets < 1:
             raise ValueError(f"DiscreteSACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
         ac.require_initialized("DiscreteSACLoss", actor_network=actor_network, qvalue_network=qvalue_network)
+        ac.require_probabilistic("DiscreteSACLoss", actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)

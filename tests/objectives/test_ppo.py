@@ -179,6 +179,8 @@ def test_errors_name_the_problem():
         ClipPPOLoss(actor, loss_critic_type="l3")
     with pytest.raises(ValueError, match="decrement"):
         KLPENPPOLoss(actor, decrement=2.0)
+    with pytest.raises(TypeError, match="ClipPPOLoss: actor_network must be a probabilistic actor"):
+        ClipPPOLoss(TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["action"]))
 
 
 def gae_reference(gamma, lmbda, value, next_value, reward, done, terminated):
