@@ -241,6 +241,11 @@ class LossModule(_KeysMixin, nn.Module):
         """
         if not isinstance(network, nn.Module):
             raise TypeError(f"convert_to_functional: {name!r} must be an nn.Module, got {type(network).__name__}")
+        if any(nn.parameter.is_lazy(p) for p in network.parameters()):
+            raise ValueError(
+                f"convert_to_functional: {name!r} has uninitialized lazy layers (e.g. MLP without in_features); "
+                "run it once on a batch of data (or give in_features) before building the loss"
+            )
         if hasattr(self, name) and name in self._network_names:
             raise ValueError(f"convert_to_functional: a network named {name!r} is already registered")
         if not self.functional:

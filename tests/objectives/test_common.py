@@ -131,3 +131,11 @@ def test_state_dict_round_trip_includes_targets():
     b.load_state_dict(a.state_dict())
     assert b.target_value_network_params["module", "bias"].item() == 7.0
     torch.testing.assert_close(b.value_network.module.weight, a.value_network.module.weight)
+
+
+def test_lazy_network_error_says_what_to_do():
+    net = TensorDictModule(torch.nn.LazyLinear(2), ["obs"], ["q"])
+    with pytest.raises(ValueError, match="uninitialized lazy layers .* run it once on a batch"):
+        LossModule().convert_to_functional(net, "qnet")
+    net(TensorDict(obs=torch.randn(3, 5), batch_size=[3]))
+    LossModule().convert_to_functional(net, "qnet", create_target_params=True)

@@ -170,3 +170,14 @@ def test_make_value_estimator_kinds_and_key_propagation():
 def test_value_estimator_built_lazily_with_defaults():
     est = _loss().value_estimator
     assert type(est) is TD0Estimator and est.gamma == pytest.approx(0.99)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gae_estimator_on_cuda():
+    critic = _critic()
+    td = _rollout((3, 50))
+    ref = GAE(gamma=0.9, lmbda=0.9, value_network=critic)(td.clone())
+    out = GAE(gamma=0.9, lmbda=0.9, value_network=critic.cuda())(td.clone().cuda())
+    assert out["advantage"].device.type == "cuda"
+    torch.testing.assert_close(out["advantage"].cpu(), ref["advantage"], atol=1e-4, rtol=1e-4)

@@ -191,3 +191,18 @@ def test_errors_name_the_bad_input():
         reverse_linear_recurrence(torch.tensor(1.0), 0.5)
     with pytest.raises(TypeError, match="floating-point"):
         reverse_linear_recurrence(torch.ones(3, dtype=torch.int64), 0.5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    r, v, nv, done, term = _data((4, 300, 1), torch.float32)
+    cpu = generalized_advantage_estimate(0.99, 0.95, v, nv, r, done=done, terminated=term)[0]
+    dev = [x.cuda() for x in (r, v, nv, done, term)]
+    gpu = generalized_advantage_estimate(0.99, 0.95, dev[1], dev[2], dev[0], done=dev[3], terminated=dev[4])[0]
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
+    gamma = torch.full_like(r, 0.9)
+    cpu_t = td_lambda_return_estimate(gamma, 0.8, nv, r, done=done, terminated=term)
+    gpu_t = td_lambda_return_estimate(gamma.cuda(), 0.8, dev[2], dev[0], done=dev[3], terminated=dev[4])
+    torch.testing.assert_close(gpu_t.cpu(), cpu_t, atol=1e-4, rtol=1e-4)
