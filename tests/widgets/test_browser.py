@@ -98,6 +98,13 @@ def test_save_html_opens_offline_with_data(offline_page, tmp_path, artifacts):
     assert root.locator("button[data-action=sample]").is_disabled()
     assert "need a running kernel" in root.locator(".rlb-toolbar .rlb-note").inner_text()
     page.screenshot(path=str(artifacts / "spec_inspector_saved.png"), full_page=True)
+    # nested Composites collapse and expand (in the browser, no kernel needed)
+    rows = root.locator("table.rlb-si-tree tbody tr")
+    before = rows.count()
+    root.locator("tr[data-key=observation_spec] .rlb-si-toggle").click()
+    assert rows.count() == before - 4  # observation, state, step_count and the evil key hidden
+    root.locator("tr[data-key=observation_spec] .rlb-si-toggle").click()
+    assert rows.count() == before
     assert watch.errors == [] and watch.blocked == []
 
     monitor = TrainingMonitor(title="saved monitor")
