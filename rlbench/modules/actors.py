@@ -57,11 +57,22 @@ def _projectors(spec, keys, owner: str) -> list:
     raise TypeError(f"{owner}: spec must be an rlbench Spec or Composite (e.g. env.action_spec), got {type(spec).__name__}")
 
 
-def _project(td: TensorDictBase, projectors) -> TensorDictBase:
+def _spec_on(spec, device: torch.device, cache: dict):
+    """``spec`` on ``device`` (copied once per device and kept in ``cache``): projecting a CUDA action
+    with a CPU spec would move it to the CPU."""
+    if spec.device == device:
+        return spec
+    moved = cache.get((id(spec), device))
+    if moved is None:
+        moved = cache[(id(spec), device)] = spec.to(device)
+    return moved
+
+
+def _project(td: TensorDictBase, projectors, cache: dict) -> TensorDictBase:
     for key, spec in projectors:
         value = td.get(key, None)
         if value is not None:
-            td.set(key, spec.project(value))
+            td.set(key, _spec_on(spec, value.device, cache).project(value))
     return td
 
 
@@ -99,10 +110,11 @@ class Actor(TensorDictModule):
         self.spec = spec
         self.safe = safe
         self._proj = _projectors(spec, out_keys, "Actor") if safe else []
+        self._spec_cache = {}
 
     def forward(self, tensordict: TensorDictBase, *args, **kwargs) -> TensorDictBase:
         out = super().forward(tensordict, *args, **kwargs)
-        return _project(out, self._proj) if self._proj else out
+        return _project(out, self._proj, self._spec_cache) if self._proj else out
 
 
 class ProbabilisticActor(ProbabilisticTensorDictSequential):
@@ -177,10 +189,11 @@ class ProbabilisticActor(ProbabilisticTensorDictSequential):
         self.spec = spec
         self.safe = safe
         self._proj = _projectors(spec, out_keys, "ProbabilisticActor") if safe else []
+        self._spec_cache = {}
 
     def forward(self, tensordict: TensorDictBase, tensordict_out=None, **kwargs) -> TensorDictBase:
         out = super().forward(tensordict, tensordict_out, **kwargs)
-        return _project(out, self._proj) if self._proj else out
+        return _project(out, self._proj, self._spec_cache) if self._proj else out
 
     def _with_trunk(self, trunk: TensorDictModuleBase) -> "ProbabilisticActor":
         return ProbabilisticActor(TensorDictSequential(trunk, self.module[0]), **self._head_kwargs)

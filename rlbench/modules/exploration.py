@@ -18,6 +18,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import InteractionType, TensorDictModuleBase, interaction_type
 
 from ..specs import Composite, OneHot, Spec
+from .actors import _spec_on
 
 __all__ = ["EGreedyModule", "AdditiveGaussianModule", "OrnsteinUhlenbeckProcessModule", "exploring"]
 
@@ -68,6 +69,10 @@ class _Annealed(TensorDictModuleBase):
         self.register_buffer(f"{name}_end", torch.tensor(float(end)))
         self.register_buffer(name, torch.tensor(float(init)))
         self.annealing_num_steps = int(annealing_num_steps)
+
+    def _spec(self, device: torch.device) -> Spec:
+        cache = self.__dict__.setdefault("_spec_cache", {})
+        return _spec_on(self.spec, device, cache)
 
     def step(self, frames: int = 1) -> None:
         """Advance the schedule by ``frames`` frames (linear decay, stops at the end value)."""
@@ -120,7 +125,8 @@ class EGreedyModule(_Annealed):
 
     def _random_actions(self, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
         if self.action_mask_key is None:
-            return self.spec.rand(_extra_dims(self.spec, action, "EGreedyModule")).to(action.device)
+            spec = self._spec(action.device)
+            return spec.rand(_extra_dims(spec, action, "EGreedyModule"))
         mask = td.get(self.action_mask_key).bool()
         n = mask.shape[-1]
         idx = torch.multinomial(mask.reshape(-1, n).float(), 1).reshape(mask.shape[:-1])
@@ -174,7 +180,7 @@ class AdditiveGaussianModule(_Annealed):
             return tensordict
         action = tensordict.get(self.action_key)
         noise = torch.randn_like(action) * self.std + self.mean
-        tensordict.set(self.action_key, self.spec.project(action + self.sigma.to(action) * noise))
+        tensordict.set(self.action_key, self._spec(action.device).project(action + self.sigma.to(action) * noise))
         return tensordict
 
 
@@ -237,5 +243,5 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
                 prev = torch.where(start, torch.full_like(prev, self.x0), prev)
         noise = self._next_noise(prev)
         tensordict.set(self.noise_key, noise)
-        tensordict.set(self.action_key, self.spec.project(action + self.eps.to(action) * noise))
+        tensordict.set(self.action_key, self._spec(action.device).project(action + self.eps.to(action) * noise))
         return tensordict
