@@ -139,18 +139,26 @@ def jupyter_lab(browser):
                 time.sleep(0.3)
         yield LabServer(url, tmp, proc)
     finally:
-        _stop(proc)
+        family = _stop(proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    from rlbench.testing import processes_gone
+
+    assert processes_gone(family, within=10), f"jupyter lab left processes behind: {family}"
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (the server and its kernels), SIGKILL if it lingers."""
+def _stop(proc: subprocess.Popen) -> list[int]:
+    """SIGTERM the server's process group (the server and its kernels), SIGKILL if it lingers.
+
+    Returns the pids of the server and every process it had started (kernels), all ended.
+    """
+    import psutil
+
+    from rlbench.testing import processes_gone
+
     try:
-        import psutil
-
         family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    except Exception:
+    except psutil.NoSuchProcess:
         family = [proc.pid]
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -159,13 +167,10 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    for pid in family[1:]:  # kernels the server started: gone, or killed by id
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            continue
-        time.sleep(1)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    if not processes_gone(family[1:], within=10):
+        for pid in family[1:]:  # a kernel that left the group: killed by its own id
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    return family
