@@ -189,6 +189,7 @@ function render({ model, el }) {
     const idx = env * perEnv + k;
     const shownStep = fm.steps[k];
     const token = ++drawToken;
+    store.cancelPrefetch();  // what the user asks for now goes before any background decode
     const paint = (img) => {
       if (token !== drawToken) return;  // a later move already asked for another frame
       const ctx = canvas.getContext("2d");
@@ -199,11 +200,12 @@ function render({ model, el }) {
       const ms = inputTime ? performance.now() - inputTime : 0;
       root.dispatchEvent(new CustomEvent("rlb-frame", { detail: { step, frame: idx, ms } }));
     };
+    // neighbours are decoded only once this frame is up: started earlier they would compete with it
+    // for the decoder (a prefetch may cross into the next env's frames, which is harmless)
+    const warm = () => { if (token === drawToken) store.prefetch(idx, playing ? 8 : 3, playing ? 0 : 2); };
     const hit = store.peek(idx);
-    if (hit !== undefined) paint(hit);
-    else store.get(idx).then(paint, (err) => { frameCaption.textContent = `could not decode frame: ${err}`; });
-    store.prefetch(idx, playing ? 8 : 3, playing ? 0 : 2);
-    // keep neighbours within this env's frames: prefetch may cross into the next env, which is harmless
+    if (hit !== undefined) { paint(hit); warm(); }
+    else store.get(idx).then((img) => { paint(img); warm(); }, (err) => { frameCaption.textContent = `could not decode frame: ${err}`; });
   }
 
   function update() {

@@ -227,3 +227,69 @@ def test_replay_saved_page_shows_first_page_and_says_what_needs_a_kernel(offline
     assert root.get_attribute("data-sampled") == "16"
     assert watch.dialogs == [] and watch.errors == [] and watch.blocked == []
     page.screenshot(path=str(artifacts / "replay_inspector_saved.png"), full_page=True)
+
+
+# ---------------------------------------------------------------- live JupyterLab (a real kernel)
+LIVE_CELLS = [
+    f"""
+import os
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+import torch
+from rlbench.envs import CartPoleEnv
+from rlbench.buffers import ReplayBuffer, LazyTensorStorage
+from rlbench.widgets import RolloutInspector, ReplayInspector
+EVIL = {EVIL!r}
+env = CartPoleEnv(seed=0)
+td = env.rollout(40, break_when_any_done=False)
+td["next", EVIL] = torch.zeros(40, 1)
+rb = ReplayBuffer(storage=LazyTensorStorage(100), batch_size=32)
+_ = rb.extend(td.clone())
+""",
+    "RolloutInspector(td, frames=env.render, max_side=240)",
+    "ReplayInspector(rb, page_size=50)",
+]
+
+
+@pytest.mark.slow
+def test_views_live_in_jupyterlab(jupyter_lab, browser, artifacts, page_watch):
+    import os
+
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c.strip()) for c in LIVE_CELLS]
+    nb.metadata["kernelspec"] = {"name": os.environ.get("RLBENCH_KERNEL", "rlbench"), "display_name": "rlbench",
+                                 "language": "python"}
+    nbformat.write(nb, jupyter_lab.root / "views.ipynb")
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    watch = page_watch(page)
+    try:
+        page.goto(f"{jupyter_lab.url}/lab/tree/views.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=60_000)
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        page.wait_for_selector(".rlb-rollout-inspector[data-drawn-step='0']", timeout=90_000)
+        before = frame_pixels(page)
+        move_slider(page, 25)
+        assert frame_pixels(page) != before
+        assert numbers(page.locator(".rlb-ri-values tr[data-key='action'] td").inner_text()) == [
+            float(CartPoleEnv(seed=0).rollout(40, break_when_any_done=False)["action"][25])]
+        assert page.locator(".rlb-ri-values th", has_text=EVIL).count() == 1
+
+        replay = page.locator(".rlb-replay-inspector")
+        replay.wait_for(timeout=60_000)
+        replay.locator(".rlb-rp-sample").click()  # the kernel samples 32 of the 40 stored items
+        page.wait_for_function("document.querySelector('.rlb-replay-inspector').dataset.sampled === '32'",
+                               timeout=30_000)
+        distinct = int(re.search(r"\((\d+) distinct\)", replay.locator(".rlb-rp-legend").inner_text()).group(1))
+        assert replay.locator(".rlb-rp-page tr.rlb-rp-hit").count() == distinct > 0
+        assert replay.locator(".rlb-rp-page thead th", has_text=EVIL).count() == 1
+        assert watch.dialogs == []
+        replay.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "jupyterlab_views.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "jupyterlab_views_FAILED.png"))
+        raise
+    finally:
+        context.close()

@@ -169,6 +169,8 @@ export class FrameStore {
     this.cache = new LRUCache(capacity, (img) => { if (img && typeof img.close === "function") img.close(); });
     this.pending = new Map();
     this.decodes = 0;
+    this.wanted = [];
+    this.pumping = false;
   }
   get count() { return Math.max(0, this.offsets.length - 1); }
   bytesOf(i) {
@@ -190,9 +192,28 @@ export class FrameStore {
     this.pending.set(i, p);
     return p;
   }
-  /** Warm the cache around frame `i` (the next frames first: scrubbing and playback go forward). */
+  /** Warm the cache around frame `i` (the next frames first: scrubbing and playback go forward).
+   *  One frame at a time, so a frame the user asks for next waits for at most one background
+   *  decode; a new call replaces the wish list of the previous one. */
   prefetch(i, ahead = 4, behind = 2) {
-    for (let k = 1; k <= ahead; k++) if (i + k < this.count) this.get(i + k).catch(() => {});
-    for (let k = 1; k <= behind; k++) if (i - k >= 0) this.get(i - k).catch(() => {});
+    const wanted = [];
+    for (let k = 1; k <= ahead; k++) if (i + k < this.count) wanted.push(i + k);
+    for (let k = 1; k <= behind; k++) if (i - k >= 0) wanted.push(i - k);
+    this.wanted = wanted.filter((j) => !this.cache.has(j));
+    if (!this.pumping) this._pump();
+  }
+  /** Drop the prefetch wish list (the decode already running finishes). */
+  cancelPrefetch() { this.wanted = []; }
+  async _pump() {
+    this.pumping = true;
+    try {
+      while (this.wanted && this.wanted.length) {
+        const j = this.wanted.shift();
+        if (this.cache.has(j)) continue;
+        try { await this.get(j); } catch { /* a bad frame shows its error when it is asked for */ }
+      }
+    } finally {
+      this.pumping = false;
+    }
   }
 }

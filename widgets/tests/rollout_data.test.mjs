@@ -115,3 +115,31 @@ test("FrameStore decodes each frame once, shares in-flight decodes, evicts and c
   assert.throws(() => store.bytesOf(3), /frame 3 out of range/);
   await assert.rejects(() => new FrameStore({ data, offsets, decode: () => { throw new Error("bad jpeg"); } }).get(0), /bad jpeg/);
 });
+
+test("FrameStore.prefetch decodes one frame at a time and a new call replaces the wish list", async () => {
+  const offsets = new Uint32Array(Array.from({ length: 11 }, (_, i) => i));
+  const data = new Uint8Array(10).map((_, i) => i);
+  let inFlight = 0, maxInFlight = 0;
+  const order = [];
+  const release = [];
+  const store = new FrameStore({
+    data, offsets, capacity: 20,
+    decode: (bytes) => new Promise((resolve) => {
+      inFlight++; maxInFlight = Math.max(maxInFlight, inFlight); order.push(bytes[0]);
+      release.push(() => { inFlight--; resolve({ first: bytes[0] }); });
+    }),
+  });
+  store.prefetch(2, 3, 1);  // wants 3, 4, 5, then 1
+  assert.deepEqual(order, [3]);
+  store.prefetch(7, 2, 0);  // the user moved on: now 8, 9
+  while (release.length) { release.shift()(); await new Promise((r) => setTimeout(r, 0)); }
+  assert.deepEqual(order, [3, 8, 9]);
+  assert.equal(maxInFlight, 1);
+  store.prefetch(7, 2, 0);  // all cached: nothing to decode
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(order, [3, 8, 9]);
+  store.prefetch(0, 1, 0);
+  store.cancelPrefetch();
+  while (release.length) { release.shift()(); await new Promise((r) => setTimeout(r, 0)); }
+  assert.deepEqual(order, [3, 8, 9, 1]);  // the decode already started finishes; nothing after it
+});
