@@ -392,8 +392,14 @@ class LossModule(_KeysMixin, nn.Module):
             raise TypeError(f"{type(self).__name__}.make_value_estimator({kind.value!r}): {err}") from None
         shared = {k: v for k, v in self._tensor_keys.items() if k in est._tensor_keys}
         est.set_keys(**shared)
-        self._value_estimator = est
+        self._set_estimator(est)
         return self
+
+    def _set_estimator(self, estimator) -> None:
+        # kept out of the submodules on purpose: the estimator's value network is the loss's own
+        # (already registered), and a lazily built estimator must not change the loss's
+        # state_dict keys (a checkpoint would no longer load into a fresh loss)
+        self.__dict__["_value_estimator"] = estimator
 
     @property
     def value_estimator(self):
@@ -404,7 +410,7 @@ class LossModule(_KeysMixin, nn.Module):
 
     @value_estimator.setter
     def value_estimator(self, estimator) -> None:
-        self._value_estimator = estimator
+        self._set_estimator(estimator)
 
     def _keys_changed(self, changed: dict) -> None:
         est = self._value_estimator

@@ -139,3 +139,22 @@ def test_lazy_network_error_says_what_to_do():
         LossModule().convert_to_functional(net, "qnet")
     net(TensorDict(obs=torch.randn(3, 5), batch_size=[3]))
     LossModule().convert_to_functional(net, "qnet", create_target_params=True)
+
+
+def test_lazily_built_estimator_does_not_change_state_dict_keys():
+    from rlbench.objectives.value import GAE
+
+    class _L(LossModule):
+        default_value_estimator = ValueEstimators.GAE
+
+        def __init__(self, net):
+            super().__init__()
+            self.convert_to_functional(net, "value_network")
+
+        def _estimator_network(self):
+            return self.value_network
+
+    trained, fresh = _L(_net()), _L(_net())
+    assert isinstance(trained.value_estimator, GAE)  # built on first use
+    fresh.load_state_dict(trained.state_dict())  # strict: same keys
+    assert sorted(trained.state_dict()) == sorted(fresh.state_dict())

@@ -173,6 +173,11 @@ class ValueEstimatorBase(_KeysMixin, nn.Module):
     def _estimate(self, value, next_value, reward, done, term, tdim):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @staticmethod
+    def _on(h, like: torch.Tensor):
+        """A hyperparameter as a number, or as a tensor on ``like``'s device and dtype."""
+        return h if isinstance(h, float) else h.to(like)
+
 
 class TD0Estimator(ValueEstimatorBase):
     """One-step TD target ``r + gamma (1 - terminated) V(s')``; advantage = target - V(s).
@@ -187,7 +192,7 @@ class TD0Estimator(ValueEstimatorBase):
     """
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        target = td0_return_estimate(self.gamma, next_value, reward, terminated=term, done=done)
+        target = td0_return_estimate(self._on(self.gamma, reward), next_value, reward, terminated=term, done=done)
         return target - value, target
 
 
@@ -203,7 +208,7 @@ class TD1Estimator(ValueEstimatorBase):
     """
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        target = td1_return_estimate(self.gamma, next_value, reward, done=done, terminated=term, time_dim=tdim)
+        target = td1_return_estimate(self._on(self.gamma, reward), next_value, reward, done=done, terminated=term, time_dim=tdim)
         return target - value, target
 
 
@@ -227,7 +232,7 @@ class TDLambdaEstimator(ValueEstimatorBase):
         self.lmbda = _hyper("lmbda", lmbda)
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        target = td_lambda_return_estimate(self.gamma, self.lmbda, next_value, reward, done=done, terminated=term,
+        target = td_lambda_return_estimate(self._on(self.gamma, reward), self._on(self.lmbda, reward), next_value, reward, done=done, terminated=term,
                                            time_dim=tdim)
         return target - value, target
 
@@ -260,7 +265,7 @@ class GAE(ValueEstimatorBase):
         self.average_gae = average_gae
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        adv, target = generalized_advantage_estimate(self.gamma, self.lmbda, value, next_value, reward, done=done,
+        adv, target = generalized_advantage_estimate(self._on(self.gamma, reward), self._on(self.lmbda, reward), value, next_value, reward, done=done,
                                                      terminated=term, time_dim=tdim)
         if self.average_gae:
             adv = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
