@@ -127,20 +127,24 @@ class _RecurrentModule(TensorDictModuleBase):
             td.set(self.out_key, y.reshape(*lead, -1))
             td.set(("next", self.state_keys[0]), y.unsqueeze(-2).reshape(*lead, *self.state_shape))
             return td
-        outs, per_step = [], [[] for _ in self.state_keys]
         # A per-step loop (T calls) keeps every intermediate state exact: torch's fused RNN returns only
         # the final one, and ("next", state) at each step is what a loss needs to evaluate next steps.
+        # States stay in torch's [L, N, H] layout inside the loop (one transpose each way, not T).
+        hx = [st.transpose(0, 1).contiguous() for st in states]
+        keep = None if start is None else ~start.t()[:, None, :, None]  # [T, 1, N, 1]
+        outs, per_step = [], [[] for _ in self.state_keys]
         for t in range(T):
-            if start is not None and t > 0:
-                m = start[:, t, None, None]
-                states = [torch.where(m, torch.zeros_like(s), s) for s in states]
-            y, states = self._step_rnn(xs[:, t], states)
+            if keep is not None and t > 0:
+                hx = [torch.where(keep[t], h, 0.0) for h in hx]
+            y, new = self.rnn(xs[:, t : t + 1], hx[0] if len(hx) == 1 else tuple(hx))
+            hx = [new] if isinstance(new, torch.Tensor) else list(new)
             outs.append(y)
-            for lst, s in zip(per_step, states):
-                lst.append(s)
-        td.set(self.out_key, torch.stack(outs, 1).reshape(*lead, -1))
+            for lst, h in zip(per_step, hx):
+                lst.append(h)
+        td.set(self.out_key, torch.cat(outs, 1).reshape(*lead, -1))
         for key, lst in zip(self.state_keys, per_step):
-            td.set(("next", key), torch.stack(lst, 1).reshape(*lead, *self.state_shape))
+            # T x [L, N, H] -> [N, T, L, H]
+            td.set(("next", key), torch.stack(lst, 2).permute(1, 2, 0, 3).reshape(*lead, *self.state_shape))
         return td
 
 
