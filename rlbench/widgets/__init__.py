@@ -5,12 +5,11 @@ the ``notebooks`` extra). :func:`show` picks the right inspector for an object.
 """
 from __future__ import annotations
 
-try:
-    import anywidget  # noqa: F401
-except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "rlbench.widgets needs anywidget and ipywidgets: pip install 'rlbench[notebooks]'"
-    ) from err
+import importlib.util
+
+# a clear message instead of a bare ModuleNotFoundError deep inside base.py
+if importlib.util.find_spec("anywidget") is None or importlib.util.find_spec("ipywidgets") is None:  # pragma: no cover
+    raise ImportError("rlbench.widgets needs anywidget and ipywidgets: pip install 'rlbench[notebooks]'")
 
 from .base import Inspector, pack_array
 from .monitor import TrainingMonitor
@@ -25,9 +24,12 @@ def _optional(name: str):
 
     module = {"RolloutInspector": ".rollout_inspector", "ReplayInspector": ".replay_inspector"}[name]
     try:
-        return getattr(importlib.import_module(module, __name__), name)
-    except (ImportError, AttributeError):
+        mod = importlib.import_module(module, __name__)
+    except ModuleNotFoundError as err:
+        if err.name != __name__ + module:  # a broken dependency is a real error, not "absent"
+            raise
         return None
+    return getattr(mod, name, None)
 
 
 def show(obj, **kwargs):

@@ -187,3 +187,16 @@ def test_big_binary_state_is_not_embedded(monkeypatch):
     monkeypatch.setattr(base, "MAX_FALLBACK_HTML_BYTES", 100_000)
     data, _ = monitor._repr_mimebundle_()
     assert data["text/html"].startswith('<table class="rlb-summary">') and "20000 values" in data["text/html"]
+
+
+def test_show_rollout_and_replay_buffer():
+    from tensordict import TensorDict
+
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+    from rlbench.widgets import ReplayInspector, RolloutInspector
+
+    env = CartPoleEnv(seed=0)
+    assert isinstance(show(env.rollout(5)), RolloutInspector)
+    rb = ReplayBuffer(storage=LazyTensorStorage(10))
+    rb.extend(TensorDict({"x": torch.zeros(4, 2)}, [4]))
+    assert isinstance(show(rb), ReplayInspector)
