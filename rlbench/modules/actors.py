@@ -289,7 +289,8 @@ class QValueModule(TensorDictModuleBase):
         self.chosen_action_value_key = chosen_action_value_key
         self.action_mask_key = action_mask_key
         self.in_keys = [action_value_key] + ([action_mask_key] if action_mask_key is not None else [])
-        self.out_keys = [action_key, action_value_key, chosen_action_value_key]
+        # action_value is read, not written (the distributional subclass adds it: it rewrites it)
+        self.out_keys = [action_key, chosen_action_value_key]
         leaf = _leaf(spec)
         self._dtype = leaf.dtype if leaf is not None else (torch.bool if self.action_space == "one_hot" else torch.int64)
 

@@ -52,6 +52,7 @@ class DistributionalQValueModule(QValueModule):
         if support is None:
             raise ValueError("DistributionalQValueModule: support (the return atoms) is required")
         self.register_buffer("support", _support(support))
+        self.out_keys = [self.action_key, self.action_value_key, self.chosen_action_value_key]
 
     def expected_value(self, log_probs: torch.Tensor) -> torch.Tensor:
         """``[*B, n_atoms, n_actions]`` log-probabilities to expected returns ``[*B, n_actions]``."""

@@ -194,3 +194,31 @@ def test_one_hot_categorical_actor():
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         td = actor(_obs())
     assert torch.equal(td["action"].argmax(-1), td["logits"].argmax(-1))
+
+
+def test_masked_categorical_actor_reads_mask_from_tensordict():
+    from rlbench.modules import MaskedCategorical
+
+    net = TensorDictModule(MLP(in_features=3, out_features=4, num_cells=[8]), ["observation"], ["logits"])
+    actor = ProbabilisticActor(net, in_keys={"logits": "logits", "mask": "action_mask"},
+                               distribution_class=MaskedCategorical, return_log_prob=True)
+    td = _obs(500)
+    td["action_mask"] = torch.tensor([True, False, True, False]).expand(500, 4)
+    with set_exploration_type(ExplorationType.RANDOM):
+        out = actor(td)
+    assert set(out["action"].unique().tolist()) <= {0, 2}
+    assert torch.isfinite(out["sample_log_prob"]).all()
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        greedy = actor(td.clone())["action"]
+    masked = out["logits"].masked_fill(~td["action_mask"], -float("inf"))
+    assert torch.equal(greedy, masked.argmax(-1))
+
+
+def test_select_subsequence_on_our_sequences():
+    actor = _gauss_actor(distribution_class=TanhNormal)
+    sub = actor.select_subsequence(out_keys=["loc", "scale"])
+    td = sub(_obs())
+    assert "action" not in td.keys() and {"loc", "scale"} <= set(td.keys())
+    q = QValueActor(MLP(in_features=3, out_features=2, num_cells=[4]), spec=Categorical(2))
+    td = q.select_subsequence(out_keys=["action_value"])(_obs())
+    assert "action_value" in td.keys() and "action" not in td.keys()
