@@ -84,7 +84,7 @@ function render({ model, el }) {
   const stepLabel = h("span", { class: "rlb-mono rlb-ri-step" });
   const fpsSelect = h("select", { class: "rlb-ri-fps", "aria-label": "frames per second" },
     [5, 10, 15, 30, 60].map((f) => h("option", { value: String(f), selected: f === 30 }, `${f} fps`)));
-  const timeline = h("canvas", { class: "rlb-ri-timeline" });
+  const timeline = h("canvas", { class: "rlb-ri-timeline", title: "episode ends: red = terminated, orange = truncated" });
   const controls = h("div", { class: "rlb-ri-controls" }, playBtn, h("div", { class: "rlb-ri-track" }, slider, timeline), stepLabel, fpsSelect);
 
   // the action first, then the rest of the step, then what the step produced (reward and flags first)

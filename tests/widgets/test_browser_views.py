@@ -110,6 +110,25 @@ def test_rollout_play_and_env_selector(offline_page, tmp_path, artifacts):
     page.screenshot(path=str(artifacts / "rollout_inspector_batched.png"), full_page=True)
 
 
+def test_rollout_without_frames_or_reward_renders(offline_page, tmp_path):
+    page, watch = offline_page
+    T = 12
+    td = TensorDict({"flag": torch.arange(T) % 3 == 0, "count": torch.arange(T, dtype=torch.int64),
+                     "x64": torch.linspace(-1, 1, T, dtype=torch.float64),
+                     "deep": {"er": {"v": torch.full((T, 2), float("nan"))}}}, [T])
+    open_saved(page, RolloutInspector(td), tmp_path / "odd.html")
+    root = page.locator(".rlb-rollout-inspector")
+    assert root.locator(".rlb-ri-noframe").inner_text() == "no frames"
+    assert "no reward key" in root.locator(".rlb-ri-notes").inner_text()
+    move_slider_values_only = "(el) => { el.value = '3'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    page.eval_on_selector(".rlb-ri-slider", move_slider_values_only)
+    page.wait_for_function("document.querySelector('.rlb-rollout-inspector').dataset.step === '3'")
+    assert value_of(page, "flag") == "true" and value_of(page, "count") == "3"
+    assert value_of(page, "deep.er.v") == "[NaN, NaN]"
+    assert numbers(value_of(page, "x64")) == pytest.approx([-1 + 2 * 3 / 11], rel=1e-3)
+    assert watch.errors == [] and watch.dialogs == []
+
+
 # ---------------------------------------------------------------- replay (kernel bridged)
 BRIDGE_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><style id="css"></style></head>
 <body style="margin:16px;font-family:sans-serif"><div id="host"></div>
