@@ -359,7 +359,11 @@ def generalized_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next
                         next_state_value=next_state_value, reward=reward, done=done, terminated=terminated)
     done, term = _flags(done, terminated, reward)
     dtype = reward.dtype
-    delta = reward + gamma * (~term).to(dtype) * next_state_value - state_value
+    boot = (~term).to(dtype)
+    if isinstance(gamma, (int, float)):  # one fused multiply-add: fewer passes over the data
+        delta = torch.addcmul(reward - state_value, next_state_value, boot, value=gamma)
+    else:
+        delta = reward + gamma * boot * next_state_value - state_value
     g, lm = _as_float(gamma), _as_float(lmbda)
     if g is not None and lm is not None:
         adv = reverse_linear_recurrence(delta, g * lm, cut=done, time_dim=time_dim)
