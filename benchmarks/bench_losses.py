@@ -79,8 +79,11 @@ def bench_sac(args, iters):
     ours = SACLoss(actor, TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"]))
     td = replay_batch()
 
+    ours_params = list(ours.parameters())
+
     def ours_step():
-        ours.zero_grad(set_to_none=True)
+        for p in ours_params:  # as optimizer.zero_grad() does (the reference does the same)
+            p.grad = None
         out = ours(td)
         (out["loss_qvalue"] + out["loss_actor"] + out["loss_alpha"]).backward()
 
@@ -140,8 +143,11 @@ def bench_ppo(args, iters):
     td["sample_log_prob"] = td["sample_log_prob"].sum(-1) - 0.05 * torch.randn(BATCH)  # a later epoch: ratio != 1
     td["advantage"], td["value_target"], td["state_value"] = (torch.randn(BATCH, 1) for _ in range(3))
 
+    ours_params = list(ours.parameters())
+
     def ours_step():
-        ours.zero_grad(set_to_none=True)
+        for p in ours_params:  # as optimizer.zero_grad() does (the reference does the same)
+            p.grad = None
         out = ours(td)
         (out["loss_objective"] + out["loss_entropy"] + out["loss_critic"]).backward()
 
@@ -182,8 +188,11 @@ def bench_td3(args, iters):
                    action_spec=Bounded(-1.0, 1.0, shape=(ACT,)), policy_delay=1, policy_noise=0.2, noise_clip=0.5)
     td = replay_batch()
 
+    ours_params = list(ours.parameters())
+
     def ours_step():
-        ours.zero_grad(set_to_none=True)
+        for p in ours_params:  # as optimizer.zero_grad() does (the reference does the same)
+            p.grad = None
         out = ours(td)
         (out["loss_qvalue"] + out["loss_actor"]).backward()
 

@@ -286,3 +286,38 @@ def test_lazy_networks_are_refused_with_a_clear_message():
         SACLoss(gaussian_actor(), lazy_q)
     lazy_q(TensorDict(observation=torch.randn(2, OBS), action=torch.randn(2, ACT), batch_size=[2]))  # initialises it
     assert SACLoss(gaussian_actor(), lazy_q).qvalue_network_params["module", "0", "weight"].shape[0] == 2
+
+
+def test_sac_learns_a_one_step_bandit():
+    # reward -(a - 0.5)^2 with every step terminal: Q(s, a) only has to fit the reward, and the
+    # policy's mode must move to 0.5 (a sign error anywhere in the actor or critic terms would not)
+    from rlbench.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+
+    torch.manual_seed(0)
+    net = TensorDictModule(nn.Sequential(nn.Linear(1, 2), NormalParamExtractor()), ["observation"], ["loc", "scale"])
+    actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal)
+    qnet = ValueOperator(MLP(in_features=2, out_features=1, num_cells=[32]), in_keys=["observation", "action"])
+    loss = SACLoss(actor, qnet, alpha_init=0.01, fixed_alpha=True)
+    opt = torch.optim.Adam(loss.parameters(), lr=3e-2)
+    n = 64
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # hundreds of tiny steps: thread hand-offs would cost more than the maths
+    try:
+        for _ in range(400):
+            sac_bandit_step(loss, opt, n)
+    finally:
+        torch.set_num_threads(threads)
+    mode = actor.get_dist(TensorDict(observation=torch.ones(1, 1), batch_size=[1])).mode
+    assert abs(mode.item() - 0.5) < 0.1
+
+
+def sac_bandit_step(loss, opt, n):
+    action = torch.rand(n, 1) * 2 - 1  # uniform exploration data, as from a replay buffer
+    td = TensorDict(observation=torch.ones(n, 1), action=action,
+                    next=TensorDict(observation=torch.ones(n, 1), reward=-(action - 0.5) ** 2,
+                                    terminated=torch.ones(n, 1, dtype=torch.bool),
+                                    done=torch.ones(n, 1, dtype=torch.bool), batch_size=[n]), batch_size=[n])
+    opt.zero_grad()
+    out = loss(td)
+    (out["loss_actor"] + out["loss_qvalue"]).backward()
+    opt.step()
