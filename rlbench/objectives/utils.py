@@ -80,7 +80,7 @@ class SoftUpdate(TargetNetUpdater):
         tensor([0.5000, 0.5000])
     """
 
-    def __init__(self, loss, *, tau: float | None = None, eps: float | None = None, networks=None):
+    def __init__(self, loss, tau: float | None = None, *, eps: float | None = None, networks=None):
         if (tau is None) == (eps is None):
             raise ValueError("SoftUpdate: give exactly one of tau (weight of the online params) or eps = 1 - tau")
         tau = 1.0 - eps if tau is None else tau
@@ -126,7 +126,7 @@ class HardUpdate(TargetNetUpdater):
         True
     """
 
-    def __init__(self, loss, *, value_network_update_interval: int = 1000, networks=None):
+    def __init__(self, loss, value_network_update_interval: int = 1000, *, networks=None):
         if int(value_network_update_interval) < 1:
             raise ValueError(
                 f"HardUpdate: value_network_update_interval must be >= 1, got {value_network_update_interval}"

@@ -181,3 +181,14 @@ def test_gae_estimator_on_cuda():
     out = GAE(gamma=0.9, lmbda=0.9, value_network=critic.cuda())(td.clone().cuda())
     assert out["advantage"].device.type == "cuda"
     torch.testing.assert_close(out["advantage"].cpu(), ref["advantage"], atol=1e-4, rtol=1e-4)
+
+
+def test_positional_hyperparameters():
+    critic = _critic()
+    td = _rollout((2, 9))
+    a = GAE(0.9, 0.8, critic)(td.clone())["advantage"]
+    b = GAE(gamma=0.9, lmbda=0.8, value_network=critic)(td.clone())["advantage"]
+    torch.testing.assert_close(a, b)
+    assert TD0Estimator(0.5, critic).gamma == 0.5 and TDLambdaEstimator(0.5, 0.3, critic).lmbda == 0.3
+    with pytest.raises(TypeError, match="gamma must be a number or a tensor"):
+        TD0Estimator("0.9")

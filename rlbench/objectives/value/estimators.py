@@ -62,7 +62,7 @@ class ValueEstimatorBase(_KeysMixin, nn.Module):
         "value_target": "value_target",
     }
 
-    def __init__(self, *, gamma, value_network: nn.Module | None = None, differentiable: bool = False,
+    def __init__(self, gamma, value_network: nn.Module | None = None, *, differentiable: bool = False,
                  time_dim: int | None = None):
         super().__init__()
         self._init_keys()
@@ -227,7 +227,7 @@ class TDLambdaEstimator(ValueEstimatorBase):
         tensor([1., 1., 1.])
     """
 
-    def __init__(self, *, gamma, lmbda, value_network=None, differentiable=False, time_dim=None):
+    def __init__(self, gamma, lmbda, value_network=None, *, differentiable=False, time_dim=None):
         super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable, time_dim=time_dim)
         self.lmbda = _hyper("lmbda", lmbda)
 
@@ -258,7 +258,7 @@ class GAE(ValueEstimatorBase):
         (torch.Size([2, 5, 1]), False)
     """
 
-    def __init__(self, *, gamma, lmbda, value_network=None, average_gae: bool = False, differentiable=False,
+    def __init__(self, gamma, lmbda, value_network=None, *, average_gae: bool = False, differentiable=False,
                  time_dim=None):
         super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable, time_dim=time_dim)
         self.lmbda = _hyper("lmbda", lmbda)
