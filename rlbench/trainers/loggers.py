@@ -1,0 +1,293 @@
+"""Loggers: where a trainer's scalars go.
+
+Every logger here follows the :class:`rlbench.loggers.Logger` protocol -- ``log_scalar(name, value,
+step)`` -- so a trainer takes any of them, a :class:`MultiLogger` of several, or the notebook
+``rlbench.widgets.TrainingMonitor``. Extras they share: ``log_scalars(values, step)`` (several at one
+step), ``log_hparams(dict)``, ``flush()`` and ``close()``.
+
+:class:`CSVLogger` needs nothing beyond the standard library. :class:`TensorboardLogger` and
+:class:`WandbLogger` import their package only when built, with an error naming the extra to install.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..loggers import Logger, log_scalars
+
+__all__ = ["Logger", "log_scalars", "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "read_csv_log"]
+
+_CSV_NAME = "scalars.csv"
+_HPARAMS_NAME = "hparams.json"
+
+
+def _to_float(name: str, value) -> float:
+    """A Python float from a number or a one-element tensor/array, with a clear error otherwise."""
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"log_scalar({name!r}): expected a number or a one-element tensor, got {type(value).__name__} "
+            f"{getattr(value, 'shape', '')}".rstrip()
+        ) from None
+
+
+def _plain(value):
+    """Hyperparameters as JSON-friendly values (anything else becomes its ``repr``)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 2)() == 1:
+        return value.item()
+    return repr(value)
+
+
+class CSVLogger:
+    """Write scalars to ``log_dir/exp_name/scalars.csv`` in long format: one ``step,name,value`` row each.
+
+    Long rather than wide because metrics arrive at different steps (losses every update, eval
+    returns every few thousand frames): a wide table would be mostly empty cells and would need a
+    new column, i.e. a rewrite of the file, whenever a new metric first appears. Rows are appended
+    as they come (line-buffered writes, flushed every ``flush_every`` rows and on :meth:`flush` /
+    :meth:`close`) so a crashed run keeps its log. Read it back with :func:`read_csv_log`.
+    Hyperparameters go to ``hparams.json`` beside it.
+
+    Args:
+        log_dir: parent directory of the run's directory (created if missing).
+        exp_name: the run's name: its directory under ``log_dir``.
+        flush_every: rows buffered before they are written to disk.
+
+    Example:
+        >>> import tempfile
+        >>> logger = CSVLogger(tempfile.mkdtemp(), "demo")
+        >>> logger.log_scalar("loss", 0.5, step=10)
+        >>> logger.log_scalars({"loss": 0.25, "return": 12.0}, step=20)
+        >>> logger.log_hparams({"lr": 3e-4, "algo": "ppo"})
+        >>> logger.close()
+        >>> read_csv_log(logger.path)
+        {'loss': [(10, 0.5), (20, 0.25)], 'return': [(20, 12.0)]}
+        >>> sorted(p.name for p in logger.run_dir.iterdir())
+        ['hparams.json', 'scalars.csv']
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, exp_name: str = "run", *, flush_every: int = 100):
+        if not exp_name or os.sep in str(exp_name) or str(exp_name) in (".", ".."):
+            raise ValueError(f"CSVLogger: exp_name must be a plain directory name, got {exp_name!r}")
+        self.run_dir = Path(log_dir) / str(exp_name)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / _CSV_NAME
+        self.flush_every = max(1, int(flush_every))
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        # append: a resumed run (Trainer.load) continues the same file
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        if new:
+            self._writer.writerow(("step", "name", "value"))
+        self._pending = 0
+
+    def log_scalar(self, name: str, value, step: int) -> None:
+        """Append one ``step,name,value`` row."""
+        if self._file is None:
+            raise RuntimeError(f"CSVLogger({str(self.path)!r}) is closed")
+        self._writer.writerow((int(step), str(name), repr(_to_float(name, value))))
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    def log_scalars(self, values: Mapping[str, Any], step: int) -> None:
+        """Append one row per entry of ``values``, all at ``step``."""
+        for name, value in values.items():
+            self.log_scalar(name, value, step)
+
+    def log_hparams(self, hparams: Mapping[str, Any]) -> None:
+        """Write ``hparams`` (merged with any written before) to ``hparams.json``."""
+        path = self.run_dir / _HPARAMS_NAME
+        old = json.loads(path.read_text()) if path.exists() else {}
+        old.update(_plain(dict(hparams)))
+        path.write_text(json.dumps(old, indent=1, sort_keys=True))
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            self._pending = 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __repr__(self) -> str:
+        return f"CSVLogger(path={str(self.path)!r})"
+
+
+def read_csv_log(path: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
+    """Read a :class:`CSVLogger` file (or its run directory) back as ``{name: [(step, value), ...]}``.
+
+    Rows keep their file order (the order they were logged).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / _CSV_NAME
+    out: dict[str, list[tuple[int, float]]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["step", "name", "value"]:
+            raise ValueError(f"read_csv_log: {path} is not a CSVLogger file (header {header}, expected "
+                             f"['step', 'name', 'value'])")
+        for step, name, value in reader:
+            out.setdefault(name, []).append((int(step), float(value)))
+    return out
+
+
+class TensorboardLogger:
+    """Scalars to TensorBoard event files in ``log_dir/exp_name`` (needs the ``tensorboard`` package).
+
+    Args:
+        log_dir: parent directory of the run's event files.
+        exp_name: the run's name: its directory under ``log_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> try:
+        ...     logger = TensorboardLogger(tempfile.mkdtemp(), "demo")
+        ... except ImportError as err:  # tensorboard is optional
+        ...     logger = None
+        >>> if logger is not None:
+        ...     logger.log_scalar("loss", 0.5, step=1); logger.close()
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, exp_name: str = "run"):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ImportError(
+                "TensorboardLogger needs the 'tensorboard' package: pip install rlbench[tensorboard] "
+                f"(or pip install tensorboard). Import failed with: {err}"
+            ) from err
+        self.run_dir = Path(log_dir) / str(exp_name)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir))
+
+    def log_scalar(self, name: str, value, step: int) -> None:
+        self.writer.add_scalar(str(name), _to_float(name, value), global_step=int(step))
+
+    def log_scalars(self, values: Mapping[str, Any], step: int) -> None:
+        for name, value in values.items():
+            self.log_scalar(name, value, step)
+
+    def log_hparams(self, hparams: Mapping[str, Any]) -> None:
+        """Record hyperparameters as a text summary (TensorBoard's hparams plugin wants final metrics too)."""
+        self.writer.add_text("hparams", json.dumps(_plain(dict(hparams)), indent=1, sort_keys=True))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class WandbLogger:
+    """Scalars to Weights & Biases (needs the ``wandb`` package).
+
+    Args:
+        log_dir: where wandb keeps its local files.
+        exp_name: the run's name.
+        project: the wandb project.
+        mode: ``"offline"`` (the default: nothing leaves the machine; ``wandb sync`` uploads later),
+            ``"online"`` or ``"disabled"``.
+        **init_kwargs: passed to ``wandb.init`` (``config=``, ``entity=``, ``tags=``...).
+
+    Example:
+        >>> import tempfile
+        >>> try:
+        ...     logger = WandbLogger(tempfile.mkdtemp(), "demo", mode="disabled")
+        ... except ImportError:  # wandb is optional
+        ...     logger = None
+        >>> if logger is not None:
+        ...     logger.log_scalar("loss", 0.5, step=1); logger.close()
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, exp_name: str = "run", *, project: str = "rlbench",
+                 mode: str = "offline", **init_kwargs):
+        try:
+            import wandb
+        except ImportError as err:
+            raise ImportError(
+                "WandbLogger needs the 'wandb' package: pip install rlbench[wandb] (or pip install wandb). "
+                f"Import failed with: {err}"
+            ) from err
+        if mode not in ("offline", "online", "disabled"):
+            raise ValueError(f"WandbLogger: mode must be 'offline', 'online' or 'disabled', got {mode!r}")
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project, name=str(exp_name), dir=str(log_dir), mode=mode, reinit=True,
+                              **init_kwargs)
+
+    def log_scalar(self, name: str, value, step: int) -> None:
+        self.run.log({str(name): _to_float(name, value)}, step=int(step))
+
+    def log_scalars(self, values: Mapping[str, Any], step: int) -> None:
+        # one call per step: wandb wants every metric of a step in a single log()
+        self.run.log({str(k): _to_float(k, v) for k, v in values.items()}, step=int(step))
+
+    def log_hparams(self, hparams: Mapping[str, Any]) -> None:
+        self.run.config.update(_plain(dict(hparams)), allow_val_change=True)
+
+    def flush(self) -> None:
+        pass  # wandb writes as it goes
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class MultiLogger:
+    """Send every call to several loggers (e.g. a CSV file and the notebook monitor).
+
+    Loggers without an optional method (``log_hparams``, ``flush``, ``close``) are skipped for it.
+
+    Example:
+        >>> class ListLogger:
+        ...     def __init__(self):
+        ...         self.rows = []
+        ...     def log_scalar(self, name, value, step):
+        ...         self.rows.append((name, value, step))
+        >>> a, b = ListLogger(), ListLogger()
+        >>> both = MultiLogger(a, b)
+        >>> both.log_scalars({"loss": 1.0}, step=5)
+        >>> a.rows == b.rows == [("loss", 1.0, 5)]
+        True
+    """
+
+    def __init__(self, *loggers: Logger):
+        for i, lg in enumerate(loggers):
+            if not callable(getattr(lg, "log_scalar", None)):
+                raise TypeError(f"MultiLogger: logger #{i} ({type(lg).__name__}) has no log_scalar(name, value, step)")
+        self.loggers = list(loggers)
+
+    def log_scalar(self, name: str, value, step: int) -> None:
+        for lg in self.loggers:
+            lg.log_scalar(name, value, step)
+
+    def log_scalars(self, values: Mapping[str, Any], step: int) -> None:
+        for lg in self.loggers:
+            log_scalars(lg, values, step)
+
+    def _each(self, method: str, *args) -> None:
+        for lg in self.loggers:
+            fn = getattr(lg, method, None)
+            if callable(fn):
+                fn(*args)
+
+    def log_hparams(self, hparams: Mapping[str, Any]) -> None:
+        self._each("log_hparams", hparams)
+
+    def flush(self) -> None:
+        self._each("flush")
+
+    def close(self) -> None:
+        self._each("close")
