@@ -66,7 +66,7 @@ export function plotArea(width, height) {
 }
 
 /** Draw lines (decimated), episode boundaries (dashed verticals after each done step) and axes.
- *  spec: {width, height, steps, series: [{values, color, label}], boundaries: [t...], title}.
+ *  spec: {width, height, steps, series: [{values, color, label, stepped?, breakAfter?}], boundaries: [t...], title}.
  *  Returns the x scale (step -> px) so a cursor can be drawn on top later. */
 export function drawPlot(ctx, spec) {
   const { width, height, steps, series = [], boundaries = [], title = "" } = spec;
@@ -112,10 +112,19 @@ export function drawPlot(ctx, spec) {
         ctx.lineTo(px, y(col.hi));
       }
     } else {
+      // `stepped`: hold each value until the next step (actions, flags); `breakAfter`: lift the pen
+      // after these steps (a return restarts at an episode end, no line joins two episodes)
+      const breaks = s.breakAfter ? new Set(s.breakAfter) : null;
+      let last = 0;
       for (let t = 0; t < s.values.length; t++) {
         const v = s.values[t];
         if (!Number.isFinite(v)) { pen = false; continue; }
-        if (!pen) { ctx.moveTo(x(t), y(v)); pen = true; } else ctx.lineTo(x(t), y(v));
+        if (!pen) { ctx.moveTo(x(t), y(v)); pen = true; } else {
+          if (s.stepped) ctx.lineTo(x(t), y(last));
+          ctx.lineTo(x(t), y(v));
+        }
+        last = v;
+        if (breaks && breaks.has(t)) pen = false;
       }
     }
     ctx.stroke();

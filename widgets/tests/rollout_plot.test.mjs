@@ -67,3 +67,20 @@ test("drawPlot decimates a long series to about one segment per pixel column", (
   const lineTos = ctx.calls.filter((c) => c[0] === "lineTo").length;
   assert.ok(lineTos < 2 * 400 + 10, `expected at most ~2 per column, got ${lineTos}`);
 });
+
+test("stepped series hold each value; breakAfter lifts the pen after an episode end", () => {
+  const ctx = recorder();
+  const scales = drawPlot(ctx, { width: 300, height: 100, steps: 4, series: [{ values: [0, 1, 1, 0], label: "a", stepped: true }] });
+  const pts = ctx.calls.filter((c) => c[0] === "lineTo" || c[0] === "moveTo").slice(-7);
+  // moveTo(0,0), then for t=1: (x1, y0) -> (x1, y1), t=2: (x2, y1) -> (x2, y1), t=3: (x3, y1) -> (x3, y0)
+  assert.deepEqual(pts.map((c) => [c[0], c[1], c[2]]), [
+    ["moveTo", scales.x(0), scales.y(0)],
+    ["lineTo", scales.x(1), scales.y(0)], ["lineTo", scales.x(1), scales.y(1)],
+    ["lineTo", scales.x(2), scales.y(1)], ["lineTo", scales.x(2), scales.y(1)],
+    ["lineTo", scales.x(3), scales.y(1)], ["lineTo", scales.x(3), scales.y(0)],
+  ]);
+  const ctx2 = recorder();
+  const s2 = drawPlot(ctx2, { width: 300, height: 100, steps: 4, series: [{ values: [1, 2, 1, 2], label: "ret", breakAfter: [1] }] });
+  const moves = ctx2.calls.filter((c) => c[0] === "moveTo" && c[2] !== undefined && Math.abs(c[2] - s2.y(1)) < 1e-9);
+  assert.ok(moves.some((c) => Math.abs(c[1] - s2.x(2)) < 1e-9), "a new stroke starts at step 2, after the episode end at 1");
+});
