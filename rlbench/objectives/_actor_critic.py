@@ -258,7 +258,17 @@ def ensure_advantage(loss, td: TensorDictBase) -> torch.Tensor:
         if adv is None:
             raise KeyError(f"{type(loss).__name__}: the value estimator did not write {key!r}; "
                            f"use an advantage estimator (make_value_estimator('gae')) or provide {key!r}")
-    return adv
+    return as_column(adv, td, key, type(loss).__name__)
+
+
+def as_column(x: torch.Tensor, td: TensorDictBase, key, owner: str) -> torch.Tensor:
+    """``x`` shaped ``[*batch, 1]``: a ``[*batch]`` entry gets its trailing dim (never a silent broadcast)."""
+    if x.shape == td.batch_size:
+        return x.unsqueeze(-1)
+    if x.shape != (*td.batch_size, 1):
+        raise ValueError(f"{owner}: {key!r} has shape {tuple(x.shape)}; expected {(*td.batch_size, 1)} "
+                         f"(or {tuple(td.batch_size)}) for a batch of size {tuple(td.batch_size)}")
+    return x
 
 
 def critic_loss(loss, td: TensorDictBase, critic_name: str, clip_value: float | None) -> torch.Tensor:
@@ -274,13 +284,16 @@ def critic_loss(loss, td: TensorDictBase, critic_name: str, clip_value: float | 
         raise KeyError(f"{owner}: expected {keys.value_target!r} in the input (written by the value estimator "
                        f"along with {keys.advantage!r}); got keys {sorted(map(str, td.keys()))}")
     critic = getattr(loss, critic_name)
+    target = as_column(target, td, keys.value_target, owner)
     value = loss.call_network(critic_name, td.select(*critic.in_keys, strict=False)).get(keys.value)
+    value = as_column(value, td, keys.value, owner)
     err = distance(value, target.to(value.dtype), loss.loss_critic_type)
     if clip_value is not None:
         old = td.get(keys.value, None)
         if old is None:
             raise KeyError(f"{owner}: clip_value needs the value at collection time under {keys.value!r} "
                            f"(the value estimator writes it); it is missing from the input")
+        old = as_column(old, td, keys.value, owner)
         clipped = old + (value - old).clamp(-clip_value, clip_value)
         err = torch.maximum(err, distance(clipped, target.to(value.dtype), loss.loss_critic_type))
     return err.mean()

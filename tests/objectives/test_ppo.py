@@ -171,6 +171,16 @@ def test_errors_name_the_problem():
         ClipPPOLoss(actor)(td.exclude("sample_log_prob"))
     with pytest.raises(KeyError, match="value_target"):
         ClipPPOLoss(actor, critic())(td.exclude("value_target"))
+    bad = td.clone()
+    bad["advantage"] = torch.randn(B, 2)
+    with pytest.raises(ValueError, match=r"'advantage' has shape \(5, 2\); expected \(5, 1\)"):
+        ClipPPOLoss(actor)(bad)
+    flat = td.clone()  # [B] entries are read as [B, 1], never broadcast to [B, B]
+    flat["advantage"], flat["value_target"] = td["advantage"].squeeze(-1), td["value_target"].squeeze(-1)
+    loss = ClipPPOLoss(actor, critic())
+    expected = loss(td)
+    for k, v in loss(flat).items():
+        torch.testing.assert_close(v, expected[k], msg=k)
     with pytest.raises(ValueError, match="clip_epsilon"):
         ClipPPOLoss(actor, clip_epsilon=1.5)
     with pytest.raises(ValueError, match="clip_value"):
