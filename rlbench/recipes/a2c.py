@@ -1,0 +1,132 @@
+"""A2C (Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning", arXiv:1602.01783),
+the synchronous variant: ``num_envs`` envs step together, each batch of ``num_envs x steps_per_env``
+frames gives one gradient step on the policy gradient with a GAE baseline, entropy bonus and value loss.
+
+Example:
+    >>> from rlbench.recipes import a2c
+    >>> results = a2c.train(a2c.Config(env="native:CartPole", frames=512, eval_episodes=2), progress=False)
+    >>> results.frames
+    512
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..collectors import Collector
+from ..objectives import A2CLoss
+from ._common import RunTracker, TrainResults, make_env, make_stochastic_actor, make_value_network, seed_everything
+
+__all__ = ["Config", "make_models", "train"]
+
+
+@dataclass
+class Config:
+    """A2C hyperparameters (every field documented; ``rlbench train a2c --help`` lists them).
+
+    Example:
+        >>> Config(num_envs=4).num_envs
+        4
+    """
+
+    env: str = "CartPole-v1"
+    """Environment: a gymnasium id or a torch-native env such as native:CartPole."""
+    frames: int = 100_000
+    """Total env steps to collect (the training budget)."""
+    seed: int = 0
+    """Seed of torch, NumPy, Python and the envs."""
+    num_envs: int = 16
+    """Envs stepped side by side (a gymnasium vector env or a native batch)."""
+    steps_per_env: int = 8
+    """Steps per env in each collected batch: one gradient step per num_envs * steps_per_env frames."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to zero over the budget."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's lambda (1.0 gives n-step returns bootstrapped at the batch end)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    critic_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this value."""
+    normalize_advantage: bool = True
+    """Standardise advantages over each batch."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and the critic."""
+    torch_threads: int = 1
+    """torch.set_num_threads during training (small networks run fastest on one thread)."""
+    eval_episodes: int = 20
+    """Deterministic episodes in each evaluation."""
+    eval_every: int = 0
+    """Evaluate every this many frames (0: only at the end)."""
+    target_return: float | None = None
+    """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
+    out_dir: str | None = None
+    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+
+
+def make_models(env, config: Config):
+    """The policy (Categorical or TanhNormal, from the action spec) and the critic V(s).
+
+    Example:
+        >>> from rlbench.recipes._common import make_env
+        >>> actor, critic = make_models(make_env("native:Pendulum"), Config())
+        >>> type(actor).__name__, type(critic).__name__
+        ('ProbabilisticActor', 'ValueOperator')
+    """
+    return make_stochastic_actor(env, config.hidden_sizes), make_value_network(env, config.hidden_sizes)
+
+
+def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
+    """Train A2C from ``config``; returns the final evaluation and where the run's files are.
+
+    Args:
+        config: hyperparameters (default: ``Config()``, which solves CartPole-v1).
+        logger: anything with ``log_scalar(name, value, step)``, e.g. a ``TrainingMonitor``.
+        progress: show a progress bar.
+    """
+    config = config or Config()
+    torch.set_num_threads(config.torch_threads)
+    seed_everything(config.seed)
+    env = make_env(config.env, config.num_envs, seed=config.seed)
+    actor, critic = make_models(env, config)
+
+    loss_fn = A2CLoss(actor, critic, entropy_coef=config.entropy_coef, critic_coef=config.critic_coef,
+                      loss_critic_type="l2", normalize_advantage=config.normalize_advantage)
+    loss_fn.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, eps=1e-5)
+
+    frames_per_batch = config.num_envs * config.steps_per_env
+    collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
+                          progress={"desc": "a2c"} if progress else False)
+    run = RunTracker("a2c", config, logger)
+    frames = 0
+    for batch in collector:
+        frames += frames_per_batch
+        with torch.no_grad():
+            loss_fn.value_estimator(batch)  # "advantage" and "value_target" from the critic before the update
+
+        out = loss_fn(batch)
+        loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+        optimizer.step()
+
+        if config.anneal_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * max(0.0, 1.0 - frames / config.frames)
+        returns = collector.episode_returns
+        stats = {"loss/objective": out["loss_objective"], "loss/critic": out["loss_critic"], "entropy": out["entropy"]}
+        if returns:
+            stats["train/episode_return"] = sum(returns) / len(returns)
+        if run.step(frames, actor, stats):
+            break
+    collector.shutdown()
+    env.close()
+    return run.finish(actor, frames, models={"actor": actor, "critic": critic}, optimizer=optimizer)

@@ -1,0 +1,146 @@
+"""PPO (Schulman et al. 2017, "Proximal Policy Optimization Algorithms", arXiv:1707.06347).
+
+The loop follows the paper's Algorithm 1: collect ``num_envs x steps_per_env`` frames with the
+current policy, compute GAE advantages once, then optimise the clipped surrogate for ``epochs``
+passes over shuffled minibatches. Defaults are tuned for speed on CartPole-v1 (small, wide
+batches of few steps; see ``benchmarks/learning.py``).
+
+Example:
+    >>> from rlbench.recipes import ppo
+    >>> results = ppo.train(ppo.Config(env="native:CartPole", frames=512, eval_episodes=2), progress=False)
+    >>> results.frames, results.eval_episodes
+    (512, 2)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..collectors import Collector
+from ..objectives import ClipPPOLoss
+from ._common import RunTracker, TrainResults, make_env, make_stochastic_actor, make_value_network, seed_everything
+
+__all__ = ["Config", "make_models", "train"]
+
+
+@dataclass
+class Config:
+    """PPO hyperparameters (every field documented; ``rlbench train ppo --help`` lists them).
+
+    Example:
+        >>> Config(lr=1e-3).lr
+        0.001
+    """
+
+    env: str = "CartPole-v1"
+    """Environment: a gymnasium id or a torch-native env such as native:CartPole."""
+    frames: int = 40_000
+    """Total env steps to collect (the training budget)."""
+    seed: int = 0
+    """Seed of torch, NumPy, Python and the envs."""
+    num_envs: int = 8
+    """Envs stepped side by side (a gymnasium vector env or a native batch)."""
+    steps_per_env: int = 32
+    """Steps per env in each collected batch (the batch has num_envs * steps_per_env frames)."""
+    epochs: int = 6
+    """Optimisation passes over each batch."""
+    minibatch_size: int = 64
+    """Frames per gradient step."""
+    lr: float = 2.5e-3
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to zero over the budget."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's lambda (bias/variance trade-off of the advantage)."""
+    clip_epsilon: float = 0.2
+    """Clipping range of the probability ratio."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    critic_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this value."""
+    normalize_advantage: bool = True
+    """Standardise advantages per minibatch."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and the critic."""
+    torch_threads: int = 1
+    """torch.set_num_threads during training (small networks run fastest on one thread)."""
+    eval_episodes: int = 20
+    """Deterministic episodes in each evaluation."""
+    eval_every: int = 0
+    """Evaluate every this many frames (0: only at the end)."""
+    target_return: float | None = None
+    """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
+    out_dir: str | None = None
+    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+
+
+def make_models(env, config: Config):
+    """The policy (Categorical or TanhNormal, from the action spec) and the critic V(s).
+
+    Example:
+        >>> from rlbench.recipes._common import make_env
+        >>> actor, critic = make_models(make_env("native:CartPole", num_envs=2), Config())
+        >>> sorted(critic(actor(make_env("native:CartPole", num_envs=2).reset())).keys())[:3]
+        ['action', 'done', 'logits']
+    """
+    return make_stochastic_actor(env, config.hidden_sizes), make_value_network(env, config.hidden_sizes)
+
+
+def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
+    """Train PPO from ``config``; returns the final evaluation and where the run's files are.
+
+    Args:
+        config: hyperparameters (default: ``Config()``, which solves CartPole-v1).
+        logger: anything with ``log_scalar(name, value, step)``, e.g. a ``TrainingMonitor``.
+        progress: show a progress bar.
+    """
+    config = config or Config()
+    torch.set_num_threads(config.torch_threads)
+    seed_everything(config.seed)
+    env = make_env(config.env, config.num_envs, seed=config.seed)
+    actor, critic = make_models(env, config)
+
+    loss_fn = ClipPPOLoss(actor, critic, clip_epsilon=config.clip_epsilon, entropy_coef=config.entropy_coef,
+                          critic_coef=config.critic_coef, loss_critic_type="l2",
+                          normalize_advantage=config.normalize_advantage)
+    loss_fn.make_value_estimator("gae", gamma=config.gamma, lmbda=config.gae_lambda)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, eps=1e-5)
+
+    frames_per_batch = config.num_envs * config.steps_per_env
+    collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
+                          progress={"desc": "ppo"} if progress else False)
+    run = RunTracker("ppo", config, logger)
+    frames = 0
+    for batch in collector:
+        frames += frames_per_batch
+        with torch.no_grad():
+            loss_fn.value_estimator(batch)  # writes "advantage" and "value_target" (GAE, computed once)
+        data = batch.reshape(-1)
+
+        for _ in range(config.epochs):
+            for idx in torch.randperm(frames_per_batch).split(config.minibatch_size):
+                out = loss_fn(data[idx])
+                loss = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+                optimizer.step()
+
+        if config.anneal_lr:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * max(0.0, 1.0 - frames / config.frames)
+        returns = collector.episode_returns
+        stats = {"loss/objective": out["loss_objective"], "loss/critic": out["loss_critic"],
+                 "kl_approx": out["kl_approx"], "clip_fraction": out["clip_fraction"]}
+        if returns:
+            stats["train/episode_return"] = sum(returns) / len(returns)
+        if run.step(frames, actor, stats):
+            break
+    collector.shutdown()
+    env.close()
+    return run.finish(actor, frames, models={"actor": actor, "critic": critic}, optimizer=optimizer)
