@@ -210,6 +210,8 @@ def reward_and_terminated(loss, td: TensorDictBase) -> tuple[torch.Tensor, torch
     if flag is None:
         raise KeyError(f"{owner}: expected ('next', {keys.terminated!r}) or ('next', {keys.done!r}); "
                        f"found next keys {sorted(map(str, nxt.keys(True, True)))}")
+    reward = as_column(reward, nxt, ("next", keys.reward), owner)
+    flag = as_column(flag, nxt, ("next", keys.terminated), owner)
     dtype = reward.dtype if reward.is_floating_point() else torch.get_default_dtype()
     return reward.to(dtype), flag.to(dtype)
 

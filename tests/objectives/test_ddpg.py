@@ -89,6 +89,13 @@ def test_errors_and_value_estimator():
     assert loss.make_value_estimator(gamma=0.5).gamma == 0.5
     with pytest.raises(KeyError, match="terminated"):
         loss(batch().exclude(("next", "terminated"), ("next", "done")))
+    td = batch()
+    flat = td.clone()  # [B] rewards and flags are read as [B, 1], never broadcast to [B, B]
+    flat["next", "reward"], flat["next", "terminated"] = td["next", "reward"][:, 0], td["next", "terminated"][:, 0]
+    torch.testing.assert_close(loss(flat)["loss_value"], loss(td)["loss_value"])
+    flat["next", "reward"] = torch.zeros(B, 3)
+    with pytest.raises(ValueError, match="'reward'.*expected \\(6, 1\\)"):
+        loss(flat)
 
 
 def test_contract_on_pendulum_replay_sample():
