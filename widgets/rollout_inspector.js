@@ -144,16 +144,17 @@ function render({ model, el }) {
 
   function drawPlots() {
     const w = plotWidth();
+    const textColor = getComputedStyle(root).color || "#333";
     const { reward, ret, ends } = derived;
     if (reward) {
-      rewardPlot.draw({ steps: T, series: [{ values: reward, label: "reward" }], boundaries: ends, title: "reward" }, w);
-      returnPlot.draw({ steps: T, series: [{ values: ret, label: "return", color: PALETTE[2], breakAfter: ends }], boundaries: ends, title: "return (per episode)" }, w);
+      rewardPlot.draw({ steps: T, series: [{ values: reward, label: "reward" }], boundaries: ends, title: "reward", textColor }, w);
+      returnPlot.draw({ steps: T, series: [{ values: ret, label: "return", color: PALETTE[2], breakAfter: ends }], boundaries: ends, title: "return (per episode)", textColor }, w);
     }
     if (specs.length && byName.has(plotKey)) {
       const i = byName.get(plotKey), s = specs[i];
       const n = Math.min(s.size, PALETTE.length);
       const series = Array.from({ length: n }, (_, c) => ({ values: column(data[i], s.size, T, env, c), label: s.size > 1 ? `[${c}]` : s.name, stepped: s.kind !== "float" }));
-      keyPlot.draw({ steps: T, series, boundaries: ends, title: s.size > PALETTE.length ? `${s.name} (first ${n} of ${s.size})` : s.name }, w);
+      keyPlot.draw({ steps: T, series, boundaries: ends, title: s.size > PALETTE.length ? `${s.name} (first ${n} of ${s.size})` : s.name, textColor }, w);
     }
     drawTimeline(w);
   }

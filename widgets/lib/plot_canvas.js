@@ -66,10 +66,13 @@ export function plotArea(width, height) {
 }
 
 /** Draw lines (decimated), episode boundaries (dashed verticals after each done step) and axes.
- *  spec: {width, height, steps, series: [{values, color, label, stepped?, breakAfter?}], boundaries: [t...], title}.
+ *  spec: {width, height, steps, series: [{values, color, label, stepped?, breakAfter?}], boundaries: [t...], title,
+ *  textColor?, mutedColor?}.
  *  Returns the x scale (step -> px) so a cursor can be drawn on top later. */
 export function drawPlot(ctx, spec) {
   const { width, height, steps, series = [], boundaries = [], title = "" } = spec;
+  // text takes the theme's colour (dark themes); the grey grid and markers read on either background
+  const textColor = spec.textColor || "#333", mutedColor = spec.mutedColor || "#888";
   const area = plotArea(width, height);
   const [lo, hi] = dataRange(series.map((s) => s.values));
   const x = linearScale(0, Math.max(1, steps - 1), area.left, area.left + area.width);
@@ -78,8 +81,8 @@ export function drawPlot(ctx, spec) {
   ctx.font = "11px sans-serif";
   ctx.lineWidth = 1;
   // grid and y ticks
-  ctx.strokeStyle = "#e6e6e6";
-  ctx.fillStyle = "#666";
+  ctx.strokeStyle = "rgba(128, 128, 128, 0.22)";
+  ctx.fillStyle = mutedColor;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
   for (const v of niceTicks(lo, hi, 3)) {
@@ -89,7 +92,7 @@ export function drawPlot(ctx, spec) {
   }
   // episode boundaries: between step t and t + 1
   if (boundaries.length && boundaries.length < area.width) {
-    ctx.strokeStyle = "#b0b0b0";
+    ctx.strokeStyle = "rgba(128, 128, 128, 0.6)";
     if (ctx.setLineDash) ctx.setLineDash([3, 3]);
     for (const t of boundaries) {
       if (t >= steps - 1) continue;
@@ -132,7 +135,7 @@ export function drawPlot(ctx, spec) {
   // title and legend, top left
   ctx.textAlign = "left";
   ctx.textBaseline = "top";
-  ctx.fillStyle = "#333";
+  ctx.fillStyle = textColor;
   let tx = area.left;
   ctx.fillText(title, tx, 2);
   tx += ctx.measureText ? ctx.measureText(title).width + 10 : 80;
