@@ -214,6 +214,10 @@ class RecurrentStatePrimer(Transform):
     each step the policy's ``("next", key)`` output becomes the env's ``("next", key)`` (the env
     itself rebuilds ``"next"``); a step whose policy wrote none keeps the previous state.
 
+    Put it on the outermost env, e.g. ``TransformedEnv(SerialEnv(n, make_env), Compose(InitTracker(),
+    primer))``: a batched env hands its sub-envs the actions only, so a primer inside each sub-env
+    never sees the policy's state (it would restart from zeros at every step).
+
     Example:
         >>> from rlbench.envs import CartPoleEnv, TransformedEnv
         >>> env = TransformedEnv(CartPoleEnv(), RecurrentStatePrimer({"recurrent_state": (1, 8)}))

@@ -146,3 +146,19 @@ def test_primer_forward_fills_missing_state():
     assert td["recurrent_state"].shape == (4, 5, 2, 3) and not td["recurrent_state"].any()
     with pytest.raises(ValueError, match="already has an observation"):
         TransformedEnv(CartPoleEnv(), RecurrentStatePrimer({"observation": (1,)}))
+
+
+def test_primer_outside_a_serial_env_carries_state():
+    from rlbench.envs import GymEnv, SerialEnv
+
+    lstm0 = LSTMModule(4, 8)
+    env = TransformedEnv(SerialEnv(2, lambda: GymEnv("CartPole-v1")),
+                         Compose(InitTracker(), lstm0.make_tensordict_primer()))
+    lstm, policy = _recurrent_policy(env)
+    roll = env.rollout(10, policy, break_when_any_done=False)
+    env.close()
+    h, h_next, is_init = roll["recurrent_state_h"], roll["next", "recurrent_state_h"], roll["is_init"][..., 0]
+    cont = ~is_init[:, 1:]
+    assert bool(cont.any())
+    torch.testing.assert_close(h[:, 1:][cont], h_next[:, :-1][cont])
+    assert bool((h[:, 1:][cont].abs().sum(-1) > 0).all())
