@@ -15,9 +15,10 @@ from collections import deque
 from typing import Callable, Iterator
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, set_interaction_type
 
+from ..envs.classic import ClassicControlEnv
 from ..envs.common import EnvBase, _RolloutWriter
 from ._fused import fused_loop
 from .utils import TRAJ_KEY, ExplorationType, _flag_bt, assign_traj_ids, split_trajectories
@@ -77,6 +78,52 @@ def _direct_call(policy):
 
 class _NotDirect(Exception):
     pass
+
+
+def _env_chain(env) -> list:
+    """``env`` and the envs it wraps (``TransformedEnv.base_env``), outermost first."""
+    chain = [env]
+    while isinstance(getattr(chain[-1], "__dict__", {}).get("base_env"), EnvBase):
+        chain.append(chain[-1].__dict__["base_env"])
+    return chain
+
+
+def _state_in_td(env) -> bool:
+    """Whether the env's whole state travels in its TensorDict (so saving the root saves the env)."""
+    return isinstance(_env_chain(env)[-1], ClassicControlEnv)
+
+
+# The classic envs draw reset states ahead from their generator (ClassicControlEnv._fresh_rows): the
+# unused rest of that pool is as much part of their random state as the generator itself.
+_POOL_ATTRS = ("_pool", "_pool_pos")
+
+
+def _env_rng_state(env) -> list:
+    out = []
+    for layer in _env_chain(env):
+        gens = {k: v.get_state() for k, v in vars(layer).items() if isinstance(v, torch.Generator)}
+        none = [k for k in ("action_generator",) if getattr(layer, k, 0) is None]
+        extra = {k: getattr(layer, k) for k in _POOL_ATTRS if hasattr(layer, k)} if _state_in_td(layer) else {}
+        out.append({"generators": gens, "none": none, "extra": extra})
+    return out
+
+
+def _set_env_rng_state(env, state: list) -> None:
+    chain = _env_chain(env)
+    if len(chain) != len(state):
+        raise ValueError(f"Collector.load_state_dict: the saved env had {len(state)} layer(s) (env and wrapped "
+                         f"envs), this one has {len(chain)}; build the collector's env the same way")
+    for layer, st in zip(chain, state):
+        for k, gen_state in st["generators"].items():
+            gen = getattr(layer, k, None)
+            if not isinstance(gen, torch.Generator):  # e.g. action_generator before any set_seed
+                gen = torch.Generator(device=layer.device)
+                setattr(layer, k, gen)
+            gen.set_state(gen_state)
+        for k in st["none"]:
+            setattr(layer, k, None)
+        for k, v in st["extra"].items():
+            setattr(layer, k, v)
 
 
 class Collector:
@@ -283,6 +330,47 @@ class Collector:
             self.policy.load_state_dict(weights)
         else:
             raise TypeError(f"Collector: cannot load weights into a policy of type {type(self.policy).__name__}")
+
+    def state_dict(self) -> dict:
+        """The collector's state, to continue collecting exactly where it stopped (see :meth:`load_state_dict`).
+
+        Holds the frame count, the episode bookkeeping (trajectory ids, running and recent returns),
+        the env's random generators and -- when the env keeps its whole state in the TensorDict
+        (the torch-native :class:`~rlbench.envs.ClassicControlEnv` family, possibly inside a
+        ``TransformedEnv``) -- the in-flight root TensorDict, so the next batch continues the
+        running episodes. Other envs (gym, processes) hold state a checkpoint cannot capture: for
+        them the in-flight TensorDict is left out and the next batch after loading starts with a
+        reset. Tensors and plain values only (loads with ``torch.load(weights_only=True)``).
+        """
+        td = self._td if _state_in_td(self.env) else None
+        return {
+            "frames": self.frames,
+            "td": None if td is None else {"data": td.clone().to_dict(), "batch_size": list(td.batch_size)},
+            "traj_ids": self._traj_ids.clone(),
+            "next_id": self._next_id,
+            "fresh_ids": self._fresh_ids,
+            "running_return": self._running_return.clone(),
+            "episode_returns": list(self.episode_returns),
+            "env_rng": _env_rng_state(self.env),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (into a collector built the same way)."""
+        self.frames = int(state["frames"])
+        saved = state["td"]
+        if saved is not None and _state_in_td(self.env):
+            self._td = TensorDict(saved["data"], batch_size=saved["batch_size"], device=self.env.device)
+        else:
+            self._td = None
+        self._traj_ids = state["traj_ids"].clone()
+        self._next_id = int(state["next_id"])
+        self._fresh_ids = bool(state["fresh_ids"])
+        self._running_return = state["running_return"].clone()
+        self.episode_returns.clear()
+        self.episode_returns.extend(state["episode_returns"])
+        _set_env_rng_state(self.env, state["env_rng"])
+        if self._td is None:  # the env restarts: its running episodes end here
+            self._new_episodes_everywhere()
 
     def shutdown(self) -> None:
         """Close the progress bar, and the env if the collector created it."""
