@@ -259,10 +259,8 @@ class ReplayInspector(Inspector):
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
         self._buffer = buffer
-        summary = buffer_summary(buffer)
-        if title is None:
-            title = f"{summary['buffer']}: {summary['length']:,} / {summary['capacity']:,} items"
-        super().__init__(title=title, page_size=int(page_size), **kwargs)
+        self._auto_title = title is None  # the default title shows the fill, so refresh() updates it
+        super().__init__(title=title or "", page_size=int(page_size), **kwargs)
         self.refresh()
         self.on_msg(self._on_msg)
 
@@ -273,7 +271,9 @@ class ReplayInspector(Inspector):
     # ------------------------------------------------------------------ kernel-side actions
     def refresh(self) -> None:
         """Re-read the buffer: summary, statistics, histogram, and the current page."""
-        self.summary = buffer_summary(self._buffer)
+        self.summary = s = buffer_summary(self._buffer)
+        if self._auto_title:
+            self.title = f"{s['buffer']}: {s['length']:,} / {s['capacity']:,} items"
         self.stats = buffer_stats(self._buffer)
         self.histogram = priority_histogram(self._buffer)
         current = self.page.get("index", 0) if self.page else 0

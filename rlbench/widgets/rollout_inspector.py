@@ -14,7 +14,8 @@ Synced fields (the view's contract, ``widgets/rollout_inspector.js``):
   kept ``steps``, ``width``/``height``, ``mime``, ``stride``, ``note``; or null), ``notes``, ``bytes``.
 - ``series``: list of bytes, ``series[i]`` is ``meta["series"][i]`` laid out ``[B, T, size]``.
 - ``frames``: bytes, the compressed frames (env-major); ``frame_offsets``: Uint32 offsets.
-- ``step`` / ``env``: the shown step and env (the view writes them back, so Python can read or set them).
+- ``step`` / ``env``: set them from Python to move the view; scrubbing in the browser does not write
+  them back (it sends nothing to the kernel).
 """
 from __future__ import annotations
 

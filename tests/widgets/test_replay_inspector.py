@@ -149,9 +149,12 @@ def test_messages_report_errors_in_the_view():
     assert "page 3 does not exist: the buffer holds 0 items" in w.error
     w._on_msg(w, {"type": "bogus"}, [])
     assert "unknown request 'bogus'; expected 'page', 'sample' or 'refresh'" in w.error
+    assert w.title == "ReplayBuffer: 0 / 10 items"
     rb.extend(transitions(5))
     w._on_msg(w, {"type": "refresh"}, [])
     assert w.error == "" and w.summary["length"] == 5 and len(w.page["rows"]) == 5
+    assert w.title == "ReplayBuffer: 5 / 10 items"
+    assert ReplayInspector(rb, title="mine").title == "mine"
 
 
 def test_bad_inputs():
