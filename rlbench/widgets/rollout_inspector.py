@@ -94,7 +94,15 @@ def _frame_source(td: TensorDictBase, frames: Any, frames_key: Any, notes: list[
                 raise ValueError(f"frames={render!r} returned {len(out)} frames for {len(steps)} steps")
             return out
 
-        first = to_rgb_uint8(render(td[0, [0]]))
+        try:
+            first = to_rgb_uint8(render(td[0, [0]]))
+        except TypeError as err:
+            # e.g. GymEnv.render takes no argument: it draws the env's current state, not a rollout's
+            raise TypeError(
+                f"frames={getattr(render, '__qualname__', render)!r} must render a [n] slice of the rollout "
+                f"(like CartPoleEnv.render(td)); it failed with: {err}. For an env that can only draw its "
+                "current state, collect frames=[env.render() ...] during the rollout, or use "
+                "GymEnv(..., from_pixels=True)") from err
         return get_rendered, tuple(first.shape[-3:-1]), None
     if isinstance(frames, (torch.Tensor, np.ndarray)):
         arr = frames if frames.ndim >= 5 or B > 1 else frames[None]

@@ -133,6 +133,8 @@ def test_frame_source_errors(cartpole):
         prepare_rollout(td, frames="video.mp4")
     with pytest.raises(ValueError, match=r"frames must have 1, 3 or 4 channels"):
         prepare_rollout(td, frames=[np.zeros((8, 12, 7), np.uint8)] * 40)
+    with pytest.raises(TypeError, match=r"must render a \[n\] slice of the rollout .* collect frames=\[env.render\(\) \.\.\.\]"):
+        prepare_rollout(td, frames=lambda: np.zeros((8, 12, 3), np.uint8))  # like GymEnv.render: no argument
     batched = td.unsqueeze(0).expand(2, 40)
     with pytest.raises(ValueError, match=r"a list of 2 lists of frames"):
         prepare_rollout(batched, frames=[frame] * 40)
