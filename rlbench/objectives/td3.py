@@ -111,7 +111,7 @@ class TD3Loss(LossModule):
 
         # delayed policy update: maximise Q_1(s, mu(s)) (sec. 5.2)
         if self.actor_update_due:
-            q_pi = self._q(td, ac.policy_action(self, "actor_network", td), frozen=True)[0]
+            q_pi = self._q(td, ac.policy_action(self, "actor_network", td), frozen=True, first_only=True)[0]
             out.set("loss_actor", -q_pi.mean())
         out.update({"state_action_value": q.detach().mean(), "target_value": y.mean()})
         return out
@@ -124,12 +124,14 @@ class TD3Loss(LossModule):
             action = torch.maximum(torch.minimum(action, self.action_high), self.action_low)
         return action
 
-    def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False):
+    def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False,
+           first_only: bool = False):
+        """Q(s, action) of every critic, ``[num_qvalue_nets, *batch, 1]`` (``[1, *batch, 1]``: ``first_only``)."""
         data = ac.with_action(td, self._network("qvalue_network").in_keys, self.tensor_keys.action, action)
-        if target and self.delay_qvalue:
-            out = self.call_network("qvalue_network", data, target=True)
-        else:
-            out = self.call_network("qvalue_network", data, detach=target or frozen)
+        params = self.network_params("qvalue_network", target=target and self.delay_qvalue)
+        if first_only:  # the actor term needs Q_1 only: do not pay for the other critics
+            params = params[:1]
+        out = self.call_network("qvalue_network", data, params=params, detach=target or frozen)
         return out.get(self.tensor_keys.state_action_value)
 
     def make_value_estimator(self, value_type=None, **hyperparams):
