@@ -41,6 +41,12 @@ def _log1m_tanh_sq(x: torch.Tensor) -> torch.Tensor:
 
 
 def _bounds(low, high, like: torch.Tensor):
+    """``(mid, half)`` of the box: Python floats for number bounds (the common ``[-1, 1]``, no tensor
+    ops), tensors on ``like``'s device otherwise."""
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        if not low < high:
+            raise ValueError(f"TanhNormal/TanhDelta: low must be < high everywhere, got low={low}, high={high}")
+        return (high + low) / 2, (high - low) / 2
     low = torch.as_tensor(low, dtype=like.dtype, device=like.device)
     high = torch.as_tensor(high, dtype=like.dtype, device=like.device)
     if bool((low >= high).any()):
@@ -89,7 +95,9 @@ class TanhNormal(D.Distribution):
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor, low=-1.0, high=1.0, event_dims: int = 1,
                  tanh_loc: bool = False, upscale: float = 5.0, validate_args=None):
-        loc, scale = torch.broadcast_tensors(torch.as_tensor(loc), torch.as_tensor(scale))
+        loc, scale = torch.as_tensor(loc), torch.as_tensor(scale)
+        if loc.shape != scale.shape:
+            loc, scale = torch.broadcast_tensors(loc, scale)
         if event_dims < 0 or event_dims > loc.ndim:
             raise ValueError(f"TanhNormal: event_dims must be in [0, loc.ndim={loc.ndim}], got {event_dims}")
         if tanh_loc:
@@ -98,6 +106,7 @@ class TanhNormal(D.Distribution):
         self.low, self.high = low, high
         mid, half = _bounds(low, high, loc)
         self._mid, self._half = mid, half
+        self._log_half = math.log(half) if isinstance(half, float) else torch.log(half)
         self.event_dims = event_dims
         self._base = D.Normal(loc, scale, validate_args=False)
         self._cache = None  # (y, x): the last sample and its pre-tanh value
@@ -136,7 +145,7 @@ class TanhNormal(D.Distribution):
         return torch.atanh(y.clamp(-1 + eps, 1 - eps))
 
     def _log_prob_pre(self, x: torch.Tensor) -> torch.Tensor:
-        lp = self._base.log_prob(x) - _log1m_tanh_sq(x) - torch.log(self._half)
+        lp = self._base.log_prob(x) - _log1m_tanh_sq(x) - self._log_half
         return self._sum_event(lp)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:

@@ -155,3 +155,14 @@ def test_reexports_are_tensordicts():
 
     assert NormalParamExtractor is tdnn.NormalParamExtractor
     assert OneHotCategorical is tdd.OneHotCategorical and Delta is tdd.Delta
+
+
+def test_tanh_normal_number_and_tensor_bounds_agree():
+    loc, scale = torch.randn(5, 2), torch.rand(5, 2) + 0.2
+    a = torch.rand(5, 2) * 3.8 - 1.9
+    as_numbers = TanhNormal(loc, scale, -2.0, 2.0)
+    as_tensors = TanhNormal(loc, scale, torch.tensor([-2.0, -2.0]), torch.tensor([2.0, 2.0]))
+    torch.testing.assert_close(as_numbers.log_prob(a), as_tensors.log_prob(a))
+    torch.testing.assert_close(as_numbers.mode, as_tensors.mode)
+    with pytest.raises(ValueError, match="low must be < high"):
+        TanhNormal(loc, scale, torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0]))
