@@ -294,3 +294,22 @@ def ppo_bandit_iteration(actor, loss, opt):
         opt.zero_grad()
         loss(td)["loss_objective"].backward()
         opt.step()
+
+
+def test_shared_trunk_actor_critic():
+    from rlbench.modules import MLP, ActorValueOperator, ProbabilisticActor, ValueOperator
+
+    trunk = TensorDictModule(MLP(in_features=OBS, out_features=8, num_cells=[]), ["observation"], ["hidden"])
+    head = ProbabilisticActor(TensorDictModule(nn.Linear(8, N_ACT), ["hidden"], ["logits"]), in_keys=["logits"],
+                              distribution_class=torch.distributions.Categorical, return_log_prob=True,
+                              default_interaction_type=InteractionType.RANDOM)
+    op = ActorValueOperator(trunk, head, ValueOperator(MLP(in_features=8, out_features=1, num_cells=[]), in_keys=["hidden"]))
+    actor, crit = op.get_policy_operator(), op.get_value_operator()
+    loss = ClipPPOLoss(actor, crit)
+    assert len(list(loss.parameters())) == len(list(op.parameters()))  # the trunk is not counted twice
+    td = collected(actor, torch.randn(B))
+    out = loss(td)
+    out["loss_objective"].backward()
+    g_policy = trunk.module[0].weight.grad.clone()
+    out["loss_critic"].backward()
+    assert g_policy.abs().sum() > 0 and not torch.allclose(trunk.module[0].weight.grad, g_policy)
