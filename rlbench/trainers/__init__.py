@@ -9,8 +9,11 @@ save and restore models, optimisers, buffers, collectors and RNG states, loading
 """
 from .checkpoint import UnsafeCheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .loggers import CSVLogger, Logger, MultiLogger, TensorboardLogger, WandbLogger, log_scalars, read_csv_log
+from .progress import ProgressBar
+from .trainer import STAGES, Trainer, evaluate_policy
 
 __all__ = [
+    "Trainer", "STAGES", "evaluate_policy", "ProgressBar",
     "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "Logger", "log_scalars", "read_csv_log",
     "save_checkpoint", "load_checkpoint", "UnsafeCheckpointError", "get_rng_state", "set_rng_state",
 ]

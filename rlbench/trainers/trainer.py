@@ -1,0 +1,466 @@
+"""``Trainer``: the training loop of the seed's examples, with named hook points.
+
+One batch of :meth:`Trainer.train` is, in order::
+
+    batch = next(collector)                          # collect
+    batch = batch_process hooks(batch)               # e.g. reward scaling, extra keys
+    pre_steps_log hooks(batch)  -> scalars logged
+    replay_buffer.extend(batch)                      # off-policy: store ...
+    pre_optim_steps hooks()
+    for sub in (buffer samples | epochs of minibatches):   # ... and sample; on-policy: GAE, then epochs
+        sub = process_optim_batch hooks(sub)
+        loss_td = post_loss hooks(loss(sub))
+        optimise the sum of loss_td's "loss_*" (grad-norm clipped), update priorities
+        post_optim hooks(); target_updater.step()
+    post_steps hooks()
+    collector.update_policy_weights_()               # push weights
+    every eval_interval frames: evaluate, eval hooks -> scalars logged
+    every log_interval frames: log losses and returns; post_steps_log hooks(batch) -> scalars logged
+
+Users change the loop by registering functions on those stages (:meth:`Trainer.register_op`),
+never by subclassing.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from typing import Callable, Iterable, Mapping
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import set_interaction_type
+
+from ..buffers.samplers import PrioritizedSampler
+from ..collectors.utils import ExplorationType
+from ..loggers import log_scalars
+from ..objectives.common import total_loss
+from .checkpoint import load_checkpoint, save_checkpoint
+from .progress import ProgressBar
+
+__all__ = ["Trainer", "evaluate_policy", "STAGES"]
+
+#: the hook points, in the order a batch reaches them
+STAGES = ("batch_process", "pre_steps_log", "pre_optim_steps", "process_optim_batch", "post_loss", "post_optim",
+          "post_steps", "eval", "post_steps_log")
+
+# stages whose hooks may return a replacement for their argument (None keeps it)
+_TRANSFORMING = ("batch_process", "process_optim_batch", "post_loss")
+# stages whose hooks may return a mapping of scalars to log
+_LOGGING = ("pre_steps_log", "eval", "post_steps_log")
+
+
+@torch.no_grad()
+def evaluate_policy(env, policy: Callable, episodes: int = 5, *, max_steps: int = 100_000,
+                    exploration_type=ExplorationType.DETERMINISTIC) -> list[float]:
+    """Returns of ``episodes`` complete episodes of ``policy`` in ``env`` (from a reset).
+
+    With a batched env each sub-env contributes its first ``ceil(episodes / n_envs)`` episodes, so
+    short episodes are not over-represented (the sub-envs that finish first would otherwise fill the
+    quota). Stops early, with the episodes completed so far, after ``max_steps`` steps.
+
+    Example:
+        >>> from rlbench.envs import CartPoleEnv
+        >>> def push_right(td):
+        ...     return td.set("action", torch.ones(td.batch_size, dtype=torch.long))
+        >>> returns = evaluate_policy(CartPoleEnv(batch_size=[2], seed=0), push_right, episodes=4)
+        >>> len(returns), all(5 <= r < 50 for r in returns)
+        (4, True)
+    """
+    n_envs = env.batch_size.numel()
+    quota = math.ceil(episodes / n_envs)
+    counts = torch.zeros(n_envs, dtype=torch.long)
+    running = torch.zeros(n_envs, dtype=torch.float64)
+    returns: list[float] = []
+    reward_key = env.reward_key
+    td = env.reset()
+    with set_interaction_type(exploration_type):
+        for _ in range(int(max_steps)):
+            out = policy(td)
+            cur, td = env.step_and_maybe_reset(td if out is None else out)
+            running += cur.get(("next", reward_key)).reshape(n_envs, -1).sum(-1).double().cpu()
+            done = cur.get(("next", "done")).reshape(n_envs).cpu()
+            if done.any():
+                take = done & (counts < quota)
+                returns.extend(running[take].tolist())
+                counts += take.long()
+                running[done] = 0.0
+                if int(counts.sum()) >= episodes:
+                    break
+    return returns[:episodes]
+
+
+class _EpisodeReturns:
+    """Returns of the episodes that finish in each batch, carried across batch boundaries by trajectory id."""
+
+    def __init__(self, maxlen: int = 100):
+        self.recent: deque = deque(maxlen=maxlen)
+        self.carry: dict[int, float] = {}  # running return of the episodes cut by the last batch's end
+
+    def update(self, batch: TensorDictBase, reward_key) -> list[float]:
+        ids = batch.get(("collector", "traj_ids"), None)
+        reward = batch.get(("next", reward_key), None)
+        if ids is None or reward is None:
+            return []
+        done = batch.get(("next", "done")).reshape(ids.shape)
+        reward = reward.reshape(*ids.shape, -1).sum(-1)
+        mask = batch.get(("collector", "mask"), None)  # split_trajs padding
+        if mask is not None:
+            ids, done, reward = ids[mask], done[mask], reward[mask]
+        ids, done, reward = ids.reshape(-1).cpu(), done.reshape(-1).cpu(), reward.reshape(-1).double().cpu()
+        uniq, inv = torch.unique(ids, return_inverse=True)
+        sums = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inv, reward)
+        ended = torch.zeros(uniq.numel(), dtype=torch.bool).index_put_((inv[done],), torch.tensor(True))
+        sums = sums.tolist()
+        finished, carry = [], {}
+        for i, tid in enumerate(uniq.tolist()):
+            total = sums[i] + self.carry.get(tid, 0.0)
+            if ended[i]:
+                finished.append(total)
+            else:
+                carry[tid] = total
+        self.carry = carry
+        self.recent.extend(finished)
+        return finished
+
+    def mean(self, last: int = 20) -> float | None:
+        if not self.recent:
+            return None
+        tail = list(self.recent)[-last:]
+        return sum(tail) / len(tail)
+
+
+class Trainer:
+    """Runs collection and optimisation: the loop of the module docstring, with hooks and logging.
+
+    Args:
+        collector: yields batches (``rlbench.collectors.Collector`` or a multi-process collector);
+            its ``total_frames`` decides when training ends.
+        loss: a ``LossModule``; its output's ``loss_*`` entries are summed and minimised.
+        optimizer: a ``torch.optim.Optimizer`` (or a list of them, all stepped together).
+        replay_buffer: off-policy training: each batch is stored, then ``optim_steps_per_batch``
+            batches of ``batch_size`` are sampled from it. ``None``: on-policy training on the batch.
+        target_updater: ``SoftUpdate``/``HardUpdate``, stepped after every optimiser step.
+        optim_steps_per_batch: off-policy: gradient steps per collected batch.
+        batch_size: off-policy: sample size. On-policy: minibatch size (``None``: the whole batch).
+        num_epochs: on-policy: passes over each batch.
+        compute_advantage: on-policy: run ``loss.value_estimator`` on the whole batch before each
+            epoch (writes ``advantage``/``value_target``). ``None``: when the loss has an
+            ``advantage`` key (PPO, A2C).
+        min_buffer_size: off-policy: no optimisation until the buffer holds this many items
+            (default ``batch_size``).
+        clip_grad_norm: clip the gradients' global norm to this value before each step.
+        logger: anything with ``log_scalar(name, value, step)`` (``CSVLogger``, ``MultiLogger``,
+            ``rlbench.widgets.TrainingMonitor``...). The step is the number of frames collected.
+        log_interval: frames between two logs of the training metrics (averaged over the interval).
+        eval_env: an env to evaluate the policy in (deterministic actions) every ``eval_interval``
+            frames; ``eval/return`` is logged.
+        eval_interval: frames between evaluations.
+        eval_episodes: episodes per evaluation.
+        eval_policy: the policy evaluated (default: the collector's).
+        progress_bar: show a :class:`ProgressBar` (``tqdm.auto``); a dict is passed to it as kwargs.
+        seed: seeds torch, NumPy, Python ``random``, the collector's env and the replay buffer; and
+            each evaluation reseeds ``eval_env`` with ``seed + 1 + evaluation index``.
+
+    Example:
+        >>> from tensordict.nn import TensorDictModule
+        >>> from rlbench.collectors import Collector
+        >>> from rlbench.envs import CartPoleEnv
+        >>> from rlbench.objectives import DQNLoss
+        >>> from rlbench.buffers import ReplayBuffer, LazyTensorStorage
+        >>> qnet = TensorDictModule(torch.nn.Linear(4, 2), ["observation"], ["action_value"])
+        >>> policy = TensorDictModule(lambda q: q.argmax(-1), ["action_value"], ["action"])
+        >>> collector = Collector(CartPoleEnv(batch_size=[4]), lambda td: policy(qnet(td)),
+        ...                       frames_per_batch=64, total_frames=256)
+        >>> loss = DQNLoss(qnet, action_space="categorical")
+        >>> trainer = Trainer(collector, loss, torch.optim.Adam(loss.parameters()),
+        ...                   ReplayBuffer(storage=LazyTensorStorage(1000)), batch_size=32, progress_bar=False)
+        >>> seen = []
+        >>> _ = trainer.register_op("post_loss", lambda out: seen.append(float(out["loss_value"])))
+        >>> trainer.train()
+        >>> trainer.batches, trainer.updates, len(seen)
+        (4, 4, 4)
+    """
+
+    def __init__(self, collector, loss, optimizer, replay_buffer=None, *, target_updater=None,
+                 optim_steps_per_batch: int = 1, batch_size: int | None = None, num_epochs: int = 1,
+                 compute_advantage: bool | None = None, min_buffer_size: int | None = None,
+                 clip_grad_norm: float | None = None, logger=None, log_interval: int = 1,
+                 eval_env=None, eval_interval: int = 10_000, eval_episodes: int = 5, eval_policy=None,
+                 progress_bar: bool | dict = True, seed: int | None = None):
+        self.collector, self.loss, self.replay_buffer = collector, loss, replay_buffer
+        self.optimizers = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+        for i, opt in enumerate(self.optimizers):
+            if not isinstance(opt, torch.optim.Optimizer):
+                raise TypeError(f"Trainer: optimizer #{i} must be a torch.optim.Optimizer, got {type(opt).__name__}")
+        if replay_buffer is not None and batch_size is None and getattr(replay_buffer, "batch_size", None) is None:
+            raise ValueError("Trainer: off-policy training (replay_buffer given) needs batch_size=... (the sample "
+                             "size), or a replay buffer built with a batch_size")
+        for name, value in (("optim_steps_per_batch", optim_steps_per_batch), ("num_epochs", num_epochs),
+                            ("log_interval", log_interval), ("eval_interval", eval_interval),
+                            ("eval_episodes", eval_episodes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Trainer: {name} must be a positive int, got {value!r}")
+        self.target_updater = target_updater
+        self.optim_steps_per_batch, self.num_epochs = optim_steps_per_batch, num_epochs
+        self.batch_size = batch_size if batch_size is not None else getattr(replay_buffer, "batch_size", None)
+        if compute_advantage is None:
+            compute_advantage = replay_buffer is None and "advantage" in getattr(loss, "tensor_keys", ())
+        self.compute_advantage = bool(compute_advantage)
+        self.min_buffer_size = self.batch_size if min_buffer_size is None else int(min_buffer_size)
+        self.clip_grad_norm = clip_grad_norm
+        self.logger, self.log_interval = logger, log_interval
+        self.eval_env, self.eval_interval, self.eval_episodes = eval_env, eval_interval, eval_episodes
+        self.eval_policy = eval_policy
+        self.progress_bar = progress_bar
+        self.seed = seed
+        self._ops: dict[str, list[Callable]] = {stage: [] for stage in STAGES}
+        self._params = [p for opt in self.optimizers for group in opt.param_groups for p in group["params"]]
+        # counters (saved in checkpoints)
+        self.batches = 0  # batches collected and trained on
+        self.updates = 0  # optimiser steps
+        self.evaluations = 0
+        self._last_log = 0  # frames at the last log / evaluation
+        self._last_eval = 0
+        self._pending: dict[str, torch.Tensor] = {}  # summed loss terms since the last log
+        self._pending_n = 0
+        self.episodes = _EpisodeReturns()
+        self.last_eval: dict[str, float] = {}  # the latest evaluation's results
+        self.last_losses: dict[str, float] = {}  # the latest logged means of the loss terms
+        if seed is not None:
+            self._seed_everything(int(seed))
+
+    # ----------------------------------------------------------------------------- hooks
+    def register_op(self, stage: str, fn: Callable) -> Callable:
+        """Run ``fn`` at ``stage`` of every batch (after the ones registered before); returns ``fn``.
+
+        ``batch_process(batch)``, ``process_optim_batch(sub)`` and ``post_loss(loss_td)`` may return
+        a TensorDict that replaces their argument (or ``None`` to keep it, e.g. after editing it in
+        place). ``pre_steps_log(batch)``, ``eval()`` and ``post_steps_log(batch)`` may return a
+        mapping of scalars, logged at the current frame count. ``pre_optim_steps()``,
+        ``post_optim()`` and ``post_steps()`` take no argument.
+        """
+        if stage not in self._ops:
+            raise ValueError(f"Trainer.register_op: unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
+        if not callable(fn):
+            raise TypeError(f"Trainer.register_op({stage!r}): expected a callable, got {type(fn).__name__}")
+        self._ops[stage].append(fn)
+        return fn
+
+    def _run(self, stage: str, *args):
+        ops = self._ops[stage]
+        if stage in _TRANSFORMING:
+            (value,) = args
+            for fn in ops:
+                out = fn(value)
+                value = value if out is None else out
+            return value
+        for fn in ops:
+            out = fn(*args)
+            if stage in _LOGGING and out is not None:
+                if not isinstance(out, Mapping):
+                    raise TypeError(f"Trainer: a {stage!r} hook ({getattr(fn, '__name__', fn)}) must return a "
+                                    f"mapping of scalars to log or None, got {type(out).__name__}")
+                self._log(out)
+        return None
+
+    # ------------------------------------------------------------------------------ loop
+    def train(self, batches: int | None = None) -> None:
+        """Train until the collector ends (its ``total_frames``), or for at most ``batches`` batches."""
+        collector = self.collector
+        total = getattr(collector, "total_frames", -1)
+        bar_kwargs = self.progress_bar if isinstance(self.progress_bar, dict) else {}
+        bar = ProgressBar(total if total and total > 0 else None, disable=not self.progress_bar,
+                          initial=self.frames, **bar_kwargs)
+        done = 0
+        try:
+            for batch in collector:
+                batch = self._run("batch_process", batch)
+                self.episodes.update(batch, getattr(getattr(collector, "env", None), "reward_key", "reward"))
+                self._run("pre_steps_log", batch)
+                if self.replay_buffer is not None and getattr(collector, "replay_buffer", None) is not self.replay_buffer:
+                    self._store(batch)
+                self._run("pre_optim_steps")
+                for sub in self._optim_batches(batch):
+                    self._optim_step(sub)
+                self._run("post_steps")
+                collector.update_policy_weights_()
+                self.batches += 1
+                frames = self.frames
+                if self.eval_env is not None and frames - self._last_eval >= self.eval_interval:
+                    self.evaluate()
+                if frames - self._last_log >= self.log_interval:
+                    self._log_training()
+                self._run("post_steps_log", batch)
+                bar.update(batch.numel(), episode_return=self.episodes.mean(), loss=self.last_losses.get("loss"),
+                           eval_return=self.last_eval.get("eval/return"))
+                done += 1
+                if batches is not None and done >= batches:
+                    break
+        finally:
+            bar.close()
+            flush = getattr(self.logger, "flush", None)
+            if callable(flush):
+                flush()
+
+    @property
+    def frames(self) -> int:
+        """Frames collected so far (the collector's count; the logging step)."""
+        return int(getattr(self.collector, "frames", 0))
+
+    def _store(self, batch: TensorDictBase) -> None:
+        """Write a ``[*B, T]`` batch to the buffer as transitions: flat for a 1-d storage, time-major rows
+        (``[T, *B]``) for a storage that keeps one row per step of all sub-envs (``ndim=2``)."""
+        ndim = getattr(getattr(self.replay_buffer, "storage", None), "ndim", 1)
+        if ndim == 1 or batch.ndim == 1:
+            self.replay_buffer.extend(batch.reshape(-1))
+        else:
+            self.replay_buffer.extend(batch.permute(batch.ndim - 1, *range(batch.ndim - 1)).contiguous())
+
+    def _optim_batches(self, batch: TensorDictBase) -> Iterable[TensorDictBase]:
+        """What the optimiser steps on: samples from the buffer, or epochs of minibatches of the batch."""
+        if self.replay_buffer is not None:
+            if len(self.replay_buffer) < self.min_buffer_size:
+                return
+            for _ in range(self.optim_steps_per_batch):
+                yield self.replay_buffer.sample(self.batch_size)
+            return
+        for _ in range(self.num_epochs):
+            if self.compute_advantage:  # on the [*B, T] batch: estimators need the time dim
+                with torch.no_grad():
+                    self.loss.value_estimator(batch)
+            flat = batch.reshape(-1)
+            size = flat.numel() if self.batch_size is None else self.batch_size
+            perm = torch.randperm(flat.numel(), device=flat.device)  # torch's global RNG: saved with checkpoints
+            for start in range(0, flat.numel(), size):
+                yield flat[perm[start:start + size]]
+
+    def _optim_step(self, sub: TensorDictBase) -> None:
+        sub = self._run("process_optim_batch", sub)
+        loss_td = self._run("post_loss", self.loss(sub))
+        total = total_loss(loss_td)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        total.backward()
+        terms = {k: v.detach() for k, v in loss_td.items() if isinstance(k, str) and k.startswith("loss_")}
+        terms["loss"] = total.detach()
+        if self.clip_grad_norm is not None:
+            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self._params, self.clip_grad_norm).detach()
+        for opt in self.optimizers:
+            opt.step()
+        self.updates += 1
+        sampler = getattr(self.replay_buffer, "sampler", None)
+        if isinstance(sampler, PrioritizedSampler) and hasattr(self.replay_buffer, "update_tensordict_priority"):
+            self.replay_buffer.update_tensordict_priority(sub)
+        self._run("post_optim")
+        if self.target_updater is not None:
+            self.target_updater.step()
+        for k, v in terms.items():  # summed as tensors: no device sync per step
+            v = v.sum() if v.ndim else v
+            self._pending[k] = self._pending[k] + v if k in self._pending else v.clone()
+        self._pending_n += 1
+
+    # ------------------------------------------------------------------------- logging
+    def _log(self, values: Mapping[str, float]) -> None:
+        if self.logger is not None and values:
+            log_scalars(self.logger, {k: float(v) for k, v in values.items()}, self.frames)
+
+    def _log_training(self) -> None:
+        values: dict[str, float] = {}
+        if self._pending_n:
+            self.last_losses = {k: float(v) / self._pending_n for k, v in self._pending.items()}
+            values.update({f"train/{k}": v for k, v in self.last_losses.items()})
+        ret = self.episodes.mean()
+        if ret is not None:
+            values["train/episode_return"] = ret
+        values["train/updates"] = self.updates
+        self._pending, self._pending_n = {}, 0
+        self._last_log = self.frames
+        self._log(values)
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate now: mean/std/min/max of ``eval_episodes`` returns, logged under ``eval/``; runs the eval hooks."""
+        if self.eval_env is None:
+            raise RuntimeError("Trainer.evaluate: no eval_env was given to the Trainer")
+        policy = self.eval_policy if self.eval_policy is not None else self.collector.policy
+        if self.seed is not None:  # the same evaluation episodes however the run was interrupted
+            self.eval_env.set_seed(self.seed + 1 + self.evaluations)
+        returns = torch.tensor(evaluate_policy(self.eval_env, policy, self.eval_episodes), dtype=torch.float64)
+        self.evaluations += 1
+        self._last_eval = self.frames
+        result = {"eval/return": float(returns.mean()) if returns.numel() else float("nan"),
+                  "eval/return_std": float(returns.std(unbiased=False)) if returns.numel() else float("nan"),
+                  "eval/return_min": float(returns.min()) if returns.numel() else float("nan"),
+                  "eval/return_max": float(returns.max()) if returns.numel() else float("nan"),
+                  "eval/episodes": float(returns.numel())}
+        self.last_eval = result
+        self._log(result)
+        self._run("eval")
+        return result
+
+    # ---------------------------------------------------------------------- checkpoints
+    def _seed_everything(self, seed: int) -> None:
+        import random
+
+        import numpy as np
+
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        if hasattr(self.collector, "set_seed"):
+            self.collector.set_seed(seed)
+        if self.replay_buffer is not None and hasattr(self.replay_buffer, "set_seed"):
+            self.replay_buffer.set_seed(seed)
+
+    def _components(self) -> dict:
+        parts = {"loss": self.loss, "collector": self.collector}
+        for i, opt in enumerate(self.optimizers):
+            parts[f"optimizer_{i}"] = opt
+        policy = getattr(self.collector, "policy", None)
+        if isinstance(policy, torch.nn.Module):  # e.g. exploration state (annealed epsilon) outside the loss
+            parts["policy"] = policy
+        if self.replay_buffer is not None:
+            parts["replay_buffer"] = self.replay_buffer
+        return parts
+
+    def _counters(self) -> dict:
+        updater = self.target_updater
+        return {
+            "batches": self.batches, "updates": self.updates, "evaluations": self.evaluations,
+            "last_log": self._last_log, "last_eval": self._last_eval,
+            "pending": {k: v.cpu() for k, v in self._pending.items()}, "pending_n": self._pending_n,
+            "episode_carry": dict(self.episodes.carry), "recent_returns": list(self.episodes.recent),
+            "target_counter": getattr(updater, "counter", None),
+        }
+
+    def save(self, path: str | os.PathLike, **extra) -> None:
+        """Checkpoint the run to ``path`` (see :func:`~rlbench.trainers.save_checkpoint`).
+
+        Saves the loss (networks, target parameters, e.g. ``log_alpha``), optimisers, the policy,
+        the replay buffer (directory ``<path>.buffers/``), the collector (its env's in-flight state
+        when the env is torch-native, else the next batch starts with a reset), the trainer's
+        counters and the RNG states; ``extra`` components (an LR scheduler...) too.
+        """
+        save_checkpoint(path, trainer=self._counters(), **self._components(), **extra)
+
+    def load(self, path: str | os.PathLike, **extra) -> None:
+        """Restore a :meth:`save` checkpoint into this trainer (built the same way) and ``extra``."""
+        values = load_checkpoint(path, **self._components(), **extra)
+        if "trainer" not in values:
+            raise KeyError(f"Trainer.load: {path} was not written by Trainer.save (no trainer counters)")
+        c = values["trainer"]
+        self.batches, self.updates, self.evaluations = c["batches"], c["updates"], c["evaluations"]
+        self._last_log, self._last_eval = c["last_log"], c["last_eval"]
+        dev = self._params[0].device if self._params else torch.device("cpu")
+        self._pending, self._pending_n = {k: v.to(dev) for k, v in c["pending"].items()}, c["pending_n"]
+        self.episodes.carry = dict(c["episode_carry"])
+        self.episodes.recent.clear()
+        self.episodes.recent.extend(c["recent_returns"])
+        if c["target_counter"] is not None and self.target_updater is not None:
+            self.target_updater.counter = c["target_counter"]
+
+    def __repr__(self) -> str:
+        mode = "off-policy" if self.replay_buffer is not None else "on-policy"
+        hooks = {s: len(f) for s, f in self._ops.items() if f}
+        return (f"Trainer({mode}, loss={type(self.loss).__name__}, frames={self.frames}, batches={self.batches}, "
+                f"updates={self.updates}, hooks={hooks})")
