@@ -111,7 +111,7 @@ class TD3Loss(LossModule):
 
         # delayed policy update: maximise Q_1(s, mu(s)) (sec. 5.2)
         if self.actor_update_due:
-            q_pi = self._q(td, ac.policy_action(self, "actor_network", td), frozen=True, first_only=True)[0]
+            q_pi = self._q1_frozen(td, ac.policy_action(self, "actor_network", td))
             out.set("loss_actor", -q_pi.mean())
         out.update({"state_action_value": q.detach().mean(), "target_value": y.mean()})
         return out
@@ -124,15 +124,21 @@ class TD3Loss(LossModule):
             action = torch.maximum(torch.minimum(action, self.action_high), self.action_low)
         return action
 
-    def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False,
-           first_only: bool = False):
-        """Q(s, action) of every critic, ``[num_qvalue_nets, *batch, 1]`` (``[1, *batch, 1]``: ``first_only``)."""
+    def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False):
+        """Q(s, action) of every critic, ``[num_qvalue_nets, *batch, 1]``."""
         data = ac.with_action(td, self._network("qvalue_network").in_keys, self.tensor_keys.action, action)
-        params = self.network_params("qvalue_network", target=target and self.delay_qvalue)
-        if first_only:  # the actor term needs Q_1 only: do not pay for the other critics
-            params = params[:1]
-        out = self.call_network("qvalue_network", data, params=params, detach=target or frozen)
+        if target and self.delay_qvalue:
+            out = self.call_network("qvalue_network", data, target=True)
+        else:
+            out = self.call_network("qvalue_network", data, detach=target or frozen)
         return out.get(self.tensor_keys.state_action_value)
+
+    def _q1_frozen(self, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
+        """Q_1(s, action) with the first critic's parameters detached: the actor term pays for one critic only."""
+        net = self._network("qvalue_network")
+        data = ac.with_action(td, net.in_keys, self.tensor_keys.action, action)
+        with self.network_params("qvalue_network")[0].detach().to_module(net):
+            return net(data).get(self.tensor_keys.state_action_value)
 
     def make_value_estimator(self, value_type=None, **hyperparams):
         """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
