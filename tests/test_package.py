@@ -23,7 +23,8 @@ def _normalise(req: str) -> str:
 def test_import_rlbench_is_light():
     """`import rlbench` must not pull in Jupyter, widgets or plotting (they cost seconds)."""
     code = (
-        "import sys, rlbench, rlbench.envs, rlbench.specs, rlbench.collectors\n"
+        "import sys, rlbench, rlbench.envs, rlbench.specs, rlbench.collectors, rlbench.buffers, rlbench.modules, "
+        "rlbench.objectives, rlbench.trainers, rlbench.recipes\n"
         "heavy = [m for m in ('ipywidgets', 'anywidget', 'jupyter_client', 'IPython', 'matplotlib', 'gym', "
         "'pygame') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
