@@ -189,7 +189,13 @@ def load_checkpoint(path: str | os.PathLike, *, restore_rng: bool = True, weight
                     f"load_checkpoint: {name!r} was saved from a {entry['type']} (a state dict); "
                     f"{type(obj).__name__} has no load_state_dict()"
                 )
-            obj.load_state_dict(entry["state"])
+            try:
+                obj.load_state_dict(entry["state"])
+            except (RuntimeError, KeyError, ValueError, TypeError) as err:
+                raise type(err)(
+                    f"load_checkpoint: cannot load {name!r} (saved from a {entry['type']}) into this "
+                    f"{type(obj).__name__}; build it as the saved run did. {err}"
+                ) from err
         elif obj is not None:
             raise TypeError(f"load_checkpoint: {name!r} is a plain value in the checkpoint; it is returned, "
                             f"not loaded into {type(obj).__name__} (pass {name}=None or leave it out)")

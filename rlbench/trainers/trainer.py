@@ -176,7 +176,7 @@ class Trainer:
         >>> trainer = Trainer(collector, loss, torch.optim.Adam(loss.parameters()),
         ...                   ReplayBuffer(storage=LazyTensorStorage(1000)), batch_size=32, progress_bar=False)
         >>> seen = []
-        >>> _ = trainer.register_op("post_loss", lambda out: seen.append(float(out["loss_value"])))
+        >>> _ = trainer.register_op("post_loss", lambda out: seen.append(float(out["loss_value"].detach())))
         >>> trainer.train()
         >>> trainer.batches, trainer.updates, len(seen)
         (4, 4, 4)
