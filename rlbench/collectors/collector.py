@@ -20,6 +20,7 @@ from tensordict.nn import TensorDictModule, set_interaction_type
 
 from ..envs.classic import ClassicControlEnv
 from ..envs.common import EnvBase, _RolloutWriter
+from ..modules.actors import Actor, ValueOperator
 from ._fused import fused_loop
 from .utils import TRAJ_KEY, ExplorationType, _flag_bt, assign_traj_ids, split_trajectories
 
@@ -46,7 +47,7 @@ def _direct_call(policy):
     class, default options, no hooks -- reading the inputs, calling the wrapped module and writing
     the outputs is the same thing. Anything else runs the module as it is.
     """
-    if type(policy) is not TensorDictModule:
+    if not _is_plain_module(policy):
         return None
     hooks = torch.nn.modules.module
     if (
@@ -74,6 +75,13 @@ def _direct_call(policy):
     # for the fused loop (rlbench.collectors._fused), which calls the module on tensors directly
     call.module, call.in_keys, call.out_keys, call.n_out = module, in_keys, out_keys, n_out
     return call
+
+
+def _is_plain_module(policy) -> bool:
+    """A TensorDictModule whose call is exactly "read in_keys, run module, write out_keys"."""
+    if type(policy) is TensorDictModule or type(policy) is ValueOperator:
+        return True
+    return type(policy) is Actor and not policy.safe  # a safe Actor also projects into its spec
 
 
 class _NotDirect(Exception):

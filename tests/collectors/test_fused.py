@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 
 from rlbench.collectors import Collector
@@ -132,3 +133,19 @@ def test_fused_hands_over_a_wrong_dtype_action(name):
     collector.collect()
     with pytest.raises(ValueError, match="action"):
         collector.collect()
+
+
+def test_rlbench_actor_and_value_operator_take_the_direct_call():
+    """rlbench.modules' Actor (unless safe) and ValueOperator are plain modules: the fast path applies."""
+    from rlbench.collectors.collector import _direct_call
+    from rlbench.modules import MLP, Actor, ValueOperator
+    from rlbench.specs import Bounded
+
+    net = MLP(in_features=4, out_features=1, num_cells=[8])
+    td = TensorDict(observation=torch.randn(3, 4), batch_size=[3])
+    for policy in (Actor(net), ValueOperator(net)):
+        call = _direct_call(policy)
+        assert call is not None, type(policy).__name__
+        assert torch.equal(call(td.clone())[policy.out_keys[0]], policy(td.clone())[policy.out_keys[0]])
+    safe = Actor(net, spec=Bounded(-1.0, 1.0, shape=(1,)), safe=True)
+    assert _direct_call(safe) is None
