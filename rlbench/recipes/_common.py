@@ -635,8 +635,11 @@ def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
     key = observation_key(env)
     if isinstance(spec, Categorical):
         net = make_encoder(env, hidden_sizes, spec.n, activation)
+        # argument validation costs more than the log-prob itself for small batches; the spec
+        # already guarantees valid actions
         return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
-                                  distribution_class=torch.distributions.Categorical, spec=spec, return_log_prob=True)
+                                  distribution_class=torch.distributions.Categorical,
+                                  distribution_kwargs={"validate_args": False}, spec=spec, return_log_prob=True)
     if isinstance(spec, OneHot):
         from ..modules import OneHotCategorical
 

@@ -1,0 +1,77 @@
+"""The rlbench command: help, errors naming what was wrong, a full run's files and last line."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rlbench.cli import config_help, main
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_main(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def test_train_help_lists_algorithms_and_their_fields(capsys):
+    code, out, _ = run_main(["train", "--help"], capsys)
+    assert code == 0
+    assert "Algorithms: a2c, ppo" in out
+    assert "ppo config fields" in out and "a2c config fields" in out
+    assert "clip_epsilon (float, default 0.2)" in out and "Clipping range of the probability ratio." in out
+
+
+def test_algo_help_lists_only_that_algorithm(capsys):
+    code, out, _ = run_main(["train", "a2c", "--help"], capsys)
+    assert code == 0
+    assert "a2c config fields" in out and "ppo config fields" not in out
+    assert "clip_epsilon" not in out and "steps_per_env" in out
+    assert "(undocumented)" not in config_help("ppo")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "nope"], "invalid choice: 'nope'"),
+    (["train", "ppo", "--config", "bogus=1"], "unknown config field 'bogus'.*valid fields: env, frames"),
+    (["train", "ppo", "--config", "lr=fast"], "config field 'lr' expects float"),
+    (["train", "ppo", "--config", "lr"], "'lr' is not of the form key=value"),
+    (["train", "ppo", "--frames", "-3"], "expected a positive integer, got '-3'"),
+    (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown env 'NoSuchEnv-v0'.*native:CartPole"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
+    code, _, err = run_main(argv, capsys)
+    assert code == 2
+    assert re.search(message, err), err
+
+
+def test_a_full_run_prints_paths_and_ends_with_the_return(tmp_path, capsys):
+    code = main(["train", "a2c", "--env", "native:CartPole", "--frames", "2.56e2", "--seed", "1", "--out",
+                 str(tmp_path), "--no-progress", "--config", "eval_episodes=2", "num_envs=4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert re.fullmatch(r"final mean evaluation return: \d+\.\d over 2 episodes", lines[-1])
+    paths = dict(re.findall(r"^\s*(checkpoint|logs|curve|report|results): (\S+)$", out, flags=re.M))
+    assert set(paths) == {"checkpoint", "logs", "curve", "report", "results"}
+    assert all(os.path.exists(p) and p.startswith(str(tmp_path)) for p in paths.values())
+    import json
+
+    saved = json.load(open(paths["results"]))
+    assert saved["config"]["seed"] == 1 and saved["config"]["num_envs"] == 4 and saved["frames"] == 256
+    assert lines[-1].endswith(f"{saved['final_eval_return']:.1f} over 2 episodes")
+
+
+def test_python_dash_m_rlbench():
+    proc = subprocess.run([sys.executable, "-m", "rlbench", "train", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "Algorithms: a2c, ppo" in proc.stdout
