@@ -24,6 +24,7 @@ __all__ = ["ALGORITHMS", "get_recipe", "TrainResults", "make_env", "evaluate", "
 ALGORITHMS: dict[str, str] = {
     "ppo": "rlbench.recipes.ppo",
     "a2c": "rlbench.recipes.a2c",
+    "dqn": "rlbench.recipes.dqn",
 }
 """Recipe name -> module path. One line per algorithm."""
 
@@ -37,7 +38,7 @@ def get_recipe(name: str) -> ModuleType:
         >>> get_recipe("nope")
         Traceback (most recent call last):
         ...
-        ValueError: unknown algorithm 'nope': known algorithms are a2c, ppo
+        ValueError: unknown algorithm 'nope': known algorithms are a2c, dqn, ppo
     """
     key = str(name).lower()
     if key not in ALGORITHMS:
