@@ -413,7 +413,11 @@ class Trainer:
             self.replay_buffer.set_seed(seed)
 
     def _components(self) -> dict:
-        parts = {"loss": self.loss, "collector": self.collector}
+        parts = {"loss": self.loss}
+        if callable(getattr(self.collector, "state_dict", None)):
+            parts["collector"] = self.collector
+        # else (multi-process collectors): only the frame count is kept (in the counters); the workers'
+        # envs carry on from wherever they are, so the resumed run is not an exact continuation
         for i, opt in enumerate(self.optimizers):
             parts[f"optimizer_{i}"] = opt
         policy = getattr(self.collector, "policy", None)
@@ -430,7 +434,7 @@ class Trainer:
             "last_log": self._last_log, "last_eval": self._last_eval,
             "pending": {k: v.cpu() for k, v in self._pending.items()}, "pending_n": self._pending_n,
             "episode_carry": dict(self.episodes.carry), "recent_returns": list(self.episodes.recent),
-            "target_counter": getattr(updater, "counter", None),
+            "target_counter": getattr(updater, "counter", None), "collector_frames": self.frames,
         }
 
     def save(self, path: str | os.PathLike, **extra) -> None:
@@ -456,6 +460,8 @@ class Trainer:
         self.episodes.carry = dict(c["episode_carry"])
         self.episodes.recent.clear()
         self.episodes.recent.extend(c["recent_returns"])
+        if "collector" not in self._components() and hasattr(self.collector, "frames"):
+            self.collector.frames = c["collector_frames"]
         if c["target_counter"] is not None and self.target_updater is not None:
             self.target_updater.counter = c["target_counter"]
 

@@ -51,3 +51,37 @@ def test_load_into_a_trainer_built_differently_fails_clearly(tmp_path):
     other = ppo(2)
     with pytest.raises(RuntimeError, match=r"cannot load 'loss' \(saved from a DQNLoss\) into this ClipPPOLoss"):
         other.load(tmp_path / "ckpt.pt")
+
+
+class _StatelessCollector:
+    """A collector without state_dict (like the multi-process ones): wraps a real one, hiding its state."""
+
+    def __init__(self, inner):
+        self.inner, self.policy, self.total_frames = inner, inner.policy, inner.total_frames
+
+    @property
+    def frames(self):
+        return self.inner.frames
+
+    @frames.setter
+    def frames(self, value):
+        self.inner.frames = value
+
+    def __iter__(self):
+        return iter(self.inner)
+
+    def update_policy_weights_(self, weights=None):
+        pass
+
+
+def test_collector_without_state_keeps_its_frame_count(tmp_path):
+    trainer = ppo(4)
+    trainer.collector = _StatelessCollector(trainer.collector)
+    trainer.train(batches=2)
+    trainer.save(tmp_path / "ckpt.pt")
+    fresh = ppo(4)
+    fresh.collector = _StatelessCollector(fresh.collector)
+    fresh.load(tmp_path / "ckpt.pt")
+    assert fresh.frames == trainer.frames == 64 and fresh.batches == 2
+    fresh.train()
+    assert fresh.batches == 4 and fresh.frames == 128  # the run ends at total_frames, as if never stopped
