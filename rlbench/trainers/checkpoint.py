@@ -39,7 +39,18 @@ _VERSION = 1
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds pickled objects that ``torch.load(weights_only=True)`` refuses to rebuild."""
+    """A checkpoint holds pickled objects that ``torch.load(weights_only=True)`` refuses to rebuild.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "odd.pt")
+        >>> torch.save({"format": "rlbench-checkpoint", "obj": object()}, path)
+        >>> try:
+        ...     load_checkpoint(path)
+        ... except UnsafeCheckpointError:
+        ...     print("refused")
+        refused
+    """
 
 
 # ----------------------------------------------------------------------------------- RNG states

@@ -48,6 +48,31 @@ def test_modules_optimizers_buffers_values_round_trip(tmp_path):
     assert len(rb2) == 10 and torch.equal(rb2.sample(), expected_sample)  # same contents and sampler RNG
 
 
+def test_loss_targets_and_extra_parameters_round_trip(tmp_path):
+    from rlbench.objectives import LossModule
+
+    def make():
+        net = TensorDictModule(torch.nn.Linear(4, 2), ["observation"], ["action_value"])
+        loss = LossModule()
+        loss.convert_to_functional(net, "value_network", create_target_params=True)
+        loss.log_alpha = torch.nn.Parameter(torch.zeros(()))  # e.g. SAC's temperature
+        return loss
+
+    loss = make()
+    with torch.no_grad():
+        loss.log_alpha.fill_(-1.25)
+        loss.target_value_network_params["module", "weight"].add_(1.0)  # targets differ from online weights
+    save_checkpoint(tmp_path / "ckpt.pt", loss=loss)
+    fresh = make()
+    load_checkpoint(tmp_path / "ckpt.pt", loss=fresh)
+    assert fresh.log_alpha.item() == -1.25
+    for name in (("module", "weight"), ("module", "bias")):
+        assert torch.equal(fresh.target_value_network_params[name], loss.target_value_network_params[name])
+        assert torch.equal(fresh.value_network_params[name], loss.value_network_params[name])
+    assert not torch.equal(fresh.target_value_network_params["module", "weight"],
+                           fresh.value_network_params["module", "weight"])
+
+
 def test_load_errors_name_what_is_wrong(tmp_path):
     net = torch.nn.Linear(2, 2)
     path = save_checkpoint(tmp_path / "ckpt.pt", net=net, step=3)
