@@ -267,12 +267,15 @@ class Trainer:
     # ------------------------------------------------------------------------------ loop
     def train(self, batches: int | None = None) -> None:
         """Train until the collector ends (its ``total_frames``), or for at most ``batches`` batches."""
+        if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int) or batches < 1):
+            raise ValueError(f"Trainer.train: batches must be a positive int or None (until the collector ends), "
+                             f"got {batches!r}")
         collector = self.collector
         total = getattr(collector, "total_frames", -1)
         bar_kwargs = self.progress_bar if isinstance(self.progress_bar, dict) else {}
         bar = ProgressBar(total if total and total > 0 else None, disable=not self.progress_bar,
                           initial=self.frames, **bar_kwargs)
-        done = 0
+        done, seen = 0, self.frames
         try:
             for batch in collector:
                 batch = self._run("batch_process", batch)
@@ -292,9 +295,9 @@ class Trainer:
                 if frames - self._last_log >= self.log_interval:
                     self._log_training()
                 self._run("post_steps_log", batch)
-                bar.update(batch.numel(), episode_return=self.episodes.mean(), loss=self.last_losses.get("loss"),
+                bar.update(frames - seen, episode_return=self.episodes.mean(), loss=self.last_losses.get("loss"),
                            eval_return=self.last_eval.get("eval/return"))
-                done += 1
+                done, seen = done + 1, frames
                 if batches is not None and done >= batches:
                     break
         finally:

@@ -166,6 +166,8 @@ def test_train_in_chunks_and_repr():
     trainer.train(batches=2)
     trainer.train()
     assert trainer.batches == 4 and trainer.frames == 4 * FPB
+    with pytest.raises(ValueError, match="batches must be a positive int or None"):
+        trainer.train(batches=0)
     assert repr(trainer).startswith("Trainer(on-policy, loss=ClipPPOLoss, frames=128, batches=4, updates=16")
 
 
