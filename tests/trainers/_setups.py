@@ -30,7 +30,7 @@ def dqn(n_batches, **trainer_kwargs):
     policy = TensorDictSequential(actor, explore)
     collector = Collector(env, policy, frames_per_batch=FPB, total_frames=FPB * n_batches, init_random_frames=2 * FPB)
     loss = DQNLoss(actor)
-    kwargs = dict(target_updater=HardUpdate(loss, value_network_update_interval=3), optim_steps_per_batch=2,
+    kwargs = dict(target_updater=HardUpdate(loss, value_network_update_interval=4), optim_steps_per_batch=2,
                   batch_size=16, clip_grad_norm=1.0, seed=3, progress_bar=False, log_interval=2 * FPB)
     kwargs.update(trainer_kwargs)
     trainer = Trainer(collector, loss, torch.optim.Adam(loss.parameters(), lr=1e-2),

@@ -184,3 +184,15 @@ def test_prioritized_replay_priorities_are_updated_from_the_loss():
     assert len(updated) == trainer2.updates == 3
     index, priority = updated[-1]
     assert index.shape == (16,) and priority.shape == (16,) and bool((priority > 0).all())
+
+
+def test_training_monitor_widget_is_a_trainer_logger():
+    pytest.importorskip("anywidget")
+    from rlbench.widgets import TrainingMonitor
+
+    monitor = TrainingMonitor(title="test")
+    trainer = ppo(3, logger=monitor, log_interval=FPB)
+    trainer.train()
+    monitor.close()
+    assert [s for s, _ in monitor.history["train/loss"]] == [FPB, 2 * FPB, 3 * FPB]
+    assert monitor.history["train/loss"][-1][1] == pytest.approx(trainer.last_losses["loss"])
