@@ -138,8 +138,11 @@ class Trainer:
             its ``total_frames`` decides when training ends.
         loss: a ``LossModule``; its output's ``loss_*`` entries are summed and minimised.
         optimizer: a ``torch.optim.Optimizer`` (or a list of them, all stepped together).
-        replay_buffer: off-policy training: each batch is stored, then ``optim_steps_per_batch``
-            batches of ``batch_size`` are sampled from it. ``None``: on-policy training on the batch.
+        replay_buffer: off-policy training: each batch is stored (as flat transitions; time-major
+            rows for a storage with ``ndim=2``), then ``optim_steps_per_batch`` batches of
+            ``batch_size`` are sampled from it. If the collector was built with this same buffer it
+            stores the batches itself and the trainer does not store them again. ``None``: on-policy
+            training on the batch.
         target_updater: ``SoftUpdate``/``HardUpdate``, stepped after every optimiser step.
         optim_steps_per_batch: off-policy: gradient steps per collected batch.
         batch_size: off-policy: sample size. On-policy: minibatch size (``None``: the whole batch).
