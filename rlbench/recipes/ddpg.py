@@ -1,0 +1,116 @@
+"""DDPG (Lillicrap et al. 2016, "Continuous control with deep reinforcement learning", arXiv:1509.02971).
+
+The loop follows the paper's Algorithm 1: act with the deterministic policy plus exploration
+noise, store transitions in a replay buffer, and after every ``frames_per_batch`` frames take
+``utd_ratio`` gradient steps per frame on the critic and actor losses
+(:class:`~rlbench.objectives.DDPGLoss`), each followed by a Polyak update of the target actor and
+critic. Defaults are tuned for Pendulum-v1 (mean return >= -200 within 20k env steps; see
+``benchmarks/learning.py``): small ReLU networks, batch 256, one update per frame, Gaussian noise.
+
+Example:
+    >>> from rlbench.recipes import ddpg
+    >>> cfg = ddpg.Config(env="native:Pendulum", frames=200, init_random_frames=100, batch_size=32, eval_episodes=2)
+    >>> results = ddpg.train(cfg, progress=False)
+    >>> results.frames, results.eval_episodes
+    (200, 2)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict.nn import TensorDictSequential
+
+from ..collectors import Collector
+from ..objectives import DDPGLoss, SoftUpdate
+from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
+from ._offpolicy import (OffPolicyConfig, make_deterministic_actor, make_exploration, make_qvalue_network,
+                         make_replay_buffer, optimizer_step, transitions, updates_due)
+
+__all__ = ["Config", "make_models", "train"]
+
+
+@dataclass
+class Config(OffPolicyConfig):
+    """DDPG hyperparameters: the shared off-policy fields plus DDPG's own (``rlbench train ddpg --help`` lists them).
+
+    Example:
+        >>> Config(exploration="ou").exploration
+        'ou'
+    """
+
+    exploration: str = "gaussian"
+    """Exploration noise: gaussian (independent each step) or ou (Ornstein-Uhlenbeck, the paper's)."""
+    exploration_sigma: float = 0.1
+    """Initial noise scale, as a fraction of the action half-range."""
+    exploration_sigma_end: float = 0.1
+    """Final noise scale (reached linearly after exploration_annealing_frames)."""
+    exploration_annealing_frames: int = 20_000
+    """Frames over which the noise scale decays from exploration_sigma to exploration_sigma_end."""
+
+
+def make_models(env, config: Config):
+    """The deterministic policy mu(s) (tanh-squashed into the action bounds) and the critic Q(s, a).
+
+    Example:
+        >>> from rlbench.recipes._common import make_env
+        >>> env = make_env("native:Pendulum", num_envs=2)
+        >>> actor, critic = make_models(env, Config(hidden_sizes=(16,)))
+        >>> critic(actor(env.reset()))["state_action_value"].shape
+        torch.Size([2, 1])
+    """
+    actor = make_deterministic_actor(env, config.hidden_sizes, "ddpg")
+    return actor, make_qvalue_network(env, config.hidden_sizes, "ddpg")
+
+
+def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
+    """Train DDPG from ``config``; returns the final evaluation and where the run's files are.
+
+    Args:
+        config: hyperparameters (default: ``Config()``, Pendulum-v1 in 20k env steps).
+        logger: anything with ``log_scalar(name, value, step)``, e.g. a ``TrainingMonitor``.
+        progress: show a progress bar.
+    """
+    config = config or Config()
+    torch.set_num_threads(config.torch_threads)
+    seed_everything(config.seed)
+    env = make_env(config.env, config.num_envs, seed=config.seed)
+    actor, critic = make_models(env, config)
+    noise = make_exploration(env, config.exploration, config.exploration_sigma, config.exploration_sigma_end,
+                             config.exploration_annealing_frames, "ddpg")
+
+    loss_fn = DDPGLoss(actor, critic, gamma=config.gamma)
+    params = list(loss_fn.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    target_update = SoftUpdate(loss_fn, tau=config.tau)
+    replay = make_replay_buffer(config)
+
+    # the collector acts with mu(s) + noise; evaluation uses mu(s) alone
+    collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
+                          total_frames=config.frames, init_random_frames=config.init_random_frames,
+                          progress={"desc": "ddpg"} if progress else False)
+    run = RunTracker("ddpg", config, logger)
+    obs_key = observation_key(env)
+    frames = updates = 0
+    for batch in collector:
+        frames += batch.numel()
+        replay.extend(transitions(batch, obs_key))
+        noise.step(batch.numel())
+
+        stats = {}
+        for _ in range(updates_due(frames, config, updates)):
+            out = loss_fn(replay.sample())
+            optimizer_step(optimizer, out["loss_value"] + out["loss_actor"], params, config.max_grad_norm)
+            target_update.step()  # Polyak-average the target actor and critic after every gradient step
+            updates += 1
+            stats = {"loss/value": out["loss_value"], "loss/actor": out["loss_actor"],
+                     "state_action_value": out["state_action_value"]}
+
+        returns = collector.episode_returns
+        if returns:
+            stats["train/episode_return"] = sum(returns) / len(returns)
+        if run.step(frames, actor, stats):
+            break
+    collector.shutdown()
+    env.close()
+    return run.finish(actor, frames, models={"actor": actor, "loss": loss_fn}, optimizer=optimizer)

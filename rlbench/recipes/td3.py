@@ -1,0 +1,126 @@
+"""TD3 (Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods", arXiv:1802.09477).
+
+The loop follows the paper's Algorithm 1: act with the deterministic policy plus Gaussian noise,
+store transitions in a replay buffer, and after every ``frames_per_batch`` frames take
+``utd_ratio`` gradient steps per frame on :class:`~rlbench.objectives.TD3Loss` (twin critics,
+target policy smoothing). The loss returns the actor term only every ``policy_delay``-th call
+(``loss_fn.actor_update_due``); the targets move only on those calls too, as in the paper.
+Defaults are tuned for Pendulum-v1 (mean return >= -200 within 20k env steps; see
+``benchmarks/learning.py``).
+
+Example:
+    >>> from rlbench.recipes import td3
+    >>> cfg = td3.Config(env="native:Pendulum", frames=200, init_random_frames=100, batch_size=32, eval_episodes=2)
+    >>> results = td3.train(cfg, progress=False)
+    >>> results.frames, results.eval_episodes
+    (200, 2)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict.nn import TensorDictSequential
+
+from ..collectors import Collector
+from ..objectives import SoftUpdate, TD3Loss
+from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
+from ._offpolicy import (OffPolicyConfig, action_half_range, make_deterministic_actor, make_exploration,
+                         make_qvalue_network, make_replay_buffer, optimizer_step, require_bounded_actions, transitions,
+                         updates_due)
+
+__all__ = ["Config", "make_models", "train"]
+
+
+@dataclass
+class Config(OffPolicyConfig):
+    """TD3 hyperparameters: the shared off-policy fields plus TD3's own (``rlbench train td3 --help`` lists them).
+
+    Example:
+        >>> Config(policy_delay=3).policy_delay
+        3
+    """
+
+    num_qvalue_nets: int = 2
+    """Number of critics; the target takes the min over them (clipped double Q)."""
+    policy_delay: int = 2
+    """Actor and target-network updates happen every this many critic updates."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise, as a fraction of the action half-range."""
+    noise_clip: float = 0.5
+    """The smoothing noise is clipped to +-noise_clip (fraction of the action half-range)."""
+    exploration_sigma: float = 0.1
+    """Std of the Gaussian exploration noise, as a fraction of the action half-range."""
+
+
+def make_models(env, config: Config):
+    """The deterministic policy mu(s) (tanh-squashed into the action bounds) and one critic Q(s, a).
+
+    The loss makes ``num_qvalue_nets`` independently initialised copies of the critic.
+
+    Example:
+        >>> from rlbench.recipes._common import make_env
+        >>> env = make_env("native:Pendulum", num_envs=2)
+        >>> actor, qvalue = make_models(env, Config(hidden_sizes=(16,)))
+        >>> qvalue(actor(env.reset()))["state_action_value"].shape
+        torch.Size([2, 1])
+    """
+    actor = make_deterministic_actor(env, config.hidden_sizes, "td3")
+    return actor, make_qvalue_network(env, config.hidden_sizes, "td3")
+
+
+def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
+    """Train TD3 from ``config``; returns the final evaluation and where the run's files are.
+
+    Args:
+        config: hyperparameters (default: ``Config()``, Pendulum-v1 in 20k env steps).
+        logger: anything with ``log_scalar(name, value, step)``, e.g. a ``TrainingMonitor``.
+        progress: show a progress bar.
+    """
+    config = config or Config()
+    torch.set_num_threads(config.torch_threads)
+    seed_everything(config.seed)
+    env = make_env(config.env, config.num_envs, seed=config.seed)
+    actor, qvalue = make_models(env, config)
+    noise = make_exploration(env, "gaussian", config.exploration_sigma, algo="td3")
+
+    half_range = action_half_range(require_bounded_actions(env, "td3"))
+    loss_fn = TD3Loss(actor, qvalue, action_spec=env.action_spec, num_qvalue_nets=config.num_qvalue_nets,
+                      policy_noise=config.policy_noise * half_range, noise_clip=config.noise_clip * half_range,
+                      policy_delay=config.policy_delay, gamma=config.gamma)
+    params = list(loss_fn.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    target_update = SoftUpdate(loss_fn, tau=config.tau)
+    replay = make_replay_buffer(config)
+
+    # the collector acts with mu(s) + noise; evaluation uses mu(s) alone
+    collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
+                          total_frames=config.frames, init_random_frames=config.init_random_frames,
+                          progress={"desc": "td3"} if progress else False)
+    run = RunTracker("td3", config, logger)
+    obs_key = observation_key(env)
+    frames = updates = 0
+    for batch in collector:
+        frames += batch.numel()
+        replay.extend(transitions(batch, obs_key))
+
+        stats = {}
+        for _ in range(updates_due(frames, config, updates)):
+            out = loss_fn(replay.sample())
+            # loss_actor is present only on every policy_delay-th call (delayed policy updates)
+            loss = out["loss_qvalue"] + out.get("loss_actor", 0.0)
+            optimizer_step(optimizer, loss, params, config.max_grad_norm)
+            if loss_fn.actor_update_due:
+                target_update.step()  # targets move with the actor, every policy_delay steps
+                stats["loss/actor"] = out["loss_actor"]
+            updates += 1
+            stats.update({"loss/qvalue": out["loss_qvalue"], "state_action_value": out["state_action_value"]})
+
+        returns = collector.episode_returns
+        if returns:
+            stats["train/episode_return"] = sum(returns) / len(returns)
+        if run.step(frames, actor, stats):
+            break
+    collector.shutdown()
+    env.close()
+    return run.finish(actor, frames, models={"actor": actor, "loss": loss_fn}, optimizer=optimizer)

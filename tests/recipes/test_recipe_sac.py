@@ -1,0 +1,159 @@
+"""The SAC recipe end to end, and the off-policy helpers the four continuous recipes share.
+
+(Named test_recipe_sac.py: tests/objectives/test_sac.py exists and tests/ has no __init__.py files.)
+"""
+import pytest
+import torch
+from tensordict import TensorDict
+
+from rlbench.recipes import evaluate, make_env, sac
+from rlbench.recipes._offpolicy import (OffPolicyConfig, ScaleToBounds, make_exploration, make_qvalue_network,
+                                        transitions, updates_due)
+from rlbench.specs import Bounded
+from rlbench.trainers import load_checkpoint, read_csv_log
+
+PENDULUM_WORST = -16.2736044 * 200  # Pendulum's lowest reward per step times its 200-step limit
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # train() sets config.torch_threads
+
+
+class ListLogger:
+    def __init__(self):
+        self.rows = []
+
+    def log_scalar(self, name, value, step):
+        self.rows.append((name, value, step))
+
+    def steps(self, name):
+        return [step for n, _, step in self.rows if n == name]
+
+    def values(self, name):
+        return [value for n, value, _ in self.rows if n == name]
+
+
+def small(**kw):
+    base = dict(env="native:Pendulum", frames=300, frames_per_batch=50, init_random_frames=100, batch_size=32,
+                hidden_sizes=(16, 16), eval_episodes=2)
+    base.update(kw)
+    return sac.Config(**base)
+
+
+def test_short_run_trains_every_term_after_the_random_frames():
+    logger = ListLogger()
+    results = sac.train(small(eval_every=150), logger=logger, progress=False)
+    assert results.algo == "sac" and results.frames == 300 and results.eval_episodes == 2
+    assert [row["frames"] for row in results.curve] == [150, 300]
+    assert PENDULUM_WORST <= results.final_eval_return <= 0
+    # no gradient step during the 100 random frames, then one per batch logged (utd 1: 50 steps each)
+    assert logger.steps("loss/qvalue") == [150, 200, 250, 300]
+    alphas = logger.values("alpha")
+    assert alphas[0] < 1.0 and alphas[-1] < alphas[0]  # the temperature is being tuned (starts at 1)
+    assert results.run_dir is None and results.files == {}
+
+
+def test_gymnasium_pendulum_and_fractional_utd():
+    logger = ListLogger()
+    results = sac.train(small(env="Pendulum-v1", frames=200, utd_ratio=0.1), logger=logger, progress=False)
+    assert results.frames == 200 and PENDULUM_WORST <= results.final_eval_return <= 0
+    assert logger.steps("loss/qvalue") == [150, 200]  # 5 gradient steps per 50-frame batch
+
+
+def test_same_seed_same_run_and_other_seed_differs():
+    a = sac.train(small(frames=200, seed=3), progress=False)
+    b = sac.train(small(frames=200, seed=3), progress=False)
+    c = sac.train(small(frames=200, seed=4), progress=False)
+    assert a.final_eval_return == b.final_eval_return != c.final_eval_return
+
+
+def test_checkpoint_restores_the_evaluated_actor(tmp_path):
+    config = small(out_dir=str(tmp_path), frames=200)
+    results = sac.train(config, progress=False)
+    actor, _ = sac.make_models(make_env("native:Pendulum"), config)
+    state = load_checkpoint(results.files["checkpoint"], actor=actor)
+    assert state["config"]["env"] == "native:Pendulum" and state["frames"] == 200
+    # the restored actor evaluates to the recorded final return (same eval seed as RunTracker)
+    assert evaluate("native:Pendulum", actor, 2, seed=config.seed + 10_000)[0] == pytest.approx(
+        results.final_eval_return, abs=1e-6)
+    logs = read_csv_log(results.files["logs"])
+    assert [step for step, _ in logs["eval/return"]] == [200]
+
+
+def test_discrete_actions_are_refused_by_name():
+    with pytest.raises(TypeError, match=r"sac needs a bounded continuous action space .* Categorical"):
+        sac.train(small(env="native:CartPole"), progress=False)
+
+
+def test_make_models_reads_the_specs():
+    env = make_env("native:MountainCarContinuous", 3)
+    actor, qvalue = sac.make_models(env, small())
+    td = qvalue(actor(env.reset()))
+    assert td["action"].shape == (3, 1) and bool(env.action_spec.is_in(td["action"]))
+    assert td["state_action_value"].shape == (3, 1)
+    assert qvalue.module[0].in_features == 3  # 2 observation dims + 1 action dim
+
+
+# ------------------------------------------------------------------------------- shared helpers
+def test_updates_due_keeps_a_fractional_ratio_exact_over_the_run():
+    cfg = OffPolicyConfig(init_random_frames=100, utd_ratio=0.3)
+    done = 0
+    for frames in range(50, 1050, 50):
+        done += updates_due(frames, cfg, done)
+    assert done == int(0.3 * (1000 - 100))  # 270 steps for the 900 trained-on frames
+    assert updates_due(100, cfg, 0) == 0
+
+
+def test_transitions_keep_only_what_a_one_step_target_reads():
+    env = make_env("native:Pendulum", 2)
+    rollout = env.rollout(5)
+    rollout["loc"] = torch.zeros(2, 5, 1)
+    flat = transitions(rollout)
+    assert flat.batch_size == (10,)
+    assert set(flat.keys(True, True)) == {"observation", "action", ("next", "observation"), ("next", "reward"),
+                                          ("next", "done"), ("next", "terminated")}
+    assert torch.equal(flat["next", "reward"], rollout["next", "reward"].reshape(10, 1))
+
+
+def test_scale_to_bounds_and_exploration_scales():
+    squash = ScaleToBounds(torch.tensor([-1.0, 0.0]), torch.tensor([3.0, 1.0]))
+    out = squash(torch.tensor([[-50.0, -50.0], [0.0, 0.0], [50.0, 50.0]]))
+    assert torch.allclose(out, torch.tensor([[-1.0, 0.0], [1.0, 0.5], [3.0, 1.0]]))
+    env = make_env("native:Pendulum")  # half-range 2
+    assert float(make_exploration(env, "gaussian", 0.1).sigma) == pytest.approx(0.2)
+    ou = make_exploration(env, "ou", 0.25, 0.05, annealing_frames=100)
+    assert float(ou.eps) == pytest.approx(0.5)
+    ou.step(100)
+    assert float(ou.eps) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"unknown exploration 'uniform'; expected 'gaussian' or 'ou'"):
+        make_exploration(env, "uniform", 0.1)
+    with pytest.raises(ValueError, match=r"noise scales must be >= 0"):
+        make_exploration(env, "gaussian", -0.1)
+
+
+def test_ou_exploration_noise_is_temporally_correlated_with_unit_scale():
+    noise = make_exploration(make_env("native:Pendulum", 4000), "ou", 0.5)  # eps = 0.5 * 2 = 1: raw process
+    td = TensorDict(action=torch.zeros(4000, 1), batch_size=[4000])
+    values = []
+    for _ in range(300):
+        td["action"] = torch.zeros(4000, 1)
+        values.append(noise(td)["_ou_prev_noise"].clone())
+    x = torch.stack(values[100:])  # past the start-up transient
+    assert 0.85 < float(x.std()) < 1.2  # stationary std ~ sqrt(2 / (2 - theta)) = 1.04
+    lag1 = float((x[1:] * x[:-1]).mean() / x.var())
+    assert 0.75 < lag1 < 0.95  # 1 - theta = 0.85
+
+
+def test_critics_refuse_pixel_observations():
+    from rlbench.specs import Composite, Unbounded
+
+    class FakePixelsEnv:
+        batch_size = torch.Size([])
+        action_spec = Bounded(-1.0, 1.0, shape=(1,))
+        observation_spec = Composite(pixels=Unbounded(shape=(3, 8, 8)))
+
+    with pytest.raises(ValueError, match=r"read 1-d vector observations, got shape \(3, 8, 8\) for 'pixels'"):
+        make_qvalue_network(FakePixelsEnv(), (8,))
