@@ -25,6 +25,10 @@ ALGORITHMS: dict[str, str] = {
     "ppo": "rlbench.recipes.ppo",
     "a2c": "rlbench.recipes.a2c",
     "dqn": "rlbench.recipes.dqn",
+    "ddpg": "rlbench.recipes.ddpg",
+    "td3": "rlbench.recipes.td3",
+    "sac": "rlbench.recipes.sac",
+    "redq": "rlbench.recipes.redq",
 }
 """Recipe name -> module path. One line per algorithm."""
 
@@ -38,7 +42,7 @@ def get_recipe(name: str) -> ModuleType:
         >>> get_recipe("nope")
         Traceback (most recent call last):
         ...
-        ValueError: unknown algorithm 'nope': known algorithms are a2c, dqn, ppo
+        ValueError: unknown algorithm 'nope': known algorithms are a2c, ...ppo...
     """
     key = str(name).lower()
     if key not in ALGORITHMS:
