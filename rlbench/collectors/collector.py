@@ -22,7 +22,7 @@ from ..envs.classic import ClassicControlEnv
 from ..envs.common import EnvBase, _RolloutWriter
 from ..modules.actors import Actor, ValueOperator
 from ._fused import fused_loop
-from .utils import TRAJ_KEY, ExplorationType, _flag_bt, assign_traj_ids, split_trajectories
+from .utils import TRAJ_KEY, ExplorationType, _as_transitions, _flag_bt, assign_traj_ids, split_trajectories
 
 __all__ = ["Collector"]
 
@@ -160,8 +160,9 @@ class Collector:
         device: where the policy runs; env outputs are moved there for the policy and actions moved
             back (default: the env's device, nothing is moved).
         storing_device: where batches are stored (default: ``device``).
-        replay_buffer: anything with ``.extend(td)``; each batch is written to it (before split_trajs),
-            and the batch is still yielded so the loop can log from it.
+        replay_buffer: anything with ``.extend(td)``; each batch is written to it as transitions
+            (before split_trajs): flattened to ``[N]`` for a one-dimensional storage, time-major
+            ``[T, n_envs]`` for a storage with ``ndim=2``. The batch is still yielded as ``[*B, T]``.
         progress: show a ``tqdm.auto`` progress bar (notebook-aware) over the frames, with the mean
             return of the recent finished episodes; a dict is passed to ``tqdm`` as keyword
             arguments (e.g. ``{"file": sys.stdout, "desc": "ppo"}``).
@@ -280,7 +281,7 @@ class Collector:
             while self.total_frames < 0 or self.frames < self.total_frames:
                 batch = self.collect()
                 if self.replay_buffer is not None:
-                    self.replay_buffer.extend(batch)
+                    self.replay_buffer.extend(_as_transitions(batch, self.replay_buffer))
                 yield split_trajectories(batch) if self.split_trajs else batch
         finally:
             self._close_pbar()

@@ -30,7 +30,7 @@ from tensordict import TensorDictBase
 from ..envs._workers import WorkerGroup
 from ..envs.parallel import _leaves, _make_td
 from .collector import Collector
-from .utils import TRAJ_KEY, split_trajectories
+from .utils import TRAJ_KEY, _as_transitions, split_trajectories
 
 __all__ = ["MultiSyncCollector", "MultiAsyncCollector"]
 
@@ -172,7 +172,7 @@ class _MultiCollector:
         if self.storing_device is not None and batch.device != self.storing_device:
             batch = batch.to(self.storing_device)
         if self.replay_buffer is not None:
-            self.replay_buffer.extend(batch)
+            self.replay_buffer.extend(_as_transitions(batch, self.replay_buffer))
         return split_trajectories(batch) if self.split_trajs else batch
 
     def shutdown(self) -> None:
@@ -210,7 +210,8 @@ class MultiSyncCollector(_MultiCollector):
             :class:`Collector` (``init_random_frames`` counts per worker).
         split_trajs: regroup each yielded batch by trajectory (done in the parent).
         storing_device: where yielded batches live (default CPU).
-        replay_buffer: anything with ``.extend(td)``; each batch is added to it.
+        replay_buffer: anything with ``.extend(td)``; each batch is added to it as transitions
+            (``[N]``, or ``[T, n_envs]`` for a storage with ``ndim=2``; see :class:`Collector`).
         seed: seeds the workers (see :meth:`set_seed`).
         timeout: seconds to wait for a batch before ``TimeoutError`` (None: as long as workers live).
         start_timeout: seconds to wait for the workers to build their envs.

@@ -139,3 +139,17 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
     out.set(mask_key, mask)
     out.set(traj_key, uniq.unsqueeze(-1).expand(n_traj, max_len).clone())
     return out
+
+
+def _as_transitions(batch: TensorDictBase, buffer) -> TensorDictBase:
+    """``[*B, T]`` batch -> what ``buffer`` stores per write: ``[N]`` items, or ``[T, n_envs]`` rows
+    for a two-dimensional storage (time along its first dim, as samplers of episodes expect)."""
+    ndim = getattr(getattr(buffer, "storage", None), "ndim", 1)
+    if ndim == 1 or batch.ndim == 1:
+        return batch.reshape(-1)
+    if ndim == 2:
+        return batch.reshape(-1, batch.shape[-1]).transpose(0, 1)
+    raise ValueError(
+        f"Collector: cannot write a batch of shape {list(batch.shape)} to a storage with ndim={ndim}; "
+        f"use ndim=1 (transitions) or ndim=2 ([capacity, n_envs])"
+    )

@@ -188,12 +188,24 @@ def test_split_trajs_matches_split_trajectories():
     assert torch.equal(batch["next", "observation"], ref["next", "observation"])
 
 
-def test_replay_buffer_gets_every_batch():
+def test_replay_buffer_gets_every_batch_as_transitions():
     rb = ListBuffer()
     collector = Collector(CountingEnv(batch_size=[2]), frames_per_batch=4, total_frames=12, replay_buffer=rb)
     yielded = list(collector)
     assert len(rb.batches) == 3
-    assert all(a is b for a, b in zip(rb.batches, yielded))
+    for written, batch in zip(rb.batches, yielded):
+        assert batch.shape == (2, 2) and written.shape == (4,)
+        assert torch.equal(written["next", "observation"], batch["next", "observation"].reshape(4, -1))
+
+
+def test_replay_buffer_with_a_two_dimensional_storage_gets_time_major_rows():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(30, ndim=2))  # max_size counts items: 10 rows of 3
+    batches = list(Collector(CountingEnv(batch_size=[3]), frames_per_batch=12, total_frames=24, replay_buffer=rb))
+    assert rb.storage.shape == (10, 3) and len(rb) == 24
+    stored = torch.cat([b["next", "observation"] for b in batches], dim=1)  # [3 envs, 8 steps, 1]
+    assert torch.equal(rb[:]["next", "observation"].reshape(8, 3), stored.squeeze(-1).T)
     with pytest.raises(TypeError, match="extend"):
         Collector(CountingEnv(), frames_per_batch=4, replay_buffer=object())
 
