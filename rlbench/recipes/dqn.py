@@ -257,13 +257,18 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                                 annealing_num_steps=int(config.eps_fraction * config.frames))
         policy = TensorDictSequential(actor, egreedy)
 
+    # the losses read only "action_value": give them the Q-network without the greedy-action head
+    # (it would run, unused, three times per update)
+    q_network = actor.module[0]
     if config.distributional:
-        loss_fn = DistributionalDQNLoss(actor, config.gamma, double_dqn=config.double)
+        loss_fn = DistributionalDQNLoss(q_network, config.gamma, support=actor.support, double_dqn=config.double,
+                                        action_space=actor.action_space)
     else:
-        loss_fn = DQNLoss(actor, loss_function=config.loss_function, double_dqn=config.double, gamma=config.gamma)
+        loss_fn = DQNLoss(q_network, loss_function=config.loss_function, double_dqn=config.double,
+                          gamma=config.gamma, action_space=actor.action_space)
     target_updater = (SoftUpdate(loss_fn, tau=config.tau) if config.tau is not None
                       else HardUpdate(loss_fn, config.target_update_interval))
-    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, fused=True)  # fused: one kernel, not per tensor
 
     storage = LazyTensorStorage(config.buffer_size)
     if config.prioritized:
@@ -295,7 +300,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                 out = loss_fn(sample)
                 optimizer.zero_grad()
                 out["loss_value"].backward()
-                nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+                nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm, foreach=True)
                 optimizer.step()
                 target_updater.step()
                 if config.prioritized:
