@@ -34,7 +34,9 @@ import os
 import random
 import textwrap
 import time
+import types
 import typing
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -63,6 +65,7 @@ __all__ = [
     "write_report",
     "observation_key",
     "make_encoder",
+    "orthogonal_init",
     "make_stochastic_actor",
     "make_value_network",
 ]
@@ -241,7 +244,7 @@ def config_to_dict(config) -> dict[str, Any]:
 def _parse_value(text: str, kind, name: str):
     origin = typing.get_origin(kind)
     args = typing.get_args(kind)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+    if origin in (typing.Union, types.UnionType):
         if type(None) in args and text.strip().lower() in ("none", "null", ""):
             return None
         inner = [a for a in args if a is not type(None)]
@@ -338,6 +341,8 @@ class TrainResults:
     """Seconds spent training (collection and optimisation), evaluations excluded."""
     curve: list = field(default_factory=list)
     """One dict per evaluation: frames, train_time, eval_return, eval_std."""
+    train_curve: list = field(default_factory=list)
+    """(frames, mean return of recent training episodes) pairs, one per logged iteration."""
     solved_frames: int | None = None
     """Frames when an evaluation first reached config.target_return (None if never)."""
     solved_time: float | None = None
@@ -394,6 +399,9 @@ class RunTracker:
             self._owns_logger = True
         self.logger = logger
         self.curve: list[dict] = []
+        self.train_curve: list[tuple[int, float]] = []
+        self._running: torch.Tensor | None = None  # return so far of each sub-env's current episode
+        self._recent: deque = deque(maxlen=100)
         self.solved_frames = self.solved_time = None
         self._next_eval = config.eval_every if config.eval_every and config.eval_every > 0 else math.inf
         self._start = time.perf_counter()
@@ -425,8 +433,39 @@ class RunTracker:
             self.solved_frames, self.solved_time = int(frames), row["train_time"]
         return mean, std
 
-    def step(self, frames: int, policy, values: dict | None = None) -> bool:
-        """Call once per iteration: logs ``values``, evaluates when due. True means stop (target reached)."""
+    def track_episodes(self, batch) -> float | None:
+        """Add the episodes that ended in ``batch`` (a ``[*B, T]`` rollout); mean return of the recent 100.
+
+        Returns are summed per sub-env across batches (an episode may span several), so the
+        collector needs no progress bar or transform for this.
+        """
+        reward = batch.get(("next", "reward"))
+        n_steps = batch.shape[-1]
+        reward = reward.reshape(-1, n_steps, reward.shape[-1] if reward.dim() > batch.batch_dims else 1).sum(-1)
+        done = batch.get(("next", "done")).reshape(-1, n_steps)
+        if self._running is None or self._running.shape[0] != reward.shape[0]:
+            self._running = torch.zeros(reward.shape[0], dtype=torch.float64)
+        for t in range(n_steps):  # T is short (a batch's steps per env); each step is vectorized over envs
+            self._running += reward[:, t].double().cpu()
+            ended = done[:, t].cpu()
+            if ended.any():
+                self._recent.extend(self._running[ended].tolist())
+                self._running[ended] = 0.0
+        return sum(self._recent) / len(self._recent) if self._recent else None
+
+    def step(self, frames: int, policy, values: dict | None = None, batch=None) -> bool:
+        """Call once per iteration: logs ``values``, evaluates when due. True means stop (target reached).
+
+        With ``batch``, finished training episodes are tracked (:meth:`track_episodes`) and their
+        recent mean return is logged as ``"train/episode_return"`` and drawn in the report.
+        """
+        values = dict(values or {})
+        if batch is not None:
+            recent = self.track_episodes(batch)
+            if recent is not None:
+                values["train/episode_return"] = recent
+        if "train/episode_return" in values:
+            self.train_curve.append((int(frames), float(values["train/episode_return"])))
         if values:
             self.log(values, frames)
         if frames >= self._next_eval:
@@ -444,6 +483,7 @@ class RunTracker:
             algo=self.algo, env=self.config.env, final_eval_return=last["eval_return"],
             final_eval_std=last["eval_std"], eval_episodes=self.config.eval_episodes, frames=int(frames),
             wall_time=time.perf_counter() - self._start, train_time=self.train_time, curve=list(self.curve),
+            train_curve=list(self.train_curve),
             solved_frames=self.solved_frames, solved_time=self.solved_time,
             run_dir=str(self.run_dir) if self.run_dir else None, config=config_to_dict(self.config))
         if self._owns_logger and hasattr(self.logger, "close"):
@@ -513,7 +553,9 @@ def _curve_png(results: TrainResults) -> bytes:
     frames = [row["frames"] for row in results.curve]
     mean = np.array([row["eval_return"] for row in results.curve])
     std = np.array([row["eval_std"] for row in results.curve])
-    ax.plot(frames, mean, marker="o", label="mean evaluation return")
+    if results.train_curve:
+        ax.plot(*zip(*results.train_curve), color="tab:orange", lw=1, label="training episodes (recent mean)")
+    ax.plot(frames, mean, marker="o", color="tab:blue", label="mean evaluation return")
     ax.fill_between(frames, mean - std, mean + std, alpha=0.25, label="± 1 std")
     target = results.config.get("target_return")
     if target is not None:
@@ -543,7 +585,7 @@ def write_report(path: str | os.PathLike, results: TrainResults) -> Path:
     import base64
     import html
 
-    png = base64.b64encode(_curve_png(results)).decode("ascii") if results.curve else ""
+    png = base64.b64encode(_curve_png(results)).decode("ascii") if results.curve or results.train_curve else ""
     esc = html.escape
     rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in results.config.items())
     curve = "".join(f"<tr><td>{r['frames']}</td><td>{r['train_time']:.2f}</td><td>{r['eval_return']:.1f}</td>"
@@ -614,11 +656,31 @@ def make_encoder(env: EnvBase, hidden_sizes, out_features: int, activation=torch
                activation_class=activation)
 
 
-def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
+def orthogonal_init(net: torch.nn.Module, last_gain: float) -> torch.nn.Module:
+    """Orthogonal weights and zero biases: gain sqrt(2) for hidden layers, ``last_gain`` for the output.
+
+    The small output gain of a policy (0.01) starts it near uniform over actions, which keeps early
+    PPO/A2C updates from locking onto one action (Engstrom et al. 2020, "Implementation Matters in
+    Deep Policy Gradients"; Stable-Baselines3's ``ortho_init``). Returns ``net``.
+
+    Example:
+        >>> net = orthogonal_init(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)), 0.01)
+        >>> float(net[2].weight.detach().norm()) < 0.05
+        True
+    """
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    for i, layer in enumerate(layers):
+        torch.nn.init.orthogonal_(layer.weight, gain=last_gain if i == len(layers) - 1 else math.sqrt(2))
+        torch.nn.init.zeros_(layer.bias)
+    return net
+
+
+def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False):
     """A sampling policy for the env's action spec: Categorical logits, or a TanhNormal within bounds.
 
     Writes ``"action"`` and ``"sample_log_prob"``; deterministic mode gives the most likely action
-    (discrete) or the squashed mean (continuous).
+    (discrete) or the squashed mean (continuous). ``ortho_init``: :func:`orthogonal_init` with an
+    output gain of 0.01.
 
     Example:
         >>> env = make_env("native:Pendulum", num_envs=3)
@@ -633,8 +695,13 @@ def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
 
     spec = env.action_spec
     key = observation_key(env)
+
+    def encoder(out_features):
+        net = make_encoder(env, hidden_sizes, out_features, activation)
+        return orthogonal_init(net, 0.01) if ortho_init else net
+
     if isinstance(spec, Categorical):
-        net = make_encoder(env, hidden_sizes, spec.n, activation)
+        net = encoder(spec.n)
         # argument validation costs more than the log-prob itself for small batches; the spec
         # already guarantees valid actions
         return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
@@ -643,12 +710,12 @@ def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
     if isinstance(spec, OneHot):
         from ..modules import OneHotCategorical
 
-        net = make_encoder(env, hidden_sizes, spec.n, activation)
+        net = encoder(spec.n)
         return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
                                   distribution_class=OneHotCategorical, spec=spec, return_log_prob=True)
     if isinstance(spec, Bounded):
         n = spec.shape[-1]
-        net = torch.nn.Sequential(make_encoder(env, hidden_sizes, 2 * n, activation), NormalParamExtractor())
+        net = torch.nn.Sequential(encoder(2 * n), NormalParamExtractor())
         low, high = spec.low.reshape(-1, n)[0], spec.high.reshape(-1, n)[0]
         return ProbabilisticActor(TensorDictModule(net, [key], ["loc", "scale"]), in_keys=["loc", "scale"],
                                   distribution_class=TanhNormal, distribution_kwargs={"low": low, "high": high},
@@ -657,8 +724,8 @@ def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
                     f"Bounded (wrap an unbounded action space so that it has bounds)")
 
 
-def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
-    """A critic ``V(s)`` writing ``"state_value"`` from the env's observation.
+def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False):
+    """A critic ``V(s)`` writing ``"state_value"`` from the env's observation (``ortho_init``: output gain 1).
 
     Example:
         >>> env = make_env("native:CartPole", num_envs=3)
@@ -667,4 +734,5 @@ def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh):
     """
     from ..modules import ValueOperator
 
-    return ValueOperator(make_encoder(env, hidden_sizes, 1, activation), in_keys=[observation_key(env)])
+    net = make_encoder(env, hidden_sizes, 1, activation)
+    return ValueOperator(orthogonal_init(net, 1.0) if ortho_init else net, in_keys=[observation_key(env)])

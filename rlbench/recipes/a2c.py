@@ -40,7 +40,7 @@ class Config:
     """Envs stepped side by side (a gymnasium vector env or a native batch)."""
     steps_per_env: int = 8
     """Steps per env in each collected batch: one gradient step per num_envs * steps_per_env frames."""
-    lr: float = 1e-3
+    lr: float = 3e-3
     """Adam learning rate."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to zero over the budget."""
@@ -58,6 +58,8 @@ class Config:
     """Standardise advantages over each batch."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and the critic."""
+    ortho_init: bool = False
+    """Orthogonal initialisation (policy output gain 0.01, value output gain 1, hidden sqrt(2))."""
     torch_threads: int = 1
     """torch.set_num_threads during training (small networks run fastest on one thread)."""
     eval_episodes: int = 20
@@ -79,7 +81,8 @@ def make_models(env, config: Config):
         >>> type(actor).__name__, type(critic).__name__
         ('ProbabilisticActor', 'ValueOperator')
     """
-    return make_stochastic_actor(env, config.hidden_sizes), make_value_network(env, config.hidden_sizes)
+    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init),
+            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init))
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
@@ -121,11 +124,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         if config.anneal_lr:
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * max(0.0, 1.0 - frames / config.frames)
-        returns = collector.episode_returns
         stats = {"loss/objective": out["loss_objective"], "loss/critic": out["loss_critic"], "entropy": out["entropy"]}
-        if returns:
-            stats["train/episode_return"] = sum(returns) / len(returns)
-        if run.step(frames, actor, stats):
+        if run.step(frames, actor, stats, batch=batch):  # logs, evaluates when due; True once the target is reached
             break
     collector.shutdown()
     env.close()

@@ -39,15 +39,15 @@ class Config:
     """Total env steps to collect (the training budget)."""
     seed: int = 0
     """Seed of torch, NumPy, Python and the envs."""
-    num_envs: int = 8
+    num_envs: int = 16
     """Envs stepped side by side (a gymnasium vector env or a native batch)."""
-    steps_per_env: int = 32
+    steps_per_env: int = 16
     """Steps per env in each collected batch (the batch has num_envs * steps_per_env frames)."""
-    epochs: int = 6
+    epochs: int = 4
     """Optimisation passes over each batch."""
-    minibatch_size: int = 64
+    minibatch_size: int = 256
     """Frames per gradient step."""
-    lr: float = 2.5e-3
+    lr: float = 3e-3
     """Adam learning rate."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to zero over the budget."""
@@ -67,6 +67,8 @@ class Config:
     """Standardise advantages per minibatch."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and the critic."""
+    ortho_init: bool = False
+    """Orthogonal initialisation (policy output gain 0.01, value output gain 1, hidden sqrt(2))."""
     torch_threads: int = 1
     """torch.set_num_threads during training (small networks run fastest on one thread)."""
     eval_episodes: int = 20
@@ -88,7 +90,8 @@ def make_models(env, config: Config):
         >>> sorted(critic(actor(make_env("native:CartPole", num_envs=2).reset())).keys())[:3]
         ['action', 'done', 'logits']
     """
-    return make_stochastic_actor(env, config.hidden_sizes), make_value_network(env, config.hidden_sizes)
+    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init),
+            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init))
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
@@ -134,12 +137,9 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         if config.anneal_lr:
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * max(0.0, 1.0 - frames / config.frames)
-        returns = collector.episode_returns
         stats = {"loss/objective": out["loss_objective"], "loss/critic": out["loss_critic"],
                  "kl_approx": out["kl_approx"], "clip_fraction": out["clip_fraction"]}
-        if returns:
-            stats["train/episode_return"] = sum(returns) / len(returns)
-        if run.step(frames, actor, stats):
+        if run.step(frames, actor, stats, batch=batch):  # logs, evaluates when due; True once the target is reached
             break
     collector.shutdown()
     env.close()

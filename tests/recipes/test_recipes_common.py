@@ -224,11 +224,28 @@ def test_run_tracker_logs_to_a_given_logger():
     assert [r[0] for r in rows if r[2] == 40] == ["loss", "eval/return", "eval/return_std"]
 
 
+def test_track_episodes_matches_the_collectors_own_count():
+    from rlbench.collectors import Collector
+
+    # the collector's progress-bar bookkeeping is an independent reference for episode returns
+    collector = Collector(make_env("native:CartPole", 6, seed=2), lean_policy(), frames_per_batch=6 * 16,
+                          total_frames=6 * 16 * 5, progress={"disable": True})
+    run = RunTracker("demo", TinyConfig())
+    for batch in collector:
+        recent = run.track_episodes(batch)
+    collector.shutdown()
+    assert len(run._recent) == len(collector.episode_returns) > 6  # episodes spanning batches included
+    assert sorted(run._recent) == pytest.approx(sorted(collector.episode_returns))
+    assert recent == pytest.approx(sum(collector.episode_returns) / len(collector.episode_returns))
+
+
 def test_run_files_and_report(tmp_path):
     net = torch.nn.Linear(4, 2)
     run = RunTracker("demo", TinyConfig(out_dir=str(tmp_path), env="native:CartPole"))
-    run.step(40, lean_policy(), {"loss": 1.0})
+    batch = make_env("native:CartPole", 4, seed=0).rollout(40, lean_policy(), break_when_any_done=False)
+    run.step(40, lean_policy(), {"loss": 1.0}, batch=batch)
     results = run.finish(lean_policy(), 100, models={"net": net})
+    assert len(results.train_curve) == 1 and results.train_curve[0][0] == 40
     assert set(results.files) == {"checkpoint", "curve", "results", "report", "logs"}
     from rlbench.trainers import load_checkpoint, read_csv_log
 
