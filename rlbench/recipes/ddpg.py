@@ -25,7 +25,7 @@ from ..collectors import Collector
 from ..objectives import DDPGLoss, SoftUpdate
 from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
 from ._offpolicy import (OffPolicyConfig, make_deterministic_actor, make_exploration, make_qvalue_network,
-                         make_replay_buffer, optimizer_step, transitions, updates_due)
+                         make_optimizer, make_replay_buffer, optimizer_step, transitions, updates_due)
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -81,7 +81,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 
     loss_fn = DDPGLoss(actor, critic, gamma=config.gamma)
     params = list(loss_fn.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = make_optimizer(params, config.lr)
     target_update = SoftUpdate(loss_fn, tau=config.tau)
     replay = make_replay_buffer(config)
 

@@ -24,7 +24,7 @@ import torch
 from ..collectors import Collector
 from ..objectives import REDQLoss, SoftUpdate
 from ._common import RunTracker, TrainResults, make_env, make_stochastic_actor, observation_key, seed_everything
-from ._offpolicy import (OffPolicyConfig, make_qvalue_network, make_replay_buffer, optimizer_step,
+from ._offpolicy import (OffPolicyConfig, make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
                          require_bounded_actions, transitions, updates_due)
 
 __all__ = ["Config", "make_models", "train"]
@@ -86,12 +86,13 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                        target_entropy="auto" if config.target_entropy is None else config.target_entropy,
                        gamma=config.gamma)
     params = list(loss_fn.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = make_optimizer(params, config.lr)
     target_update = SoftUpdate(loss_fn, tau=config.tau)
     replay = make_replay_buffer(config)
 
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=config.frames,
-                          init_random_frames=config.init_random_frames, progress={"desc": "redq"} if progress else False)
+                          init_random_frames=config.init_random_frames,
+                          progress={"desc": "redq"} if progress else False)
     run = RunTracker("redq", config, logger)
     obs_key = observation_key(env)
     frames = updates = 0

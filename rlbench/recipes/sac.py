@@ -3,7 +3,9 @@
 The loop follows the paper's Algorithm 1: act with the stochastic policy, store transitions in a
 replay buffer, and after every ``frames_per_batch`` frames take ``utd_ratio`` gradient steps per
 frame on the twin-critic, actor and temperature losses (:class:`~rlbench.objectives.SACLoss`), each
-followed by a Polyak update of the target critics. Defaults are tuned for Pendulum-v1 (mean
+followed by a Polyak update of the target critics. Discrete action spaces (``Categorical`` or
+``OneHot``) get discrete SAC (Christodoulou 2019, :class:`~rlbench.objectives.DiscreteSACLoss`):
+a categorical policy and critics ``Q(s, .)`` over all actions. Defaults are tuned for Pendulum-v1 (mean
 return >= -200 well within 20k env steps; see ``benchmarks/learning.py``): one env, small ReLU
 networks, batch 256, one update per frame.
 
@@ -21,12 +23,15 @@ from dataclasses import dataclass
 import torch
 
 from ..collectors import Collector
-from ..objectives import SACLoss, SoftUpdate
-from ._common import RunTracker, TrainResults, make_env, make_stochastic_actor, observation_key, seed_everything
-from ._offpolicy import (OffPolicyConfig, make_qvalue_network, make_replay_buffer, optimizer_step,
+from ..modules import ValueOperator
+from ..objectives import DiscreteSACLoss, SACLoss, SoftUpdate
+from ..specs import Categorical, OneHot
+from ._common import (RunTracker, TrainResults, make_encoder, make_env, make_stochastic_actor, observation_key,
+                      seed_everything)
+from ._offpolicy import (OffPolicyConfig, make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
                          require_bounded_actions, transitions, updates_due)
 
-__all__ = ["Config", "make_models", "train"]
+__all__ = ["Config", "make_models", "make_loss", "train"]
 
 
 @dataclass
@@ -45,11 +50,14 @@ class Config(OffPolicyConfig):
     fixed_alpha: bool = False
     """Keep alpha at alpha_init instead of tuning it toward target_entropy."""
     target_entropy: float | None = None
-    """Entropy the temperature aims for (None: -dim(action), the paper's choice)."""
+    """Entropy the temperature aims for (None: -dim(action); discrete actions: 0.98 log(n), as the papers do)."""
 
 
 def make_models(env, config: Config):
-    """The TanhNormal policy (within the action bounds) and one critic Q(s, a) (the loss makes the copies).
+    """The policy and one critic (the loss makes the copies), from the env's action spec.
+
+    Continuous (bounded) actions: a TanhNormal policy within the bounds and ``Q(s, a)``.
+    Discrete actions: a categorical policy and ``Q(s, .)`` writing ``"action_value"`` for every action.
 
     Example:
         >>> from rlbench.recipes._common import make_env
@@ -57,10 +65,37 @@ def make_models(env, config: Config):
         >>> actor, qvalue = make_models(env, Config(hidden_sizes=(16,)))
         >>> qvalue(actor(env.reset()))["state_action_value"].shape
         torch.Size([2, 1])
+        >>> env = make_env("native:CartPole", num_envs=2)
+        >>> actor, qvalue = make_models(env, Config(hidden_sizes=(16,)))
+        >>> qvalue(actor(env.reset()))["action_value"].shape
+        torch.Size([2, 2])
     """
-    require_bounded_actions(env, "sac")
-    actor = make_stochastic_actor(env, config.hidden_sizes, activation=torch.nn.ReLU)
-    return actor, make_qvalue_network(env, config.hidden_sizes, "sac")
+    if isinstance(env.action_spec, (Categorical, OneHot)):
+        net = make_encoder(env, config.hidden_sizes, env.action_spec.n, activation=torch.nn.ReLU)
+        qvalue = ValueOperator(net, in_keys=[observation_key(env)], out_keys=["action_value"])
+    else:
+        require_bounded_actions(env, "sac")
+        qvalue = make_qvalue_network(env, config.hidden_sizes, "sac")
+    return make_stochastic_actor(env, config.hidden_sizes, activation=torch.nn.ReLU), qvalue
+
+
+def make_loss(env, actor, qvalue, config: Config):
+    """``SACLoss`` for continuous actions, ``DiscreteSACLoss`` for ``Categorical``/``OneHot`` ones.
+
+    Example:
+        >>> from rlbench.recipes._common import make_env
+        >>> env = make_env("native:CartPole")
+        >>> type(make_loss(env, *make_models(env, Config()), Config())).__name__
+        'DiscreteSACLoss'
+    """
+    spec = env.action_spec
+    target_entropy = "auto" if config.target_entropy is None else config.target_entropy
+    common = dict(num_qvalue_nets=config.num_qvalue_nets, alpha_init=config.alpha_init,
+                  fixed_alpha=config.fixed_alpha, target_entropy=target_entropy, gamma=config.gamma)
+    if isinstance(spec, (Categorical, OneHot)):
+        space = "one_hot" if isinstance(spec, OneHot) else "categorical"
+        return DiscreteSACLoss(actor, qvalue, action_space=space, num_actions=spec.n, **common)
+    return SACLoss(actor, qvalue, **common)
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
@@ -77,12 +112,9 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     env = make_env(config.env, config.num_envs, seed=config.seed)
     actor, qvalue = make_models(env, config)
 
-    loss_fn = SACLoss(actor, qvalue, num_qvalue_nets=config.num_qvalue_nets, alpha_init=config.alpha_init,
-                      fixed_alpha=config.fixed_alpha,
-                      target_entropy="auto" if config.target_entropy is None else config.target_entropy,
-                      gamma=config.gamma)
+    loss_fn = make_loss(env, actor, qvalue, config)  # twin critics, learned temperature
     params = list(loss_fn.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = make_optimizer(params, config.lr)
     target_update = SoftUpdate(loss_fn, tau=config.tau)
     replay = make_replay_buffer(config)
 

@@ -26,8 +26,8 @@ from ..collectors import Collector
 from ..objectives import SoftUpdate, TD3Loss
 from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
 from ._offpolicy import (OffPolicyConfig, action_half_range, make_deterministic_actor, make_exploration,
-                         make_qvalue_network, make_replay_buffer, optimizer_step, require_bounded_actions, transitions,
-                         updates_due)
+                         make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
+                         require_bounded_actions, transitions, updates_due)
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -89,7 +89,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                       policy_noise=config.policy_noise * half_range, noise_clip=config.noise_clip * half_range,
                       policy_delay=config.policy_delay, gamma=config.gamma)
     params = list(loss_fn.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = make_optimizer(params, config.lr)
     target_update = SoftUpdate(loss_fn, tau=config.tau)
     replay = make_replay_buffer(config)
 

@@ -83,9 +83,13 @@ def test_checkpoint_restores_the_evaluated_actor(tmp_path):
     assert [step for step, _ in logs["eval/return"]] == [200]
 
 
-def test_discrete_actions_are_refused_by_name():
-    with pytest.raises(TypeError, match=r"sac needs a bounded continuous action space .* Categorical"):
-        sac.train(small(env="native:CartPole"), progress=False)
+def test_unbounded_actions_are_refused_by_name():
+    from rlbench.specs import Unbounded
+
+    env = make_env("native:Pendulum")
+    env.action_spec = Unbounded(shape=(1, 1))
+    with pytest.raises(TypeError, match=r"sac needs a bounded continuous action space .* Unbounded"):
+        sac.make_models(env, small())
 
 
 def test_make_models_reads_the_specs():
@@ -157,3 +161,24 @@ def test_critics_refuse_pixel_observations():
 
     with pytest.raises(ValueError, match=r"read 1-d vector observations, got shape \(3, 8, 8\) for 'pixels'"):
         make_qvalue_network(FakePixelsEnv(), (8,))
+
+
+@pytest.mark.parametrize("env", ["native:CartPole", "CartPole-v1"])
+def test_discrete_actions_get_discrete_sac(env):
+    logger = ListLogger()
+    results = sac.train(small(env=env, frames=200, utd_ratio=0.5), logger=logger, progress=False)
+    assert results.frames == 200 and 8 <= results.final_eval_return <= 500  # CartPole's returns
+    assert logger.steps("loss/qvalue") == [150, 200]
+    alphas = logger.values("alpha")
+    assert alphas[-1] < 1.0  # the temperature is tuned toward 0.98 log(2)
+
+
+def test_discrete_sac_loss_and_models_follow_the_spec():
+    from rlbench.objectives import DiscreteSACLoss, SACLoss
+
+    cartpole, pendulum = make_env("native:Acrobot", 2), make_env("native:Pendulum", 2)
+    actor, qvalue = sac.make_models(cartpole, small())
+    assert qvalue(cartpole.reset())["action_value"].shape == (2, 3)  # Acrobot's 3 actions
+    loss = sac.make_loss(cartpole, actor, qvalue, small())
+    assert isinstance(loss, DiscreteSACLoss) and loss.num_actions == 3
+    assert isinstance(sac.make_loss(pendulum, *sac.make_models(pendulum, small()), small()), SACLoss)
