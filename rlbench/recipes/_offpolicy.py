@@ -24,7 +24,7 @@ from ._common import observation_key
 
 __all__ = ["OffPolicyConfig", "require_bounded_actions", "make_deterministic_actor", "make_qvalue_network",
            "make_replay_buffer", "transitions", "updates_due", "ScaleToBounds", "optimizer_step",
-           "action_half_range", "make_exploration", "make_optimizer"]
+           "action_half_range", "make_exploration", "make_optimizer", "action_box"]
 
 
 @dataclass
@@ -66,7 +66,7 @@ class OffPolicyConfig:
     """Clip the global gradient norm to this value (None: no clipping)."""
     torch_threads: int = 1
     """torch.set_num_threads during training (small networks run fastest on one thread)."""
-    eval_episodes: int = 10
+    eval_episodes: int = 20
     """Deterministic episodes in each evaluation."""
     eval_every: int = 0
     """Evaluate every this many frames (0: only at the end)."""
@@ -94,6 +94,23 @@ def require_bounded_actions(env: EnvBase, algo: str) -> Bounded:
         raise TypeError(f"{algo} needs a bounded continuous action space (a Bounded float spec), but the env's "
                         f"action spec is {type(spec).__name__}; for discrete actions {hint}")
     return spec
+
+
+def action_box(env: EnvBase, algo: str) -> Bounded:
+    """The bounds of one sub-env's action (the env's batch dims dropped), e.g. for clipping sampled actions.
+
+    A batched env's action spec has its batch shape in front (``[num_envs, n]``); a loss that clips
+    replay batches of any size needs the ``[n]`` box.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> action_box(make_env("native:Pendulum", num_envs=4), "td3")
+        Bounded(shape=(1,), low=-2, high=2, dtype=float32, device=cpu)
+    """
+    spec = require_bounded_actions(env, algo)
+    n = spec.shape[-1]
+    low, high = spec.low.reshape(-1, n)[0], spec.high.reshape(-1, n)[0]
+    return Bounded(low, high, shape=(n,), dtype=spec.dtype, device=spec.device)
 
 
 def _vector_size(env: EnvBase, algo: str) -> tuple[str, int]:
@@ -138,13 +155,11 @@ def make_deterministic_actor(env: EnvBase, hidden_sizes, algo: str = "ddpg",
         >>> td["action"].shape, bool(env.action_spec.is_in(td["action"]))
         (torch.Size([4, 1]), True)
     """
-    spec = require_bounded_actions(env, algo)
+    box = action_box(env, algo)
     key, n_obs = _vector_size(env, algo)
-    n_act = spec.shape[-1]
-    low, high = spec.low.reshape(-1, n_act)[0], spec.high.reshape(-1, n_act)[0]
-    net = torch.nn.Sequential(MLP(in_features=n_obs, out_features=n_act, num_cells=list(hidden_sizes),
-                                  activation_class=activation), ScaleToBounds(low, high))
-    return Actor(net, in_keys=[key], spec=spec)
+    net = torch.nn.Sequential(MLP(in_features=n_obs, out_features=box.shape[-1], num_cells=list(hidden_sizes),
+                                  activation_class=activation), ScaleToBounds(box.low, box.high))
+    return Actor(net, in_keys=[key], spec=env.action_spec)
 
 
 def make_qvalue_network(env: EnvBase, hidden_sizes, algo: str = "sac", activation=torch.nn.ReLU) -> ValueOperator:

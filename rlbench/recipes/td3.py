@@ -25,9 +25,9 @@ from tensordict.nn import TensorDictSequential
 from ..collectors import Collector
 from ..objectives import SoftUpdate, TD3Loss
 from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
-from ._offpolicy import (OffPolicyConfig, action_half_range, make_deterministic_actor, make_exploration,
-                         make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
-                         require_bounded_actions, transitions, updates_due)
+from ._offpolicy import (OffPolicyConfig, action_box, action_half_range, make_deterministic_actor, make_exploration,
+                         make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step, transitions,
+                         updates_due)
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -84,8 +84,9 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     actor, qvalue = make_models(env, config)
     noise = make_exploration(env, "gaussian", config.exploration_sigma, algo="td3")
 
-    half_range = action_half_range(require_bounded_actions(env, "td3"))
-    loss_fn = TD3Loss(actor, qvalue, action_spec=env.action_spec, num_qvalue_nets=config.num_qvalue_nets,
+    box = action_box(env, "td3")  # the smoothed target actions are clipped to it
+    half_range = action_half_range(box)
+    loss_fn = TD3Loss(actor, qvalue, action_spec=box, num_qvalue_nets=config.num_qvalue_nets,
                       policy_noise=config.policy_noise * half_range, noise_clip=config.noise_clip * half_range,
                       policy_delay=config.policy_delay, gamma=config.gamma)
     params = list(loss_fn.parameters())

@@ -60,6 +60,13 @@ def test_actor_and_targets_move_every_policy_delay_steps(monkeypatch):
     assert logger.steps("loss/actor") == [150, 200, 250, 300]
 
 
+def test_batched_native_envs():
+    # the loss clips smoothed target actions of 32-transition batches with the per-env [1] box, not the
+    # [4, 1] batched spec
+    results = td3.train(small(num_envs=4, frames=200, frames_per_batch=40, init_random_frames=120), progress=False)
+    assert results.frames == 200 and PENDULUM_WORST <= results.final_eval_return <= 0
+
+
 def test_gymnasium_pendulum():
     results = td3.train(small(env="Pendulum-v1", frames=200, utd_ratio=0.1), progress=False)
     assert results.frames == 200 and PENDULUM_WORST <= results.final_eval_return <= 0
