@@ -40,7 +40,7 @@ from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate,
 from ..specs import Categorical, OneHot
 from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
 
-__all__ = ["Config", "make_models", "train"]
+__all__ = ["Config", "RainbowConfig", "make_models", "train"]
 
 
 @dataclass
@@ -134,9 +134,31 @@ class Config:
             >>> (c.double, c.dueling, c.n_step, c.prioritized, c.noisy, c.distributional)
             (True, True, 5, True, True, True)
         """
-        preset = dict(double=True, dueling=True, n_step=3, prioritized=True, noisy=True, distributional=True)
-        preset.update(overrides)
-        return cls(**preset)
+        return RainbowConfig(**overrides)
+
+
+@dataclass
+class RainbowConfig(Config):
+    """:class:`Config` with every Rainbow add-on on by default (what ``Config.rainbow()`` returns).
+
+    Example:
+        >>> c = RainbowConfig()
+        >>> (c.double, c.dueling, c.n_step, c.prioritized, c.noisy, c.distributional)
+        (True, True, 3, True, True, True)
+    """
+
+    double: bool = True
+    """Double DQN targets (on in Rainbow)."""
+    dueling: bool = True
+    """Dueling head: Q = V + A - mean(A) (on in Rainbow)."""
+    n_step: int = 3
+    """Steps of the n-step return (3 in Rainbow)."""
+    prioritized: bool = True
+    """Prioritized replay: sample transitions in proportion to |TD error| ** alpha (on in Rainbow)."""
+    noisy: bool = True
+    """NoisyNet layers in the Q head explore instead of epsilon-greedy (on in Rainbow)."""
+    distributional: bool = True
+    """C51: learn return distributions over n_atoms fixed atoms (on in Rainbow)."""
 
 
 # ---------------------------------------------------------------------------------------- models

@@ -2,6 +2,8 @@
 
 (Named test_recipe_dqn.py: tests/objectives/test_dqn.py exists and tests/ has no __init__.py files.)
 """
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from rlbench.envs import TransformedEnv
 from rlbench.envs.transforms import Compose, ExcludeTransform, ToTensorImage
 from rlbench.modules import DistributionalQValueActor, DuelingHead, NoisyLinear, QValueActor
-from rlbench.recipes import config_docs, evaluate, get_recipe
+from rlbench.recipes import apply_overrides, config_docs, evaluate, get_recipe
 from rlbench.recipes import dqn
 from rlbench.recipes._common import make_env
 from rlbench.testing import PixelCountingEnv
@@ -148,8 +150,18 @@ def test_same_seed_same_run():
 
 def test_registered_and_every_field_documented():
     assert get_recipe("dqn") is dqn
-    docs = config_docs(dqn.Config)
-    assert all(docs.values()), [k for k, v in docs.items() if not v]
+    for config_cls in (dqn.Config, dqn.RainbowConfig):
+        docs = config_docs(config_cls)
+        assert all(docs.values()), [k for k, v in docs.items() if not v]
+    assert "on in Rainbow" in config_docs(dqn.RainbowConfig)["noisy"]
+    assert "on in Rainbow" not in config_docs(dqn.Config)["noisy"]
+
+
+def test_rainbow_config_takes_overrides_like_any_config():
+    config = apply_overrides(dqn.RainbowConfig(), ["noisy=false", "n_atoms=21"])
+    assert isinstance(config, dqn.RainbowConfig) and not config.noisy and config.n_atoms == 21
+    assert config.distributional and config.prioritized
+    assert [f.name for f in dataclasses.fields(dqn.RainbowConfig)] == [f.name for f in dataclasses.fields(dqn.Config)]
 
 
 def test_writes_checkpoint_that_reproduces_the_final_evaluation(tmp_path):
