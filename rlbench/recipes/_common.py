@@ -73,6 +73,11 @@ __all__ = [
 COMMON_FIELDS = ("env", "frames", "seed", "eval_episodes", "eval_every", "target_return", "out_dir")
 """Config fields every recipe has: the CLI and the learning benchmark set them by name."""
 
+FINAL_EVAL_SEED_OFFSET = 10_000
+"""The final evaluation's env seed is ``config.seed`` plus this (training envs use ``config.seed``)."""
+PERIODIC_EVAL_SEED_OFFSET = 20_000
+"""Periodic evaluations (which may stop a run early) use other start states than the final one."""
+
 NATIVE_ENVS: dict[str, type] = {
     "CartPole": CartPoleEnv,
     "Pendulum": PendulumEnv,
@@ -424,7 +429,7 @@ class RunTracker:
         """Run a deterministic evaluation (clock paused), record it in the curve and the log."""
         t0 = time.perf_counter()
         cfg = self.config
-        mean, std = evaluate(cfg.env, policy, cfg.eval_episodes, seed=cfg.seed + 10_000)
+        mean, std = evaluate(cfg.env, policy, cfg.eval_episodes, seed=cfg.seed + PERIODIC_EVAL_SEED_OFFSET)
         self._paused += time.perf_counter() - t0
         row = {"frames": int(frames), "train_time": round(self.train_time, 4), "eval_return": mean, "eval_std": std}
         self.curve.append(row)
@@ -475,13 +480,25 @@ class RunTracker:
         return self.solved_frames is not None
 
     def finish(self, policy, frames: int, models: dict, optimizer=None) -> TrainResults:
-        """Final evaluation (unless the last one was at ``frames``), then results and run files."""
+        """Final evaluation on fresh episodes, then results and run files.
+
+        The final evaluation uses other start states (seed ``config.seed + FINAL_EVAL_SEED_OFFSET``)
+        than the periodic ones (``+ PERIODIC_EVAL_SEED_OFFSET``), so a run stopped early because one evaluation reached the target
+        reports an independent measurement, not the selected one. It is appended to the curve only
+        when no periodic evaluation happened at ``frames``.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        mean, std = evaluate(cfg.env, policy, cfg.eval_episodes, seed=cfg.seed + FINAL_EVAL_SEED_OFFSET)
+        self._paused += time.perf_counter() - t0
         if not self.curve or self.curve[-1]["frames"] != int(frames):
-            self.evaluate(policy, frames)
-        last = self.curve[-1]
+            self.curve.append({"frames": int(frames), "train_time": round(self.train_time, 4), "eval_return": mean,
+                               "eval_std": std})
+            self.log({"eval/return": mean, "eval/return_std": std}, frames)
+        self.log({"eval/final_return": mean}, frames)
         results = TrainResults(
-            algo=self.algo, env=self.config.env, final_eval_return=last["eval_return"],
-            final_eval_std=last["eval_std"], eval_episodes=self.config.eval_episodes, frames=int(frames),
+            algo=self.algo, env=self.config.env, final_eval_return=mean,
+            final_eval_std=std, eval_episodes=self.config.eval_episodes, frames=int(frames),
             wall_time=time.perf_counter() - self._start, train_time=self.train_time, curve=list(self.curve),
             train_curve=list(self.train_curve),
             solved_frames=self.solved_frames, solved_time=self.solved_time,

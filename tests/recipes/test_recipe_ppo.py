@@ -29,7 +29,7 @@ def test_short_run_on_native_cartpole():
     assert results.algo == "ppo" and results.env == "native:CartPole"
     assert results.frames == 512 and results.eval_episodes == 3
     assert [row["frames"] for row in results.curve] == [256, 512]
-    assert results.final_eval_return == results.curve[-1]["eval_return"] >= 8  # CartPole's shortest episode
+    assert results.final_eval_return >= 8 and results.curve[-1]["eval_return"] >= 8  # CartPole's shortest episode
     assert results.run_dir is None and results.files == {}
     assert results.config["minibatch_size"] == 64
 
@@ -59,6 +59,7 @@ def test_writes_checkpoint_logs_and_report(tmp_path):
     from rlbench.recipes import evaluate
 
     assert evaluate("native:CartPole", actor, 3, seed=config.seed + 10_000)[0] == results.final_eval_return
+    assert evaluate("native:CartPole", actor, 3, seed=config.seed + 20_000)[0] == results.curve[-1]["eval_return"]
     logs = read_csv_log(results.files["logs"])
     assert [step for step, _ in logs["eval/return"]] == [256, 512]
     assert [step for step, _ in logs["loss/objective"]] == [128, 256, 384, 512]  # one row per 128-frame batch
@@ -68,7 +69,14 @@ def test_writes_checkpoint_logs_and_report(tmp_path):
 def test_stops_when_the_target_is_reached():
     results = ppo.train(small(frames=2048, eval_every=256, target_return=0.0), progress=False)
     assert results.solved_frames == 256 and results.frames == 256  # every return is >= 0: solved at once
-    assert results.solved_time == results.curve[0]["train_time"]
+    assert results.solved_time == results.curve[0]["train_time"] and len(results.curve) == 1
+    # the final evaluation is a fresh one (other start states), not the evaluation that stopped the run
+    assert results.final_eval_return != results.curve[0]["eval_return"]
+
+
+def test_without_periodic_evaluation_the_final_one_is_the_curve():
+    results = ppo.train(small(frames=256, eval_every=0), progress=False)
+    assert len(results.curve) == 1 and results.curve[0]["eval_return"] == results.final_eval_return
 
 
 def test_make_models_reads_the_specs():

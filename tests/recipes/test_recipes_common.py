@@ -200,7 +200,7 @@ def test_run_tracker_evaluates_on_schedule_and_stops_at_the_target():
     assert [run.step(f, policy) for f in (20, 40, 60, 100)] == [False] * 4
     assert [row["frames"] for row in run.curve] == [40, 100]  # 80 was skipped over: one evaluation at 100
     results = run.finish(policy, 100, models={})
-    assert [row["frames"] for row in results.curve] == [40, 100]  # the last evaluation is reused
+    assert [row["frames"] for row in results.curve] == [40, 100]  # the final evaluation is not a second row at 100
     assert results.solved_frames is None and results.run_dir is None and results.files == {}
     assert results.train_time <= results.wall_time
 
@@ -222,6 +222,8 @@ def test_run_tracker_logs_to_a_given_logger():
     run.step(40, lean_policy(), {"loss": torch.tensor(2.0, requires_grad=True)})
     assert ("loss", 2.0, 40) in rows
     assert [r[0] for r in rows if r[2] == 40] == ["loss", "eval/return", "eval/return_std"]
+    run.finish(lean_policy(), 50, models={})
+    assert [r[0] for r in rows if r[2] == 50] == ["eval/return", "eval/return_std", "eval/final_return"]
 
 
 def test_track_episodes_matches_the_collectors_own_count():
