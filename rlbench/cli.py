@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     results = recipe.train(config, progress=not args.no_progress)
     out = sys.stdout
     out.write(f"{args.algo} on {config.env}: {results.frames} env steps, {results.train_time:.1f} s of training\n")
+    if results.solved_frames is not None:
+        out.write(f"stopped early: an evaluation reached target_return={config.target_return:g} "
+                  f"at {results.solved_frames} env steps\n")
     for name, path in results.files.items():
         out.write(f"{name:>10}: {path}\n")
     out.write(results.summary() + "\n")

@@ -79,3 +79,12 @@ def test_python_dash_m_rlbench():
     proc = subprocess.run([sys.executable, "-m", "rlbench", "train", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and f"Algorithms: {ALGOS}." in proc.stdout
+
+
+def test_early_stop_is_reported(tmp_path, capsys):
+    main(["train", "ppo", "--env", "native:CartPole", "--frames", "1024", "--out", str(tmp_path), "--no-progress",
+          "--config", "eval_episodes=2", "eval_every=256", "target_return=0", "num_envs=4", "steps_per_env=64"])
+    out = capsys.readouterr().out
+    assert "ppo on native:CartPole: 256 env steps" in out
+    assert "stopped early: an evaluation reached target_return=0 at 256 env steps" in out
+    assert re.search(r"final mean evaluation return: \d+\.\d over 2 episodes\n$", out)
