@@ -1,6 +1,6 @@
 """Execute tutorial notebooks in place, so their committed outputs are fresh and in order.
 
-    python scripts/run_notebooks.py notebooks/01_environments.ipynb [more.ipynb ...]
+    python scripts/run_notebooks.py notebooks/02_environments_and_transforms.ipynb [more.ipynb ...]
 
 Runs on the project's "rlbench" kernel with the notebook's own default parameters (nbval re-runs
 notebooks the same way, so these outputs are what it compares against).
