@@ -86,7 +86,6 @@ def test_make_models_reads_the_specs():
     assert actor.module[0].module[0].in_features == 6  # Acrobot's observation size
 
 
-@pytest.mark.slow
 def test_learns_native_cartpole():
     # a real learning signal in a few seconds: the torch-native batched env makes frames cheap
     config = ppo.Config(env="native:CartPole", frames=16384, num_envs=32, eval_every=4096, eval_episodes=10,
