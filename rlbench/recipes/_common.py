@@ -560,9 +560,7 @@ def _write_run_files(run_dir: Path, results: TrainResults, models: dict, optimiz
 def _curve_png(results: TrainResults) -> bytes:
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # headless; a notebook's backend is left alone when already chosen
+    # a bare Figure draws without any backend: pyplot (and a notebook's inline backend) stays untouched
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.2), dpi=100)
