@@ -25,6 +25,7 @@ ALGORITHMS: dict[str, str] = {
     "ppo": "rlbench.recipes.ppo",
     "a2c": "rlbench.recipes.a2c",
     "dqn": "rlbench.recipes.dqn",
+    "rainbow": "rlbench.recipes.rainbow",
     "ddpg": "rlbench.recipes.ddpg",
     "td3": "rlbench.recipes.td3",
     "sac": "rlbench.recipes.sac",

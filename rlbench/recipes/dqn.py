@@ -259,6 +259,11 @@ def _transition_keys(obs_key: str) -> list:
 
 
 # ---------------------------------------------------------------------------------------- training
+def _name(config: Config) -> str:
+    """The run's name in logs and files: a RainbowConfig runs as "rainbow"."""
+    return "rainbow" if isinstance(config, RainbowConfig) else "dqn"
+
+
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
     """Train DQN (with the add-ons ``config`` switches on); returns the final evaluation and the run's files.
 
@@ -304,8 +309,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 
     frames_per_batch = config.num_envs * config.steps_per_env
     collector = Collector(env, policy, frames_per_batch=frames_per_batch, total_frames=config.frames,
-                          init_random_frames=config.learning_starts, progress={"desc": "dqn"} if progress else False)
-    run = RunTracker("dqn", config, logger)
+                          init_random_frames=config.learning_starts, progress={"desc": _name(config)} if progress else False)
+    run = RunTracker(_name(config), config, logger)
     frames, out = 0, None
     for batch in collector:
         frames += frames_per_batch
