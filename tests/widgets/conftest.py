@@ -65,6 +65,35 @@ class PageWatch:
         dialog.dismiss()
 
 
+def _open_and_run_all(page, url: str) -> None:
+    """Open a notebook in JupyterLab and run all its cells, retrying "Run All" until a cell starts.
+
+    On a loaded machine the status bar can read "Idle" a moment before the kernel accepts work, and
+    a "Run All Cells" clicked then does nothing; a started cell shows ``[*]`` or a count in its prompt.
+    """
+    # ?reset: a fresh workspace, or JupyterLab restores the notebook an earlier test opened on the same
+    # server as another tab, and ours may load behind it (hidden)
+    page.goto(url + ("&" if "?" in url else "?") + "reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=120_000)
+    started = "[...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+    for _ in range(6):
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(started, timeout=20_000)
+            return
+        except Exception:  # playwright's TimeoutError: the click came too early; try again
+            page.keyboard.press("Escape")
+    raise AssertionError(f"JupyterLab never started running the cells of {url}")
+
+
+@pytest.fixture
+def open_and_run_all():
+    """``open_and_run_all(page, url)``: open a notebook in JupyterLab and run all its cells."""
+    return _open_and_run_all
+
+
 @pytest.fixture
 def page_watch():
     """Attach a :class:`PageWatch` to a page: ``watch = page_watch(page)``."""

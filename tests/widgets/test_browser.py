@@ -143,21 +143,16 @@ def test_nbconvert_export_renders_offline(offline_page, tmp_path, artifacts):
 
 
 # ---------------------------------------------------------------- live JupyterLab
-def test_jupyterlab_live(jupyter_lab, browser, artifacts, page_watch):
+def test_jupyterlab_live(jupyter_lab, browser, artifacts, page_watch, open_and_run_all):
     cells = [SETUP_CELL, SPEC_CELL, MONITOR_CELL, ROLLOUT_CELL, REPLAY_CELL]
     nbformat.write(notebook(*cells), jupyter_lab.root / "live.ipynb")
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     watch = page_watch(page)
     try:
-        page.goto(f"{jupyter_lab.url}/lab/tree/live.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        # the indicator reads "idle" before a kernel exists; the status bar names the started kernel
-        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=60_000)
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        open_and_run_all(page, f"{jupyter_lab.url}/lab/tree/live.ipynb")
         spec = page.locator(".rlb-spec-inspector")
-        spec.wait_for(timeout=60_000)
+        spec.wait_for(timeout=120_000)
         assert_spec_inspector_shows_evil_key_as_text(spec, watch)
 
         spec.locator("button[data-action=sample]").click()

@@ -270,7 +270,7 @@ _ = rb.extend(td.clone())
 
 
 @pytest.mark.slow
-def test_views_live_in_jupyterlab(jupyter_lab, browser, artifacts, page_watch):
+def test_views_live_in_jupyterlab(jupyter_lab, browser, artifacts, page_watch, open_and_run_all):
     import os
 
     nbformat = pytest.importorskip("nbformat")
@@ -283,12 +283,8 @@ def test_views_live_in_jupyterlab(jupyter_lab, browser, artifacts, page_watch):
     page = context.new_page()
     watch = page_watch(page)
     try:
-        page.goto(f"{jupyter_lab.url}/lab/tree/views.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=60_000)
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
-        page.wait_for_selector(".rlb-rollout-inspector[data-drawn-step='0']", timeout=90_000)
+        open_and_run_all(page, f"{jupyter_lab.url}/lab/tree/views.ipynb")
+        page.wait_for_selector(".rlb-rollout-inspector[data-drawn-step='0']", timeout=120_000)
         before = frame_pixels(page)
         move_slider(page, 25)
         assert frame_pixels(page) != before
