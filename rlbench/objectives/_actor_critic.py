@@ -105,7 +105,16 @@ def action_bounds(spec, what: str) -> tuple[torch.Tensor, torch.Tensor] | None:
     low, high = getattr(spec, "low", None), getattr(spec, "high", None)
     if low is None or high is None:
         raise TypeError(f"{what}: action_spec must be a Bounded spec with low/high, got {type(spec).__name__}")
-    return torch.as_tensor(low), torch.as_tensor(high)
+    return _per_env(torch.as_tensor(low)), _per_env(torch.as_tensor(high))
+
+
+def _per_env(bound: torch.Tensor) -> torch.Tensor:
+    """A batched env's spec repeats the bounds over its env dims (``[n_envs, n]``); a replay batch has
+    other leading dims (``[256, n]``). When every env has the same bounds, keep one row, which
+    broadcasts against any batch."""
+    while bound.ndim > 1 and bool((bound == bound[:1]).all()):
+        bound = bound[0]
+    return bound
 
 
 def auto_target_entropy(action_shape: Sequence[int]) -> float:

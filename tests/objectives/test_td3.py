@@ -138,3 +138,15 @@ def test_contract_on_pendulum_replay_sample():
 def test_runs_on_cuda():
     actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
     check_runs_on(TD3Loss(actor, critic(), action_spec=SPEC), batch(), "cuda")
+
+
+def test_batched_env_action_spec_works_on_replay_batches():
+    """A spec from a batched env ([4, 1] bounds) must not be broadcast against a [32, 1] batch."""
+    from rlbench.envs import PendulumEnv
+    from rlbench.objectives._actor_critic import action_bounds
+
+    low, high = action_bounds(PendulumEnv(batch_size=[4]).action_spec, "TD3Loss")
+    assert low.shape == (1,) and high.shape == (1,)
+    assert float(low) == -2.0 and float(high) == 2.0
+    uneven = Bounded(torch.tensor([[-1.0], [-2.0]]), torch.tensor([[1.0], [2.0]]), shape=(2, 1))
+    assert action_bounds(uneven, "TD3Loss")[0].shape == (2, 1)  # different per env: kept as given
