@@ -51,6 +51,8 @@ from ..trainers import CSVLogger, save_checkpoint
 
 __all__ = [
     "COMMON_FIELDS",
+    "RecipeConfig",
+    "start_run",
     "NATIVE_ENVS",
     "make_env",
     "max_episode_steps",
@@ -207,9 +209,57 @@ def evaluate(env_name: str, policy: Callable, num_episodes: int = 20, *, seed: i
 
 
 # ---------------------------------------------------------------------------------------- configs
+@dataclass
+class RecipeConfig:
+    """The fields every recipe's ``Config`` has (:data:`COMMON_FIELDS` plus ``torch_threads``), documented once.
+
+    Each recipe's ``Config`` subclasses it (the off-policy ones through ``OffPolicyConfig``) and redeclares a
+    field only to change its default; a redeclared field without a docstring keeps this one
+    (:func:`config_docs` falls back to the base's). ``num_envs`` is not here: every recipe tunes it and
+    :func:`start_run` reads it from the subclass.
+
+    Example:
+        >>> RecipeConfig().seed, RecipeConfig(frames=10).frames
+        (0, 10)
+    """
+
+    env: str = "CartPole-v1"
+    """Environment: a gymnasium id or a torch-native env such as native:CartPole."""
+    frames: int = 50_000
+    """Total env steps to collect (the training budget)."""
+    seed: int = 0
+    """Seed of torch, NumPy, Python and the envs."""
+    torch_threads: int = 1
+    """torch.set_num_threads during training (small networks run fastest on one thread)."""
+    eval_episodes: int = 20
+    """Deterministic episodes in each evaluation."""
+    eval_every: int = 0
+    """Evaluate every this many frames (0: only at the end, which also disables early stopping)."""
+    target_return: float | None = None
+    """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
+    out_dir: str | None = None
+    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+
+
+def start_run(config) -> EnvBase:
+    """Apply ``config``'s process-wide settings (torch threads, every seed), then make its training env.
+
+    Every recipe's ``train()`` starts with this, in this order, so a seed reproduces a run exactly.
+
+    Example:
+        >>> from rlbench.recipes import ppo
+        >>> start_run(ppo.Config(env="native:CartPole", num_envs=3)).batch_size
+        torch.Size([3])
+    """
+    torch.set_num_threads(config.torch_threads)
+    seed_everything(config.seed)
+    return make_env(config.env, config.num_envs, seed=config.seed)
+
+
 def config_docs(config_cls) -> dict[str, str]:
     """The attribute docstring of each field of a Config dataclass (``""`` where there is none).
 
+    A subclass that redeclares a field without a docstring (to change its default) keeps its base's.
     A field is documented by a string literal on the line right after it::
 
         @dataclass

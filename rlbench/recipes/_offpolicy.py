@@ -20,7 +20,7 @@ from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..envs import EnvBase
 from ..modules import MLP, Actor, AdditiveGaussianModule, OrnsteinUhlenbeckProcessModule, ValueOperator
 from ..specs import Bounded
-from ._common import observation_key
+from ._common import RecipeConfig, observation_key
 
 __all__ = ["OffPolicyConfig", "require_bounded_actions", "make_deterministic_actor", "make_qvalue_network",
            "make_replay_buffer", "transitions", "updates_due", "ScaleToBounds", "optimizer_step",
@@ -28,7 +28,7 @@ __all__ = ["OffPolicyConfig", "require_bounded_actions", "make_deterministic_act
 
 
 @dataclass
-class OffPolicyConfig:
+class OffPolicyConfig(RecipeConfig):
     """Fields shared by the DDPG, TD3, SAC and REDQ recipes (each recipe's ``Config`` extends it).
 
     Example:
@@ -39,7 +39,6 @@ class OffPolicyConfig:
     env: str = "Pendulum-v1"
     """Environment with a bounded continuous action space: a gymnasium id or e.g. native:Pendulum."""
     frames: int = 20_000
-    """Total env steps to collect (the training budget)."""
     seed: int = 0
     """Seed of torch, NumPy, Python, the envs and the replay buffer."""
     num_envs: int = 1
@@ -64,16 +63,6 @@ class OffPolicyConfig:
     """Hidden layer widths of the actor and of each critic."""
     max_grad_norm: float | None = None
     """Clip the global gradient norm to this value (None: no clipping)."""
-    torch_threads: int = 1
-    """torch.set_num_threads during training (small networks run fastest on one thread)."""
-    eval_episodes: int = 20
-    """Deterministic episodes in each evaluation."""
-    eval_every: int = 0
-    """Evaluate every this many frames (0: only at the end)."""
-    target_return: float | None = None
-    """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
-    out_dir: str | None = None
-    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
 
 
 def require_bounded_actions(env: EnvBase, algo: str) -> Bounded:

@@ -16,13 +16,13 @@ import torch
 
 from ..collectors import Collector
 from ..objectives import A2CLoss
-from ._common import RunTracker, TrainResults, make_env, make_stochastic_actor, make_value_network, seed_everything
+from ._common import RecipeConfig, RunTracker, TrainResults, make_stochastic_actor, make_value_network, start_run
 
 __all__ = ["Config", "make_models", "train"]
 
 
 @dataclass
-class Config:
+class Config(RecipeConfig):
     """A2C hyperparameters (every field documented; ``rlbench train a2c --help`` lists them).
 
     Example:
@@ -30,12 +30,7 @@ class Config:
         4
     """
 
-    env: str = "CartPole-v1"
-    """Environment: a gymnasium id or a torch-native env such as native:CartPole."""
     frames: int = 200_000
-    """Total env steps to collect (the training budget)."""
-    seed: int = 0
-    """Seed of torch, NumPy, Python and the envs."""
     num_envs: int = 16
     """Envs stepped side by side (a gymnasium vector env or a native batch)."""
     steps_per_env: int = 8
@@ -60,16 +55,9 @@ class Config:
     """Hidden layer widths of the actor and the critic."""
     ortho_init: bool = False
     """Orthogonal initialisation (policy output gain 0.01, value output gain 1, hidden sqrt(2))."""
-    torch_threads: int = 1
-    """torch.set_num_threads during training (small networks run fastest on one thread)."""
-    eval_episodes: int = 20
-    """Deterministic episodes in each evaluation."""
     eval_every: int = 5_000
-    """Evaluate every this many frames (0: only at the end, which also disables early stopping)."""
     target_return: float | None = 475.0
     """Stop once a periodic evaluation reaches this mean return (None: whole budget; 475 solves CartPole-v1)."""
-    out_dir: str | None = None
-    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
 
 
 def make_models(env, config: Config):
@@ -94,9 +82,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         progress: show a progress bar.
     """
     config = config or Config()
-    torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
-    env = make_env(config.env, config.num_envs, seed=config.seed)
+    env = start_run(config)
     actor, critic = make_models(env, config)
 
     loss_fn = A2CLoss(actor, critic, entropy_coef=config.entropy_coef, critic_coef=config.critic_coef,

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from tensordict.nn import TensorDictSequential
 
 from ..collectors import Collector
 from ..objectives import DDPGLoss, SoftUpdate
-from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
+from ._common import RunTracker, TrainResults, observation_key, start_run
 from ._offpolicy import (OffPolicyConfig, make_deterministic_actor, make_exploration, make_qvalue_network,
                          make_optimizer, make_replay_buffer, optimizer_step, transitions, updates_due)
 
@@ -72,9 +71,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         progress: show a progress bar.
     """
     config = config or Config()
-    torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
-    env = make_env(config.env, config.num_envs, seed=config.seed)
+    env = start_run(config)
     actor, critic = make_models(env, config)
     noise = make_exploration(env, config.exploration, config.exploration_sigma, config.exploration_sigma_end,
                              config.exploration_annealing_frames, "ddpg")

@@ -38,13 +38,13 @@ from ..modules import (MLP, ConvNet, DistributionalQValueActor, DuelingHead, EGr
                        reset_noise)
 from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return
 from ..specs import Categorical, OneHot
-from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
+from ._common import RecipeConfig, RunTracker, TrainResults, observation_key, start_run
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 
 
 @dataclass
-class Config:
+class Config(RecipeConfig):
     """DQN hyperparameters and Rainbow switches (every field documented; ``rlbench train dqn --help`` lists them).
 
     Example:
@@ -54,10 +54,6 @@ class Config:
 
     env: str = "CartPole-v1"
     """Environment with discrete actions: a gymnasium id or a torch-native env such as native:CartPole."""
-    frames: int = 50_000
-    """Total env steps to collect (the training budget)."""
-    seed: int = 0
-    """Seed of torch, NumPy, Python and the envs."""
     num_envs: int = 4
     """Envs stepped side by side (a gymnasium vector env or a native batch)."""
     steps_per_env: int = 32
@@ -114,16 +110,6 @@ class Config:
     """Lowest atom of the C51 support (set to the env's lowest discounted return)."""
     v_max: float = 100.0
     """Highest atom of the C51 support (set to the env's highest discounted return)."""
-    torch_threads: int = 1
-    """torch.set_num_threads during training (small networks run fastest on one thread)."""
-    eval_episodes: int = 20
-    """Deterministic episodes in each evaluation."""
-    eval_every: int = 0
-    """Evaluate every this many frames (0: only at the end)."""
-    target_return: float | None = None
-    """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
-    out_dir: str | None = None
-    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
 
     @classmethod
     def rainbow(cls, **overrides) -> "Config":
@@ -211,6 +197,7 @@ def make_models(env, config: Config):
         TypeError: the env's actions are not discrete (``Categorical`` or ``OneHot``).
 
     Example:
+        >>> from rlbench.recipes._common import make_env
         >>> env = make_env("native:CartPole", num_envs=3)
         >>> actor = make_models(env, Config.rainbow(hidden_sizes=(16, 16), n_atoms=11))
         >>> td = actor(env.reset())
@@ -273,9 +260,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         progress: show a progress bar.
     """
     config = config or Config()
-    torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
-    env = make_env(config.env, config.num_envs, seed=config.seed)
+    env = start_run(config)
     actor = make_models(env, config)
     obs_key = observation_key(env)
 

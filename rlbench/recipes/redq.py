@@ -23,7 +23,7 @@ import torch
 
 from ..collectors import Collector
 from ..objectives import REDQLoss, SoftUpdate
-from ._common import RunTracker, TrainResults, make_env, make_stochastic_actor, observation_key, seed_everything
+from ._common import RunTracker, TrainResults, make_stochastic_actor, observation_key, start_run
 from ._offpolicy import (OffPolicyConfig, make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
                          require_bounded_actions, transitions, updates_due)
 
@@ -75,9 +75,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         progress: show a progress bar.
     """
     config = config or Config()
-    torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
-    env = make_env(config.env, config.num_envs, seed=config.seed)
+    env = start_run(config)
     actor, qvalue = make_models(env, config)
 
     loss_fn = REDQLoss(actor, qvalue, num_qvalue_nets=config.num_qvalue_nets, sub_sample_len=config.sub_sample_len,

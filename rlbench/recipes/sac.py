@@ -26,8 +26,7 @@ from ..collectors import Collector
 from ..modules import ValueOperator
 from ..objectives import DiscreteSACLoss, SACLoss, SoftUpdate
 from ..specs import Categorical, OneHot
-from ._common import (RunTracker, TrainResults, make_encoder, make_env, make_stochastic_actor, observation_key,
-                      seed_everything)
+from ._common import RunTracker, TrainResults, make_encoder, make_stochastic_actor, observation_key, start_run
 from ._offpolicy import (OffPolicyConfig, make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
                          require_bounded_actions, transitions, updates_due)
 
@@ -107,9 +106,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         progress: show a progress bar.
     """
     config = config or Config()
-    torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
-    env = make_env(config.env, config.num_envs, seed=config.seed)
+    env = start_run(config)
     actor, qvalue = make_models(env, config)
 
     loss_fn = make_loss(env, actor, qvalue, config)  # twin critics, learned temperature

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from tensordict.nn import TensorDictSequential
 
 from ..collectors import Collector
 from ..objectives import SoftUpdate, TD3Loss
-from ._common import RunTracker, TrainResults, make_env, observation_key, seed_everything
+from ._common import RunTracker, TrainResults, observation_key, start_run
 from ._offpolicy import (OffPolicyConfig, action_box, action_half_range, make_deterministic_actor, make_exploration,
                          make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step, transitions,
                          updates_due)
@@ -78,9 +77,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         progress: show a progress bar.
     """
     config = config or Config()
-    torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
-    env = make_env(config.env, config.num_envs, seed=config.seed)
+    env = start_run(config)
     actor, qvalue = make_models(env, config)
     noise = make_exploration(env, "gaussian", config.exploration_sigma, algo="td3")
 

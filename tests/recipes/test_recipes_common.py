@@ -15,8 +15,8 @@ from tensordict.nn import TensorDictModule
 
 from rlbench.envs import CartPoleEnv, GymEnv, PendulumEnv, step_mdp
 from rlbench.recipes import ALGORITHMS, get_recipe
-from rlbench.recipes._common import (COMMON_FIELDS, RunTracker, TrainResults, apply_overrides, config_docs, evaluate,
-                                     make_encoder, make_env, make_stochastic_actor, make_value_network,
+from rlbench.recipes._common import (COMMON_FIELDS, RecipeConfig, RunTracker, TrainResults, apply_overrides,
+                                     config_docs, evaluate, make_encoder, make_env, make_stochastic_actor, make_value_network,
                                      max_episode_steps, write_report)
 from rlbench.specs import Categorical, Composite, Unbounded
 
@@ -135,6 +135,35 @@ def test_config_docs_reads_attribute_docstrings_with_inheritance():
                                   "d": "A flag.", "e": "Optional.", "f": "A name."}
     with pytest.raises(TypeError, match="expected a dataclass"):
         config_docs(int)
+
+
+@dataclass
+class Grandchild(Child):
+    a: int = 5  # a new default only: the doc stays Base's
+    f: str = "y"
+    """Renamed."""
+
+
+def test_config_docs_falls_back_to_the_base_docstring_of_a_redeclared_field():
+    docs = config_docs(Grandchild)
+    assert (Grandchild().a, docs["a"]) == (5, "First field.")
+    assert (docs["b"], docs["f"]) == ("Now documented.", "Renamed.")
+    assert list(docs) == ["a", "b", "c", "d", "e", "f"]
+
+
+@pytest.mark.parametrize("algo, env, frames, eval_every, target_return", [
+    ("ppo", "CartPole-v1", 100_000, 5_000, 475.0), ("a2c", "CartPole-v1", 200_000, 5_000, 475.0),
+    ("dqn", "CartPole-v1", 50_000, 0, None), ("ddpg", "Pendulum-v1", 20_000, 0, None),
+    ("td3", "Pendulum-v1", 20_000, 0, None), ("sac", "Pendulum-v1", 20_000, 0, None),
+    ("redq", "Pendulum-v1", 20_000, 0, None)])
+def test_recipe_configs_keep_their_own_defaults_of_the_shared_fields(algo, env, frames, eval_every, target_return):
+    cfg = get_recipe(algo).Config()
+    assert isinstance(cfg, RecipeConfig)
+    assert (cfg.env, cfg.frames, cfg.eval_every, cfg.target_return) == (env, frames, eval_every, target_return)
+    assert (cfg.seed, cfg.torch_threads, cfg.eval_episodes, cfg.out_dir) == (0, 1, 20, None)
+    docs = config_docs(type(cfg))
+    assert docs["frames"] == "Total env steps to collect (the training budget)."
+    assert docs["seed"].startswith("Seed of torch, NumPy, Python")
 
 
 def test_apply_overrides_converts_to_the_field_types():
