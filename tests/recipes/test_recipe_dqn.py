@@ -18,13 +18,6 @@ from rlbench.testing import PixelCountingEnv
 from rlbench.trainers import load_checkpoint, read_csv_log
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)  # train() sets config.torch_threads
-
-
 SMALL = dict(env="native:CartPole", frames=384, num_envs=4, steps_per_env=16, gradient_steps=4, batch_size=32,
              learning_starts=128, hidden_sizes=(32, 32), n_atoms=11, eval_episodes=3)
 """A few hundred frames, a tiny network and few updates: proves the wiring in about a second."""

@@ -2,52 +2,14 @@
 
 (Named test_recipe_ppo.py: tests/objectives/test_ppo.py exists and tests/ has no __init__.py files.)
 """
-import pytest
-import torch
-
 from rlbench.recipes import ppo
 from rlbench.recipes._common import make_env
 from rlbench.trainers import load_checkpoint, read_csv_log
 
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)  # train() sets config.torch_threads
+ALGO = "ppo"  # what the conftest fixtures (small, recipe) build
 
 
-def small(**kw):
-    base = dict(env="native:CartPole", frames=512, num_envs=4, steps_per_env=32, epochs=2, minibatch_size=64,
-                eval_episodes=3)
-    base.update(kw)
-    return ppo.Config(**base)
-
-
-def test_short_run_on_native_cartpole():
-    results = ppo.train(small(eval_every=256), progress=False)
-    assert results.algo == "ppo" and results.env == "native:CartPole"
-    assert results.frames == 512 and results.eval_episodes == 3
-    assert [row["frames"] for row in results.curve] == [256, 512]
-    assert results.final_eval_return >= 8 and results.curve[-1]["eval_return"] >= 8  # CartPole's shortest episode
-    assert results.run_dir is None and results.files == {}
-    assert results.config["minibatch_size"] == 64
-
-
-def test_continuous_actions_on_gymnasium_pendulum():
-    results = ppo.train(small(env="Pendulum-v1", frames=256, num_envs=2, steps_per_env=64, eval_episodes=2),
-                        progress=False)
-    assert results.frames == 256
-    assert -2000 < results.final_eval_return < 0  # Pendulum rewards are in [-16.3, 0] per step
-
-
-def test_same_seed_same_run():
-    a = ppo.train(small(frames=256, seed=3), progress=False)
-    b = ppo.train(small(frames=256, seed=3), progress=False)
-    assert a.final_eval_return == b.final_eval_return
-
-
-def test_writes_checkpoint_logs_and_report(tmp_path):
+def test_writes_checkpoint_logs_and_report(tmp_path, small):
     config = small(out_dir=str(tmp_path), eval_every=256)
     results = ppo.train(config, progress=False)
     assert results.run_dir.startswith(str(tmp_path))
@@ -66,7 +28,7 @@ def test_writes_checkpoint_logs_and_report(tmp_path):
     assert "data:image/png;base64," in open(results.files["report"]).read()
 
 
-def test_stops_when_the_target_is_reached():
+def test_stops_when_the_target_is_reached(small):
     results = ppo.train(small(frames=2048, eval_every=256, target_return=0.0), progress=False)
     assert results.solved_frames == 256 and results.frames == 256  # every return is >= 0: solved at once
     assert results.solved_time == results.curve[0]["train_time"] and len(results.curve) == 1
@@ -74,7 +36,7 @@ def test_stops_when_the_target_is_reached():
     assert results.final_eval_return != results.curve[0]["eval_return"]
 
 
-def test_without_periodic_evaluation_the_final_one_is_the_curve():
+def test_without_periodic_evaluation_the_final_one_is_the_curve(small):
     results = ppo.train(small(frames=256, eval_every=0), progress=False)
     assert len(results.curve) == 1 and results.curve[0]["eval_return"] == results.final_eval_return
 

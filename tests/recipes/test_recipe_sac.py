@@ -6,49 +6,19 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlbench.recipes import evaluate, make_env, sac
+from rlbench.recipes import make_env, sac
 from rlbench.recipes._offpolicy import (OffPolicyConfig, ScaleToBounds, make_exploration, make_qvalue_network,
                                         transitions, updates_due)
 from rlbench.specs import Bounded
-from rlbench.trainers import load_checkpoint, read_csv_log
 
-PENDULUM_WORST = -16.2736044 * 200  # Pendulum's lowest reward per step times its 200-step limit
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)  # train() sets config.torch_threads
+ALGO = "sac"  # what the conftest fixtures (small, recipe) build
 
 
-class ListLogger:
-    def __init__(self):
-        self.rows = []
-
-    def log_scalar(self, name, value, step):
-        self.rows.append((name, value, step))
-
-    def steps(self, name):
-        return [step for n, _, step in self.rows if n == name]
-
-    def values(self, name):
-        return [value for n, value, _ in self.rows if n == name]
-
-
-def small(**kw):
-    base = dict(env="native:Pendulum", frames=300, frames_per_batch=50, init_random_frames=100, batch_size=32,
-                hidden_sizes=(16, 16), eval_episodes=2)
-    base.update(kw)
-    return sac.Config(**base)
-
-
-def test_short_run_trains_every_term_after_the_random_frames():
-    logger = ListLogger()
+def test_short_run_trains_every_term_after_the_random_frames(logger, pendulum_worst, small):
     results = sac.train(small(eval_every=150), logger=logger, progress=False)
     assert results.algo == "sac" and results.frames == 300 and results.eval_episodes == 2
     assert [row["frames"] for row in results.curve] == [150, 300]
-    assert PENDULUM_WORST <= results.final_eval_return <= 0
+    assert pendulum_worst <= results.final_eval_return <= 0
     # no gradient step during the 100 random frames, then one per batch logged (utd 1: 50 steps each)
     assert logger.steps("loss/qvalue") == [150, 200, 250, 300]
     alphas = logger.values("alpha")
@@ -56,34 +26,13 @@ def test_short_run_trains_every_term_after_the_random_frames():
     assert results.run_dir is None and results.files == {}
 
 
-def test_gymnasium_pendulum_and_fractional_utd():
-    logger = ListLogger()
+def test_gymnasium_pendulum_and_fractional_utd(logger, pendulum_worst, small):
     results = sac.train(small(env="Pendulum-v1", frames=200, utd_ratio=0.1), logger=logger, progress=False)
-    assert results.frames == 200 and PENDULUM_WORST <= results.final_eval_return <= 0
+    assert results.frames == 200 and pendulum_worst <= results.final_eval_return <= 0
     assert logger.steps("loss/qvalue") == [150, 200]  # 5 gradient steps per 50-frame batch
 
 
-def test_same_seed_same_run_and_other_seed_differs():
-    a = sac.train(small(frames=200, seed=3), progress=False)
-    b = sac.train(small(frames=200, seed=3), progress=False)
-    c = sac.train(small(frames=200, seed=4), progress=False)
-    assert a.final_eval_return == b.final_eval_return != c.final_eval_return
-
-
-def test_checkpoint_restores_the_evaluated_actor(tmp_path):
-    config = small(out_dir=str(tmp_path), frames=200)
-    results = sac.train(config, progress=False)
-    actor, _ = sac.make_models(make_env("native:Pendulum"), config)
-    state = load_checkpoint(results.files["checkpoint"], actor=actor)
-    assert state["config"]["env"] == "native:Pendulum" and state["frames"] == 200
-    # the restored actor evaluates to the recorded final return (same eval seed as RunTracker)
-    assert evaluate("native:Pendulum", actor, 2, seed=config.seed + 10_000)[0] == pytest.approx(
-        results.final_eval_return, abs=1e-6)
-    logs = read_csv_log(results.files["logs"])
-    assert [step for step, _ in logs["eval/return"]] == [200]
-
-
-def test_unbounded_actions_are_refused_by_name():
+def test_unbounded_actions_are_refused_by_name(small):
     from rlbench.specs import Unbounded
 
     env = make_env("native:Pendulum")
@@ -92,7 +41,7 @@ def test_unbounded_actions_are_refused_by_name():
         sac.make_models(env, small())
 
 
-def test_make_models_reads_the_specs():
+def test_make_models_reads_the_specs(small):
     env = make_env("native:MountainCarContinuous", 3)
     actor, qvalue = sac.make_models(env, small())
     td = qvalue(actor(env.reset()))
@@ -164,8 +113,7 @@ def test_critics_refuse_pixel_observations():
 
 
 @pytest.mark.parametrize("env", ["native:CartPole", "CartPole-v1"])
-def test_discrete_actions_get_discrete_sac(env):
-    logger = ListLogger()
+def test_discrete_actions_get_discrete_sac(env, logger, small):
     results = sac.train(small(env=env, frames=200, utd_ratio=0.5), logger=logger, progress=False)
     assert results.frames == 200 and 8 <= results.final_eval_return <= 500  # CartPole's returns
     assert logger.steps("loss/qvalue") == [150, 200]
@@ -173,7 +121,7 @@ def test_discrete_actions_get_discrete_sac(env):
     assert alphas[-1] < 1.0  # the temperature is tuned toward 0.98 log(2)
 
 
-def test_discrete_sac_loss_and_models_follow_the_spec():
+def test_discrete_sac_loss_and_models_follow_the_spec(small):
     from rlbench.objectives import DiscreteSACLoss, SACLoss
 
     cartpole, pendulum = make_env("native:Acrobot", 2), make_env("native:Pendulum", 2)
