@@ -53,6 +53,7 @@ __all__ = [
     "COMMON_FIELDS",
     "RecipeConfig",
     "start_run",
+    "episode_return_stats",
     "NATIVE_ENVS",
     "make_env",
     "max_episode_steps",
@@ -254,6 +255,19 @@ def start_run(config) -> EnvBase:
     torch.set_num_threads(config.torch_threads)
     seed_everything(config.seed)
     return make_env(config.env, config.num_envs, seed=config.seed)
+
+
+def episode_return_stats(collector) -> dict[str, float]:
+    """``{"train/episode_return": mean}`` of the episodes ``collector`` finished in its last batch (``{}`` if none).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> episode_return_stats(SimpleNamespace(episode_returns=[1.0, 2.0])), episode_return_stats(
+        ...     SimpleNamespace(episode_returns=[]))
+        ({'train/episode_return': 1.5}, {})
+    """
+    returns = collector.episode_returns
+    return {"train/episode_return": sum(returns) / len(returns)} if returns else {}
 
 
 def config_docs(config_cls) -> dict[str, str]:

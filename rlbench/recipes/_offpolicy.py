@@ -18,13 +18,14 @@ import torch
 
 from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..envs import EnvBase
+from ..objectives import SoftUpdate
 from ..modules import MLP, Actor, AdditiveGaussianModule, OrnsteinUhlenbeckProcessModule, ValueOperator
 from ..specs import Bounded
 from ._common import RecipeConfig, observation_key
 
 __all__ = ["OffPolicyConfig", "require_bounded_actions", "make_deterministic_actor", "make_qvalue_network",
            "make_replay_buffer", "transitions", "updates_due", "ScaleToBounds", "optimizer_step",
-           "action_half_range", "make_exploration", "make_optimizer", "action_box"]
+           "action_half_range", "make_exploration", "make_optimizer", "action_box", "make_learner"]
 
 
 @dataclass
@@ -299,3 +300,23 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params,
     if max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
+
+
+def make_learner(loss_fn: torch.nn.Module, config: OffPolicyConfig):
+    """What every off-policy loop steps besides its loss: the parameters, Adam, the Polyak target update, the replay.
+
+    Returns:
+        ``(params, optimizer, target_update, replay)``: ``list(loss_fn.parameters())``, Adam over them at
+        ``config.lr``, a ``SoftUpdate`` of weight ``config.tau`` and :func:`make_replay_buffer`'s buffer.
+
+    Example:
+        >>> from rlbench.objectives import DDPGLoss
+        >>> from rlbench.recipes import ddpg, make_env
+        >>> cfg = ddpg.Config(hidden_sizes=(8,))
+        >>> params, optimizer, target_update, replay = make_learner(
+        ...     DDPGLoss(*ddpg.make_models(make_env("native:Pendulum"), cfg)), cfg)
+        >>> type(optimizer).__name__, type(target_update).__name__, len(replay)
+        ('Adam', 'SoftUpdate', 0)
+    """
+    params = list(loss_fn.parameters())
+    return params, make_optimizer(params, config.lr), SoftUpdate(loss_fn, tau=config.tau), make_replay_buffer(config)

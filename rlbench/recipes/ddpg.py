@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from tensordict.nn import TensorDictSequential
 
 from ..collectors import Collector
-from ..objectives import DDPGLoss, SoftUpdate
-from ._common import RunTracker, TrainResults, observation_key, start_run
-from ._offpolicy import (OffPolicyConfig, make_deterministic_actor, make_exploration, make_qvalue_network,
-                         make_optimizer, make_replay_buffer, optimizer_step, transitions, updates_due)
+from ..objectives import DDPGLoss
+from ._common import RunTracker, TrainResults, episode_return_stats, observation_key, start_run
+from ._offpolicy import (OffPolicyConfig, make_deterministic_actor, make_exploration, make_learner, make_qvalue_network,
+                         optimizer_step, transitions, updates_due)
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -77,10 +77,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                              config.exploration_annealing_frames, "ddpg")
 
     loss_fn = DDPGLoss(actor, critic, gamma=config.gamma)
-    params = list(loss_fn.parameters())
-    optimizer = make_optimizer(params, config.lr)
-    target_update = SoftUpdate(loss_fn, tau=config.tau)
-    replay = make_replay_buffer(config)
+    params, optimizer, target_update, replay = make_learner(loss_fn, config)
 
     # the collector acts with mu(s) + noise; evaluation uses mu(s) alone
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
@@ -103,9 +100,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             stats = {"loss/value": out["loss_value"], "loss/actor": out["loss_actor"],
                      "state_action_value": out["state_action_value"]}
 
-        returns = collector.episode_returns
-        if returns:
-            stats["train/episode_return"] = sum(returns) / len(returns)
+        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

@@ -38,7 +38,7 @@ from ..modules import (MLP, ConvNet, DistributionalQValueActor, DuelingHead, EGr
                        reset_noise)
 from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return
 from ..specs import Categorical, OneHot
-from ._common import RecipeConfig, RunTracker, TrainResults, observation_key, start_run
+from ._common import RecipeConfig, RunTracker, TrainResults, episode_return_stats, observation_key, start_run
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 
@@ -328,8 +328,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             stats = {"loss/value": out["loss_value"], "td_error": out["td_error"], "q_value": out["q_value"]}
         if egreedy is not None:
             stats["epsilon"] = egreedy.eps
-        if collector.episode_returns:
-            stats["train/episode_return"] = sum(collector.episode_returns) / len(collector.episode_returns)
+        stats.update(episode_return_stats(collector))
         actor.eval()  # evaluation without weight noise (noisy nets use their mean weights)
         stop = run.step(frames, actor, stats)
         actor.train()

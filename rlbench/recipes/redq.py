@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 
 from ..collectors import Collector
-from ..objectives import REDQLoss, SoftUpdate
-from ._common import RunTracker, TrainResults, make_stochastic_actor, observation_key, start_run
-from ._offpolicy import (OffPolicyConfig, make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
-                         require_bounded_actions, transitions, updates_due)
+from ..objectives import REDQLoss
+from ._common import RunTracker, TrainResults, episode_return_stats, make_stochastic_actor, observation_key, start_run
+from ._offpolicy import (OffPolicyConfig, make_learner, make_qvalue_network, optimizer_step, require_bounded_actions,
+                         transitions, updates_due)
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -83,10 +83,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                        fixed_alpha=config.fixed_alpha,
                        target_entropy="auto" if config.target_entropy is None else config.target_entropy,
                        gamma=config.gamma)
-    params = list(loss_fn.parameters())
-    optimizer = make_optimizer(params, config.lr)
-    target_update = SoftUpdate(loss_fn, tau=config.tau)
-    replay = make_replay_buffer(config)
+    params, optimizer, target_update, replay = make_learner(loss_fn, config)
 
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.init_random_frames,
@@ -108,9 +105,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             stats = {"loss/qvalue": out["loss_qvalue"], "loss/actor": out["loss_actor"], "alpha": out["alpha"],
                      "entropy": out["entropy"]}
 
-        returns = collector.episode_returns
-        if returns:
-            stats["train/episode_return"] = sum(returns) / len(returns)
+        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

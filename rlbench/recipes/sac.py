@@ -24,11 +24,12 @@ import torch
 
 from ..collectors import Collector
 from ..modules import ValueOperator
-from ..objectives import DiscreteSACLoss, SACLoss, SoftUpdate
+from ..objectives import DiscreteSACLoss, SACLoss
 from ..specs import Categorical, OneHot
-from ._common import RunTracker, TrainResults, make_encoder, make_stochastic_actor, observation_key, start_run
-from ._offpolicy import (OffPolicyConfig, make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step,
-                         require_bounded_actions, transitions, updates_due)
+from ._common import (RunTracker, TrainResults, episode_return_stats, make_encoder, make_stochastic_actor, observation_key,
+                      start_run)
+from ._offpolicy import (OffPolicyConfig, make_learner, make_qvalue_network, optimizer_step, require_bounded_actions,
+                         transitions, updates_due)
 
 __all__ = ["Config", "make_models", "make_loss", "train"]
 
@@ -110,10 +111,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     actor, qvalue = make_models(env, config)
 
     loss_fn = make_loss(env, actor, qvalue, config)  # twin critics, learned temperature
-    params = list(loss_fn.parameters())
-    optimizer = make_optimizer(params, config.lr)
-    target_update = SoftUpdate(loss_fn, tau=config.tau)
-    replay = make_replay_buffer(config)
+    params, optimizer, target_update, replay = make_learner(loss_fn, config)
 
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.init_random_frames, progress={"desc": "sac"} if progress else False)
@@ -134,9 +132,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             stats = {"loss/qvalue": out["loss_qvalue"], "loss/actor": out["loss_actor"], "alpha": out["alpha"],
                      "entropy": out["entropy"]}
 
-        returns = collector.episode_returns
-        if returns:
-            stats["train/episode_return"] = sum(returns) / len(returns)
+        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from tensordict.nn import TensorDictSequential
 
 from ..collectors import Collector
-from ..objectives import SoftUpdate, TD3Loss
-from ._common import RunTracker, TrainResults, observation_key, start_run
+from ..objectives import TD3Loss
+from ._common import RunTracker, TrainResults, episode_return_stats, observation_key, start_run
 from ._offpolicy import (OffPolicyConfig, action_box, action_half_range, make_deterministic_actor, make_exploration,
-                         make_optimizer, make_qvalue_network, make_replay_buffer, optimizer_step, transitions,
-                         updates_due)
+                         make_learner, make_qvalue_network, optimizer_step, transitions, updates_due)
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -86,10 +85,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     loss_fn = TD3Loss(actor, qvalue, action_spec=box, num_qvalue_nets=config.num_qvalue_nets,
                       policy_noise=config.policy_noise * half_range, noise_clip=config.noise_clip * half_range,
                       policy_delay=config.policy_delay, gamma=config.gamma)
-    params = list(loss_fn.parameters())
-    optimizer = make_optimizer(params, config.lr)
-    target_update = SoftUpdate(loss_fn, tau=config.tau)
-    replay = make_replay_buffer(config)
+    params, optimizer, target_update, replay = make_learner(loss_fn, config)
 
     # the collector acts with mu(s) + noise; evaluation uses mu(s) alone
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
@@ -114,9 +110,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             updates += 1
             stats.update({"loss/qvalue": out["loss_qvalue"], "state_action_value": out["state_action_value"]})
 
-        returns = collector.episode_returns
-        if returns:
-            stats["train/episode_return"] = sum(returns) / len(returns)
+        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

@@ -16,8 +16,8 @@ from tensordict.nn import TensorDictModule
 from rlbench.envs import CartPoleEnv, GymEnv, PendulumEnv, step_mdp
 from rlbench.recipes import ALGORITHMS, get_recipe
 from rlbench.recipes._common import (COMMON_FIELDS, RecipeConfig, RunTracker, TrainResults, apply_overrides,
-                                     config_docs, evaluate, make_encoder, make_env, make_stochastic_actor, make_value_network,
-                                     max_episode_steps, write_report)
+                                     config_docs, evaluate, make_encoder, make_env, make_stochastic_actor,
+                                     make_value_network, max_episode_steps, write_report)
 from rlbench.specs import Categorical, Composite, Unbounded
 
 
