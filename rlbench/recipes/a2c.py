@@ -16,13 +16,14 @@ import torch
 
 from ..collectors import Collector
 from ..objectives import A2CLoss
-from ._common import RecipeConfig, RunTracker, TrainResults, make_stochastic_actor, make_value_network, start_run
+from ._common import RunTracker, TrainResults, start_run
+from ._onpolicy import OnPolicyConfig, make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]
 
 
 @dataclass
-class Config(RecipeConfig):
+class Config(OnPolicyConfig):
     """A2C hyperparameters (every field documented; ``rlbench train a2c --help`` lists them).
 
     Example:
@@ -31,33 +32,12 @@ class Config(RecipeConfig):
     """
 
     frames: int = 200_000
-    num_envs: int = 16
-    """Envs stepped side by side (a gymnasium vector env or a native batch)."""
     steps_per_env: int = 8
     """Steps per env in each collected batch: one gradient step per num_envs * steps_per_env frames."""
-    lr: float = 3e-3
-    """Adam learning rate."""
-    anneal_lr: bool = True
-    """Decay the learning rate linearly to zero over the budget."""
-    gamma: float = 0.99
-    """Discount factor."""
     gae_lambda: float = 0.95
     """GAE's lambda (1.0 gives n-step returns bootstrapped at the batch end)."""
-    entropy_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    critic_coef: float = 0.5
-    """Weight of the value loss."""
-    max_grad_norm: float = 0.5
-    """Clip the global gradient norm to this value."""
     normalize_advantage: bool = True
     """Standardise advantages over each batch."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and the critic."""
-    ortho_init: bool = False
-    """Orthogonal initialisation (policy output gain 0.01, value output gain 1, hidden sqrt(2))."""
-    eval_every: int = 5_000
-    target_return: float | None = 475.0
-    """Stop once a periodic evaluation reaches this mean return (None: whole budget; 475 solves CartPole-v1)."""
 
 
 def make_models(env, config: Config):
@@ -69,8 +49,7 @@ def make_models(env, config: Config):
         >>> type(actor).__name__, type(critic).__name__
         ('ProbabilisticActor', 'ValueOperator')
     """
-    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init),
-            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init))
+    return make_actor_critic(env, config)
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:

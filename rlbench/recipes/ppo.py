@@ -21,13 +21,14 @@ import torch
 
 from ..collectors import Collector
 from ..objectives import ClipPPOLoss
-from ._common import RecipeConfig, RunTracker, TrainResults, make_stochastic_actor, make_value_network, start_run
+from ._common import RunTracker, TrainResults, start_run
+from ._onpolicy import OnPolicyConfig, make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]
 
 
 @dataclass
-class Config(RecipeConfig):
+class Config(OnPolicyConfig):
     """PPO hyperparameters (every field documented; ``rlbench train ppo --help`` lists them).
 
     Example:
@@ -36,39 +37,12 @@ class Config(RecipeConfig):
     """
 
     frames: int = 100_000
-    num_envs: int = 16
-    """Envs stepped side by side (a gymnasium vector env or a native batch)."""
-    steps_per_env: int = 16
-    """Steps per env in each collected batch (the batch has num_envs * steps_per_env frames)."""
     epochs: int = 4
     """Optimisation passes over each batch."""
     minibatch_size: int = 256
     """Frames per gradient step."""
-    lr: float = 3e-3
-    """Adam learning rate."""
-    anneal_lr: bool = True
-    """Decay the learning rate linearly to zero over the budget."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE's lambda (bias/variance trade-off of the advantage)."""
     clip_epsilon: float = 0.2
     """Clipping range of the probability ratio."""
-    entropy_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    critic_coef: float = 0.5
-    """Weight of the value loss."""
-    max_grad_norm: float = 0.5
-    """Clip the global gradient norm to this value."""
-    normalize_advantage: bool = True
-    """Standardise advantages per minibatch."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and the critic."""
-    ortho_init: bool = False
-    """Orthogonal initialisation (policy output gain 0.01, value output gain 1, hidden sqrt(2))."""
-    eval_every: int = 5_000
-    target_return: float | None = 475.0
-    """Stop once a periodic evaluation reaches this mean return (None: whole budget; 475 solves CartPole-v1)."""
 
 
 def make_models(env, config: Config):
@@ -80,8 +54,7 @@ def make_models(env, config: Config):
         >>> sorted(critic(actor(make_env("native:CartPole", num_envs=2).reset())).keys())[:3]
         ['action', 'done', 'logits']
     """
-    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init),
-            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init))
+    return make_actor_critic(env, config)
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
