@@ -74,7 +74,7 @@ def nstep_return(td: TensorDictBase, n: int, gamma: float, *, reward_key: Nested
         raise ValueError(f"nstep_return: n must be >= 1, got {n}")
     n = int(n)
     if td.batch_dims == 0:
-        raise ValueError(f"nstep_return: the TensorDict needs a time dimension (batch_size [*B, T]), got []")
+        raise ValueError("nstep_return: the TensorDict needs a time dimension (batch_size [*B, T]), got []")
     nxt = td.get("next", None)
     if nxt is None:
         raise KeyError("nstep_return: the TensorDict has no 'next' entry (a rollout/collector batch has one)")
