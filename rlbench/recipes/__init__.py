@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ._common import TrainResults, apply_overrides, config_docs, evaluate, make_env
+from ._common import apply_overrides, config_docs, evaluate, make_env
+from ._run import TrainResults
 
 __all__ = ["ALGORITHMS", "get_recipe", "TrainResults", "make_env", "evaluate", "config_docs", "apply_overrides"]
 

@@ -4,7 +4,7 @@
   evaluation); each recipe's ``Config`` subclasses it, adds its own fields and retunes defaults.
 * Model builders that read the env's specs: :func:`make_deterministic_actor` (DDPG, TD3),
   :func:`make_qvalue_network` (every critic ``Q(s, a)``); the stochastic actor of SAC/REDQ is
-  :func:`rlbench.recipes._common.make_stochastic_actor`.
+  :func:`rlbench.recipes._models.make_stochastic_actor`.
 * Replay plumbing: :func:`make_replay_buffer`, :func:`transitions` (the entries a one-step target
   needs, nothing else) and :func:`updates_due` (how many gradient steps a batch of frames buys).
 
@@ -21,7 +21,8 @@ from ..envs import EnvBase
 from ..objectives import SoftUpdate
 from ..modules import MLP, Actor, AdditiveGaussianModule, OrnsteinUhlenbeckProcessModule, ValueOperator
 from ..specs import Bounded
-from ._common import RecipeConfig, observation_key
+from ._common import RecipeConfig
+from ._models import observation_key
 
 __all__ = ["OffPolicyConfig", "require_bounded_actions", "make_deterministic_actor", "make_qvalue_network",
            "make_replay_buffer", "transitions", "updates_due", "ScaleToBounds", "optimizer_step",

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import RecipeConfig, make_stochastic_actor, make_value_network
+from ._common import RecipeConfig
+from ._models import make_stochastic_actor, make_value_network
 
 __all__ = ["OnPolicyConfig", "make_actor_critic"]
 

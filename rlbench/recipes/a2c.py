@@ -16,7 +16,8 @@ import torch
 
 from ..collectors import Collector
 from ..objectives import A2CLoss
-from ._common import RunTracker, TrainResults, start_run
+from ._common import start_run
+from ._run import RunTracker, TrainResults
 from ._onpolicy import OnPolicyConfig, make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]

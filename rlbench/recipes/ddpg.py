@@ -22,7 +22,9 @@ from tensordict.nn import TensorDictSequential
 
 from ..collectors import Collector
 from ..objectives import DDPGLoss
-from ._common import RunTracker, TrainResults, episode_return_stats, observation_key, start_run
+from ._common import episode_return_stats, start_run
+from ._run import RunTracker, TrainResults
+from ._models import observation_key
 from ._offpolicy import (OffPolicyConfig, make_deterministic_actor, make_exploration, make_learner, make_qvalue_network,
                          optimizer_step, transitions, updates_due)
 

@@ -38,7 +38,9 @@ from ..modules import (MLP, ConvNet, DistributionalQValueActor, DuelingHead, EGr
                        reset_noise)
 from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return
 from ..specs import Categorical, OneHot
-from ._common import RecipeConfig, RunTracker, TrainResults, episode_return_stats, observation_key, start_run
+from ._common import RecipeConfig, episode_return_stats, start_run
+from ._run import RunTracker, TrainResults
+from ._models import observation_key
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 

@@ -15,9 +15,10 @@ from tensordict.nn import TensorDictModule
 
 from rlbench.envs import CartPoleEnv, GymEnv, PendulumEnv, step_mdp
 from rlbench.recipes import ALGORITHMS, get_recipe
-from rlbench.recipes._common import (COMMON_FIELDS, RecipeConfig, RunTracker, TrainResults, apply_overrides,
-                                     config_docs, evaluate, make_encoder, make_env, make_stochastic_actor,
-                                     make_value_network, max_episode_steps, write_report)
+from rlbench.recipes._common import (COMMON_FIELDS, RecipeConfig, apply_overrides, config_docs, evaluate, make_env,
+                                     max_episode_steps)
+from rlbench.recipes._models import make_encoder, make_stochastic_actor, make_value_network
+from rlbench.recipes._run import RunTracker, TrainResults, write_report
 from rlbench.specs import Categorical, Composite, Unbounded
 
 
