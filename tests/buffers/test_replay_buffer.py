@@ -139,7 +139,8 @@ def test_prefetch_samples_and_cleans_up():
         batch, info = rb.sample(return_info=True)
         assert batch.shape == (50,) and torch.equal(batch["x"], info["index"].float())
         counts += torch.bincount(info["index"], minlength=100)
-    assert len(prefetch_threads()) - before == 3
+    # ThreadPoolExecutor starts a thread only when none is idle, so up to `prefetch` of them exist
+    assert 1 <= len(prefetch_threads()) - before <= 3
     assert counts.min() > 0 and counts.max() < 60  # uniform: 20 expected each
     assert rb.sample(7).shape == (7,)  # another batch size drains the queue
     rb.empty()
