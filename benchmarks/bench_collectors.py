@@ -29,10 +29,10 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import torch
+from _harness import best_time, parse_args, report
 from gymnasium.vector import AutoresetMode
 from tensordict.nn import TensorDictModule
 
-from _harness import best_time, parse_args, report
 from rlbench.collectors import Collector
 from rlbench.envs import CartPoleEnv, GymEnv, SerialEnv
 

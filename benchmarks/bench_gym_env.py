@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gymnasium
 import torch
-
 from _harness import best_time, parse_args, report
+
 from rlbench.envs.gym import GymEnv
 from rlbench.envs.utils import step_mdp
 

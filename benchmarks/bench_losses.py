@@ -22,11 +22,11 @@ import math
 
 import torch
 import torch.nn.functional as F
+from _harness import best_time, parse_args, report
 from tensordict import TensorDict
 from tensordict.nn import InteractionType, NormalParamExtractor, TensorDictModule
 from torch import nn
 
-from _harness import best_time, parse_args, report
 from rlbench.modules import ProbabilisticActor, TanhNormal
 from rlbench.objectives.ppo import ClipPPOLoss
 from rlbench.objectives.sac import SACLoss

@@ -15,12 +15,11 @@ The ratio is rlbench time / baseline time (< 1 is faster). Run: ``python benchma
 from __future__ import annotations
 
 import torch
+from _harness import best_time, parse_args, report
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import distributions as D
 from torch import nn
-
-from _harness import best_time, parse_args, report
 
 
 def paired(ours, ref, repeats: int) -> tuple[float, float]:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 import torch
-from tensordict.nn import TensorDictModule
-
 from _harness import best_time, parse_args, report
+from tensordict.nn import TensorDictModule
 
 from rlbench.collectors.multi import MultiAsyncCollector, MultiSyncCollector
 from rlbench.envs import GymEnv, SerialEnv

@@ -18,7 +18,6 @@ import time
 
 import gymnasium as gym
 import numpy as np
-
 from _harness import best_time, parse_args, report
 
 from rlbench.envs import GymEnv, GymWrapper, SerialEnv

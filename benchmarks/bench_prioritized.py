@@ -18,9 +18,9 @@ Run: ``python benchmarks/bench_prioritized.py`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 import torch
+from _harness import best_time, parse_args, report
 from tensordict import TensorDict
 
-from _harness import best_time, parse_args, report
 from rlbench.buffers.samplers.prioritized import PrioritizedSampler
 from rlbench.buffers.samplers.slice import SliceSampler
 

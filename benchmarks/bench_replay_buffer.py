@@ -18,9 +18,9 @@ import shutil
 import tempfile
 
 import torch
+from _harness import best_time, parse_args, report
 from tensordict import TensorDict
 
-from _harness import best_time, parse_args, report
 from rlbench.buffers import LazyMemmapStorage, LazyTensorStorage, RandomSampler, ReplayBuffer
 
 

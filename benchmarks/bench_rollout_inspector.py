@@ -26,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders headless, without a stderr line
 
 from _harness import best_time, parse_args, report  # noqa: E402
+
 from rlbench.envs import GymEnv  # noqa: E402
 from rlbench.widgets.rollout_inspector import RolloutInspector  # noqa: E402
 

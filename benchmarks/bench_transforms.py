@@ -11,8 +11,8 @@ Target: <= 1.5x. Run: ``python benchmarks/bench_transforms.py`` (``--quick`` for
 from __future__ import annotations
 
 import torch
-
 from _harness import best_time, parse_args, report
+
 from rlbench.envs.transforms import Compose, ObservationNorm, RewardSum, StepCounter, TransformedEnv
 from rlbench.testing import CountingEnv
 

@@ -16,8 +16,8 @@ Run: ``python benchmarks/bench_value_estimators.py`` (``--quick`` for a smoke ru
 from __future__ import annotations
 
 import torch
-
 from _harness import best_time, parse_args, report
+
 from rlbench.objectives.value import generalized_advantage_estimate, td_lambda_return_estimate
 
 GAMMA, LMBDA = 0.99, 0.95

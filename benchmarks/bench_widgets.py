@@ -20,8 +20,8 @@ import time
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import torch  # noqa: E402
-
 from _harness import best_time, parse_args, report  # noqa: E402
+
 from rlbench.envs import CartPoleEnv  # noqa: E402
 from rlbench.widgets import SpecInspector, TrainingMonitor  # noqa: E402
 

@@ -116,7 +116,8 @@ def test_pages_show_inspectors_offline_without_cdn_scripts(two_notebooks, tmp_pa
 
 def test_plain_nbconvert_would_need_the_network(two_notebooks):
     """The reference the site is built against: nbconvert's stock lab export of the same notebook
-    loads require.js and the widget manager from CDNs, and shows a placeholder, not our HTML."""
+    loads require.js and the widget manager from CDNs, and shows a placeholder, not our HTML.
+    """
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(two_notebooks[0], as_version=4))

@@ -4,12 +4,22 @@
 the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` into each batch;
 ``PrioritizedReplayBuffer(alpha=..., beta=...)`` samples by priority and returns importance weights.
 """
-from .replay_buffer import (EmptyBufferError, PrioritizedReplayBuffer, ReplayBuffer, TensorDictPrioritizedReplayBuffer,
-                            TensorDictReplayBuffer)
-from .samplers import (PrioritizedSampler, RandomSampler, Sampler, SamplerWithoutReplacement, SliceSampler,
-                       SliceSamplerWithoutReplacement)
-from .storages import (LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError,
-                       UnsafeLoadError)
+from .replay_buffer import (
+                            EmptyBufferError,
+                            PrioritizedReplayBuffer,
+                            ReplayBuffer,
+                            TensorDictPrioritizedReplayBuffer,
+                            TensorDictReplayBuffer,
+)
+from .samplers import (
+                            PrioritizedSampler,
+                            RandomSampler,
+                            Sampler,
+                            SamplerWithoutReplacement,
+                            SliceSampler,
+                            SliceSamplerWithoutReplacement,
+)
+from .storages import LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError, UnsafeLoadError
 from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
 
 __all__ = [

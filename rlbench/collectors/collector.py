@@ -421,7 +421,8 @@ class Collector:
 
     def _generic_steps(self, writer, td, start: int, stop: int, random: bool) -> TensorDictBase:
         """Run steps ``start..stop-1`` through ``step_and_maybe_reset`` and ``writer.write``; returns the
-        root after them."""
+        root after them.
+        """
         env = self.env
         step = env.step_and_maybe_reset
         if random:

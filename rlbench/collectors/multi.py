@@ -131,7 +131,8 @@ class _MultiCollector:
 
     def set_seed(self, seed: int | None) -> int | None:
         """Seed worker ``i``'s env with ``seed`` plus the number of sub-envs of the workers before it,
-        so every sub-env of every worker gets its own seed and the whole run is reproducible."""
+        so every sub-env of every worker gets its own seed and the whole run is reproducible.
+        """
         offset = 0
         for i, n in enumerate(self._env_sizes):
             self._workers.send(i, ("seed", None if seed is None else seed + offset))

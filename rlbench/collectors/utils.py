@@ -143,7 +143,8 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
 
 def _as_transitions(batch: TensorDictBase, buffer) -> TensorDictBase:
     """``[*B, T]`` batch -> what ``buffer`` stores per write: ``[N]`` items, or ``[T, n_envs]`` rows
-    for a two-dimensional storage (time along its first dim, as samplers of episodes expect)."""
+    for a two-dimensional storage (time along its first dim, as samplers of episodes expect).
+    """
     ndim = getattr(getattr(buffer, "storage", None), "ndim", 1)
     if ndim == 1 or batch.ndim == 1:
         return batch.reshape(-1)

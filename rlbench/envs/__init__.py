@@ -1,11 +1,11 @@
 """Environments: the EnvBase contract, gymnasium wrappers, torch-native envs, batching, transforms."""
+from ._workers import WorkerDiedError, WorkerError
 from .batched import SerialEnv
 from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
-from ._workers import WorkerDiedError, WorkerError
-from .parallel import ParallelEnv
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
+from .parallel import ParallelEnv
 from .transforms import Compose, Transform, TransformedEnv
 from .utils import SpecCheckError, SpecMismatch, check_env_specs, step_mdp
 

@@ -290,7 +290,8 @@ class WorkerGroup:
     def send_bytes_all(self, data: bytes, indices: Sequence[int] | None = None) -> None:
         """Send an already pickled message (``pickle.dumps(msg)``) to each worker: the hot path of a
         command repeated every step, pickled once. Only for messages without tensors (a shared
-        tensor's handle can be unpickled once only, so those must go through :meth:`send`)."""
+        tensor's handle can be unpickled once only, so those must go through :meth:`send`).
+        """
         self._check_open()
         for i in range(len(self)) if indices is None else indices:
             try:

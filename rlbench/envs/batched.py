@@ -94,7 +94,8 @@ class SerialEnv(EnvBase):
 
     def _split(self, td) -> list:
         """``[td[0], td[1], ...]`` (without ``"next"``, which ``_step`` does not read), built from one
-        ``unbind`` per key rather than one TensorDict indexing per sub-env (~25 us each)."""
+        ``unbind`` per key rather than one TensorDict indexing per sub-env (~25 us each).
+        """
         n = len(self.envs)
         if type(td) is not TensorDict or td.batch_size != self.batch_size:
             return [td[i] for i in range(n)]
@@ -162,7 +163,8 @@ class SerialEnv(EnvBase):
 
     def step_and_maybe_reset(self, td):
         """Like :meth:`EnvBase.step_and_maybe_reset` (same output); sub-envs that are single gym envs
-        are stepped, and reset when done, in one NumPy pass (see :mod:`rlbench.envs.serial_gym`)."""
+        are stepped, and reset when done, in one NumPy pass (see :mod:`rlbench.envs.serial_gym`).
+        """
         if self._kernel is not None and td.batch_size == self.batch_size:
             return self._kernel.step_and_maybe_reset(td)
         return super().step_and_maybe_reset(td)

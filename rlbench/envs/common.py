@@ -17,7 +17,6 @@ every spec runs once, in :func:`~rlbench.envs.check_env_specs`.
 """
 from __future__ import annotations
 
-
 import torch
 from tensordict import TensorDict, TensorDictBase
 

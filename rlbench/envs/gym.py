@@ -32,8 +32,8 @@ import torch
 from tensordict import TensorDict
 
 from ..specs import Bounded, Categorical, Composite, MultiCategorical
-from .common import EnvBase
 from . import gym_vector
+from .common import EnvBase
 from .gym_spaces import leaf_array, make_action_converter, space_kind, space_leaves, space_to_spec, torch_to_numpy
 
 __all__ = ["GymWrapper", "GymEnv"]
@@ -367,7 +367,8 @@ class GymWrapper(EnvBase):
     def step_and_maybe_reset(self, td):
         """Like :meth:`EnvBase.step_and_maybe_reset` (same output); vector envs take a fused path that
         builds the step and the next root from the step's NumPy outputs, with no partial reset to merge
-        (see :mod:`rlbench.envs.gym_vector`)."""
+        (see :mod:`rlbench.envs.gym_vector`).
+        """
         if self._fuse_vector and td.batch_size == self.batch_size:
             return gym_vector.step_and_maybe_reset(self, td)
         return super().step_and_maybe_reset(td)

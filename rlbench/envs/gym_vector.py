@@ -59,7 +59,8 @@ def reset_vector(env, td, seed, options) -> TensorDict:
 
 def _with_final_obs(env, data: dict, finished: np.ndarray, final) -> dict:
     """``data`` (the step's observations) with the rows of ``finished`` sub-envs replaced by their true
-    final observations from ``info["final_obs"]``; ``data`` itself is left untouched."""
+    final observations from ``info["final_obs"]``; ``data`` itself is left untouched.
+    """
     rows = np.flatnonzero(finished)
     if env._simple is not None:  # one array leaf (CartPole & co): patch the rows in NumPy, one write
         key, dtype = env._simple
@@ -196,7 +197,8 @@ class FusedStepper:
 
     def step(self, action):
         """``(next_obs, reward, terminated, truncated, done, root_obs)``; done rows of ``root_obs`` hold
-        the reset observation (SAME_STEP), those of ``next_obs`` the true final one."""
+        the reset observation (SAME_STEP), those of ``next_obs`` the true final one.
+        """
         env, shape = self.env, self.shape
         obs, reward, term, trunc, info = env._gym_step(env._convert_action(action))
         root = np.array(obs, dtype=self.dtype)  # copy: envs may reuse buffers

@@ -127,7 +127,8 @@ class _GymKernel:
 
 class FusedStepper:
     """The kernel's step as NumPy arrays, for a collector that writes them straight into its batch buffers
-    (see :class:`rlbench.envs.gym_vector.FusedStepper`, the same protocol)."""
+    (see :class:`rlbench.envs.gym_vector.FusedStepper`, the same protocol).
+    """
 
     def __init__(self, kernel):
         self.kernel, self.serial = kernel, kernel.serial
@@ -149,7 +150,8 @@ class FusedStepper:
 
     def finish(self, root_obs) -> TensorDict:
         """The next root after the last fused step, laid out as the kernel's ``step_and_maybe_reset`` lays it
-        out; also sets ``SerialEnv._last`` as it does (the step's data when nobody was done, else the root)."""
+        out; also sets ``SerialEnv._last`` as it does (the step's data when nobody was done, else the root).
+        """
         kernel, last = self.kernel, self._last
         if last is not None and last[-1] is last[0]:  # nobody done: the root shares the step's tensors
             obs, reward, term, trunc, done, _ = last

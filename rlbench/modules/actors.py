@@ -8,7 +8,6 @@ entries back, with the key vocabulary shared by estimators and losses (``"action
 from __future__ import annotations
 
 import torch
-from torch import nn
 from tensordict import TensorDictBase
 from tensordict.nn import (
     InteractionType,
@@ -19,6 +18,7 @@ from tensordict.nn import (
     TensorDictSequential,
 )
 from tensordict.nn.distributions import Delta
+from torch import nn
 
 from ..specs import Categorical, Composite, OneHot, Spec
 
@@ -59,7 +59,8 @@ def _projectors(spec, keys, owner: str) -> list:
 
 def _spec_on(spec, device: torch.device, cache: dict):
     """``spec`` on ``device`` (copied once per device and kept in ``cache``): projecting a CUDA action
-    with a CPU spec would move it to the CPU."""
+    with a CPU spec would move it to the CPU.
+    """
     if spec.device == device:
         return spec
     moved = cache.get((id(spec), device))
@@ -77,8 +78,9 @@ def _project(td: TensorDictBase, projectors, cache: dict) -> TensorDictBase:
 
 
 def _select_subsequence(seq, in_keys, out_keys, base=TensorDictSequential):
-    """tensordict's ``select_subsequence`` rebuilds ``type(self)(*modules)``, which our constructors
-    (taking networks and keyword options, not a module list) do not accept: select on a plain copy."""
+    """Tensordict's ``select_subsequence`` rebuilds ``type(self)(*modules)``, which our constructors
+    (taking networks and keyword options, not a module list) do not accept: select on a plain copy.
+    """
     return base(*seq.module).select_subsequence(in_keys=in_keys, out_keys=out_keys)
 
 

@@ -7,9 +7,9 @@ an ``MLP(out_features=(n_atoms, n_actions))`` produces it directly.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
+from torch import nn
 
 from .actors import QValueModule, _as_keys, _select_subsequence
 

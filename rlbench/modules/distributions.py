@@ -14,9 +14,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import distributions as D
 from tensordict.nn import NormalParamExtractor
 from tensordict.nn.distributions import Delta, OneHotCategorical
+from torch import distributions as D
 
 __all__ = [
     "TanhNormal",
@@ -42,7 +42,8 @@ def _log1m_tanh_sq(x: torch.Tensor) -> torch.Tensor:
 
 def _bounds(low, high, like: torch.Tensor):
     """``(mid, half)`` of the box: Python floats for number bounds (the common ``[-1, 1]``, no tensor
-    ops), tensors on ``like``'s device otherwise."""
+    ops), tensors on ``like``'s device otherwise.
+    """
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         if not low < high:
             raise ValueError(f"TanhNormal/TanhDelta: low must be < high everywhere, got low={low}, high={high}")

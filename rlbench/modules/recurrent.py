@@ -18,9 +18,9 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
+from torch import nn
 
 from ..envs.transforms import EnvSpecs, Transform
 from ..specs import Unbounded

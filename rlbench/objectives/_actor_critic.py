@@ -111,7 +111,8 @@ def action_bounds(spec, what: str) -> tuple[torch.Tensor, torch.Tensor] | None:
 def _per_env(bound: torch.Tensor) -> torch.Tensor:
     """A batched env's spec repeats the bounds over its env dims (``[n_envs, n]``); a replay batch has
     other leading dims (``[256, n]``). When every env has the same bounds, keep one row, which
-    broadcasts against any batch."""
+    broadcasts against any batch.
+    """
     while bound.ndim > 1 and bool((bound == bound[:1]).all()):
         bound = bound[0]
     return bound

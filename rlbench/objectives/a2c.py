@@ -1,5 +1,6 @@
 """Advantage Actor-Critic loss (Mnih et al., "Asynchronous Methods for Deep Reinforcement Learning",
-2016, arXiv:1602.01783; the synchronous variant A2C)."""
+2016, arXiv:1602.01783; the synchronous variant A2C).
+"""
 from __future__ import annotations
 
 from tensordict import TensorDict, TensorDictBase

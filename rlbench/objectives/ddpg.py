@@ -1,5 +1,6 @@
 """Deep Deterministic Policy Gradient loss (Lillicrap et al., "Continuous control with deep
-reinforcement learning", 2015, arXiv:1509.02971, Algorithm 1)."""
+reinforcement learning", 2015, arXiv:1509.02971, Algorithm 1).
+"""
 from __future__ import annotations
 
 import torch

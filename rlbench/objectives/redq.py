@@ -1,5 +1,6 @@
 """Randomized Ensembled Double Q-learning loss (Chen et al., "Randomized Ensembled Double Q-Learning:
-Learning Fast Without a Model", ICLR 2021, arXiv:2101.05982, Algorithm 1)."""
+Learning Fast Without a Model", ICLR 2021, arXiv:2101.05982, Algorithm 1).
+"""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """Twin Delayed DDPG loss (Fujimoto et al., "Addressing Function Approximation Error in Actor-Critic
-Methods", 2018, arXiv:1802.09477, Algorithm 1)."""
+Methods", 2018, arXiv:1802.09477, Algorithm 1).
+"""
 from __future__ import annotations
 
 import torch

@@ -41,8 +41,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..envs import (AcrobotEnv, CartPoleEnv, EnvBase, GymEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv,
-                    SerialEnv)
+from ..envs import (
+    AcrobotEnv,
+    CartPoleEnv,
+    EnvBase,
+    GymEnv,
+    MountainCarContinuousEnv,
+    MountainCarEnv,
+    PendulumEnv,
+    SerialEnv,
+)
 from ..modules import ExplorationType, set_exploration_type
 
 __all__ = [

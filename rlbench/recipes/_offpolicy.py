@@ -18,8 +18,8 @@ import torch
 
 from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..envs import EnvBase
-from ..objectives import SoftUpdate
 from ..modules import MLP, Actor, AdditiveGaussianModule, OrnsteinUhlenbeckProcessModule, ValueOperator
+from ..objectives import SoftUpdate
 from ..specs import Bounded
 from ._common import RecipeConfig
 from ._models import observation_key

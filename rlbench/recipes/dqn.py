@@ -34,13 +34,21 @@ from torch import nn
 
 from ..buffers import LazyTensorStorage, PrioritizedReplayBuffer, TensorDictReplayBuffer
 from ..collectors import Collector
-from ..modules import (MLP, ConvNet, DistributionalQValueActor, DuelingHead, EGreedyModule, NoisyLinear, QValueActor,
-                       reset_noise)
+from ..modules import (
+    MLP,
+    ConvNet,
+    DistributionalQValueActor,
+    DuelingHead,
+    EGreedyModule,
+    NoisyLinear,
+    QValueActor,
+    reset_noise,
+)
 from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return
 from ..specs import Categorical, OneHot
 from ._common import RecipeConfig, episode_return_stats, start_run
-from ._run import RunTracker, TrainResults
 from ._models import observation_key
+from ._run import RunTracker, TrainResults
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 

@@ -22,8 +22,8 @@ import torch
 from ..collectors import Collector
 from ..objectives import ClipPPOLoss
 from ._common import start_run
-from ._run import RunTracker, TrainResults
 from ._onpolicy import OnPolicyConfig, make_actor_critic
+from ._run import RunTracker, TrainResults
 
 __all__ = ["Config", "make_models", "train"]
 

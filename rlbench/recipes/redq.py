@@ -24,10 +24,17 @@ import torch
 from ..collectors import Collector
 from ..objectives import REDQLoss
 from ._common import episode_return_stats, start_run
-from ._run import RunTracker, TrainResults
 from ._models import make_stochastic_actor, observation_key
-from ._offpolicy import (OffPolicyConfig, make_learner, make_qvalue_network, optimizer_step, require_bounded_actions,
-                         transitions, updates_due)
+from ._offpolicy import (
+    OffPolicyConfig,
+    make_learner,
+    make_qvalue_network,
+    optimizer_step,
+    require_bounded_actions,
+    transitions,
+    updates_due,
+)
+from ._run import RunTracker, TrainResults
 
 __all__ = ["Config", "make_models", "train"]
 

@@ -27,10 +27,17 @@ from ..modules import ValueOperator
 from ..objectives import DiscreteSACLoss, SACLoss
 from ..specs import Categorical, OneHot
 from ._common import episode_return_stats, start_run
-from ._run import RunTracker, TrainResults
 from ._models import make_encoder, make_stochastic_actor, observation_key
-from ._offpolicy import (OffPolicyConfig, make_learner, make_qvalue_network, optimizer_step, require_bounded_actions,
-                         transitions, updates_due)
+from ._offpolicy import (
+    OffPolicyConfig,
+    make_learner,
+    make_qvalue_network,
+    optimizer_step,
+    require_bounded_actions,
+    transitions,
+    updates_due,
+)
+from ._run import RunTracker, TrainResults
 
 __all__ = ["Config", "make_models", "make_loss", "train"]
 

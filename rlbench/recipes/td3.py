@@ -24,10 +24,20 @@ from tensordict.nn import TensorDictSequential
 from ..collectors import Collector
 from ..objectives import TD3Loss
 from ._common import episode_return_stats, start_run
-from ._run import RunTracker, TrainResults
 from ._models import observation_key
-from ._offpolicy import (OffPolicyConfig, action_box, action_half_range, make_deterministic_actor, make_exploration,
-                         make_learner, make_qvalue_network, optimizer_step, transitions, updates_due)
+from ._offpolicy import (
+    OffPolicyConfig,
+    action_box,
+    action_half_range,
+    make_deterministic_actor,
+    make_exploration,
+    make_learner,
+    make_qvalue_network,
+    optimizer_step,
+    transitions,
+    updates_due,
+)
+from ._run import RunTracker, TrainResults
 
 __all__ = ["Config", "make_models", "train"]
 

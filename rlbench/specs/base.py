@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ._utils import _size, _device, _insert_points
+from ._utils import _device, _insert_points, _size
 
 __all__ = ["Spec"]
 

@@ -6,7 +6,7 @@ from typing import Iterator
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from ._utils import _size, _device, _insert_points
+from ._utils import _device, _insert_points, _size
 from .base import Spec
 
 __all__ = ["Composite"]

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ._utils import _size, _device, _fmt_values, _examples, _within, _int_limits, _to_int64
+from ._utils import _device, _examples, _fmt_values, _int_limits, _size, _to_int64, _within
 from .base import Spec
 
 __all__ = ["Unbounded", "Bounded"]

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ._utils import _size, _device, _examples, _within, _check_int_dtype, _to_int64
+from ._utils import _check_int_dtype, _device, _examples, _size, _to_int64, _within
 from .base import Spec
 
 __all__ = ["Categorical", "OneHot", "Binary", "MultiCategorical", "MultiOneHot"]

@@ -316,7 +316,8 @@ class Trainer:
 
     def _store(self, batch: TensorDictBase) -> None:
         """Write a ``[*B, T]`` batch to the buffer as transitions: flat for a 1-d storage, time-major rows
-        (``[T, *B]``) for a storage that keeps one row per step of all sub-envs (``ndim=2``)."""
+        (``[T, *B]``) for a storage that keeps one row per step of all sub-envs (``ndim=2``).
+        """
         ndim = getattr(getattr(self.replay_buffer, "storage", None), "ndim", 1)
         if ndim == 1 or batch.ndim == 1:
             self.replay_buffer.extend(batch.reshape(-1))

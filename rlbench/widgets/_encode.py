@@ -16,8 +16,8 @@ import io
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -149,7 +149,8 @@ def encode_series(td: TensorDictBase, exclude: Sequence[tuple] = (),
 @dataclass
 class FramePack:
     """Compressed frames of ``B`` envs at the same kept steps, env-major: frame ``b * len(steps) + i``
-    is env ``b`` at step ``steps[i]``. ``offsets`` has ``count + 1`` entries (Uint32, little endian)."""
+    is env ``b`` at step ``steps[i]``. ``offsets`` has ``count + 1`` entries (Uint32, little endian).
+    """
 
     data: bytes = b""
     offsets: bytes = b""

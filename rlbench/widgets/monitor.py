@@ -134,7 +134,8 @@ class TrainingMonitor(Inspector):
 
     def close(self) -> None:
         """Final push. The plots stay on screen: unlike ``Widget.close`` this keeps the view open
-        (call :meth:`dispose` to close the widget itself)."""
+        (call :meth:`dispose` to close the widget itself).
+        """
         if getattr(self, "_steps", None) is not None:  # also reached from Widget.__del__ after a failed init
             self.flush()
 

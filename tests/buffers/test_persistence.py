@@ -6,8 +6,16 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlbench.buffers import (LazyMemmapStorage, LazyTensorStorage, ListStorage, PrioritizedReplayBuffer,
-                             RandomSampler, ReplayBuffer, SamplerWithoutReplacement, TensorDictReplayBuffer)
+from rlbench.buffers import (
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    ListStorage,
+    PrioritizedReplayBuffer,
+    RandomSampler,
+    ReplayBuffer,
+    SamplerWithoutReplacement,
+    TensorDictReplayBuffer,
+)
 
 
 def data(n, start=0):

@@ -7,9 +7,17 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlbench.buffers import (EmptyBufferError, LazyMemmapStorage, LazyTensorStorage, ListStorage,
-                             PrioritizedReplayBuffer, RandomSampler, ReplayBuffer, SamplerWithoutReplacement,
-                             TensorDictReplayBuffer)
+from rlbench.buffers import (
+    EmptyBufferError,
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    ListStorage,
+    PrioritizedReplayBuffer,
+    RandomSampler,
+    ReplayBuffer,
+    SamplerWithoutReplacement,
+    TensorDictReplayBuffer,
+)
 from rlbench.envs.transforms import RewardScaling
 
 

@@ -7,8 +7,14 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlbench.buffers import (LazyMemmapStorage, LazyTensorStorage, ListStorage, ReplayBuffer, StorageMismatchError,
-                             UnsafeLoadError)
+from rlbench.buffers import (
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    ListStorage,
+    ReplayBuffer,
+    StorageMismatchError,
+    UnsafeLoadError,
+)
 
 
 def transitions(n, start=0):

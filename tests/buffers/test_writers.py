@@ -5,8 +5,15 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from rlbench.buffers import (LazyMemmapStorage, LazyTensorStorage, ListStorage, ReplayBuffer, RoundRobinWriter,
-                             Sampler, TensorDictMaxValueWriter)
+from rlbench.buffers import (
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    ListStorage,
+    ReplayBuffer,
+    RoundRobinWriter,
+    Sampler,
+    TensorDictMaxValueWriter,
+)
 
 
 class Recorder(Sampler):

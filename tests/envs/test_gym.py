@@ -15,7 +15,14 @@ from rlbench.envs.gym import GymEnv, GymWrapper
 from rlbench.envs.gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
 from rlbench.envs.utils import check_env_specs, step_mdp
 from rlbench.specs import (
-    Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot, Unbounded,
+    Binary,
+    Bounded,
+    Categorical,
+    Composite,
+    MultiCategorical,
+    MultiOneHot,
+    OneHot,
+    Unbounded,
 )
 
 

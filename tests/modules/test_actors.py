@@ -1,10 +1,10 @@
 """Actor / critic wrappers: keys, spec projection, exploration types, Q-value argmax, shared trunks."""
 import pytest
 import torch
-from torch import distributions as D
-from torch import nn
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import distributions as D
+from torch import nn
 
 from rlbench.modules import (
     MLP,
@@ -43,6 +43,7 @@ def _obs(n=8, d=3):
 
 def test_exploration_aliases_are_tensordicts_and_collectors():
     import tensordict.nn as tdnn
+
     from rlbench.collectors import utils
 
     assert ExplorationType is tdnn.InteractionType is utils.ExplorationType

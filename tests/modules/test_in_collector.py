@@ -1,7 +1,7 @@
 """Modules driving real envs through a Collector (the integration the losses build on)."""
 import torch
-from torch import nn
 from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import nn
 
 from rlbench.collectors import Collector
 from rlbench.envs import CartPoleEnv, GymEnv

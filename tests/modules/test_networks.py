@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
-from torch import nn
 from tensordict import TensorDict
+from torch import nn
 
 from rlbench.modules import (
     MLP,

@@ -1,9 +1,9 @@
 """Recurrent modules: sequence mode == a hand-written step loop with resets; state carried through envs."""
 import pytest
 import torch
-from torch import nn
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictSequential
+from torch import nn
 
 from rlbench.collectors import Collector
 from rlbench.envs import CartPoleEnv, TransformedEnv, check_env_specs

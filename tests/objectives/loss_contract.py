@@ -30,7 +30,8 @@ from tensordict import TensorDictBase
 
 def _call(loss, td: TensorDictBase, seed: int) -> TensorDictBase:
     """``loss`` on a clone of ``td`` under ``seed``, on a copy of the loss: losses with state that a call
-    updates (KL-PEN's beta, TD3's update counter) give comparable outputs call after call."""
+    updates (KL-PEN's beta, TD3's update counter) give comparable outputs call after call.
+    """
     torch.manual_seed(seed)
     return copy.deepcopy(loss)(td.clone())
 
@@ -158,7 +159,8 @@ def rollout_batch(env_name: str, policy, frames: int = 32, seed: int = 0) -> Ten
 
 def replay_sample(env_name: str, policy, frames: int = 64, batch_size: int = 32, seed: int = 0) -> TensorDictBase:
     """A batch as an off-policy loop sees it: collected from a gymnasium env, stored in an rlbench
-    ``ReplayBuffer`` and sampled back."""
+    ``ReplayBuffer`` and sampled back.
+    """
     from rlbench.buffers import LazyTensorStorage, ReplayBuffer
 
     buffer = ReplayBuffer(storage=LazyTensorStorage(frames))

@@ -3,8 +3,12 @@ import pytest
 import torch
 from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
-from tensordict.nn import (InteractionType, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
-                           TensorDictModule)
+from tensordict.nn import (
+    InteractionType,
+    ProbabilisticTensorDictModule,
+    ProbabilisticTensorDictSequential,
+    TensorDictModule,
+)
 from torch import nn
 
 from rlbench.objectives.a2c import A2CLoss

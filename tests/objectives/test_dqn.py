@@ -5,8 +5,14 @@ from loss_contract import check_loss_contract, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 
-from rlbench.objectives import (DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return,
-                                project_distribution)
+from rlbench.objectives import (
+    DistributionalDQNLoss,
+    DQNLoss,
+    HardUpdate,
+    SoftUpdate,
+    nstep_return,
+    project_distribution,
+)
 
 
 def _linear_q(weight, bias=None):
@@ -271,6 +277,7 @@ def test_c51_contract_on_cartpole():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_dqn_and_c51_run_on_cuda():
     from loss_contract import check_runs_on
+
     from rlbench.modules import MLP, DistributionalQValueActor
     from rlbench.specs import Categorical
     actor = _q_actor()

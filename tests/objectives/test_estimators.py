@@ -3,11 +3,10 @@ import pytest
 import torch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
+from test_value_functional import ref_gae, ref_td1, ref_td_lambda  # same folder (on sys.path under pytest)
 
 from rlbench.objectives import LossModule, ValueEstimators
 from rlbench.objectives.value import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator
-
-from test_value_functional import ref_gae, ref_td1, ref_td_lambda  # same folder (on sys.path under pytest)
 
 
 class _CountingLinear(torch.nn.Linear):

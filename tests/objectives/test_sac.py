@@ -5,8 +5,13 @@ import pytest
 import torch
 from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
-from tensordict.nn import (InteractionType, NormalParamExtractor, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
-                           TensorDictModule)
+from tensordict.nn import (
+    InteractionType,
+    NormalParamExtractor,
+    ProbabilisticTensorDictModule,
+    ProbabilisticTensorDictSequential,
+    TensorDictModule,
+)
 from torch import nn
 
 from rlbench.objectives.sac import DiscreteSACLoss, SACLoss

@@ -11,12 +11,10 @@ from torch import nn
 from rlbench.envs import TransformedEnv
 from rlbench.envs.transforms import Compose, ExcludeTransform, ToTensorImage
 from rlbench.modules import DistributionalQValueActor, DuelingHead, NoisyLinear, QValueActor
-from rlbench.recipes import apply_overrides, config_docs, evaluate, get_recipe
-from rlbench.recipes import dqn
+from rlbench.recipes import apply_overrides, config_docs, dqn, evaluate, get_recipe
 from rlbench.recipes._common import make_env
 from rlbench.testing import PixelCountingEnv
 from rlbench.trainers import load_checkpoint, read_csv_log
-
 
 SMALL = dict(env="native:CartPole", frames=384, num_envs=4, steps_per_env=16, gradient_steps=4, batch_size=32,
              learning_starts=128, hidden_sizes=(32, 32), n_atoms=11, eval_episodes=3)

@@ -7,8 +7,14 @@ import torch
 from tensordict import TensorDict
 
 from rlbench.recipes import make_env, sac
-from rlbench.recipes._offpolicy import (OffPolicyConfig, ScaleToBounds, make_exploration, make_qvalue_network,
-                                        transitions, updates_due)
+from rlbench.recipes._offpolicy import (
+    OffPolicyConfig,
+    ScaleToBounds,
+    make_exploration,
+    make_qvalue_network,
+    transitions,
+    updates_due,
+)
 from rlbench.specs import Bounded
 
 ALGO = "sac"  # what the conftest fixtures (small, recipe) build

@@ -15,8 +15,15 @@ from tensordict.nn import TensorDictModule
 
 from rlbench.envs import CartPoleEnv, GymEnv, PendulumEnv, step_mdp
 from rlbench.recipes import ALGORITHMS, get_recipe
-from rlbench.recipes._common import (COMMON_FIELDS, RecipeConfig, apply_overrides, config_docs, evaluate, make_env,
-                                     max_episode_steps)
+from rlbench.recipes._common import (
+    COMMON_FIELDS,
+    RecipeConfig,
+    apply_overrides,
+    config_docs,
+    evaluate,
+    make_env,
+    max_episode_steps,
+)
 from rlbench.recipes._models import make_encoder, make_stochastic_actor, make_value_network
 from rlbench.recipes._run import RunTracker, TrainResults, write_report
 from rlbench.specs import Categorical, Composite, Unbounded

@@ -1,7 +1,12 @@
 """Small, fully seeded DQN-like and PPO-like training setups shared by the trainer tests."""
 import torch
-from tensordict.nn import (InteractionType, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
-                           TensorDictModule, TensorDictSequential)
+from tensordict.nn import (
+    InteractionType,
+    ProbabilisticTensorDictModule,
+    ProbabilisticTensorDictSequential,
+    TensorDictModule,
+    TensorDictSequential,
+)
 
 from rlbench.buffers import LazyTensorStorage, ReplayBuffer
 from rlbench.collectors import Collector

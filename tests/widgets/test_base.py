@@ -15,8 +15,13 @@ pytest.importorskip("anywidget")
 
 from rlbench.envs import CartPoleEnv  # noqa: E402
 from rlbench.specs import Composite, Unbounded  # noqa: E402
-from rlbench.widgets import SpecInspector, TrainingMonitor, pack_array, show  # noqa: E402
-from rlbench.widgets import _static  # noqa: E402
+from rlbench.widgets import (  # noqa: E402
+    SpecInspector,
+    TrainingMonitor,
+    _static,  # noqa: E402
+    pack_array,
+    show,
+)
 from rlbench.widgets.base import escape  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,6 @@
 """ReplayInspector's Python side: summary, chunked statistics against direct computation, the
-priority histogram, paging (and how little it sends), sampling without side effects, messages."""
+priority histogram, paging (and how little it sends), sampling without side effects, messages.
+"""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,22 @@ from tensordict import TensorDict
 
 pytest.importorskip("anywidget")
 
-from rlbench.buffers import (LazyMemmapStorage, LazyTensorStorage, ListStorage, PrioritizedReplayBuffer,  # noqa: E402
-                             ReplayBuffer, SamplerWithoutReplacement, TensorDictReplayBuffer)
-from rlbench.widgets.replay_inspector import (ReplayInspector, buffer_page, buffer_stats,  # noqa: E402
-                                              buffer_summary, priority_histogram)
+from rlbench.buffers import (  # noqa: E402
+    LazyMemmapStorage,
+    LazyTensorStorage,
+    ListStorage,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    SamplerWithoutReplacement,
+    TensorDictReplayBuffer,
+)
+from rlbench.widgets.replay_inspector import (  # noqa: E402
+    ReplayInspector,
+    buffer_page,
+    buffer_stats,
+    buffer_summary,
+    priority_histogram,
+)
 
 EVIL = "<img src=x onerror=alert(1)>"
 

@@ -1,5 +1,6 @@
 """RolloutInspector's Python side: what it encodes (checked by decoding it again), frame bounds,
-odd data, and its errors. The view itself is exercised in test_browser_views.py."""
+odd data, and its errors. The view itself is exercised in test_browser_views.py.
+"""
 from __future__ import annotations
 
 import io

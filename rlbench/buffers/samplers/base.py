@@ -36,7 +36,8 @@ class Sampler(ABC):
     @abstractmethod
     def sample(self, storage: Any, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
         """Return ``(index, info)``: flat long indices of shape ``[batch_size]`` into ``storage``,
-        and extra per-item entries for the sample (e.g. ``{"priority_weight": tensor}``)."""
+        and extra per-item entries for the sample (e.g. ``{"priority_weight": tensor}``).
+        """
 
     def extend(self, index: torch.Tensor) -> None:
         """Called by the writer with the flat indices it just wrote (new or overwritten items)."""

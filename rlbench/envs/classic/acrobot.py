@@ -83,7 +83,7 @@ class AcrobotEnv(ClassicControlEnv):
         return Bounded(-high, high, (*b, 6), dtype=self.dtype, device=self.device)
 
     def _dsdt(self, s, torque):
-        """gymnasium's ``_dsdt`` ("book" dynamics): d/dt of ``[t1, t2, dt1, dt2]``."""
+        """Gymnasium's ``_dsdt`` ("book" dynamics): d/dt of ``[t1, t2, dt1, dt2]``."""
         t1, t2, dt1, dt2 = s.unbind(-1)
         kb = self._k_b
         cos2, sin2 = torch.cos(t2), torch.sin(t2)

@@ -228,7 +228,8 @@ class Transform(nn.Module):
 
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
         """Hook run on each reset's output. ``td`` is the reset's input (``None`` or holding a
-        ``"_reset"`` mask of the sub-envs being reset); stateful transforms refill their state here."""
+        ``"_reset"`` mask of the sub-envs being reset); stateful transforms refill their state here.
+        """
         return self._call(td_reset)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
@@ -252,7 +253,8 @@ class Transform(nn.Module):
 
     def inv(self, td: TensorDictBase) -> TensorDictBase:
         """The inverse transform of ``td`` (the caller's action as the env below reads it); returns a
-        shallow copy, so ``td`` itself keeps the caller's values."""
+        shallow copy, so ``td`` itself keeps the caller's values.
+        """
         return self._inv_call(td.copy())
 
     @property
@@ -447,7 +449,8 @@ class Compose(Transform):
 
     def append(self, transform: Transform) -> "Compose":
         """Add ``transform`` at the end; raises (and leaves the Compose unchanged) if its keys do not
-        fit the env the Compose is in."""
+        fit the env the Compose is in.
+        """
         return self.insert(len(self._seq), transform)
 
     def insert(self, index: int, transform: Transform) -> "Compose":

@@ -1,5 +1,6 @@
 """Episode-structure transforms: step counting and time limits, first-step flags, no-op resets,
-frame skipping."""
+frame skipping.
+"""
 from __future__ import annotations
 
 import torch

@@ -7,8 +7,20 @@ from tensordict import TensorDict
 
 from rlbench.envs import check_env_specs
 from rlbench.envs.transforms import (
-    CatFrames, Compose, DoubleToFloat, InitTracker, ObservationNorm, RewardScaling, RewardSum, StepCounter,
-    Transform, TransformedEnv, TransformKeyError, VecNorm, episode_starts, time_dim,
+    CatFrames,
+    Compose,
+    DoubleToFloat,
+    InitTracker,
+    ObservationNorm,
+    RewardScaling,
+    RewardSum,
+    StepCounter,
+    Transform,
+    TransformedEnv,
+    TransformKeyError,
+    VecNorm,
+    episode_starts,
+    time_dim,
 )
 from rlbench.testing import CountingEnv, DoubleCountingEnv
 

@@ -4,7 +4,13 @@ import torch.nn.functional as F
 from tensordict import TensorDict
 
 from rlbench.envs.transforms import (
-    CatFrames, CenterCrop, Compose, GrayScale, Resize, ToTensorImage, TransformedEnv,
+    CatFrames,
+    CenterCrop,
+    Compose,
+    GrayScale,
+    Resize,
+    ToTensorImage,
+    TransformedEnv,
 )
 from rlbench.testing import CountingEnv, PixelCountingEnv
 

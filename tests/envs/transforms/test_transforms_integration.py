@@ -4,7 +4,14 @@ import torch
 
 from rlbench.envs import check_env_specs
 from rlbench.envs.transforms import (
-    CatFrames, Compose, DoubleToFloat, ObservationNorm, RenameTransform, RewardSum, StepCounter, TransformedEnv,
+    CatFrames,
+    Compose,
+    DoubleToFloat,
+    ObservationNorm,
+    RenameTransform,
+    RewardSum,
+    StepCounter,
+    TransformedEnv,
     VecNorm,
 )
 

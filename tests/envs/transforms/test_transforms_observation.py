@@ -5,8 +5,16 @@ from tensordict import TensorDict
 
 from rlbench.envs import check_env_specs
 from rlbench.envs.transforms import (
-    CatTensors, Compose, DoubleToFloat, ExcludeTransform, FlattenObservation, RenameTransform, StepCounter,
-    TransformedEnv, TransformKeyError, UnsqueezeTransform,
+    CatTensors,
+    Compose,
+    DoubleToFloat,
+    ExcludeTransform,
+    FlattenObservation,
+    RenameTransform,
+    StepCounter,
+    TransformedEnv,
+    TransformKeyError,
+    UnsqueezeTransform,
 )
 from rlbench.specs import Bounded
 from rlbench.testing import ContinuousCountingEnv, CountingEnv, DoubleCountingEnv

@@ -5,8 +5,17 @@ from tensordict import TensorDict
 
 from rlbench.envs import check_env_specs
 from rlbench.envs.transforms import (
-    Compose, DoubleToFloat, FrameSkipTransform, InitTracker, NoopResetEnv, RewardClipping, RewardScaling, RewardSum,
-    StepCounter, TransformedEnv, TransformKeyError,
+    Compose,
+    DoubleToFloat,
+    FrameSkipTransform,
+    InitTracker,
+    NoopResetEnv,
+    RewardClipping,
+    RewardScaling,
+    RewardSum,
+    StepCounter,
+    TransformedEnv,
+    TransformKeyError,
 )
 from rlbench.specs import Bounded, Unbounded
 from rlbench.testing import CountingEnv, DoubleCountingEnv

@@ -24,9 +24,27 @@ import torch
 
 from rlbench.envs import check_env_specs
 from rlbench.envs.transforms import (
-    CatFrames, CatTensors, CenterCrop, Compose, DoubleToFloat, ExcludeTransform, FlattenObservation,
-    FrameSkipTransform, GrayScale, InitTracker, NoopResetEnv, ObservationNorm, RenameTransform, Resize,
-    RewardClipping, RewardScaling, RewardSum, StepCounter, ToTensorImage, TransformedEnv, UnsqueezeTransform,
+    CatFrames,
+    CatTensors,
+    CenterCrop,
+    Compose,
+    DoubleToFloat,
+    ExcludeTransform,
+    FlattenObservation,
+    FrameSkipTransform,
+    GrayScale,
+    InitTracker,
+    NoopResetEnv,
+    ObservationNorm,
+    RenameTransform,
+    Resize,
+    RewardClipping,
+    RewardScaling,
+    RewardSum,
+    StepCounter,
+    ToTensorImage,
+    TransformedEnv,
+    UnsqueezeTransform,
     VecNorm,
 )
 from rlbench.testing import ContinuousCountingEnv, CountingEnv, DoubleCountingEnv, PixelCountingEnv
