@@ -19,7 +19,8 @@ __all__ = ["TrainingMonitor"]
 def _as_float(value) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"TrainingMonitor.log_scalar: expected a scalar, got a tensor of shape {tuple(value.shape)}")
+            raise ValueError(
+                f"TrainingMonitor.log_scalar: expected a scalar, got a tensor of shape {tuple(value.shape)}")
         return float(value.item())
     try:
         return float(value)
@@ -35,11 +36,18 @@ class TrainingMonitor(Inspector):
     :meth:`close` or when a ``with`` block ends. Without a front end it just records, so the same
     code runs in scripts and tests; :meth:`to_csv` writes everything out.
 
+    Displayed in a notebook, the monitor also keeps the output's static copies current (the HTML
+    and PNG that a saved notebook, an nbconvert export or a reopened notebook without widget state
+    shows): they are rewritten on :meth:`close` and at most every ``fallback_every`` seconds while
+    data arrives, so a saved notebook shows the final curves, not an empty monitor.
+
     Args:
         title: shown above the plots.
         max_fps: most pushes to the front end per second.
         max_points: most points per metric sent to the front end (the history keeps all).
         clock: seconds, monotonic (tests pass a fake one).
+        fallback_every: least seconds between rewrites of the displayed output's static copies
+            (each rewrite redraws the live view too, so not on every push).
 
     Synced fields: ``title``; ``series``: ``{name: {"step": packed float64, "value": packed float64,
     "count": int}}`` (see ``widgets/README.md``).
@@ -57,7 +65,7 @@ class TrainingMonitor(Inspector):
     series = traitlets.Dict().tag(sync=True)
 
     def __init__(self, title: str = "Training", max_fps: float = 4.0, max_points: int = 2000,
-                 clock: Callable[[], float] = time.monotonic, **kwargs):
+                 clock: Callable[[], float] = time.monotonic, fallback_every: float = 10.0, **kwargs):
         if not max_fps > 0:
             raise ValueError(f"TrainingMonitor: max_fps must be > 0, got {max_fps}")
         if max_points < 2:
@@ -70,6 +78,9 @@ class TrainingMonitor(Inspector):
         self._values: dict[str, list[float]] = {}
         self._last_push = -math.inf
         self._dirty = False
+        self.fallback_every = float(fallback_every)
+        self._displays: list = []  # IPython DisplayHandles of the outputs showing this monitor
+        self._last_fallback = -math.inf
         self.pushes = 0  # how many times data went to the front end (tests and curious users)
 
     # ------------------------------------------------------------------ Logger interface
@@ -122,6 +133,8 @@ class TrainingMonitor(Inspector):
         self._last_push = self._clock()
         self.pushes += 1
         self.series = {name: self._packed(name) for name in self._steps}
+        if self._displays and self._clock() - self._last_fallback >= self.fallback_every:
+            self._refresh_displays()
 
     def _packed(self, name: str) -> dict:
         steps = np.asarray(self._steps[name], dtype=np.float64)
@@ -133,11 +146,14 @@ class TrainingMonitor(Inspector):
                 "count": len(self._steps[name])}
 
     def close(self) -> None:
-        """Final push. The plots stay on screen: unlike ``Widget.close`` this keeps the view open
-        (call :meth:`dispose` to close the widget itself).
+        """Final push; the plots stay on screen.
+
+        Unlike ``Widget.close`` this keeps the view open (call :meth:`dispose` to close the widget itself).
         """
         if getattr(self, "_steps", None) is not None:  # also reached from Widget.__del__ after a failed init
             self.flush()
+            if self._displays:
+                self._refresh_displays()
 
     def dispose(self) -> None:
         """Close the widget (its views disappear), after a final push."""
@@ -149,6 +165,24 @@ class TrainingMonitor(Inspector):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ displayed outputs
+    def _ipython_display_(self) -> None:
+        """Display with a display id, so that :meth:`close` can rewrite the output's static copies."""
+        from IPython.display import display
+
+        data, metadata = self._repr_mimebundle_()
+        handle = display(data, metadata=metadata, raw=True, display_id=True)
+        if handle is not None:
+            self._displays.append(handle)
+        self._last_fallback = self._clock()
+
+    def _refresh_displays(self) -> None:
+        # the whole bundle is sent again (widget view included): a display update replaces all of it
+        data, metadata = self._repr_mimebundle_()
+        for handle in self._displays:
+            handle.update(data, metadata=metadata, raw=True)
+        self._last_fallback = self._clock()
 
     # ------------------------------------------------------------------ fallbacks
     def _summary_rows(self) -> Iterable[tuple[str, str]]:

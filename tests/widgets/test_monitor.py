@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -105,3 +106,29 @@ def test_fallbacks():
     rows = dict(m._summary_rows())
     assert rows == {"metrics": "1", "loss": "last 2 at step 7 (1 values)"}
     assert m.to_png().startswith(b"\x89PNG")
+
+
+def test_saved_notebook_shows_the_final_curves_not_an_empty_monitor():
+    """A notebook executed (and saved) without widget state keeps the monitor's final fallback.
+
+    The static HTML and PNG copies of the output are rewritten on close, so an nbconvert export or
+    a reopened notebook shows the logged metrics instead of the empty monitor of display time.
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+
+    code = ("from rlbench.widgets import TrainingMonitor\n"
+            "monitor = TrainingMonitor(title='PPO')\n"
+            "display(monitor)\n"
+            "for step in range(5):\n"
+            "    monitor.log_scalar('loss', 1.0 / (step + 1), step)\n"
+            "monitor.close()")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    kernel = os.environ.get("RLBENCH_KERNEL", "rlbench")
+    nbclient.NotebookClient(nb, kernel_name=kernel, timeout=120, store_widget_state=False).execute()
+    outputs = [o for o in nb.cells[0].outputs if o.get("output_type") in ("display_data", "update_display_data")]
+    assert len(outputs) == 1, outputs  # the update rewrote the displayed output in place
+    data = outputs[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in data  # the live view is still there
+    assert "last 0.2 at step 4 (5 values)" in data["text/html"]
+    assert "image/png" in data  # an empty monitor has no PNG: this one plots the curve
