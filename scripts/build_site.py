@@ -238,7 +238,8 @@ def build_site(out: Path, sources: list[Path] | None = None, execute_first: bool
     written = []
     for i, (path, nb, title, _) in enumerate(loaded):
         nb.metadata["title"] = title  # the page's <title>
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}, "rlb_nav": _nav(pages, i)})
+        resources = {"metadata": {"name": path.stem}, "rlb_nav": _nav(pages, i)}
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
         bad = external_scripts(body)
         if bad:
             raise ValueError(f"{path.name}: the rendered page loads scripts from the network: {bad[:3]}")

@@ -115,8 +115,9 @@ def test_pages_show_inspectors_offline_without_cdn_scripts(two_notebooks, tmp_pa
 
 
 def test_plain_nbconvert_would_need_the_network(two_notebooks):
-    """The reference the site is built against: nbconvert's stock lab export of the same notebook
-    loads require.js and the widget manager from CDNs, and shows a placeholder, not our HTML.
+    """The reference the site is built against: nbconvert's stock lab export of the same notebook.
+
+    It loads require.js and the widget manager from CDNs, and shows a placeholder, not our HTML.
     """
     from nbconvert import HTMLExporter
 
@@ -144,7 +145,8 @@ def test_build_fails_when_a_page_would_load_a_script(tmp_path):
 def test_title_and_summary():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_markdown_cell("# 03 · Title\n\n![img](a.png)\n\nThe idea, in [one](http://x) line! More.")]
+                nbformat.v4.new_markdown_cell(
+                    "# 03 · Title\n\n![img](a.png)\n\nThe idea, in [one](http://x) line! More.")]
     assert build_site.title_and_summary(nb) == ("03 · Title", "The idea, in [one](http://x) line!")
     nb.metadata["rlbench"] = {"summary": "Chosen by the author."}
     assert build_site.title_and_summary(nb)[1] == "Chosen by the author."

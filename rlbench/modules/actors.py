@@ -58,8 +58,9 @@ def _projectors(spec, keys, owner: str) -> list:
 
 
 def _spec_on(spec, device: torch.device, cache: dict):
-    """``spec`` on ``device`` (copied once per device and kept in ``cache``): projecting a CUDA action
-    with a CPU spec would move it to the CPU.
+    """``spec`` on ``device``, copied once per device and kept in ``cache``.
+
+    Projecting a CUDA action with a CPU spec would move it to the CPU.
     """
     if spec.device == device:
         return spec
@@ -78,8 +79,10 @@ def _project(td: TensorDictBase, projectors, cache: dict) -> TensorDictBase:
 
 
 def _select_subsequence(seq, in_keys, out_keys, base=TensorDictSequential):
-    """Tensordict's ``select_subsequence`` rebuilds ``type(self)(*modules)``, which our constructors
-    (taking networks and keyword options, not a module list) do not accept: select on a plain copy.
+    """Select on a plain sequence copy.
+
+    Tensordict's ``select_subsequence`` rebuilds ``type(self)(*modules)``, which our constructors
+    (taking networks and keyword options, not a module list) do not accept.
     """
     return base(*seq.module).select_subsequence(in_keys=in_keys, out_keys=out_keys)
 
@@ -260,7 +263,9 @@ def _leaf(spec):
 
 
 class QValueModule(TensorDictModuleBase):
-    """Greedy action from Q-values: reads ``"action_value"`` ``[*B, n]``, writes ``"action"`` and ``"chosen_action_value"``.
+    """Greedy action from Q-values.
+
+    Reads ``"action_value"`` ``[*B, n]``, writes ``"action"`` and ``"chosen_action_value"``.
 
     ``"action"`` is the argmax, one-hot (``action_space="one_hot"`` or a ``OneHot`` spec, in the
     spec's dtype) or an index ``[*B]`` (``Categorical``). ``"chosen_action_value"`` ``[*B, 1]`` is
@@ -294,7 +299,8 @@ class QValueModule(TensorDictModuleBase):
         # action_value is read, not written (the distributional subclass adds it: it rewrites it)
         self.out_keys = [action_key, chosen_action_value_key]
         leaf = _leaf(spec)
-        self._dtype = leaf.dtype if leaf is not None else (torch.bool if self.action_space == "one_hot" else torch.int64)
+        default_dtype = torch.bool if self.action_space == "one_hot" else torch.int64
+        self._dtype = leaf.dtype if leaf is not None else default_dtype
 
     def _values_for_argmax(self, td: TensorDictBase, values: torch.Tensor) -> torch.Tensor:
         if self.action_mask_key is None:

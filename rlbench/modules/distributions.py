@@ -41,8 +41,10 @@ def _log1m_tanh_sq(x: torch.Tensor) -> torch.Tensor:
 
 
 def _bounds(low, high, like: torch.Tensor):
-    """``(mid, half)`` of the box: Python floats for number bounds (the common ``[-1, 1]``, no tensor
-    ops), tensors on ``like``'s device otherwise.
+    """``(mid, half)`` of the box.
+
+    Python floats for number bounds (the common ``[-1, 1]``, no tensor ops), tensors on ``like``'s
+    device otherwise.
     """
     if isinstance(low, (int, float)) and isinstance(high, (int, float)):
         if not low < high:
@@ -172,7 +174,8 @@ class TanhNormal(D.Distribution):
         return D.constraints.interval(self._mid - self._half, self._mid + self._half)
 
     def __repr__(self) -> str:
-        return f"TanhNormal(loc: {tuple(self.loc.shape)}, scale: {tuple(self.scale.shape)}, low={self.low}, high={self.high})"
+        return (f"TanhNormal(loc: {tuple(self.loc.shape)}, scale: {tuple(self.scale.shape)}, "
+                f"low={self.low}, high={self.high})")
 
 
 class TanhDelta(Delta):

@@ -174,7 +174,8 @@ class ConvNet(nn.Module):
             raise ValueError(f"ConvNet: expected input [*B, C, H, W] (or [C, H, W]), got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(
-                f"ConvNet: expected a float input, got {x.dtype}; convert pixels first (e.g. the ToTensorImage transform)"
+                f"ConvNet: expected a float input, got {x.dtype}; "
+                "convert pixels first (e.g. the ToTensorImage transform)"
             )
         lead = x.shape[:-3]
         y = self.aggregator(self.convs(x.reshape(-1, *x.shape[-3:])))

@@ -36,7 +36,8 @@ class _RecurrentModule(TensorDictModuleBase):
         if not rnn.batch_first:
             raise ValueError(f"{type(self).__name__}: the rnn must be built with batch_first=True")
         if rnn.bidirectional:
-            raise ValueError(f"{type(self).__name__}: a policy cannot look ahead in time: bidirectional is not supported")
+            raise ValueError(
+                f"{type(self).__name__}: a policy cannot look ahead in time: bidirectional is not supported")
         self.rnn = rnn
         self.in_key, self.out_key, self.is_init_key = in_key, out_key, is_init_key
         self.state_keys = list(state_keys)
@@ -121,7 +122,8 @@ class _RecurrentModule(TensorDictModuleBase):
         start = None if start is None else start.reshape(n, T)
         if start is not None:
             states = [torch.where(start[:, 0, None, None], torch.zeros_like(s), s) for s in states]
-        if isinstance(self.rnn, nn.GRU) and self.rnn.num_layers == 1 and (start is None or not bool(start[:, 1:].any())):
+        no_restart = start is None or not bool(start[:, 1:].any())
+        if isinstance(self.rnn, nn.GRU) and self.rnn.num_layers == 1 and no_restart:
             # a one-layer GRU's state after step t is its output at t: one fused call over time is exact
             y, _ = self.rnn(xs, states[0].transpose(0, 1).contiguous())
             td.set(self.out_key, y.reshape(*lead, -1))

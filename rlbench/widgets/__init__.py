@@ -33,8 +33,10 @@ def _optional(name: str):
 
 
 def show(obj, **kwargs):
-    """The inspector for ``obj``: an env or spec -> SpecInspector, a rollout TensorDict ->
-    RolloutInspector, a replay buffer (has ``storage`` and ``sampler``) -> ReplayInspector.
+    """The inspector for ``obj``.
+
+    An env or spec -> SpecInspector, a rollout TensorDict -> RolloutInspector, a replay buffer
+    (has ``storage`` and ``sampler``) -> ReplayInspector.
 
     Keyword arguments go to the inspector.
 

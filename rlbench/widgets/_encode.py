@@ -148,8 +148,10 @@ def encode_series(td: TensorDictBase, exclude: Sequence[tuple] = (),
 
 @dataclass
 class FramePack:
-    """Compressed frames of ``B`` envs at the same kept steps, env-major: frame ``b * len(steps) + i``
-    is env ``b`` at step ``steps[i]``. ``offsets`` has ``count + 1`` entries (Uint32, little endian).
+    """Compressed frames of ``B`` envs at the same kept steps, env-major.
+
+    Frame ``b * len(steps) + i`` is env ``b`` at step ``steps[i]``. ``offsets`` has ``count + 1``
+    entries (Uint32, little endian).
     """
 
     data: bytes = b""
@@ -241,9 +243,16 @@ def encode_frames(get: FrameGetter, n_envs: int, n_steps: int, frame_hw: tuple[i
 
     Args:
         get: reads frames lazily (see :data:`FrameGetter`).
-        n_envs, n_steps: the rollout's batch and time sizes.
+        n_envs: the rollout's batch size.
+        n_steps: the rollout's time size.
         frame_hw: source ``(height, width)``.
-        fmt: ``"jpeg"`` or ``"webp"``. quality: encoder quality.
+        max_side: longest side of a sent frame, in pixels.
+        min_side: the smallest longest side the byte budget may shrink frames to.
+        max_frames: frames sent at most (every k-th step is kept beyond it).
+        max_bytes: about how many bytes all frames may take.
+        fmt: ``"jpeg"`` or ``"webp"``.
+        quality: encoder quality.
+        chunk: frames read and encoded at a time.
 
     Example:
         >>> frames = np.zeros((10, 40, 60, 3), dtype=np.uint8)

@@ -266,7 +266,8 @@ class RolloutInspector(Inspector):
         rows = [("steps", m["steps"]), ("envs", m["batch"])]
         if m.get("frames"):
             f = m["frames"]
-            rows.append(("frames", f"{f['count']} at {f['width']}×{f['height']}" + (f" ({f['note']})" if f["note"] else "")))
+            note = f" ({f['note']})" if f["note"] else ""
+            rows.append(("frames", f"{f['count']} at {f['width']}×{f['height']}{note}"))
         rows.append(("keys", ", ".join(s["name"] for s in m["series"])))
         reward = self._column(m.get("reward"))
         if reward is not None:

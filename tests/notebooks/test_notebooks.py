@@ -223,13 +223,13 @@ def _run_nbval(path: Path) -> None:
 
 def _notebook_class(path: Path) -> type:
     def test_notebook_executes(self, tmp_path):
-        """papermill with the small ci_parameters, then ci_expect, ci_checks and ci_mimetypes."""
+        """Run it with papermill and the small ci_parameters, then ci_expect, ci_checks and ci_mimetypes."""
         _run_notebook(self.path, tmp_path)
 
     body = {"path": path, "test_notebook_executes": test_notebook_executes}
     if _meta(path).get("nbval"):
         def test_notebook_outputs_match(self):
-            """nbval re-runs the notebook and compares every output with the committed one."""
+            """Re-run it in nbval, which compares every output with the committed one."""
             _run_nbval(self.path)
 
         body["test_notebook_outputs_match"] = test_notebook_outputs_match

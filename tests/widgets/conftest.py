@@ -1,5 +1,6 @@
-"""Browser fixtures for the widget tests: headless Debian Chromium via Playwright, offline pages,
-and one JupyterLab server per session.
+"""Browser fixtures for the widget tests.
+
+Headless Debian Chromium via Playwright, offline pages, and one JupyterLab server per session.
 
 Without playwright or /usr/bin/chromium the browser tests skip, saying why, except under CI=true
 where a missing browser is a failure. Never `playwright install`: the system Chromium is used.
@@ -96,7 +97,7 @@ def open_and_run_all():
 
 @pytest.fixture
 def page_watch():
-    """Attach a :class:`PageWatch` to a page: ``watch = page_watch(page)``."""
+    """The :class:`PageWatch` class: call it on a page to watch that page's console and errors."""
     return PageWatch
 
 
@@ -150,7 +151,8 @@ def jupyter_lab(browser):
     proc = subprocess.Popen(
         [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-         f"--ServerApp.root_dir={tmp}", f"--LabApp.workspaces_dir={tmp / '.ws'}", f"--LabApp.user_settings_dir={tmp / '.settings'}",
+         f"--ServerApp.root_dir={tmp}", f"--LabApp.workspaces_dir={tmp / '.ws'}",
+         f"--LabApp.user_settings_dir={tmp / '.settings'}",
          "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

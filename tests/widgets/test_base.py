@@ -164,7 +164,8 @@ def test_mimebundle_falls_back_to_summary_when_too_big(monkeypatch):
 
     monkeypatch.setattr(base, "MAX_FALLBACK_HTML_BYTES", 100)
     data, _ = SpecInspector(CartPoleEnv())._repr_mimebundle_()
-    assert data["text/html"].startswith('<table class="rlb-summary">') and "observation_spec[observation]" in data["text/html"]
+    assert data["text/html"].startswith('<table class="rlb-summary">')
+    assert "observation_spec[observation]" in data["text/html"]
 
 
 # ---------------------------------------------------------------- show() and imports

@@ -1,5 +1,7 @@
-"""The inspectors in a real headless Chromium: saved pages and an nbconvert export opened offline
-(network blocked), and a live JupyterLab session driven by Playwright.
+"""The inspectors in a real headless Chromium.
+
+Saved pages and an nbconvert export opened offline (network blocked), and a live JupyterLab
+session driven by Playwright.
 
 Screenshots go to tests/artifacts/ (git-ignored). Any JavaScript dialog fails a test: the
 hostile key ``<img src=x onerror=alert(1)>`` must show as text.

@@ -1,5 +1,7 @@
-"""ReplayInspector's Python side: summary, chunked statistics against direct computation, the
-priority histogram, paging (and how little it sends), sampling without side effects, messages.
+"""ReplayInspector's Python side.
+
+Summary, chunked statistics against direct computation, the priority histogram, paging (and how
+little it sends), sampling without side effects, messages.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""RolloutInspector's Python side: what it encodes (checked by decoding it again), frame bounds,
-odd data, and its errors. The view itself is exercised in test_browser_views.py.
+"""RolloutInspector's Python side.
+
+What it encodes (checked by decoding it again), frame bounds, odd data, and its errors. The view
+itself is exercised in test_browser_views.py.
 """
 from __future__ import annotations
 
@@ -105,7 +107,8 @@ def test_odd_data_never_crashes_and_is_reported():
 def test_plot_key_default_and_choice(cartpole):
     _, td = cartpole
     assert prepare_rollout(td, frames_key=None)["meta"]["plot_key"] == "action"
-    assert prepare_rollout(td, frames_key=None, plot_key=("next", "observation"))["meta"]["plot_key"] == "next.observation"
+    meta = prepare_rollout(td, frames_key=None, plot_key=("next", "observation"))["meta"]
+    assert meta["plot_key"] == "next.observation"
     with pytest.raises(KeyError, match=r"plot_key 'nope' is not a numeric key of the rollout; choose one of \["):
         prepare_rollout(td, plot_key="nope")
 
@@ -134,7 +137,8 @@ def test_frame_source_errors(cartpole):
         prepare_rollout(td, frames="video.mp4")
     with pytest.raises(ValueError, match=r"frames must have 1, 3 or 4 channels"):
         prepare_rollout(td, frames=[np.zeros((8, 12, 7), np.uint8)] * 40)
-    with pytest.raises(TypeError, match=r"must render a \[n\] slice of the rollout .* collect frames=\[env.render\(\) \.\.\.\]"):
+    expected = r"must render a \[n\] slice of the rollout .* collect frames=\[env.render\(\) \.\.\.\]"
+    with pytest.raises(TypeError, match=expected):
         prepare_rollout(td, frames=lambda: np.zeros((8, 12, 3), np.uint8))  # like GymEnv.render: no argument
     batched = td.unsqueeze(0).expand(2, 40)
     with pytest.raises(ValueError, match=r"a list of 2 lists of frames"):

@@ -107,7 +107,8 @@ def test_front_end_messages_drive_the_buttons():
 
 
 def test_rejects_other_objects():
-    with pytest.raises(TypeError, match=r"SpecInspector: expected an rlbench env \(EnvBase\) or a spec .* got builtins.dict"):
+    expected = r"SpecInspector: expected an rlbench env \(EnvBase\) or a spec .* got builtins.dict"
+    with pytest.raises(TypeError, match=expected):
         SpecInspector({"a": 1})
 
 
