@@ -139,7 +139,7 @@ class EGreedyModule(_Annealed):
             return tensordict
         action = tensordict.get(self.action_key)
         coin = torch.rand(tensordict.batch_size, device=action.device) < self.eps.to(action.device)
-        coin = coin.reshape(*coin.shape, *([1] * (action.ndim - coin.ndim)))
+        coin = coin.reshape(tuple(coin.shape) + (1,) * (action.ndim - coin.ndim))  # () for an unbatched env
         tensordict.set(self.action_key, torch.where(coin, self._random_actions(tensordict, action), action))
         return tensordict
 
@@ -239,7 +239,7 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
             is_init = tensordict.get(self.is_init_key, None)
             if is_init is not None:
                 start = is_init.reshape(*is_init.shape[: tensordict.batch_dims], -1).any(-1)
-                start = start.reshape(*start.shape, *([1] * (action.ndim - start.ndim)))
+                start = start.reshape(tuple(start.shape) + (1,) * (action.ndim - start.ndim))
                 prev = torch.where(start, torch.full_like(prev, self.x0), prev)
         noise = self._next_noise(prev)
         tensordict.set(self.noise_key, noise)

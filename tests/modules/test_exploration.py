@@ -160,3 +160,24 @@ def test_exploration_in_collectors():
     torch.testing.assert_close(batch["_ou_prev_noise"].squeeze(-1), expected)
     torch.testing.assert_close(batch["action"].squeeze(-1), expected.clamp(max=2.0))
     assert batch["is_init"][0].item() and not batch["is_init"][1:].any()
+
+
+def test_exploration_on_an_unbatched_env():
+    """An unbatched env gives scalar actions (shape ``()``): the coin and the OU reset mask broadcast."""
+    env = GymEnv("CartPole-v1")
+    qnet = QValueActor(MLP(in_features=4, out_features=2, num_cells=[8]), in_keys=["observation"],
+                       spec=env.action_spec)
+    policy = TensorDictSequential(qnet, EGreedyModule(env.action_spec, eps_init=1.0, eps_end=1.0))
+    td = env.reset()
+    with set_exploration_type(ExplorationType.RANDOM):
+        actions = torch.stack([policy(td.clone())["action"] for _ in range(200)])
+    assert actions.shape == (200,) and set(actions.tolist()) == {0, 1}  # eps=1: both actions appear
+    rollout = env.rollout(5, policy)
+    assert rollout["action"].shape == rollout.batch_size
+
+    pendulum = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
+    actor = Actor(MLP(in_features=3, out_features=1, num_cells=[8]), spec=pendulum.action_spec)
+    noisy = TensorDictSequential(actor, OrnsteinUhlenbeckProcessModule(pendulum.action_spec))
+    with set_exploration_type(ExplorationType.RANDOM):
+        out = pendulum.rollout(4, noisy)
+    assert out["action"].shape == (4, 1) and pendulum.action_spec.is_in(out["action"][0])
