@@ -100,6 +100,7 @@ class Actor(TensorDictModule):
     Example:
         >>> from tensordict import TensorDict
         >>> from rlbench.modules import MLP
+        >>> from rlbench.specs import Bounded
         >>> actor = Actor(MLP(out_features=1, num_cells=[8]), spec=Bounded(-1.0, 1.0, shape=(1,)), safe=True)
         >>> td = actor(TensorDict(observation=torch.randn(4, 3) * 100, batch_size=[4]))
         >>> td["action"].shape, bool(td["action"].abs().max() <= 1)

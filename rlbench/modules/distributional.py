@@ -85,6 +85,7 @@ class DistributionalQValueActor(TensorDictSequential):
     Example:
         >>> from tensordict import TensorDict
         >>> from rlbench.modules import MLP
+        >>> from rlbench.specs import Categorical
         >>> support = torch.linspace(-10, 10, 51)
         >>> actor = DistributionalQValueActor(MLP(out_features=(51, 2), num_cells=[16]), support, spec=Categorical(2))
         >>> td = actor(TensorDict(observation=torch.randn(3, 4), batch_size=[3]))

@@ -103,6 +103,7 @@ class EGreedyModule(_Annealed):
 
     Example:
         >>> from tensordict import TensorDict
+        >>> from rlbench.specs import Categorical
         >>> explore = EGreedyModule(Categorical(4), eps_init=1.0, eps_end=0.0, annealing_num_steps=10)
         >>> td = explore(TensorDict(action=torch.zeros(1000, dtype=torch.long), batch_size=[1000]))
         >>> bool((td["action"] != 0).float().mean() > 0.6)  # ~3/4 of random draws differ from 0
@@ -158,6 +159,7 @@ class AdditiveGaussianModule(_Annealed):
 
     Example:
         >>> from tensordict import TensorDict
+        >>> from rlbench.specs import Bounded
         >>> noise = AdditiveGaussianModule(Bounded(-1.0, 1.0, shape=(2,)), sigma_init=5.0, sigma_end=5.0)
         >>> a = noise(TensorDict(action=torch.zeros(100, 2), batch_size=[100]))["action"]
         >>> bool(a.abs().max() <= 1) and bool(a.std() > 0.5)
@@ -203,6 +205,7 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
 
     Example:
         >>> from tensordict import TensorDict
+        >>> from rlbench.specs import Bounded
         >>> ou = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, shape=(1,)))
         >>> td = ou(TensorDict(action=torch.zeros(4, 1), batch_size=[4]))
         >>> td["_ou_prev_noise"].shape, bool(td["action"].abs().max() <= 1)
