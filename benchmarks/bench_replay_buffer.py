@@ -5,6 +5,9 @@
    TensorDict indexing of an identical TensorDict. Target <= 2x.
 2. ``rb.extend(1000)`` into that buffer (ring buffer, wrapping) against a raw TensorDict slice
    assignment of the same 1000 rows at a moving offset. Target <= 2x.
+2b. The same ``rb.extend(1000)`` into a full (wrapping) ``LazyMemmapStorage`` against a slice
+   assignment into a memory-mapped TensorDict (``td.memmap_()``) of the same layout: the cost of the
+   storage's crash safety (rows are marked invalid while they are overwritten). Target <= 2x.
 3. A 1M-transition ``LazyMemmapStorage``: fill it in chunks of 10k and sample from it, reporting the
    peak growth of the process's anonymous (non file-backed) memory against the data size: the data
    lives in the page cache, which the kernel can write back and evict, so RAM stays bounded. The
@@ -87,6 +90,34 @@ def bench_sample_and_extend(args, n: int, calls: int) -> None:
            "TensorDict slice assignment", target="<= 2x", json_path=args.json)
 
 
+def bench_memmap_extend(args, n: int, calls: int) -> None:
+    scratch = tempfile.mkdtemp(prefix="rlbench_bench_memmap_")
+    try:
+        rb = ReplayBuffer(storage=LazyMemmapStorage(n, scratch_dir=f"{scratch}/rb"))
+        rb.extend(transitions(n))  # full: every extend below overwrites (wraps)
+        raw = transitions(n).memmap_(f"{scratch}/raw", num_threads=0)
+        chunk = transitions(1000)
+        offsets = [(i * 1000 + 137) % (n - 1000) for i in range(calls)]
+
+        def ours():
+            for _ in range(calls):
+                rb.extend(chunk)
+
+        def baseline():
+            for off in offsets:
+                raw[off:off + 1000] = chunk
+
+        t_ours = t_raw = float("inf")
+        for _ in range(args.repeats):
+            t_raw = min(t_raw, best_time(baseline, 1))
+            t_ours = min(t_ours, best_time(ours, 1))
+        us = 1e6 / calls
+        report(f"ReplayBuffer(LazyMemmapStorage({n})).extend(1000), full", t_ours * us, t_raw * us, "us",
+               "memory-mapped TensorDict slice assignment", target="<= 2x", json_path=args.json)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def bench_memmap(args, n: int) -> None:
     chunk_size = min(10_000, n)
     chunk = transitions(chunk_size)
@@ -119,9 +150,11 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     if args.quick:
         bench_sample_and_extend(args, n=10_000, calls=50)
+        bench_memmap_extend(args, n=10_000, calls=50)
         bench_memmap(args, n=20_000)
     else:
         bench_sample_and_extend(args, n=100_000, calls=2000)
+        bench_memmap_extend(args, n=100_000, calls=2000)
         bench_memmap(args, n=1_000_000)
 
 
