@@ -1,7 +1,7 @@
 """``Collector``: runs a policy in an env and yields fixed-size batches of transitions.
 
 The loop is the one a user would write by hand -- policy, ``step_and_maybe_reset``, store -- with
-the storing done into buffers allocated once per batch (:class:`~rlbench.envs.common._RolloutWriter`),
+the storing done into buffers allocated once per batch (:class:`~rlbench.envs.rollout_writer.RolloutWriter`),
 so no TensorDict is stacked or concatenated per step. Envs that can hand over a step as NumPy arrays
 (gymnasium vector envs, ``SerialEnv`` of gym envs) go further: a fused loop (:mod:`._fused`) writes
 them straight into the batch buffers, with no TensorDict built per step. Trajectory ids and episode returns are
@@ -19,7 +19,8 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule, set_interaction_type
 
 from ..envs.classic import ClassicControlEnv
-from ..envs.common import EnvBase, _RolloutWriter
+from ..envs.common import EnvBase
+from ..envs.rollout_writer import RolloutWriter
 from ..modules.actors import Actor, ValueOperator
 from ._fused import fused_loop
 from .utils import TRAJ_KEY, ExplorationType, _as_transitions, _flag_bt, assign_traj_ids, split_trajectories
@@ -398,7 +399,7 @@ class Collector:
     # ---------------------------------------------------------------- the loop
     def _rollout(self, td: TensorDictBase, random: bool) -> TensorDictBase:
         env, T = self.env, self.steps_per_batch
-        writer = _RolloutWriter(env.batch_size, T)
+        writer = RolloutWriter(env.batch_size, T)
         step = env.step_and_maybe_reset
         # the first step of a batch takes the generic path: it lays out the writer's buffers (and, the
         # very first time, checks the policy's output)

@@ -21,6 +21,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from ..specs import Binary, Composite, Spec, Unbounded
+from .rollout_writer import RolloutWriter
 from .utils import _EnvOutputError, _KeyError, step_mdp
 
 __all__ = ["EnvBase", "DONE_KEYS"]
@@ -361,7 +362,7 @@ class EnvBase:
             raise ValueError("rollout(auto_reset=False) needs the starting state as tensordict=...")
         else:
             td = tensordict
-        writer = _RolloutWriter(self.batch_size, int(max_steps))
+        writer = RolloutWriter(self.batch_size, int(max_steps))
         steps = 0
         for t in range(int(max_steps)):
             if policy is None:
@@ -416,124 +417,5 @@ class EnvBase:
         )
 
 
-# Entries with at most this many elements per step are stacked together with others of the same
-# dtype and shape: for small tensors the per-op dispatch cost (microseconds) dominates, so one
-# torch.stack per group beats one copy_ per key. Bigger entries (pixels, large batches) get their own
-# [*batch, T, ...] buffer written in place: grouping them would cost a [T, *batch] -> [*batch, T]
-# transpose of the whole rollout at the end, several times the in-place writes.
-_GROUP_MAX_NUMEL = 1024
-
-
-class _RolloutWriter:
-    """Writes each step of a rollout into buffers allocated once, after the first step.
-
-    Small entries of equal dtype/shape share a time-major buffer ``[T, K, *batch, *event]`` filled by
-    one ``torch.stack(..., out=buf[t])`` per step; :meth:`result` lays them out as ``[*batch, T, ...]``.
-    """
-
-    def __init__(self, batch_size: torch.Size, max_steps: int):
-        self.batch_size = batch_size
-        self.nb = len(batch_size)
-        self.max_steps = max_steps
-        self.device = None
-        self.levels: list[tuple] = []  # (parent level index, key) of each nested TensorDict; 0 = root
-        self.groups: list[tuple] = []  # (buffer [T, K, ...], [(level, leaf key, full key), ...])
-        self.singles: list[tuple] = []  # (buffer [*batch, T, ...], level, leaf key, full key)
-        self.allocated = False
-
-    def _allocate(self, td: TensorDictBase) -> None:
-        nb, T = self.nb, self.max_steps
-        self.device = td.device
-        level_of = {(): 0}
-        self.levels = [(None, None)]
-        groups: dict[tuple, list] = {}
-        for key in td.keys(True, True):
-            key = key if isinstance(key, tuple) else (key,)
-            if key[-1] == "_reset":
-                continue
-            value = td.get(key)
-            if not isinstance(value, torch.Tensor):
-                continue  # non-tensor data is not recorded
-            for i in range(1, len(key)):  # register the nested TensorDicts on the way
-                if key[:i] not in level_of:
-                    level_of[key[:i]] = len(self.levels)
-                    self.levels.append((level_of[key[:i - 1]], key[i - 1]))
-            entry = (level_of[key[:-1]], key[-1], key)
-            if value.numel() <= _GROUP_MAX_NUMEL:
-                groups.setdefault((value.dtype, value.device, value.shape), []).append(entry)
-            else:
-                buf = torch.empty((*self.batch_size, T, *value.shape[nb:]), dtype=value.dtype, device=value.device)
-                self.singles.append((buf, *entry))
-        for (dtype, device, shape), entries in groups.items():
-            self.groups.append((torch.empty((T, len(entries), *shape), dtype=dtype, device=device), entries))
-        self.allocated = True
-
-    def _tds(self, td: TensorDictBase) -> list:
-        """The entries of ``td`` and of each nested TensorDict, as plain dicts.
-
-        One ``dict(td.items())`` per level is much cheaper than one ``td.get(key)`` per key.
-        """
-        tds = [dict(td.items())]
-        for parent, key in self.levels[1:]:
-            sub = tds[parent].get(key)
-            tds.append(dict(sub.items()) if isinstance(sub, TensorDictBase) else {})
-        return tds
-
-    def write(self, t: int, td: TensorDictBase) -> None:
-        if not self.allocated:
-            self._allocate(td)
-        tds = self._tds(td)
-        for buf, entries in self.groups:
-            try:
-                torch.stack([tds[level].get(k) for level, k, _ in entries], out=buf[t])
-            except (RuntimeError, TypeError, AttributeError):
-                self._explain(t, tds, buf.shape[2:], buf.dtype, entries)
-                raise
-        nb = self.nb
-        for buf, level, k, key in self.singles:
-            value = tds[level].get(k)
-            view = buf.select(nb, t)
-            if not isinstance(value, torch.Tensor) or value.shape != view.shape:
-                self._explain(t, tds, view.shape, buf.dtype, [(level, k, key)])
-            view.copy_(value)
-
-    def time_major(self) -> dict:
-        """``{full key: [T, *batch, *event] view of its buffer}``, for callers that write steps themselves."""
-        views = {}
-        for buf, entries in self.groups:
-            for j, (_, _, key) in enumerate(entries):
-                views[key] = buf[:, j]
-        for buf, _, _, key in self.singles:
-            views[key] = buf.movedim(self.nb, 0)
-        return views
-
-    def _explain(self, t, tds, expected, dtype, entries) -> None:
-        """Raise a clear error for the entry of this step that does not fit its buffer."""
-        for level, k, key in entries:
-            value = tds[level].get(k)
-            name = key[0] if len(key) == 1 else key
-            if value is None:
-                raise _KeyError(
-                    f"rollout: key {name!r} was present at the first step but is missing at step {t}; "
-                    f"the env and the policy must write the same keys at every step"
-                )
-            if not isinstance(value, torch.Tensor) or value.shape != expected or value.dtype != dtype:
-                got = (
-                    f"{type(value).__name__}" if not isinstance(value, torch.Tensor)
-                    else f"shape {tuple(value.shape)}, dtype {value.dtype}"
-                )
-                raise ValueError(
-                    f"rollout: key {name!r} changed at step {t}: the first step had shape {tuple(expected)}, "
-                    f"dtype {dtype}; now {got}. Every step must return the same shapes and dtypes."
-                )
-
-    def result(self, steps: int) -> TensorDictBase:
-        nb = self.nb
-        out = TensorDict({}, batch_size=(*self.batch_size, steps), device=self.device)
-        for buf, entries in self.groups:
-            for j, (_, _, key) in enumerate(entries):
-                out.set(key, buf[:steps, j].movedim(0, nb).contiguous())
-        index = (slice(None),) * nb + (slice(0, steps),)
-        for buf, _, _, key in self.singles:
-            out.set(key, buf if steps == self.max_steps else buf[index].clone())
-        return out
+# the writer's old private name, for code written before it moved to ``rollout_writer``
+_RolloutWriter = RolloutWriter

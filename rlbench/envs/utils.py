@@ -1,4 +1,8 @@
-"""``step_mdp`` and ``check_env_specs``: the two helpers every env user needs beside the env."""
+"""``step_mdp`` and ``check_env_specs``: the two helpers every env user needs beside the env.
+
+Also the two small TensorDict helpers that batched envs and collectors share to move a TensorDict
+through shared memory leaf by leaf: :func:`tensor_leaves` and :func:`td_from_leaves`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +14,7 @@ from tensordict import TensorDict, TensorDictBase
 # a tensordict release drops it: step_mdp then takes its general path.
 _new_td = getattr(TensorDict, "_new_unsafe", None)
 
-__all__ = ["step_mdp", "check_env_specs", "SpecMismatch", "SpecCheckError"]
+__all__ = ["step_mdp", "check_env_specs", "SpecMismatch", "SpecCheckError", "tensor_leaves", "td_from_leaves"]
 
 
 class _KeyError(KeyError):
@@ -26,6 +30,48 @@ class _EnvOutputError(ValueError):
     def __init__(self, message: str, where: str, expected: str, got: str, hint: str):
         super().__init__(message)
         self.where, self.expected, self.got, self.hint = where, expected, got, hint
+
+
+def tensor_leaves(td: TensorDictBase) -> list:
+    """``[(key tuple, tensor), ...]`` of every tensor leaf of ``td``, nested ones included.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> td = TensorDict({"a": torch.zeros(2), "n": {"b": torch.ones(2, 3)}}, [2])
+        >>> [(key, tuple(value.shape)) for key, value in tensor_leaves(td)]
+        [(('a',), (2,)), (('n', 'b'), (2, 3))]
+    """
+    out = []
+    for key in td.keys(True, True):
+        key = key if isinstance(key, tuple) else (key,)
+        out.append((key, td.get(key)))
+    return out
+
+
+def td_from_leaves(pairs, batch_size, device, copy: bool) -> TensorDictBase:
+    """A TensorDict of ``[(key tuple, tensor), ...]`` pairs (the inverse of :func:`tensor_leaves`).
+
+    Args:
+        pairs: ``(key tuple, tensor)`` pairs; nested keys make nested TensorDicts.
+        batch_size: the batch size of the result (every tensor's leading dims).
+        device: the device of the result.
+        copy: copy each tensor to ``device`` (a fresh tensor even when it is there already), so the
+            result does not share memory with ``pairs`` (e.g. shared-memory buffers that the next step
+            overwrites); else the tensors are used as they are.
+
+    Example:
+        >>> pairs = [(("a",), torch.zeros(2)), (("n", "b"), torch.ones(2, 3))]
+        >>> td = td_from_leaves(pairs, [2], "cpu", copy=True)
+        >>> td["n", "b"].shape, td["a"].data_ptr() == pairs[0][1].data_ptr()
+        (torch.Size([2, 3]), False)
+    """
+    data = {k: (v.to(device, copy=True) if copy else v) for k, v in pairs}
+    if _new_td is not None and all(len(k) == 1 for k in data):  # flat: skip the constructor's checks
+        return _new_td({k[0]: v for k, v in data.items()}, batch_size=batch_size, device=device)
+    td = TensorDict({}, batch_size=batch_size, device=device)
+    for k, v in data.items():
+        td.set(k, v)
+    return td
 
 
 def step_mdp(
