@@ -123,27 +123,44 @@ class ConvNet(nn.Module):
 
     Args:
         in_features: input channels; ``None`` infers them on the first call (``nn.LazyConv2d``).
-        num_cells: output channels of each conv layer (default ``[32, 32, 32]``).
-        kernel_sizes, strides, paddings: one value for all layers or one per layer.
-        activation_class, activation_kwargs: the non-linearity (default ``nn.ELU``).
-        norm_class, norm_kwargs: optional normalisation after each conv (e.g. ``nn.BatchNorm2d``).
+        num_cells: output channels of each conv layer (default ``[32, 32, 32]``), or one channel
+            count repeated ``depth`` times.
+        depth: number of conv layers when ``num_cells`` is an int (TorchRL's argument; with a list
+            it must agree with its length).
+        kernel_sizes: one kernel size for all layers or one per layer.
+        strides: one stride for all layers or one per layer.
+        paddings: one padding for all layers or one per layer.
+        activation_class: the non-linearity (default ``nn.ELU``).
+        activation_kwargs: its keyword arguments.
+        norm_class: optional normalisation after each conv (e.g. ``nn.BatchNorm2d``).
+        norm_kwargs: its keyword arguments.
         squash_last_layer: apply the activation after the last conv too (default True).
+        bias_last_layer: give the last conv a bias (default True).
         aggregator: module applied to the ``[N, C', H', W']`` feature maps; ``None`` flattens
             them to ``[N, C' * H' * W']``. ``"mean"`` averages over space (``[N, C']``).
+        aggregator_class: TorchRL's spelling: a module class built as
+            ``aggregator_class(**aggregator_kwargs)``; give it or ``aggregator``, not both.
+        aggregator_kwargs: keyword arguments of ``aggregator_class``.
+        squeeze_output: drop a last output dim of size 1 (``[*B, 1] -> [*B]``).
         device: where the parameters live.
 
     Example:
         >>> net = ConvNet(num_cells=[8, 8], kernel_sizes=[3, 3], strides=[2, 1])
         >>> net(torch.rand(4, 5, 3, 16, 16)).shape
         torch.Size([4, 5, 200])
+        >>> pooled = ConvNet(num_cells=16, depth=2, aggregator_class=torch.nn.AdaptiveAvgPool2d,
+        ...                  aggregator_kwargs={"output_size": 1}, squeeze_output=False)
+        >>> pooled(torch.rand(2, 3, 12, 12)).shape
+        torch.Size([2, 16, 1, 1])
     """
 
     def __init__(self, in_features: int | None = None, num_cells: Sequence[int] | int | None = None,
                  kernel_sizes=3, strides=1, paddings=0, activation_class=nn.ELU, activation_kwargs: dict | None = None,
                  norm_class=None, norm_kwargs: dict | None = None, squash_last_layer: bool = True,
-                 aggregator=None, device=None):
+                 aggregator=None, device=None, *, depth: int | None = None, bias_last_layer: bool = True,
+                 aggregator_class=None, aggregator_kwargs: dict | None = None, squeeze_output: bool = False):
         super().__init__()
-        cells = _cells(num_cells, None)
+        cells = _cells(num_cells, depth)
         n = len(cells)
         if n == 0:
             raise ValueError("ConvNet: num_cells needs at least one conv layer")
@@ -153,16 +170,25 @@ class ConvNet(nn.Module):
         layers: list[nn.Module] = []
         prev = in_features
         for i, (ch, k, s, p) in enumerate(zip(cells, kernels, strides, pads)):
+            bias = bias_last_layer or i < n - 1
             if prev is None:
-                layers.append(nn.LazyConv2d(ch, k, stride=s, padding=p, device=device))
+                layers.append(nn.LazyConv2d(ch, k, stride=s, padding=p, bias=bias, device=device))
             else:
-                layers.append(nn.Conv2d(prev, ch, k, stride=s, padding=p, device=device))
+                layers.append(nn.Conv2d(prev, ch, k, stride=s, padding=p, bias=bias, device=device))
             if norm_class is not None:
                 layers.append(norm_class(ch, **(norm_kwargs or {})))
             if i < n - 1 or squash_last_layer:
                 layers.append(activation_class(**(activation_kwargs or {})))
             prev = ch
         self.convs = nn.Sequential(*layers)
+        if aggregator_class is not None:
+            if aggregator is not None:
+                raise ValueError("ConvNet: give aggregator (a module) or aggregator_class (+ aggregator_kwargs), "
+                                 "not both")
+            aggregator = aggregator_class(**(aggregator_kwargs or {}))
+        elif aggregator_kwargs:
+            raise ValueError("ConvNet: aggregator_kwargs needs aggregator_class")
+        self.squeeze_output = squeeze_output
         if aggregator is None:
             aggregator = nn.Flatten(-3)
         elif aggregator == "mean":
@@ -179,7 +205,10 @@ class ConvNet(nn.Module):
             )
         lead = x.shape[:-3]
         y = self.aggregator(self.convs(x.reshape(-1, *x.shape[-3:])))
-        return y.reshape(*lead, *y.shape[1:])
+        y = y.reshape(*lead, *y.shape[1:])
+        if self.squeeze_output and y.shape[-1] == 1:
+            y = y.squeeze(-1)
+        return y
 
 
 class _SpatialMean(nn.Module):

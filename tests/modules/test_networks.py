@@ -84,6 +84,25 @@ def test_convnet_aggregator_and_errors():
         ConvNet(num_cells=[4], strides=[1, 2])
 
 
+def test_convnet_torchrl_arguments():
+    """depth, bias_last_layer, aggregator_class/kwargs and squeeze_output, as TorchRL spells them."""
+    net = ConvNet(in_features=3, num_cells=4, depth=3, bias_last_layer=False)
+    convs = [m for m in net.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 4, 4]
+    assert [c.bias is None for c in convs] == [False, False, True]
+    pooled = ConvNet(in_features=3, num_cells=[1], aggregator_class=torch.nn.AdaptiveMaxPool2d,
+                     aggregator_kwargs={"output_size": 1}, squeeze_output=True)
+    x = torch.rand(2, 5, 3, 9, 9)
+    expected = pooled.convs(x.reshape(10, 3, 9, 9)).amax((-2, -1), keepdim=True).reshape(2, 5, 1, 1, 1)
+    torch.testing.assert_close(pooled(x), expected.squeeze(-1))  # [2, 5, 1, 1, 1] -> [2, 5, 1, 1]
+    with pytest.raises(ValueError, match="num_cells has 2 entries but depth=3"):
+        ConvNet(num_cells=[4, 4], depth=3)
+    with pytest.raises(ValueError, match="not both"):
+        ConvNet(aggregator="mean", aggregator_class=torch.nn.Flatten)
+    with pytest.raises(ValueError, match="aggregator_kwargs needs aggregator_class"):
+        ConvNet(aggregator_kwargs={"start_dim": 1})
+
+
 def test_dueling_head_decomposition():
     head = DuelingHead(out_features=4, in_features=6, num_cells=[8])
     f = torch.randn(10, 6)
