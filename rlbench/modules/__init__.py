@@ -35,7 +35,7 @@ from .distributions import (
 )
 from .exploration import AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule, exploring
 from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
-from .recurrent import GRUModule, LSTMModule, RecurrentStatePrimer
+from .recurrent import GRUModule, LSTMModule, RecurrentStatePrimer, recurrent_mode, set_recurrent_mode
 
 __all__ = [
     "ExplorationType",
@@ -65,6 +65,8 @@ __all__ = [
     "LSTMModule",
     "GRUModule",
     "RecurrentStatePrimer",
+    "set_recurrent_mode",
+    "recurrent_mode",
     "MLP",
     "ConvNet",
     "DuelingHead",

@@ -9,12 +9,15 @@ Put the transform from ``make_tensordict_primer()`` (and an ``InitTracker``) on 
 the state keys in the observation spec, zeroes them at reset and hands the policy's ``("next", ...)``
 state through ``env.step`` (which rebuilds ``"next"`` from the env's output).
 
-Two modes: a step ``[*B, F]`` (collection), and with ``set_recurrent_mode(True)`` a sequence
-``[*B, T, F]`` (training on stored trajectories), which starts from the stored state of the first
-step and restarts from zeros wherever ``is_init`` is True inside the sequence.
+Two modes: a step ``[*B, F]`` (collection), and a sequence ``[*B, T, F]`` (training on stored
+trajectories), which starts from the stored state of the first step and restarts from zeros
+wherever ``is_init`` is True inside the sequence. Choose the sequence mode for a block of code with
+the context manager ``with set_recurrent_mode(True): ...`` (as in TorchRL), or for one module with
+its method ``module.set_recurrent_mode(True)`` (a copy sharing the parameters).
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 
 import torch
@@ -25,7 +28,68 @@ from torch import nn
 from ..envs.transforms import EnvSpecs, Transform
 from ..specs import Unbounded
 
-__all__ = ["LSTMModule", "GRUModule", "RecurrentStatePrimer"]
+__all__ = ["LSTMModule", "GRUModule", "RecurrentStatePrimer", "set_recurrent_mode", "recurrent_mode"]
+
+# None: each module's own mode; True/False: the mode chosen by an enclosing ``set_recurrent_mode`` block
+_MODE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("rlbench_recurrent_mode", default=None)
+
+
+class set_recurrent_mode:  # lower case: a context manager named as TorchRL users call it
+    """Context manager (or decorator): every recurrent module inside reads sequences (True) or steps (False).
+
+    It overrides each module's own mode (its ``recurrent_mode`` attribute) for the duration of the
+    block, in the current thread or task only; blocks nest.
+
+    Args:
+        mode: True for sequences ``[*B, T, F]``, False for single steps ``[*B, F]``.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> gru = GRUModule(3, 8)
+        >>> with set_recurrent_mode(True):
+        ...     td = gru(TensorDict(observation=torch.randn(2, 5, 3), batch_size=[2, 5]))
+        >>> td["features"].shape, recurrent_mode()
+        (torch.Size([2, 5, 8]), None)
+    """
+
+    def __init__(self, mode: bool = True):
+        self.mode = bool(mode)
+        self._tokens: list = []
+
+    def __enter__(self) -> "set_recurrent_mode":
+        self._tokens.append(_MODE.set(self.mode))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _MODE.reset(self._tokens.pop())
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_recurrent_mode(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def recurrent_mode() -> bool | None:
+    """The mode an enclosing :class:`set_recurrent_mode` block chose, or None outside any block."""
+    return _MODE.get()
+
+
+def _keys_from_lists(owner: str, in_keys, out_keys, n_states: int):
+    """TorchRL's ``in_keys=[x, *states]``, ``out_keys=[y, *("next", state)]`` -> (x, y, states)."""
+    in_keys, out_keys = list(in_keys), list(out_keys)
+    if len(in_keys) != 1 + n_states or len(out_keys) != 1 + n_states:
+        raise ValueError(f"{owner}: in_keys needs the input and {n_states} state key(s), and out_keys the output "
+                         f"and the same state key(s) under 'next'; got in_keys={in_keys}, out_keys={out_keys}")
+    states = in_keys[1:]
+    expected = [("next", *((k,) if isinstance(k, str) else tuple(k))) for k in states]
+    got = [(k,) if isinstance(k, str) else tuple(k) for k in out_keys[1:]]
+    if got != expected:
+        raise ValueError(f"{owner}: out_keys[1:] must be the state keys under 'next' {expected}, got {out_keys[1:]}")
+    return in_keys[0], out_keys[0], states
 
 
 class _RecurrentModule(TensorDictModuleBase):
@@ -89,7 +153,8 @@ class _RecurrentModule(TensorDictModuleBase):
     # -------------------------------------------------------------- forward
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         x = tensordict.get(self.in_key)
-        if self.recurrent_mode:
+        mode = _MODE.get()
+        if self.recurrent_mode if mode is None else mode:
             return self._forward_sequence(tensordict, x)
         lead = x.shape[:-1]
         states = [self._initial(tensordict, k, lead, x) for k in self.state_keys]
@@ -163,6 +228,8 @@ class LSTMModule(_RecurrentModule):
         in_key, out_key: the input features and the output.
         recurrent_state_keys: the two state keys (h, c).
         is_init_key: the episode-start flag (from ``InitTracker``).
+        in_keys, out_keys: TorchRL's spelling of the keys, instead of ``in_key``/``out_key``/
+            ``recurrent_state_keys``: ``in_keys=[x, h, c]``, ``out_keys=[y, ("next", h), ("next", c)]``.
 
     Example:
         >>> from tensordict import TensorDict
@@ -175,7 +242,9 @@ class LSTMModule(_RecurrentModule):
     def __init__(self, input_size: int | None = None, hidden_size: int | None = None, num_layers: int = 1,
                  in_key="observation", out_key="features", *, dropout: float = 0.0, lstm: nn.LSTM | None = None,
                  recurrent_state_keys=("recurrent_state_h", "recurrent_state_c"), is_init_key="is_init",
-                 device=None):
+                 device=None, in_keys=None, out_keys=None):
+        if in_keys is not None or out_keys is not None:
+            in_key, out_key, recurrent_state_keys = _keys_from_lists("LSTMModule", in_keys or [], out_keys or [], 2)
         if lstm is None:
             if input_size is None or hidden_size is None:
                 raise ValueError("LSTMModule: give input_size and hidden_size (or a built lstm=nn.LSTM(...))")
@@ -188,7 +257,8 @@ class LSTMModule(_RecurrentModule):
 class GRUModule(_RecurrentModule):
     """An ``nn.GRU`` reading ``in_key`` and carrying its state ``"recurrent_state"`` in the TensorDict.
 
-    Same contract as :class:`LSTMModule` with a single state key.
+    Same contract as :class:`LSTMModule` with a single state key (TorchRL's ``in_keys=[x, h]``,
+    ``out_keys=[y, ("next", h)]`` are accepted too).
 
     Example:
         >>> from tensordict import TensorDict
@@ -200,7 +270,10 @@ class GRUModule(_RecurrentModule):
 
     def __init__(self, input_size: int | None = None, hidden_size: int | None = None, num_layers: int = 1,
                  in_key="observation", out_key="features", *, dropout: float = 0.0, gru: nn.GRU | None = None,
-                 recurrent_state_key="recurrent_state", is_init_key="is_init", device=None):
+                 recurrent_state_key="recurrent_state", is_init_key="is_init", device=None, in_keys=None,
+                 out_keys=None):
+        if in_keys is not None or out_keys is not None:
+            in_key, out_key, (recurrent_state_key,) = _keys_from_lists("GRUModule", in_keys or [], out_keys or [], 1)
         if gru is None:
             if input_size is None or hidden_size is None:
                 raise ValueError("GRUModule: give input_size and hidden_size (or a built gru=nn.GRU(...))")

@@ -162,3 +162,33 @@ def test_primer_outside_a_serial_env_carries_state():
     assert bool(cont.any())
     torch.testing.assert_close(h[:, 1:][cont], h_next[:, :-1][cont])
     assert bool((h[:, 1:][cont].abs().sum(-1) > 0).all())
+
+
+def test_set_recurrent_mode_context_manager_and_torchrl_keys():
+    """``with set_recurrent_mode(True)`` switches every module inside to sequences, then restores."""
+    from rlbench.modules import recurrent_mode, set_recurrent_mode
+
+    torch.manual_seed(0)
+    lstm = LSTMModule(3, 8, in_keys=["obs", "h", "c"], out_keys=["feat", ("next", "h"), ("next", "c")])
+    assert lstm.in_keys[:3] == ["obs", "h", "c"] and lstm.out_keys == ["feat", ("next", "h"), ("next", "c")]
+    seq = TensorDict(obs=torch.randn(2, 5, 3), batch_size=[2, 5])
+    reference = lstm.set_recurrent_mode(True)(seq.clone())["feat"]
+    with set_recurrent_mode(True):
+        assert recurrent_mode() is True
+        with set_recurrent_mode(False):  # blocks nest
+            step = lstm(TensorDict(obs=torch.randn(4, 3), batch_size=[4]))
+            assert step["feat"].shape == (4, 8)
+        torch.testing.assert_close(lstm(seq.clone())["feat"], reference)
+    assert recurrent_mode() is None and lstm.recurrent_mode is False
+
+    @set_recurrent_mode(True)
+    def train_step(td):
+        return lstm(td)["feat"]
+
+    torch.testing.assert_close(train_step(seq.clone()), reference)
+    gru = GRUModule(3, 4, in_keys=["obs", "hidden"], out_keys=["y", ("next", "hidden")])
+    assert gru.state_keys == ["hidden"] and gru.out_key == "y"
+    with pytest.raises(ValueError, match=r"out_keys\[1:\] must be the state keys under 'next'"):
+        LSTMModule(3, 8, in_keys=["obs", "h", "c"], out_keys=["feat", "h", "c"])
+    with pytest.raises(ValueError, match="in_keys needs the input and 1 state key"):
+        GRUModule(3, 4, in_keys=["obs"], out_keys=["y"])
