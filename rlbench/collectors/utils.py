@@ -80,7 +80,7 @@ def traj_ids_from_done(td: TensorDictBase, done_key=("next", "done")) -> torch.T
 
 
 def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", "done"),
-                       mask_key=MASK_KEY) -> TensorDictBase:
+                       mask_key=MASK_KEY, *, as_nested: bool = False, trajectory_key=None) -> TensorDictBase:
     """Regroup a ``[*B, T]`` batch into ``[n_traj, max_len]``, one row per trajectory, zero-padded.
 
     Trajectories are identified by ``traj_key`` (as the collector writes them) or, when the batch has
@@ -89,11 +89,17 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
     and ``traj_key`` holds each row's id (padding included). The work is one ``unique`` and one
     scatter per entry: no Python loop over steps or trajectories.
 
+    With ``as_nested=True`` the result has no padding and no mask: its batch size is ``[n_traj]``
+    and every entry is a jagged nested tensor ``[n_traj, j, *feature]`` (``torch.nested``, jagged
+    layout), one row of its own length per trajectory; ``traj_key`` holds the ids ``[n_traj]``.
+
     Args:
         td: a batch with batch_size ``[*B, T]`` (time last).
         traj_key: the key of the trajectory ids.
         done_key: done flags used when ``traj_key`` is absent.
         mask_key: where to write the mask.
+        as_nested: return jagged nested tensors instead of zero-padded ones (TorchRL's argument).
+        trajectory_key: TorchRL's name for ``traj_key``.
 
     Example:
         >>> from rlbench.testing import CountingEnv
@@ -103,7 +109,12 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
         (torch.Size([4, 2]), [2, 2, 1, 1])
         >>> out["next", "observation"][..., 0].tolist()
         [[1.0, 2.0], [1.0, 2.0], [1.0, 0.0], [1.0, 0.0]]
+        >>> nested = split_trajectories(td, as_nested=True)
+        >>> nested.batch_size, [len(t) for t in nested["next", "observation"].unbind()]
+        (torch.Size([4]), [2, 2, 1, 1])
     """
+    if trajectory_key is not None:
+        traj_key = trajectory_key
     if td.ndim < 1:
         raise ValueError("split_trajectories: the TensorDict needs a time dim (batch_size [*B, T])")
     ids = td.get(traj_key, None)
@@ -128,6 +139,19 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
     first = first.scatter_reduce(0, row, pos, reduce="amin")
     col = pos - first[row]
 
+    if as_nested:
+        # rows in id order, steps in time order: one gather per entry, then jagged views with shared offsets
+        order = torch.argsort(row * max(max_len, 1) + col)
+        offsets = torch.zeros(n_traj + 1, dtype=torch.int64, device=flat_ids.device)
+        offsets[1:] = counts.cumsum(0)
+
+        def jagged(x: torch.Tensor) -> torch.Tensor:
+            return torch.nested.nested_tensor_from_jagged(x[order], offsets)
+
+        out = flat.exclude(traj_key).apply(jagged, batch_size=[n_traj])
+        out.set(traj_key, uniq)
+        return out
+
     def scatter(x: torch.Tensor) -> torch.Tensor:
         out = torch.zeros((n_traj, max_len, *x.shape[1:]), dtype=x.dtype, device=x.device)
         out[row, col] = x
@@ -142,8 +166,10 @@ def split_trajectories(td: TensorDictBase, traj_key=TRAJ_KEY, done_key=("next", 
 
 
 def _as_transitions(batch: TensorDictBase, buffer) -> TensorDictBase:
-    """``[*B, T]`` batch -> what ``buffer`` stores per write: ``[N]`` items, or ``[T, n_envs]`` rows
-    for a two-dimensional storage (time along its first dim, as samplers of episodes expect).
+    """``[*B, T]`` batch -> what ``buffer`` stores per write.
+
+    ``[N]`` items, or ``[T, n_envs]`` rows for a two-dimensional storage (time along its first dim,
+    as samplers of episodes expect).
     """
     ndim = getattr(getattr(buffer, "storage", None), "ndim", 1)
     if ndim == 1 or batch.ndim == 1:

@@ -79,3 +79,22 @@ def test_split_errors():
         split_trajectories(TensorDict({"a": torch.zeros(3)}, [3]))
     with pytest.raises(ValueError, match="time dim"):
         split_trajectories(TensorDict({"a": torch.zeros(())}, []))
+
+
+@pytest.mark.parametrize("batch_size", [[3], [2, 2]])
+def test_split_as_nested_matches_the_padded_rows(batch_size):
+    """as_nested=True: one jagged row per trajectory, equal to the padded row's real steps."""
+    env = CountingEnv(max_steps=torch.randint(1, 6, batch_size), batch_size=batch_size)
+    collector = Collector(env, frames_per_batch=torch.Size(batch_size).numel() * 13)
+    collector.collect()
+    batch = collector.collect()
+    padded = split_trajectories(batch)
+    nested = split_trajectories(batch, as_nested=True, trajectory_key=("collector", "traj_ids"))
+    obs, mask, order = naive_split(batch, batch["collector", "traj_ids"])
+    assert nested.batch_size == (len(order),) and nested["collector", "traj_ids"].tolist() == order
+    assert ("collector", "mask") not in nested.keys(True)
+    rows = nested["next", "observation"].unbind()
+    assert [len(r) for r in rows] == mask.sum(-1).tolist()
+    for r, row in enumerate(rows):
+        assert torch.equal(row, obs[r][mask[r]])
+        assert torch.equal(nested["action"].unbind()[r], padded["action"][r][mask[r]])
