@@ -2,40 +2,43 @@
 // canvas plots of reward, episode return and a chosen key, all with a cursor at the current step.
 // Synced fields (rlbench/widgets/rollout_inspector.py): title, meta, series, frames, frame_offsets,
 // step, env. Everything is decoded once here; scrubbing never talks to the kernel.
+// What is shown is worked out in lib/rollout_view.js and lib/playback.js (pure, node-tested); this
+// file builds the DOM, applies those results and wires the events.
 import { h } from "./lib/escape.js";
-import { decodeSeries, decodeOffsets, stepValues, column, episodeEnds, cumulativeReturn, episodeAt, nearestFrame, formatValues, clampStep, FrameStore } from "./lib/rollout_data.js";
-import { drawPlot, drawCursor, PALETTE } from "./lib/plot_canvas.js";
-import { formatBytes } from "./lib/format.js";
+import { clampStep, decodeOffsets, FrameStore } from "./lib/rollout_data.js";
+import { drawCursor, drawPlot } from "./lib/plot_canvas.js";
+import { fitCanvas, fitWidth, paintShapes, watchWidth } from "./lib/canvas.js";
+import { decodeRollout, deriveEnv, frameAt, frameCaption, initialPlotKey, orderSeries } from "./lib/rollout_view.js";
+import { plotSpecs, prefetchSpan, rolloutSubtitle, stepText, timelineShapes, valueCell } from "./lib/rollout_view.js";
+import { advancePlayback, keyCommand, playbackTarget } from "./lib/playback.js";
 
 const PLOT_HEIGHT = 96;
+const TIMELINE_HEIGHT = 6;
+const FPS_CHOICES = [5, 10, 15, 30, 60];
 
 function decodeImage(bytes, mime) {
   return createImageBitmap(new Blob([bytes], { type: mime }));
 }
 
+function frameStore(model, rollout) {
+  if (!rollout.frames) return null;
+  const offsets = decodeOffsets(model.get("frame_offsets"));
+  return new FrameStore({ data: model.get("frames"), offsets, mime: rollout.frames.mime, decode: decodeImage });
+}
+
+// ------------------------------------------------------------------ DOM skeleton
 /** A canvas pair: the plot drawn once per data change, and an overlay that only holds the cursor. */
 function plotBox(label) {
   const base = h("canvas", { class: "rlb-ri-plot-base" });
   const over = h("canvas", { class: "rlb-ri-plot-over" });
   const box = h("div", { class: "rlb-ri-plot", "data-plot": label }, base, over);
   let scales = null, width = 0;
-  const dpr = () => (globalThis.devicePixelRatio || 1);
-  function size(canvas, w) {
-    const r = dpr();
-    canvas.width = Math.round(w * r);
-    canvas.height = Math.round(PLOT_HEIGHT * r);
-    canvas.style.width = `${w}px`;
-    canvas.style.height = `${PLOT_HEIGHT}px`;
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(r, 0, 0, r, 0, 0);
-    return ctx;
-  }
   return {
     box,
     draw(spec, w) {
       width = w;
-      scales = drawPlot(size(base, w), { ...spec, width: w, height: PLOT_HEIGHT });
-      size(over, w);
+      scales = drawPlot(fitCanvas(base, w, PLOT_HEIGHT), { ...spec, width: w, height: PLOT_HEIGHT });
+      fitCanvas(over, w, PLOT_HEIGHT);
     },
     cursor(t) {
       if (!scales) return;
@@ -46,255 +49,214 @@ function plotBox(label) {
   };
 }
 
-function render({ model, el }) {
-  const meta = model.get("meta") || {};
-  const B = meta.batch || 1, T = meta.steps || 0;
-  const specs = meta.series || [];
-  const raw = model.get("series") || [];
-  const data = specs.map((s, i) => decodeSeries(raw[i], s.format));
-  const byName = new Map(specs.map((s, i) => [s.name, i]));
-  const fm = meta.frames;
-  const store = fm && fm.count
-    ? new FrameStore({ data: model.get("frames"), offsets: decodeOffsets(model.get("frame_offsets")), mime: fm.mime, decode: decodeImage })
-    : null;
-  const perEnv = fm && fm.count ? fm.steps.length : 0;
-
-  let env = clampStep(model.get("env") || 0, B);
-  let step = clampStep(model.get("step") || 0, T);
-  let playing = false, rafId = 0, lastTime = 0, carry = 0, drawToken = 0;
-  let plotKey = meta.plot_key ?? (specs[0] && specs[0].name);
-  let inputTime = 0;  // performance.now() of the last slider move, for the latency readout
-
-  // ------------------------------------------------------------------ DOM
-  const title = h("span", { class: "rlb-title" }, model.get("title") || "Rollout");
-  const subtitle = h("span", { class: "rlb-subtitle" });
-  const envSelect = B > 1 ? h("select", { class: "rlb-ri-env", "aria-label": "env" },
-    Array.from({ length: B }, (_, b) => h("option", { value: String(b) }, `env ${b}`))) : null;
-  const notes = h("ul", { class: "rlb-ri-notes" }, (meta.notes || []).map((n) => h("li", { class: "rlb-note" }, n)));
-
+function frameDom(frames) {
   const canvas = h("canvas", { class: "rlb-ri-frame" });
-  const frameCaption = h("div", { class: "rlb-note rlb-ri-frame-caption" });
-  if (store) { canvas.width = fm.width; canvas.height = fm.height; }
-  const frameBox = store
-    ? h("div", { class: "rlb-ri-framebox" }, canvas, frameCaption)
-    : h("div", { class: "rlb-ri-framebox rlb-ri-noframe" }, h("div", { class: "rlb-note" }, "no frames"));
+  const caption = h("div", { class: "rlb-note rlb-ri-frame-caption" });
+  if (!frames) {
+    return { canvas, caption, el: h("div", { class: "rlb-ri-framebox rlb-ri-noframe" }, h("div", { class: "rlb-note" }, "no frames")) };
+  }
+  canvas.width = frames.width;
+  canvas.height = frames.height;
+  return { canvas, caption, el: h("div", { class: "rlb-ri-framebox" }, canvas, caption) };
+}
 
+function controlsDom(steps, step) {
   const playBtn = h("button", { class: "rlb-button rlb-ri-play", title: "play / pause (space)" }, "▶");
-  const slider = h("input", { class: "rlb-ri-slider", type: "range", min: "0", max: String(Math.max(0, T - 1)), step: "1", value: String(step), "aria-label": "step" });
+  const slider = h("input", { class: "rlb-ri-slider", type: "range", min: "0", max: String(Math.max(0, steps - 1)), step: "1", value: String(step), "aria-label": "step" });
   const stepLabel = h("span", { class: "rlb-mono rlb-ri-step" });
   const fpsSelect = h("select", { class: "rlb-ri-fps", "aria-label": "frames per second" },
-    [5, 10, 15, 30, 60].map((f) => h("option", { value: String(f), selected: f === 30 }, `${f} fps`)));
+    FPS_CHOICES.map((f) => h("option", { value: String(f), selected: f === 30 }, `${f} fps`)));
   const timeline = h("canvas", { class: "rlb-ri-timeline", title: "episode ends: red = terminated, orange = truncated" });
-  const controls = h("div", { class: "rlb-ri-controls" }, playBtn, h("div", { class: "rlb-ri-track" }, slider, timeline), stepLabel, fpsSelect);
+  const el = h("div", { class: "rlb-ri-controls" }, playBtn, h("div", { class: "rlb-ri-track" }, slider, timeline), stepLabel, fpsSelect);
+  return { el, playBtn, slider, stepLabel, fpsSelect, timeline };
+}
 
-  // the action first, then the rest of the step, then what the step produced (reward and flags first)
-  const rank = (s) => {
-    const next = s.key[0] === "next" ? 100 : 0;
-    const name = s.key[s.key.length - 1];
-    const first = ["action", "reward", "done", "terminated", "truncated"].indexOf(name);
-    return next + (first >= 0 ? first : 10) + (s.key.length > 2 ? 1 : 0);
-  };
-  const ordered = specs.map((s, i) => [rank(s), i, s]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((x) => x[2]);
-  const valueRows = ordered.map((s) => {
+function valuesDom(specs) {
+  const rows = orderSeries(specs).map((s) => {
     const cell = h("td", { class: "rlb-mono" });
     const row = h("tr", { "data-key": s.name }, h("th", { title: `${s.dtype} ${JSON.stringify(s.shape)}` }, s.name), cell);
     return { row, cell, spec: s };
   });
-  const values = h("div", { class: "rlb-ri-values" },
-    h("table", { class: "rlb-table" }, h("tbody", {}, valueRows.map((r) => r.row))));
+  return { rows, el: h("div", { class: "rlb-ri-values" }, h("table", { class: "rlb-table" }, h("tbody", {}, rows.map((r) => r.row)))) };
+}
 
-  const rewardPlot = plotBox("reward");
-  const returnPlot = plotBox("return");
-  const keyPlot = plotBox("key");
+function plotsDom(meta, specs, plotKey) {
+  const boxes = { reward: plotBox("reward"), ret: plotBox("return"), key: plotBox("key") };
   const keySelect = h("select", { class: "rlb-ri-key", "aria-label": "plotted key" },
     specs.map((s) => h("option", { value: s.name, selected: s.name === plotKey }, s.name)));
-  const plots = h("div", { class: "rlb-ri-plots" },
-    meta.reward ? rewardPlot.box : null, meta.reward ? returnPlot.box : null,
+  const el = h("div", { class: "rlb-ri-plots" },
+    meta.reward ? boxes.reward.box : null, meta.reward ? boxes.ret.box : null,
     specs.length ? h("div", { class: "rlb-ri-keyrow" }, h("span", { class: "rlb-note" }, "plot"), keySelect) : null,
-    specs.length ? keyPlot.box : null);
+    specs.length ? boxes.key.box : null);
+  return { el, boxes, keySelect };
+}
 
+/** The whole view; returns the elements the event handlers and updates touch. */
+function buildDom(title, rollout, v) {
+  const { meta, batch } = rollout;
+  const subtitle = h("span", { class: "rlb-subtitle" });
+  const envSelect = batch > 1 ? h("select", { class: "rlb-ri-env", "aria-label": "env" },
+    Array.from({ length: batch }, (_, b) => h("option", { value: String(b) }, `env ${b}`))) : null;
+  const notes = h("ul", { class: "rlb-ri-notes" }, (meta.notes || []).map((n) => h("li", { class: "rlb-note" }, n)));
+  const frame = frameDom(rollout.frames);
+  const controls = controlsDom(rollout.steps, v.step);
+  const values = valuesDom(rollout.specs);
+  const plots = plotsDom(meta, rollout.specs, v.plotKey);
   const root = h("div", { class: "rlb-root rlb-rollout-inspector", tabindex: "0" },
-    h("div", { class: "rlb-header" }, title, subtitle, envSelect),
+    h("div", { class: "rlb-header" }, h("span", { class: "rlb-title" }, title || "Rollout"), subtitle, envSelect),
     notes,
-    h("div", { class: "rlb-ri-main" }, h("div", { class: "rlb-ri-left" }, frameBox, controls), values),
-    plots);
-  el.replaceChildren(root);
+    h("div", { class: "rlb-ri-main" }, h("div", { class: "rlb-ri-left" }, frame.el, controls.el), values.el),
+    plots.el);
+  return {
+    root, subtitle, envSelect, canvas: frame.canvas, frameCaption: frame.caption, ...controls,
+    valueRows: values.rows, plots: plots.boxes, keySelect: plots.keySelect,
+  };
+}
 
-  // ------------------------------------------------------------------ derived data per env
-  let derived = null;
-  function derive() {
-    const col = (name) => (name != null && byName.has(name)
-      ? column(data[byName.get(name)], specs[byName.get(name)].size, T, env, 0) : null);
-    const reward = col(meta.reward);
-    const done = col(meta.done);
-    const terminated = col(meta.terminated);
-    const ends = episodeEnds(done);
-    derived = { reward, done, terminated, ends, ret: reward ? cumulativeReturn(reward, done) : null };
-    const parts = [];
-    if (done) parts.push(`${ends.length} episode end${ends.length === 1 ? "" : "s"}${B > 1 ? ` in env ${env}` : ""}`);
-    if (reward) parts.push(`reward ${formatValues([reward.reduce((a, r) => a + (Number.isFinite(r) ? r : 0), 0)])} in total`);
-    if (store) parts.push(`${fm.count} frame${fm.count === 1 ? "" : "s"} at ${fm.width}×${fm.height}`);
-    if (meta.bytes) parts.push(formatBytes(meta.bytes));
-    subtitle.textContent = parts.join(" · ");
+/** What a key press landed on, for keyCommand: the slider, one of the drop-downs, or anything else. */
+function keyTarget(ui, target) {
+  if (target === ui.slider) return "slider";
+  return [ui.keySelect, ui.fpsSelect, ui.envSelect].includes(target) ? "select" : "other";
+}
+
+// ------------------------------------------------------------------ updates (v: the view's state)
+function rederive(v) {
+  v.derived = deriveEnv(v.rollout, v.env);
+  v.ui.subtitle.textContent = rolloutSubtitle(v.rollout, v.derived, v.env);
+}
+
+function plotWidth(v) {
+  return fitWidth(v.ui.root.clientWidth, 240, 24);
+}
+
+function drawPlots(v) {
+  const w = plotWidth(v);
+  const textColor = getComputedStyle(v.ui.root).color || "#333";
+  const specs = plotSpecs(v.rollout, v.derived, v.env, v.plotKey, textColor);
+  for (const name of ["reward", "ret", "key"]) if (specs[name]) v.ui.plots[name].draw(specs[name], w);
+  const tw = fitWidth(v.ui.slider.clientWidth, 100, 0, 400);
+  const ctx = fitCanvas(v.ui.timeline, tw, TIMELINE_HEIGHT);
+  ctx.clearRect(0, 0, tw, TIMELINE_HEIGHT);
+  paintShapes(ctx, timelineShapes(v.derived, v.rollout.steps, tw, TIMELINE_HEIGHT));
+}
+
+function showFrame(v) {
+  const { store, ui } = v;
+  if (!store) return;
+  const frame = frameAt(v.rollout.frames, v.rollout.perEnv, v.env, v.step);
+  const token = ++v.drawToken;
+  store.cancelPrefetch();  // what the user asks for now goes before any background decode
+  const paint = (img) => {
+    if (token !== v.drawToken) return;  // a later move already asked for another frame
+    ui.canvas.getContext("2d").drawImage(img, 0, 0, ui.canvas.width, ui.canvas.height);
+    ui.frameCaption.textContent = frameCaption(frame.step, v.step);
+    ui.root.dataset.drawnStep = String(v.step);
+    ui.root.dataset.drawnFrame = String(frame.index);
+    const ms = v.inputTime ? performance.now() - v.inputTime : 0;
+    ui.root.dispatchEvent(new CustomEvent("rlb-frame", { detail: { step: v.step, frame: frame.index, ms } }));
+  };
+  // neighbours are decoded only once this frame is up: started earlier they would compete with it
+  // for the decoder (a prefetch may cross into the next env's frames, which is harmless)
+  const warm = () => { if (token === v.drawToken) store.prefetch(frame.index, ...prefetchSpan(v.playing)); };
+  const hit = store.peek(frame.index);
+  if (hit !== undefined) { paint(hit); warm(); }
+  else store.get(frame.index).then((img) => { paint(img); warm(); }, (err) => { ui.frameCaption.textContent = `could not decode frame: ${err}`; });
+}
+
+function showStep(v) {
+  const { ui } = v;
+  ui.slider.value = String(v.step);
+  ui.stepLabel.textContent = stepText(v.step, v.rollout.steps, v.derived.ends);
+  ui.root.dataset.step = String(v.step);
+  for (const { cell, row, spec } of ui.valueRows) {
+    const { text, flag } = valueCell(v.rollout, spec, v.env, v.step);
+    cell.textContent = text;
+    row.classList.toggle("rlb-ri-flag", flag);
   }
+  showFrame(v);
+  for (const p of Object.values(ui.plots)) p.cursor(v.step);
+}
 
-  function plotWidth() {
-    return Math.max(240, Math.floor((root.clientWidth || 720) - 24));
+function goTo(v, t) {
+  const next = clampStep(t, v.rollout.steps);
+  if (next === v.step && v.ui.root.dataset.step === String(next)) return;
+  v.step = next;
+  showStep(v);
+}
+
+function tick(v, now) {
+  if (!v.playing) return;
+  const { steps, carry } = advancePlayback(v.carry, now - v.lastTime, Number(v.ui.fpsSelect.value) || 30);
+  v.carry = carry;
+  v.lastTime = now;
+  if (steps) {
+    const target = playbackTarget(v.step, steps, v.rollout.steps);
+    goTo(v, target.step);
+    if (target.end) { setPlaying(v, false); return; }
   }
+  v.rafId = requestAnimationFrame((t) => tick(v, t));
+}
 
-  function drawPlots() {
-    const w = plotWidth();
-    const textColor = getComputedStyle(root).color || "#333";
-    const { reward, ret, ends } = derived;
-    if (reward) {
-      rewardPlot.draw({ steps: T, series: [{ values: reward, label: "reward" }], boundaries: ends, title: "reward", textColor }, w);
-      returnPlot.draw({ steps: T, series: [{ values: ret, label: "return", color: PALETTE[2], breakAfter: ends }], boundaries: ends, title: "return (per episode)", textColor }, w);
-    }
-    if (specs.length && byName.has(plotKey)) {
-      const i = byName.get(plotKey), s = specs[i];
-      const n = Math.min(s.size, PALETTE.length);
-      const series = Array.from({ length: n }, (_, c) => ({ values: column(data[i], s.size, T, env, c), label: s.size > 1 ? `[${c}]` : s.name, stepped: s.kind !== "float" }));
-      keyPlot.draw({ steps: T, series, boundaries: ends, title: s.size > PALETTE.length ? `${s.name} (first ${n} of ${s.size})` : s.name, textColor }, w);
-    }
-    drawTimeline(w);
+function setPlaying(v, on) {
+  v.playing = on && v.rollout.steps > 1;
+  v.ui.playBtn.textContent = v.playing ? "❚❚" : "▶";
+  v.ui.root.classList.toggle("rlb-ri-playing", v.playing);
+  cancelAnimationFrame(v.rafId);
+  if (v.playing) {
+    if (v.step >= v.rollout.steps - 1) goTo(v, 0);
+    v.lastTime = performance.now();
+    v.carry = 0;
+    v.rafId = requestAnimationFrame((t) => tick(v, t));
   }
+}
 
-  function drawTimeline() {
-    const w = Math.max(100, slider.clientWidth || 400);
-    const r = globalThis.devicePixelRatio || 1;
-    timeline.width = Math.round(w * r); timeline.height = Math.round(6 * r);
-    timeline.style.width = `${w}px`; timeline.style.height = "6px";
-    const ctx = timeline.getContext("2d");
-    ctx.setTransform(r, 0, 0, r, 0, 0);
-    ctx.clearRect(0, 0, w, 6);
-    // the range thumb's travel is inset by about half its width (8 px) at both ends
-    const x = (t) => 8 + (w - 16) * (T > 1 ? t / (T - 1) : 0);
-    for (const t of derived.ends) {
-      ctx.fillStyle = derived.terminated && derived.terminated[t] ? "#d62728" : "#ff9800";
-      ctx.fillRect(Math.round(x(t)) - 1, 0, 2, 6);
-    }
-  }
+// ------------------------------------------------------------------ render: wiring only
+function render({ model, el }) {
+  const rollout = decodeRollout(model.get("meta"), model.get("series"));
+  const v = {
+    rollout, store: frameStore(model, rollout), plotKey: initialPlotKey(rollout), derived: null,
+    env: clampStep(model.get("env") || 0, rollout.batch), step: clampStep(model.get("step") || 0, rollout.steps),
+    playing: false, rafId: 0, lastTime: 0, carry: 0, drawToken: 0,
+    inputTime: 0,  // performance.now() of the last slider move, for the latency readout
+  };
+  const ui = v.ui = buildDom(model.get("title"), rollout, v);
+  el.replaceChildren(ui.root);
 
-  // ------------------------------------------------------------------ per-step updates
-  function showValues() {
-    for (const { cell, row, spec } of valueRows) {
-      const v = stepValues(data[byName.get(spec.name)], spec.size, T, env, step);
-      cell.textContent = formatValues(v, spec.kind);
-      row.classList.toggle("rlb-ri-flag", spec.kind === "bool" && v.some((x) => x));
-    }
-  }
-
-  function showFrame() {
-    if (!store) return;
-    const k = nearestFrame(fm.steps, step);
-    const idx = env * perEnv + k;
-    const shownStep = fm.steps[k];
-    const token = ++drawToken;
-    store.cancelPrefetch();  // what the user asks for now goes before any background decode
-    const paint = (img) => {
-      if (token !== drawToken) return;  // a later move already asked for another frame
-      const ctx = canvas.getContext("2d");
-      ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-      frameCaption.textContent = shownStep === step ? `frame at step ${shownStep}` : `nearest frame: step ${shownStep}`;
-      root.dataset.drawnStep = String(step);
-      root.dataset.drawnFrame = String(idx);
-      const ms = inputTime ? performance.now() - inputTime : 0;
-      root.dispatchEvent(new CustomEvent("rlb-frame", { detail: { step, frame: idx, ms } }));
-    };
-    // neighbours are decoded only once this frame is up: started earlier they would compete with it
-    // for the decoder (a prefetch may cross into the next env's frames, which is harmless)
-    const warm = () => { if (token === drawToken) store.prefetch(idx, playing ? 8 : 3, playing ? 0 : 2); };
-    const hit = store.peek(idx);
-    if (hit !== undefined) { paint(hit); warm(); }
-    else store.get(idx).then((img) => { paint(img); warm(); }, (err) => { frameCaption.textContent = `could not decode frame: ${err}`; });
-  }
-
-  function update() {
-    slider.value = String(step);
-    const ep = derived.ends.length ? ` · episode ${episodeAt(derived.ends, step)}` : "";
-    stepLabel.textContent = `step ${step} / ${Math.max(0, T - 1)}${ep}`;
-    root.dataset.step = String(step);
-    showValues();
-    showFrame();
-    for (const p of [rewardPlot, returnPlot, keyPlot]) p.cursor(step);
-  }
-
-  function go(t) {
-    const next = clampStep(t, T);
-    if (next === step && root.dataset.step === String(next)) return;
-    step = next;
-    update();
-  }
-
-  // ------------------------------------------------------------------ playback and input
-  function tick(now) {
-    if (!playing) return;
-    const fps = Number(fpsSelect.value) || 30;
-    carry += ((now - lastTime) * fps) / 1000;
-    lastTime = now;
-    if (carry >= 1) {
-      const n = Math.floor(carry);
-      carry -= n;
-      if (step + n >= T - 1) { go(T - 1); setPlaying(false); return; }
-      go(step + n);
-    }
-    rafId = requestAnimationFrame(tick);
-  }
-
-  function setPlaying(on) {
-    playing = on && T > 1;
-    playBtn.textContent = playing ? "❚❚" : "▶";
-    root.classList.toggle("rlb-ri-playing", playing);
-    cancelAnimationFrame(rafId);
-    if (playing) {
-      if (step >= T - 1) go(0);
-      lastTime = performance.now(); carry = 0;
-      rafId = requestAnimationFrame(tick);
-    }
-  }
-
-  playBtn.addEventListener("click", () => setPlaying(!playing));
-  slider.addEventListener("input", () => { inputTime = performance.now(); go(Number(slider.value)); });
-  root.addEventListener("keydown", (e) => {
-    if (e.target === keySelect || e.target === fpsSelect || e.target === envSelect) return;
-    const jump = e.shiftKey ? 10 : 1;
-    if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
-      if (e.target === slider) return;  // the range input moves itself and fires "input"
-      inputTime = performance.now();
-      go(step + (e.key === "ArrowRight" ? jump : -jump));
-    } else if (e.key === "Home") go(0);
-    else if (e.key === "End") go(T - 1);
-    else if (e.key === " ") setPlaying(!playing);
-    else return;
+  const redraw = () => { drawPlots(v); showStep(v); };
+  const setEnv = (b) => {
+    v.env = clampStep(b, rollout.batch);
+    if (ui.envSelect) ui.envSelect.value = String(v.env);
+    rederive(v);
+    redraw();
+  };
+  ui.playBtn.addEventListener("click", () => setPlaying(v, !v.playing));
+  ui.slider.addEventListener("input", () => { v.inputTime = performance.now(); goTo(v, Number(ui.slider.value)); });
+  ui.root.addEventListener("keydown", (e) => {
+    const cmd = keyCommand(e.key, e.shiftKey, keyTarget(ui, e.target), v.step, rollout.steps);
+    if (!cmd) return;
+    if (cmd.toggle) setPlaying(v, !v.playing);
+    else { if (cmd.input) v.inputTime = performance.now(); goTo(v, cmd.go); }
     e.preventDefault();
   });
-  keySelect.addEventListener("change", () => { plotKey = keySelect.value; drawPlots(); update(); });
-  if (envSelect) {
-    envSelect.value = String(env);
-    envSelect.addEventListener("change", () => { env = clampStep(Number(envSelect.value), B); derive(); drawPlots(); update(); });
+  ui.keySelect.addEventListener("change", () => { v.plotKey = ui.keySelect.value; redraw(); });
+  if (ui.envSelect) {
+    ui.envSelect.value = String(v.env);
+    ui.envSelect.addEventListener("change", () => setEnv(Number(ui.envSelect.value)));
   }
-  const onStep = () => go(model.get("step"));
-  const onEnv = () => { env = clampStep(model.get("env"), B); if (envSelect) envSelect.value = String(env); derive(); drawPlots(); update(); };
+  const onStep = () => goTo(v, model.get("step"));
+  const onEnv = () => setEnv(model.get("env"));
   model.on("change:step", onStep);
   model.on("change:env", onEnv);
+  const unwatch = watchWidth(ui.root, () => plotWidth(v), redraw);
 
-  let lastWidth = 0;
-  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => {
-    const w = plotWidth();
-    if (Math.abs(w - lastWidth) > 4) { lastWidth = w; drawPlots(); update(); }
-  }) : null;
-  if (ro) ro.observe(root);
-
-  derive();
-  drawPlots();
-  update();
-
+  rederive(v);
+  redraw();
   return () => {
-    setPlaying(false);
-    if (ro) ro.disconnect();
+    setPlaying(v, false);
+    unwatch();
     model.off("change:step", onStep);
     model.off("change:env", onEnv);
-    if (store) store.cache.clear();
+    if (v.store) v.store.cache.clear();
   };
 }
 
