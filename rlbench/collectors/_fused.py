@@ -1,11 +1,12 @@
 """The collector's fused loop: the env writes each step's NumPy outputs straight into the batch buffers.
 
 Through the generic loop a step costs, besides the policy and the gym step, two TensorDicts built by
-``step_and_maybe_reset`` and five grouped ``torch.stack`` in ``_RolloutWriter.write`` (~50 us at one
+``step_and_maybe_reset`` and five grouped ``torch.stack`` in ``RolloutWriter.write`` (~50 us at one
 env, more than half the baseline's whole step). Envs that can describe a step as plain arrays (a
 ``GymWrapper`` over a SAME_STEP vector env with one observation array, a ``SerialEnv`` stepped by its
-NumPy kernel) offer ``env._fused_stepper()``; this loop then calls the policy's module on the
-observation tensor directly and assigns the arrays into NumPy views of the writer's buffers.
+NumPy kernel) return a :class:`~rlbench.envs.fused.FusedStepper` from ``env.fused_stepper()``; this
+loop then calls the policy's module on the observation tensor directly and assigns the arrays into
+NumPy views of the writer's buffers.
 
 The batch is exactly the generic loop's: the fused loop only runs when the batch has exactly the keys
 the generic loop would write (observation and done flags at the root and under ``"next"``, the action,
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from ..envs.common import EnvBase
+from ..envs.fused import FusedStepper
 
 DONE = ("done", "terminated", "truncated")
 
@@ -37,17 +38,14 @@ def fused_loop(collector, writer, td, t: int, random: bool):
     step ``t`` when the policy already ran for it (else None).
     """
     env, T = collector.env, collector.steps_per_batch
-    make = getattr(env, "_fused_stepper", None)
-    if random and type(env).rand_action is not EnvBase.rand_action:
-        return t, td, None
     direct = collector._direct
-    if make is None or t >= T or collector.device != env.device or env.device.type != "cpu":
+    if t >= T or collector.device != env.device or env.device.type != "cpu":
         return t, td, None
     if not random and (direct is None or direct.n_out != 1 or direct.out_keys[0] != env.action_key):
         return t, td, None
     if type(td) is not TensorDict or td.batch_size != env.batch_size:
         return t, td, None
-    stepper = make()
+    stepper: FusedStepper | None = env.fused_stepper(random=random)
     if stepper is None:
         return t, td, None
     key = stepper.key
@@ -70,12 +68,12 @@ def fused_loop(collector, writer, td, t: int, random: bool):
     t0 = t
     module = None if random else direct.module
     flag_inputs = not random and any(k != key for k in inputs)
-    spec, gen = env.action_spec, env.action_generator
+    rand_action = stepper.rand_action
     stepped = False
     out = None
     while t < T:
         if random:
-            action = spec.rand(generator=gen)
+            action = rand_action()
         else:
             action = module(*[root[k] for k in inputs])
         if type(action) is tuple and len(action) == 1 and type(action[0]) is torch.Tensor:

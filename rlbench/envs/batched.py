@@ -15,7 +15,8 @@ import torch
 from tensordict import TensorDict
 
 from .common import EnvBase
-from .serial_gym import FusedStepper, gym_kernel
+from .fused import FusedStepper
+from .serial_gym import SerialFusedStepper, gym_kernel
 
 __all__ = ["SerialEnv"]
 
@@ -166,20 +167,30 @@ class SerialEnv(EnvBase):
         are stepped, and reset when done, in one NumPy pass (see :mod:`rlbench.envs.serial_gym`).
         """
         if self._kernel is not None and td.batch_size == self.batch_size:
-            return self._kernel.step_and_maybe_reset(td)
+            self._check_action(td)
+            td, root, self._last = self._kernel.step_and_maybe_reset(td)
+            return td, root
         return super().step_and_maybe_reset(td)
 
-    def _fused_stepper(self):
-        """A :class:`~rlbench.envs.serial_gym.FusedStepper` for collectors, or None (generic path)."""
-        if self._kernel is None or type(self).step_and_maybe_reset is not SerialEnv.step_and_maybe_reset or (
-            type(self)._check_action is not SerialEnv._check_action
-        ):
+    def fused_stepper(self, random: bool = False) -> FusedStepper | None:
+        """A :class:`~rlbench.envs.serial_gym.SerialFusedStepper` when the sub-envs are stepped by the NumPy
+        kernel and no subclass changes the step, the action check or the random actions; None otherwise
+        (see :meth:`EnvBase.fused_stepper`).
+        """
+        cls = type(self)
+        if self._kernel is None or cls.step_and_maybe_reset is not SerialEnv.step_and_maybe_reset or (
+            cls._check_action is not SerialEnv._check_action
+        ) or (random and cls.rand_action is not SerialEnv.rand_action):
             return None
-        return FusedStepper(self._kernel)
+        return SerialFusedStepper(self._kernel, self._record_last)
+
+    def _record_last(self, td: TensorDict) -> None:
+        """Keep ``td`` as the sub-envs' latest values (what a partial reset returns for the others)."""
+        self._last = td
 
     def _step(self, td):
         if self._kernel is not None:
-            out = self._last = self._kernel._new(self._kernel.step(td, reset=False)[0])
+            out = self._last = self._kernel.new_td(self._kernel.step(td, reset=False)[0])
             return out
         outs = [env._complete_done(env._step(sub)) for env, sub in zip(self.envs, self._split(td))]
         out = self._last = self._stack(outs)

@@ -21,6 +21,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from ..specs import Binary, Composite, Spec, Unbounded
+from .fused import FusedStepper
 from .rollout_writer import RolloutWriter
 from .utils import _EnvOutputError, _KeyError, step_mdp
 
@@ -323,6 +324,21 @@ class EnvBase:
             else:
                 root = root.update(self.reset())
         return td, root
+
+    def fused_stepper(self, random: bool = False) -> FusedStepper | None:
+        """A :class:`~rlbench.envs.fused.FusedStepper` that gives this env's steps as NumPy arrays, or None.
+
+        Collectors call this once per batch and, when they get a stepper, write its arrays straight
+        into their buffers instead of calling :meth:`step_and_maybe_reset` (see
+        :mod:`rlbench.envs.fused`). The default, None, keeps the generic path: an env overrides this
+        only when its stepper's data are exactly those of ``step_and_maybe_reset``.
+
+        Args:
+            random: the collector will step with :meth:`FusedStepper.rand_action
+                <rlbench.envs.fused.FusedStepper.rand_action>` instead of a policy; an env whose
+                :meth:`rand_action` draws differently must then return None.
+        """
+        return None
 
     def rand_action(self, td: TensorDictBase | None = None) -> TensorDictBase:
         """Write a random action from ``action_spec`` into ``td`` (a new TensorDict if None)."""

@@ -14,7 +14,12 @@ is in ``info["final_obs"]``, and no fake "reset transition" ever reaches a rollo
 the final observation to ``("next", "observation")`` and hands the fresh one out at the following
 partial ``reset`` (the ``"_reset"`` mask protocol of :class:`~rlbench.envs.EnvBase`);
 ``step_and_maybe_reset`` (what collectors call) does both in one pass, with the same result (see
-:mod:`rlbench.envs.gym_vector`).
+:mod:`rlbench.envs.gym_vector`, whose :class:`~rlbench.envs.gym_vector.SameStepVector` a vector wrapper
+holds), and :meth:`GymWrapper.fused_stepper` hands a collector the same steps as NumPy arrays.
+
+NumPy kernels that batch single gym envs (:mod:`rlbench.envs.serial_gym`) step the wrapped env through
+:meth:`GymWrapper.numpy_access`, which says whether the wrapper's data is exactly what such a kernel
+produces and gives it what it needs.
 
 Data conventions: float64 ``Box`` observations are cast to **float32** (their spec says float32);
 rewards are float32 ``[*batch, 1]``; done flags are bool ``[*batch, 1]``. Random actions
@@ -26,17 +31,19 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 from tensordict import TensorDict
 
 from ..specs import Bounded, Categorical, Composite, MultiCategorical
-from . import gym_vector
 from .common import EnvBase
-from .gym_spaces import leaf_array, make_action_converter, space_kind, space_leaves, space_to_spec, torch_to_numpy
+from .fused import FusedStepper
+from .gym_spaces import ObservationReader, make_action_converter, space_kind, space_to_spec, torch_to_numpy
+from .gym_vector import SameStepVector
 
-__all__ = ["GymWrapper", "GymEnv"]
+__all__ = ["GymWrapper", "GymEnv", "NumpyAccess"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +98,31 @@ def _strip_legacy_checker(env):
 
 def _is_vector(env) -> bool:
     return hasattr(env, "num_envs") and hasattr(env, "single_observation_space")
+
+
+class NumpyAccess(NamedTuple):
+    """What a NumPy kernel needs to step a single :class:`GymWrapper`'s gym env itself.
+
+    Returned by :meth:`GymWrapper.numpy_access` only when the kernel's arrays are exactly the wrapper's
+    data: one observation array under ``key`` with NumPy dtype ``dtype``, and steps and resets that
+    the wrapper does not change (no subclass override, no pixels).
+
+    Attributes:
+        key: the observation key.
+        dtype: the observation's NumPy dtype (the spec's: float64 Boxes read as float32).
+        action_space: the gym action space (for a batch action converter).
+        cheap_checked: whether the wrapper's action converter range-checks actions (integer kinds), so
+            that the spec check of each action is only shape and dtype.
+        step: ``step(gym action) -> (obs, reward, terminated, truncated, info)``, whatever the step API.
+        reset: ``reset(seed, options) -> obs`` (a pending ``set_seed`` seed is used once).
+    """
+
+    key: str
+    dtype: Any
+    action_space: Any
+    cheap_checked: bool
+    step: Callable
+    reset: Callable
 
 
 def _takes_seed(fn) -> bool:
@@ -157,8 +189,6 @@ class GymWrapper(EnvBase):
         if self.is_vector:
             self._check_vector_env(env)
             obs_space, act_space = env.single_observation_space, env.single_action_space
-            self._pending = np.zeros(env.num_envs, dtype=bool)
-            self._stash = None
         else:
             obs_space, act_space = env.observation_space, env.action_space
         self._obs_space, self._act_space = obs_space, act_space
@@ -182,19 +212,16 @@ class GymWrapper(EnvBase):
     def _build_specs(self, obs_space, act_space) -> None:
         batch, device = self.batch_size, self.device
         obs_spec = Composite(shape=batch, device=device)
-        leaves = []
         if not self.pixels_only:
-            kind = space_kind(obs_space)
-            prefix = () if kind == "Dict" else ("observation",)
             try:
                 body = space_to_spec(obs_space, batch, device)
             except TypeError as err:
                 raise TypeError(f"{type(self).__name__}: observation space: {err}") from None
-            if kind == "Dict":
+            if space_kind(obs_space) == "Dict":
                 obs_spec = body
             else:
                 obs_spec["observation"] = body
-            leaves = [leaf._replace(key=prefix + leaf.key) for leaf in space_leaves(obs_space)]
+        self._reader = ObservationReader(None if self.pixels_only else obs_space)
         if self.from_pixels:
             if self.is_vector:
                 raise NotImplementedError(
@@ -207,13 +234,6 @@ class GymWrapper(EnvBase):
             frame = self._first_frame()
             obs_spec["pixels"] = Bounded(0, 255, (*batch, *frame.shape), dtype=torch.uint8, device=device)
         self.observation_spec = obs_spec
-        self._leaves = leaves
-        self._flat = all(len(leaf.key) == 1 for leaf in leaves)
-        if self._flat:
-            self._leaves = [leaf._replace(key=leaf.key[0]) for leaf in leaves]
-        self._simple = None
-        if self._flat and len(leaves) == 1 and not leaves[0].path and leaves[0].offset is None:
-            self._simple = (self._leaves[0].key, leaves[0].dtype)
         try:
             self.action_spec = space_to_spec(act_space, batch, device, self.categorical_action_encoding)
         except TypeError as err:
@@ -229,12 +249,26 @@ class GymWrapper(EnvBase):
         self._cheap_checked = isinstance(self.action_spec, (Categorical, MultiCategorical)) or (
             space_kind(act_space) == "MultiBinary"
         )
-        self._zeros1 = (*batch, 1)
         self._unchecked_td = (
-            not self.is_vector and self._flat and self.device.type == "cpu" and hasattr(TensorDict, "_new_unsafe")
+            not self.is_vector and self._reader.flat and self.device.type == "cpu"
+            and hasattr(TensorDict, "_new_unsafe")
         )
-        self._unchecked_vector = self.is_vector and self.device.type == "cpu" and hasattr(TensorDict, "_new_unsafe")
-        self._fuse_vector = gym_vector.can_fuse(self)
+        # a vector env's SAME_STEP bookkeeping; it resets the gym env through the wrapper's reset
+        self._vector = SameStepVector(self._reader, batch, device, self._gym_reset) if self.is_vector else None
+        # the fused step_and_maybe_reset gives exactly what the generic path gives unless a subclass
+        # changes a step or a reset; nested (Dict) observations keep the generic path, whose step_mdp
+        # copies nested containers
+        self._fuse_vector = self.is_vector and self._reader.flat and self._steps_unchanged()
+
+    def _steps_unchanged(self) -> bool:
+        """Whether this env's class keeps GymWrapper's ``_step``/``_reset``/``step``/``reset`` (the NumPy fast
+        paths reproduce exactly those).
+        """
+        cls = type(self)
+        return (
+            cls._step is GymWrapper._step and cls._reset is GymWrapper._reset
+            and cls.step is GymWrapper.step and cls.reset is GymWrapper.reset
+        )
 
     def _first_frame(self) -> np.ndarray:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: no window, no display needed
@@ -283,18 +317,7 @@ class GymWrapper(EnvBase):
             super()._check_action(td)
 
     def _obs_dict(self, obs) -> dict:
-        if self._simple is not None:  # the common case (one Box leaf): skip the generic leaf walk
-            key, dtype = self._simple
-            data = {key: torch.from_numpy(np.array(obs, dtype=dtype))}  # copy: envs may reuse buffers
-        elif self._flat:
-            data = {leaf.key: torch.from_numpy(leaf_array(leaf, leaf.get(obs))) for leaf in self._leaves}
-        else:
-            data = {}
-            for leaf in self._leaves:
-                d = data
-                for k in leaf.key[:-1]:
-                    d = d.setdefault(k, {})
-                d[leaf.key[-1]] = torch.from_numpy(leaf_array(leaf, leaf.get(obs)))
+        data = self._reader.read(obs)
         if self.from_pixels:
             data["pixels"] = torch.from_numpy(np.array(self._render_frame(), dtype=np.uint8))
         return data
@@ -327,8 +350,14 @@ class GymWrapper(EnvBase):
             self._env.seed(seed)  # gym < 0.26 seeds through env.seed(), not reset(seed=...)
 
     def _reset(self, td=None, seed=None, options=None):
+        """Reset the gym env (``seed`` and ``options`` go to its ``reset``).
+
+        A vector env resets the ``"_reset"``-masked sub-envs only, handing out the observations its
+        SAME_STEP autoreset already made (see :mod:`rlbench.envs.gym_vector`).
+        """
         if self.is_vector:
-            return self._reset_vector(td, seed, options)
+            out = self._vector.reset(td, seed, options)
+            return self.observation_spec.zero() if out is None else out  # None: EnvBase keeps every value
         data = self._obs_dict(self._gym_reset(seed, options))
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
@@ -347,13 +376,10 @@ class GymWrapper(EnvBase):
             term = bool(done) and not trunc
         return obs, reward, term, trunc, info
 
-    def _reset_vector(self, td, seed, options):
-        return gym_vector.reset_vector(self, td, seed, options)
-
     def _step(self, td):
         obs, reward, term, trunc, info = self._gym_step(self._convert_action(td.get(self.action_key)))
         if self.is_vector:
-            return gym_vector.vector_step_td(self, obs, reward, term, trunc, info)
+            return self._vector.step_td(obs, reward, term, trunc, info)
         data = self._obs_dict(obs)
         data["reward"] = torch.from_numpy(np.array([reward], dtype=np.float32))
         data["terminated"] = torch.from_numpy(np.array([term], dtype=bool))
@@ -370,12 +396,56 @@ class GymWrapper(EnvBase):
         (see :mod:`rlbench.envs.gym_vector`).
         """
         if self._fuse_vector and td.batch_size == self.batch_size:
-            return gym_vector.step_and_maybe_reset(self, td)
+            self._check_action(td)
+            out = self._gym_step(self._convert_action(td.get(self.action_key)))
+            return self._vector.step_and_reset(td, out, self.action_key, self.reward_key)
         return super().step_and_maybe_reset(td)
 
-    def _fused_stepper(self):
-        """A :class:`~rlbench.envs.gym_vector.FusedStepper` for collectors, or None (generic path)."""
-        return gym_vector.fused_stepper(self) if self.is_vector else None
+    def fused_stepper(self, random: bool = False) -> FusedStepper | None:
+        """A :class:`~rlbench.envs.gym_vector.VectorFusedStepper` for a SAME_STEP vector env whose fused
+        ``step_and_maybe_reset`` applies unchanged (one observation array, on the CPU, no partial reset
+        pending, no subclass override of the step or the action check); None otherwise (see
+        :meth:`EnvBase.fused_stepper`).
+        """
+        cls = type(self)
+        if (
+            not self._fuse_vector or self.from_pixels
+            or cls.step_and_maybe_reset is not GymWrapper.step_and_maybe_reset
+            or cls._check_action is not GymWrapper._check_action
+            or (random and cls.rand_action is not GymWrapper.rand_action)
+        ):
+            return None
+        convert, gym_step = self._convert_action, self._gym_step
+        return self._vector.fused_stepper(
+            lambda action: gym_step(convert(action)), self.action_spec,
+            cheap=self._cheap_checked or not self.validate_actions, generator=self.action_generator,
+        )
+
+    def numpy_access(self) -> NumpyAccess | None:
+        """What a NumPy kernel batching single gym envs needs to step this one (:mod:`rlbench.envs.serial_gym`),
+        or None when the kernel's data would differ from this wrapper's.
+
+        Available for a single (not vector) env with one observation array, no pixels, on the CPU, whose
+        class keeps GymWrapper's steps and resets.
+
+        Example:
+            >>> env = GymEnv("CartPole-v1")
+            >>> access = env.numpy_access()
+            >>> access.key, access.dtype, access.cheap_checked
+            ('observation', dtype('float32'), True)
+            >>> obs = access.reset(0, None)
+            >>> len(access.step(1))  # (obs, reward, terminated, truncated, info)
+            5
+            >>> GymEnv("CartPole-v1", num_envs=2).numpy_access() is None
+            True
+        """
+        reader = self._reader
+        if self.is_vector or self.from_pixels or reader.simple is None or self.device.type != "cpu" or (
+            not self._steps_unchanged()
+        ):
+            return None
+        key, dtype = reader.simple
+        return NumpyAccess(key, dtype, self._act_space, self._cheap_checked, self._gym_step, self._gym_reset)
 
     # --------------------------------------------------------------- rollout
     @torch.no_grad()
@@ -402,7 +472,7 @@ class GymWrapper(EnvBase):
         actions = self.action_spec.rand((n,), generator=self.action_generator)
         gym_actions = torch_to_numpy(actions.cpu(), self._act_space, self.action_spec)
         gym_actions = gym_actions.tolist() if space_kind(self._act_space) == "Discrete" else list(gym_actions)
-        leaves = self._leaves
+        leaves = self._reader.leaves
         root = [np.empty((n, *leaf.shape), leaf.dtype) for leaf in leaves]
         nxt = [np.empty((n, *leaf.shape), leaf.dtype) for leaf in leaves]
         pairs = [(leaf.path, r, x) for leaf, r, x in zip(leaves, root, nxt)]
@@ -457,7 +527,7 @@ class GymWrapper(EnvBase):
         out.set("truncated", false.clone())
         out.set(self.action_key, actions[:s].clone() if s < actions.shape[0] else actions)
         for leaf, x in zip(leaves, nxt):
-            out.set(("next", *((leaf.key,) if self._flat else leaf.key)), tensor(x, leaf))
+            out.set(("next", *((leaf.key,) if self._reader.flat else leaf.key)), tensor(x, leaf))
         term_t, trunc_t = tensor(term), tensor(trunc)
         out.set(("next", self.reward_key), tensor(reward))
         out.set(("next", "done"), term_t | trunc_t)

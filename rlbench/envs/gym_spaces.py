@@ -198,6 +198,63 @@ def leaf_array(leaf: Leaf, value) -> np.ndarray:
     return arr
 
 
+class ObservationReader:
+    """Reads gym observations into rlbench tensors: built once from the observation space, used every step.
+
+    A ``Dict`` space keeps its (nested) keys; any other space is the ``"observation"`` entry (a ``Tuple``
+    gives ``("observation", "0")``, ...). The same reader serves one env and a vector env's batch: the
+    leading batch dim, when there is one, just passes through.
+
+    Args:
+        space: the (single) observation space; None for no observation at all (pixels only).
+
+    Attributes:
+        leaves: the :class:`Leaf` entries, with their TensorDict keys (a string when :attr:`flat`).
+        flat: whether every key is one level deep (no nested TensorDict).
+        simple: ``(key, numpy dtype)`` when the observation is one array with no start offset
+            (CartPole & co): the case the NumPy fast paths handle; else None.
+
+    Example:
+        >>> from gymnasium import spaces
+        >>> reader = ObservationReader(spaces.Box(-1.0, 1.0, (3,)))
+        >>> reader.simple
+        ('observation', dtype('float32'))
+        >>> reader.read(np.zeros(3))["observation"].dtype
+        torch.float32
+        >>> nested = ObservationReader(spaces.Dict(pos=spaces.Box(0, 1, (2,)), inner=spaces.Dict(k=spaces.Discrete(3))))
+        >>> nested.flat, sorted(nested.read({"pos": np.ones(2), "inner": {"k": 2}}))
+        (False, ['inner', 'pos'])
+    """
+
+    def __init__(self, space=None):
+        leaves = []
+        if space is not None:
+            prefix = () if space_kind(space) == "Dict" else ("observation",)
+            leaves = [leaf._replace(key=prefix + leaf.key) for leaf in space_leaves(space)]
+        self.flat = all(len(leaf.key) == 1 for leaf in leaves)
+        self.simple = None
+        if self.flat:
+            if len(leaves) == 1 and not leaves[0].path and leaves[0].offset is None:
+                self.simple = (leaves[0].key[0], leaves[0].dtype)
+            leaves = [leaf._replace(key=leaf.key[0]) for leaf in leaves]
+        self.leaves = leaves
+
+    def read(self, obs) -> dict:
+        """``{key: tensor}`` of a gym observation (nested dicts for nested keys); always fresh copies."""
+        if self.simple is not None:  # the common case (one Box leaf): skip the generic leaf walk
+            key, dtype = self.simple
+            return {key: torch.from_numpy(np.array(obs, dtype=dtype))}  # copy: envs may reuse buffers
+        if self.flat:
+            return {leaf.key: torch.from_numpy(leaf_array(leaf, leaf.get(obs))) for leaf in self.leaves}
+        data = {}
+        for leaf in self.leaves:
+            d = data
+            for k in leaf.key[:-1]:
+                d = d.setdefault(k, {})
+            d[leaf.key[-1]] = torch.from_numpy(leaf_array(leaf, leaf.get(obs)))
+        return data
+
+
 # -------------------------------------------------------------------- conversion
 def numpy_to_torch(value, spec, space=None):
     """Convert a gym value (array, scalar, dict or tuple of them) to tensors matching ``spec``.

@@ -1,6 +1,7 @@
 """The collector's fused loop (rlbench.collectors._fused) gives exactly the generic loop's batches."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from tensordict import TensorDict
@@ -54,7 +55,7 @@ MAKERS = {
 
 def _count_fused_steps(monkeypatch):
     calls = []
-    for cls in (gym_vector.FusedStepper, serial_gym.FusedStepper):
+    for cls in (gym_vector.VectorFusedStepper, serial_gym.SerialFusedStepper):
         def step(self, action, _orig=cls.step):
             calls.append(1)
             return _orig(self, action)
@@ -149,3 +150,45 @@ def test_rlbench_actor_and_value_operator_take_the_direct_call():
         assert torch.equal(call(td.clone())[policy.out_keys[0]], policy(td.clone())[policy.out_keys[0]])
     safe = Actor(net, spec=Bounded(-1.0, 1.0, shape=(1,)), safe=True)
     assert _direct_call(safe) is None
+
+
+def test_both_steppers_follow_the_one_protocol():
+    """GymWrapper and SerialEnv hand out FusedStepper implementations; envs without a fast path give None."""
+    from rlbench.envs import TransformedEnv
+    from rlbench.envs.fused import FusedStepper
+    from rlbench.envs.transforms import StepCounter
+    from rlbench.testing import CountingEnv
+
+    for name in ("gym_vec5", "serial3"):
+        env = MAKERS[name]()
+        env.reset()
+        stepper = env.fused_stepper()
+        assert isinstance(stepper, FusedStepper), name
+        assert stepper.key == "observation" and stepper.shape == (env.batch_size.numel(), 1)
+        action = env.action_spec.zero()
+        assert stepper.accepts(action) and not stepper.accepts(action.float()) and not stepper.accepts(action[:1])
+        next_obs, reward, term, trunc, done, root_obs = stepper.step(action)
+        assert next_obs.shape == (env.batch_size.numel(), 4) and reward.dtype == np.float32
+        assert np.array_equal(done, term | trunc)
+        root = stepper.finish(root_obs)
+        assert torch.equal(root["observation"], torch.from_numpy(root_obs)) and not root["done"].any()
+    for env in (GymEnv("CartPole-v1"), CountingEnv(batch_size=[2]),
+                TransformedEnv(GymEnv("CartPole-v1", num_envs=2), StepCounter())):
+        assert env.fused_stepper() is None, type(env).__name__
+
+
+@pytest.mark.parametrize("name", ["gym_vec5", "serial3"])
+def test_overridden_rand_action_keeps_random_steps_generic(name):
+    """An env subclass that draws its random actions differently never has them drawn by the fused loop."""
+    base = type(MAKERS[name]())
+
+    class Zeros(base):
+        def rand_action(self, td=None):
+            return super().rand_action(td).set(self.action_key, self.action_spec.zero())
+
+    env = MAKERS[name]()
+    env.__class__ = Zeros
+    env.reset()
+    assert env.fused_stepper(random=True) is None and env.fused_stepper() is not None
+    batch = Collector(env, None, frames_per_batch=20 * env.batch_size.numel()).collect()
+    assert not batch["action"].any()

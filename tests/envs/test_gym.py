@@ -507,4 +507,4 @@ def test_vector_fused_step_and_maybe_reset_matches_generic(kind):
         assert not td_f["done"].any()  # the next root is reset: no done flag left set
         dones += int(cur_f["next", "done"].sum())
     assert dones >= 3
-    assert not fused._pending.any() and fused._stash is None
+    assert not fused._vector.pending.any() and fused._vector.stash is None
