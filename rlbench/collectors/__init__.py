@@ -2,16 +2,20 @@
 
 ``Collector`` runs in the current process; ``MultiSyncCollector``/``MultiAsyncCollector`` run one
 ``Collector`` per worker process. ``split_trajectories`` regroups a batch by episode.
+``EpisodeReturns`` follows episodes across batches and keeps the returns of those that ended (every
+``Collector`` has one, ``collector.episodes``; the trainers use it too).
 ``ExplorationType``/``set_exploration_type``/``exploration_type`` are tensordict's interaction-type
 controls (``InteractionType``/``set_interaction_type``/``interaction_type``) under the names TorchRL
 users know.
 """
 from .collector import Collector
+from .episodes import EpisodeReturns
 from .multi import MultiAsyncCollector, MultiSyncCollector
 from .utils import ExplorationType, exploration_type, set_exploration_type, split_trajectories, traj_ids_from_done
 
 __all__ = [
     "Collector",
+    "EpisodeReturns",
     "MultiSyncCollector",
     "MultiAsyncCollector",
     "split_trajectories",

@@ -4,14 +4,14 @@ The loop is the one a user would write by hand -- policy, ``step_and_maybe_reset
 the storing done into buffers allocated once per batch (:class:`~rlbench.envs.rollout_writer.RolloutWriter`),
 so no TensorDict is stacked or concatenated per step. Envs that can hand over a step as NumPy arrays
 (gymnasium vector envs, ``SerialEnv`` of gym envs) go further: a fused loop (:mod:`._fused`) writes
-them straight into the batch buffers, with no TensorDict built per step. Trajectory ids and episode returns are
-computed once per batch with a few vectorized ops, not per step.
+them straight into the batch buffers, with no TensorDict built per step. Trajectory ids and episode returns
+(:class:`~rlbench.collectors.EpisodeReturns`, always on, with or without a progress bar) are computed once per
+batch with a few vectorized ops, not per step.
 """
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from typing import Callable, Iterator
 
 import torch
@@ -23,6 +23,7 @@ from ..envs.common import EnvBase
 from ..envs.rollout_writer import RolloutWriter
 from ..modules.actors import Actor, ValueOperator
 from ._fused import fused_loop
+from .episodes import EpisodeReturns
 from .utils import TRAJ_KEY, ExplorationType, _as_transitions, _flag_bt, assign_traj_ids, split_trajectories
 
 __all__ = ["Collector"]
@@ -165,14 +166,19 @@ class Collector:
             (before split_trajs): flattened to ``[N]`` for a one-dimensional storage, time-major
             ``[T, n_envs]`` for a storage with ``ndim=2``. The batch is still yielded as ``[*B, T]``.
         progress: show a ``tqdm.auto`` progress bar (notebook-aware) over the frames, with the mean
-            return of the recent finished episodes; a dict is passed to ``tqdm`` as keyword
-            arguments (e.g. ``{"file": sys.stdout, "desc": "ppo"}``).
+            return of the last 20 finished episodes; a dict is passed to ``tqdm`` as keyword
+            arguments (e.g. ``{"file": sys.stdout, "desc": "ppo"}``). Episode returns are tracked
+            either way (:attr:`episodes`).
         seed: seed the env (see :meth:`set_seed`).
 
     Every batch carries ``("collector", "traj_ids")`` (int64, shape of the batch): the id of the
     episode each frame belongs to. Ids are unique over the collector's life and grow with time; a
     sub-env gets a new id after each of its episodes ends (or at each reset), and keeps its id
     across batches, so an episode cut by a batch boundary can be followed into the next batch.
+
+    The returns of the episodes that end are kept in :attr:`episodes`, an
+    :class:`~rlbench.collectors.EpisodeReturns` (``collector.episodes.recent``: the latest 100, in the
+    order they ended; ``collector.episodes.mean()``: their mean). ``episode_returns`` is the same deque.
 
     Example:
         >>> import torch
@@ -187,6 +193,8 @@ class Collector:
         ...     assert batch.shape == (4, 16)
         >>> sorted(batch["collector"].keys())
         ['traj_ids']
+        >>> collector.episodes.finished > 0  # the policy keeps the pole up for a few dozen steps
+        True
         >>> collector.shutdown()
     """
 
@@ -260,14 +268,18 @@ class Collector:
         self._traj_ids = torch.arange(n, dtype=torch.int64)  # current episode id of each sub-env
         self._next_id = n
         self._fresh_ids = True  # the current ids belong to episodes that have not started yet
-        self._running_return = torch.zeros(n, dtype=torch.float64)
-        self.episode_returns: deque = deque(maxlen=100)  # returns of the recent finished episodes
+        self.episodes = EpisodeReturns(maxlen=100)  # returns of the finished episodes
         self._policy_checked = False
         self._fused = True  # whether to try the fused loop (rlbench.collectors._fused); False: generic only
         if seed is not None:
             self.set_seed(seed)
 
     # ----------------------------------------------------------------- public
+    @property
+    def episode_returns(self):
+        """The returns of the latest 100 finished episodes (``self.episodes.recent``), oldest first."""
+        return self.episodes.recent
+
     def __len__(self) -> int:
         if self.total_frames < 0:
             raise TypeError("Collector has no length: total_frames=-1 means it runs forever")
@@ -344,7 +356,7 @@ class Collector:
     def state_dict(self) -> dict:
         """The collector's state, to continue collecting exactly where it stopped (see :meth:`load_state_dict`).
 
-        Holds the frame count, the episode bookkeeping (trajectory ids, running and recent returns),
+        Holds the frame count, the episode bookkeeping (trajectory ids, :attr:`episodes`),
         the env's random generators and -- when the env keeps its whole state in the TensorDict
         (the torch-native :class:`~rlbench.envs.ClassicControlEnv` family, possibly inside a
         ``TransformedEnv``) -- the in-flight root TensorDict, so the next batch continues the
@@ -359,8 +371,7 @@ class Collector:
             "traj_ids": self._traj_ids.clone(),
             "next_id": self._next_id,
             "fresh_ids": self._fresh_ids,
-            "running_return": self._running_return.clone(),
-            "episode_returns": list(self.episode_returns),
+            "episodes": self.episodes.state_dict(),
             "env_rng": _env_rng_state(self.env),
         }
 
@@ -375,9 +386,13 @@ class Collector:
         self._traj_ids = state["traj_ids"].clone()
         self._next_id = int(state["next_id"])
         self._fresh_ids = bool(state["fresh_ids"])
-        self._running_return = state["running_return"].clone()
-        self.episode_returns.clear()
-        self.episode_returns.extend(state["episode_returns"])
+        if "episodes" in state:
+            self.episodes.load_state_dict(state["episodes"])
+        else:  # written before EpisodeReturns: one running return per sub-env, under its current id
+            self.episodes.recent.clear()
+            self.episodes.recent.extend(state["episode_returns"])
+            self.episodes.carry = {} if self._fresh_ids else dict(zip(self._traj_ids.tolist(),
+                                                                      state["running_return"].tolist()))
         _set_env_rng_state(self.env, state["env_rng"])
         if self._td is None:  # the env restarts: its running episodes end here
             self._new_episodes_everywhere()
@@ -482,13 +497,13 @@ class Collector:
 
     # ------------------------------------------------------------ bookkeeping
     def _new_episodes_everywhere(self) -> None:
-        """Every sub-env starts a new episode (env reset): fresh ids, running returns dropped."""
+        """Every sub-env starts a new episode (env reset): fresh ids, running episodes forgotten."""
         if self._fresh_ids:
             return
         n = self._traj_ids.numel()
         self._traj_ids = torch.arange(self._next_id, self._next_id + n, dtype=torch.int64)
         self._next_id += n
-        self._running_return.zero_()
+        self.episodes.drop_running()
         self._fresh_ids = True
 
     def _bookkeep(self, batch: TensorDictBase) -> None:
@@ -499,21 +514,11 @@ class Collector:
         ids, self._traj_ids, self._next_id = assign_traj_ids(done, self._traj_ids, self._next_id)
         self._fresh_ids = False
         batch.set(TRAJ_KEY, ids.reshape(batch.shape).to(batch.device))
+        reward = batch.get(("next", self.env.reward_key), None)
+        if reward is not None:
+            self.episodes.add(reward.reshape(*done.shape, -1), done, ids)
         if self.progress:
-            reward = batch.get(("next", self.env.reward_key), None)
-            if reward is not None:
-                self._track_returns(reward, done, ids)
             self._update_pbar()
-
-    def _track_returns(self, reward: torch.Tensor, done: torch.Tensor, ids: torch.Tensor) -> None:
-        n, T = done.shape
-        r = reward.reshape(n, T, -1).sum(-1).to(torch.float64).cpu()
-        # per-trajectory sums in one index_add; the episode running at the batch start adds its carry
-        uniq, row = torch.unique(ids, return_inverse=True)
-        sums = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, row.reshape(-1), r.reshape(-1))
-        sums.index_add_(0, row[:, 0], self._running_return)
-        self.episode_returns.extend(sums[row[done]].tolist())
-        self._running_return = torch.where(done[:, -1], 0.0, sums[row[:, -1]])
 
     def _update_pbar(self) -> None:
         if self._pbar is None:
@@ -525,9 +530,9 @@ class Collector:
                 kwargs.update(self.progress)
             self._pbar = tqdm(**kwargs)
         self._pbar.update(self.frames_per_batch)
-        if self.episode_returns:
-            recent = list(self.episode_returns)[-20:]
-            self._pbar.set_postfix(episode_return=f"{sum(recent) / len(recent):.4g}", refresh=False)
+        recent = self.episodes.mean(last=20)
+        if recent is not None:
+            self._pbar.set_postfix(episode_return=f"{recent:.4g}", refresh=False)
 
     def _close_pbar(self) -> None:
         if self._pbar is not None:
