@@ -1,7 +1,7 @@
 """``EnvBase``: the environment contract every rlbench env follows.
 
 A subclass calls ``super().__init__(batch_size=..., device=...)``, assigns its specs as attributes and
-implements three methods:
+implements three methods (each documented, with an example, on :class:`EnvBase`):
 
 - ``_reset(td)`` returns a TensorDict with the observation keys (and optionally done flags and
   state keys). ``td`` is ``None`` or holds a ``"_reset"`` mask of the sub-envs to reset.
@@ -170,12 +170,147 @@ class EnvBase:
 
     # ------------------------------------------------------------- subclass API
     def _reset(self, td: TensorDictBase | None) -> TensorDictBase:  # pragma: no cover
+        """Reset the env's state and return the first observations: the hook :meth:`reset` calls.
+
+        Args:
+            td: ``None`` for a full reset. For a partial reset of a batched env (done sub-envs reset in
+                place by ``step_and_maybe_reset`` or ``rollout``), a TensorDict of the env's batch size
+                holding a ``"_reset"`` bool mask shaped ``[*batch_size, 1]`` (True: reset this sub-env)
+                and the current root values (observations, state keys).
+
+        Returns:
+            A TensorDict with ``batch_size == env.batch_size`` on the env's device holding every key of
+            ``observation_spec`` (and of ``state_spec`` for state the env reads back in ``_step``),
+            shaped and typed as the specs say. Done flags are optional (missing ones are filled in as
+            False). In a partial reset only the masked rows are used: :meth:`reset` keeps the other
+            sub-envs' values from ``td``, so their rows may hold anything, but the env must not change
+            their internal state.
+
+        Example:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from rlbench.envs import EnvBase
+            >>> from rlbench.specs import Categorical, Unbounded
+            >>> class Clock(EnvBase):
+            ...     def __init__(self):
+            ...         super().__init__(batch_size=[2])
+            ...         self.observation_spec = Unbounded((2, 1))
+            ...         self.action_spec = Categorical(2, (2,))
+            ...         self.t = torch.zeros(2, 1)
+            ...     def _reset(self, td):
+            ...         mask = None if td is None else td.get("_reset", None)
+            ...         if mask is None:
+            ...             self.t.zero_()
+            ...         else:  # only the masked sub-envs restart
+            ...             self.t[mask] = 0.0
+            ...         return TensorDict(observation=self.t.clone(), batch_size=[2])
+            ...     def _step(self, td):
+            ...         self.t += 1
+            ...         return TensorDict(observation=self.t.clone(), reward=torch.ones(2, 1),
+            ...                           terminated=self.t >= 3, batch_size=[2])
+            ...     def _set_seed(self, seed):
+            ...         pass
+            >>> env = Clock()
+            >>> root = env.reset()
+            >>> for _ in range(2):
+            ...     _, root = env.step_and_maybe_reset(env.rand_action(root))
+            >>> root["observation"].squeeze(-1).tolist()
+            [2.0, 2.0]
+            >>> partial = root.set("_reset", torch.tensor([[True], [False]]))
+            >>> env.reset(partial)["observation"].squeeze(-1).tolist()  # sub-env 1 keeps its value
+            [0.0, 2.0]
+        """
         raise NotImplementedError
 
     def _step(self, td: TensorDictBase) -> TensorDictBase:  # pragma: no cover
+        """Apply the action in ``td`` and return the step's results: the hook :meth:`step` calls.
+
+        Args:
+            td: the step's input, of the env's batch size: the action under ``action_key`` (already
+                checked against ``action_spec`` for key, shape and dtype; for range too when
+                ``validate_actions``), the state keys of ``state_spec``, and whatever else the caller
+                keeps at the root. Read it; do not modify it.
+
+        Returns:
+            A *new* TensorDict with ``batch_size == env.batch_size`` on the env's device, holding the
+            next observations (every key of ``observation_spec``), the reward under ``reward_key``
+            shaped ``[*batch_size, 1]`` and the done flags ``"terminated"`` (the episode ended for good)
+            and ``"truncated"`` (cut short, e.g. a time limit), bool ``[*batch_size, 1]``. ``"done"`` may
+            be left out: it is filled in as ``terminated | truncated`` (a missing ``truncated`` as
+            False). :meth:`step` writes the result under ``td["next"]``; at a done step the
+            observations are the true final ones, never a reset's. Do not reset here: resets are
+            :meth:`_reset`'s (``step_and_maybe_reset`` calls it). Specs are checked by
+            :func:`~rlbench.envs.check_env_specs`, not per step.
+
+        Example:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from rlbench.envs import EnvBase, check_env_specs
+            >>> from rlbench.specs import Bounded, Unbounded
+            >>> class Walk(EnvBase):
+            ...     def __init__(self):
+            ...         super().__init__(batch_size=[])
+            ...         self.observation_spec = Unbounded((1,))
+            ...         self.action_spec = Bounded(-1.0, 1.0, (1,))
+            ...         self.x = torch.zeros(1)
+            ...     def _reset(self, td):
+            ...         self.x = torch.zeros(1)
+            ...         return TensorDict(observation=self.x.clone())
+            ...     def _step(self, td):
+            ...         self.x = self.x + td["action"]
+            ...         return TensorDict(observation=self.x.clone(), reward=-self.x.abs(),
+            ...                           terminated=self.x.abs() > 2, truncated=torch.zeros(1, dtype=torch.bool))
+            ...     def _set_seed(self, seed):
+            ...         pass
+            >>> env = Walk()
+            >>> check_env_specs(env)
+            []
+            >>> td = env.step(env.reset().set("action", torch.tensor([0.5])))
+            >>> td["next", "observation"], td["next", "done"]
+            (tensor([0.5000]), tensor([False]))
+        """
         raise NotImplementedError
 
     def _set_seed(self, seed: int | None) -> None:  # pragma: no cover
+        """Seed the env's own random number generators: the hook :meth:`set_seed` calls.
+
+        Args:
+            seed: an int, or None to draw fresh entropy (what "unseeded" means for this env).
+
+        After ``_set_seed(s)`` the env's dynamics and resets must be reproducible: the same seed and the
+        same actions give the same data. Use a generator the env owns (``torch.Generator``,
+        ``numpy.random.Generator``), never a global RNG, which the user's code shares. Random *actions*
+        are not this hook's business: :meth:`set_seed` seeds ``action_generator`` itself. A batched env
+        gives each sub-env its own stream (``SerialEnv`` seeds sub-env ``i`` with ``seed + i``).
+
+        Example:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from rlbench.envs import EnvBase
+            >>> from rlbench.specs import Categorical, Unbounded
+            >>> class Noise(EnvBase):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.observation_spec = Unbounded((1,))
+            ...         self.action_spec = Categorical(2)
+            ...         self.rng = torch.Generator()
+            ...     def _set_seed(self, seed):
+            ...         if seed is None:
+            ...             self.rng.seed()
+            ...         else:
+            ...             self.rng.manual_seed(seed)
+            ...     def _reset(self, td):
+            ...         return TensorDict(observation=torch.rand(1, generator=self.rng))
+            ...     def _step(self, td):
+            ...         return TensorDict(observation=torch.rand(1, generator=self.rng), reward=torch.zeros(1),
+            ...                           terminated=torch.zeros(1, dtype=torch.bool))
+            >>> env = Noise()
+            >>> _ = env.set_seed(7)
+            >>> first = env.rollout(3)["next", "observation"]
+            >>> _ = env.set_seed(7)
+            >>> torch.equal(env.rollout(3)["next", "observation"], first)
+            True
+        """
         raise NotImplementedError
 
     # --------------------------------------------------------------- public API

@@ -17,6 +17,12 @@ of transforms changes, never per step.
 
 Calling ``transform(td)`` on any TensorDict (e.g. a replay-buffer sample of shape ``[B]`` or
 ``[B, T]``) applies the forward transform to its keys and to the matching ``("next", key)`` entries.
+
+A transform's *container* is the ``Compose`` or the env holding it (``Transform.container``). The env at
+the top of the containers (a :class:`~rlbench.envs.transforms.TransformedEnv`) answers three calls:
+``_parent_of(transform)`` (the env a transform sees), ``_view(base, transforms)`` (``base`` seen through
+``transforms``: how a ``Compose`` builds the ``parent`` of a transform inside it) and
+``_refresh_specs()`` (after a change). This module therefore needs no import of the env module.
 Transforms that keep per-episode state (``CatFrames``, ``RewardSum``, ``StepCounter``, ``InitTracker``)
 read such a batch as trajectories when it has a time dim (see :func:`time_dim`): episode starts are
 recovered from ``("next", "done")``; a batch without one is treated as independent first steps.
@@ -210,12 +216,40 @@ class Transform(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _apply_transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward transform of one tensor: the hook most transforms override.
+
+        Args:
+            x: the value under one of ``in_keys``, with any leading batch (and time) dims: a reset's
+                ``[*batch, *event]``, or a replay sample's ``[B, T, *event]``.
+
+        Returns:
+            The value written under the matching out_key. It keeps ``x``'s leading dims; its event
+            shape, dtype and range must be those that :meth:`_transform_spec` declares (the default
+            declares them unchanged), or ``check_env_specs`` reports the mismatch.
+
+        Example:
+            >>> import torch
+            >>> from rlbench.envs.transforms import Transform, TransformedEnv
+            >>> from rlbench.testing import CountingEnv
+            >>> class Negate(Transform):
+            ...     def _apply_transform(self, x):
+            ...         return -x
+            >>> env = TransformedEnv(CountingEnv(max_steps=3), Negate(in_keys=["observation"]))
+            >>> env.rollout(3)["next", "observation"].squeeze(-1).tolist()
+            [-1.0, -2.0, -3.0]
+        """
         raise NotImplementedError(
             f"{type(self).__name__} transforms no single tensor: it overrides _call/_step/_reset instead"
         )
 
     def _call(self, td: TensorDictBase) -> TensorDictBase:
-        """Apply the forward transform to the keys of ``td`` (one level: root or ``"next"``)."""
+        """Apply the forward transform to the keys of ``td`` (one level: root or ``"next"``).
+
+        The default runs :meth:`_apply_transform` on every in_key that ``td`` holds and writes the result
+        under its out_key. Override it for work that reads several keys at once; it must write into
+        ``td`` (or return a TensorDict of the same batch size) and return it, and it must skip keys
+        ``td`` lacks: it also runs on replay samples and on reset outputs, which may hold fewer keys.
+        """
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             value = td.get(in_key, None)
             if value is not None:
@@ -223,12 +257,71 @@ class Transform(nn.Module):
         return td
 
     def _step(self, td: TensorDictBase, next_td: TensorDictBase) -> TensorDictBase:
-        """Hook run on each step's ``"next"`` output; ``td`` is the step's input (root) TensorDict."""
+        """Hook run on each step of the env the transform sits in.
+
+        Args:
+            td: the step's input (root) TensorDict, with the action as the env below received it; read it,
+                do not modify it.
+            next_td: what the env below wrote under ``"next"``: observations, ``"reward"`` and the
+                ``"done"``/``"terminated"``/``"truncated"`` flags (``[*batch, 1]`` bool), of the env's
+                batch size.
+
+        Returns:
+            The transformed ``"next"`` content (usually ``next_td`` itself, edited in place), with the same
+            batch size and every key the transformed env's specs declare. The default is ``_call(next_td)``;
+            stateful transforms (counters, frame stacks) update their state here first.
+
+        Example:
+            >>> import torch
+            >>> from rlbench.envs.transforms import Transform, TransformedEnv
+            >>> from rlbench.testing import CountingEnv
+            >>> class CountSteps(Transform):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.steps = 0
+            ...     def _step(self, td, next_td):
+            ...         self.steps += 1
+            ...         return next_td
+            >>> env = TransformedEnv(CountingEnv(max_steps=5), CountSteps())
+            >>> _ = env.rollout(4)
+            >>> env.transform[0].steps
+            4
+        """
         return self._call(next_td)
 
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
-        """Hook run on each reset's output. ``td`` is the reset's input (``None`` or holding a
-        ``"_reset"`` mask of the sub-envs being reset); stateful transforms refill their state here.
+        """Hook run on each reset of the env the transform sits in.
+
+        Args:
+            td: the reset's input: ``None`` for a full reset, or a TensorDict holding a ``"_reset"`` bool
+                mask (``[*batch, 1]``) of the sub-envs being reset (a partial reset of a batched env).
+            td_reset: what the env below returned: the observations and done flags (all False), of the
+                env's batch size. In a partial reset the rows of sub-envs that are not reset are
+                overwritten afterwards with their previous values, so only the masked rows count.
+
+        Returns:
+            The transformed reset output (usually ``td_reset`` edited in place), with the keys the
+            transformed env's specs declare. The default is ``_call(td_reset)``; stateful transforms
+            refill their state here -- for the masked sub-envs only when ``td`` holds a mask (see
+            :func:`reset_mask`).
+
+        Example:
+            >>> import torch
+            >>> from rlbench.envs.transforms import Transform, TransformedEnv
+            >>> from rlbench.envs.transforms.base import reset_mask
+            >>> from rlbench.testing import CountingEnv
+            >>> class CountResets(Transform):
+            ...     def __init__(self):
+            ...         super().__init__()
+            ...         self.resets = torch.zeros(2, dtype=torch.int64)
+            ...     def _reset(self, td, td_reset):
+            ...         mask = reset_mask(td, td_reset.batch_size)
+            ...         self.resets += 1 if mask is None else mask.long()
+            ...         return td_reset
+            >>> env = TransformedEnv(CountingEnv(max_steps=torch.tensor([2, 3]), batch_size=[2]), CountResets())
+            >>> _ = env.rollout(6, break_when_any_done=False)  # sub-env 0 ends at steps 2, 4, 6; sub-env 1 at 3, 6
+            >>> env.transform[0].resets.tolist()  # the first reset plus the automatic ones
+            [3, 2]
         """
         return self._call(td_reset)
 
@@ -242,9 +335,30 @@ class Transform(nn.Module):
 
     # ------------------------------------------------------------------ inverse
     def _inv_apply_transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse transform of one tensor: the caller's value (under an out_key_inv) as the env below
+        reads it (under the matching in_key_inv).
+
+        It must return a member of the env below's spec for that key (its action spec, or its state
+        spec's entry) for every member of the spec :meth:`_inv_transform_spec` declares.
+
+        Example:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from rlbench.envs.transforms import Transform
+            >>> class Halve(Transform):
+            ...     def _inv_apply_transform(self, x):
+            ...         return x / 2
+            >>> Halve(in_keys_inv=["action"]).inv(TensorDict(action=torch.tensor([4.0]))).get("action")
+            tensor([2.])
+        """
         raise NotImplementedError(f"{type(self).__name__} has no inverse transform")
 
     def _inv_call(self, td: TensorDictBase) -> TensorDictBase:
+        """Apply the inverse transform to ``td`` (a shallow copy of the caller's step input); returns it.
+
+        The default runs :meth:`_inv_apply_transform` from each out_key_inv to its in_key_inv, skipping
+        keys ``td`` lacks.
+        """
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
             value = td.get(out_key, None)
             if value is not None:
@@ -268,7 +382,14 @@ class Transform(nn.Module):
 
     # -------------------------------------------------------------------- specs
     def transform_specs(self, specs: EnvSpecs) -> EnvSpecs:
-        """Rewrite all of an env's specs; checks this transform's keys first."""
+        """Rewrite all of an env's specs; checks this transform's keys first.
+
+        Run once each time the env's list of transforms changes, never per step. ``specs`` holds copies
+        of the specs of the env below (plus the transforms before this one), which this method may edit
+        in place; it returns them. The default calls the five per-group hooks
+        (``transform_observation_spec`` ... ``transform_state_spec``); a transform whose keys cross
+        groups (moves a key from observation to state, say) overrides this method instead.
+        """
         self.__dict__["_reward_key"], self.__dict__["_action_key"] = specs.reward_key, specs.action_key
         self._check_keys(specs)
         specs.observation = self.transform_observation_spec(specs.observation)
@@ -289,36 +410,105 @@ class Transform(nn.Module):
                 raise _missing_key_error(self, key, inputs, specs, "in_key_inv")
 
     def _transform_spec(self, spec: Spec) -> Spec:
-        """The spec of ``_apply_transform(x)`` for ``x`` in ``spec`` (default: unchanged)."""
+        """The spec of ``_apply_transform(x)`` for ``x`` in ``spec`` (default: unchanged).
+
+        ``spec`` is a leaf spec with the env's batch dims in front; the result must keep them (only
+        event dims, dtype and range may change) and must not be ``spec`` itself when it differs from it
+        (specs are shared with the env below: build a new one).
+
+        Example:
+            >>> import torch
+            >>> from rlbench.envs.transforms import Transform, TransformedEnv
+            >>> from rlbench.specs import Unbounded
+            >>> from rlbench.testing import CountingEnv
+            >>> class ToDouble(Transform):
+            ...     def _apply_transform(self, x):
+            ...         return x.double()
+            ...     def _transform_spec(self, spec):
+            ...         return Unbounded(spec.shape, torch.float64, spec.device)
+            >>> env = TransformedEnv(CountingEnv(), ToDouble(in_keys=["observation"]))
+            >>> env.observation_spec["observation"].dtype
+            torch.float64
+        """
         return spec
 
     def _inv_transform_spec(self, spec: Spec) -> Spec:
-        """The spec the caller writes, given the spec the env below reads (default: unchanged)."""
+        """The spec the caller writes, given the spec the env below reads (default: unchanged).
+
+        ``spec`` is the env below's leaf spec of an in_key_inv; the result is the spec of the matching
+        out_key_inv (the transformed env's ``action_spec``, or its state spec's entry), with the same
+        batch dims. :meth:`_inv_apply_transform` must map every member of the result into ``spec``.
+        """
         return spec
 
     def transform_observation_spec(self, spec: Composite) -> Composite:
+        """The transformed env's observation spec, given the one below (a copy: edit it, return it).
+
+        ``spec`` is a ``Composite`` of the env's batch size whose keys are what ``reset`` returns and what
+        ``step`` writes under ``"next"`` (besides reward and done flags). The default replaces the spec of
+        every in_key it holds with ``_transform_spec`` of it, under the out_key. A transform that adds an
+        observation (a step counter) adds its spec here; one that removes a key deletes it.
+
+        Example:
+            >>> import torch
+            >>> from rlbench.envs.transforms import Transform, TransformedEnv
+            >>> from rlbench.specs import Unbounded
+            >>> from rlbench.testing import CountingEnv
+            >>> class AddClock(Transform):
+            ...     def _call(self, td):
+            ...         return td.set("clock", torch.zeros(*td.batch_size, 1))
+            ...     def transform_observation_spec(self, spec):
+            ...         spec["clock"] = Unbounded((*spec.shape, 1))
+            ...         return spec
+            >>> env = TransformedEnv(CountingEnv(), AddClock())
+            >>> sorted(env.observation_spec.keys()), env.rollout(2)["next", "clock"].shape
+            (['clock', 'observation', 'total'], torch.Size([2, 1]))
+        """
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             if in_key in spec and isinstance(spec[in_key], Spec):
                 spec[out_key] = self._transform_spec(spec[in_key])
         return spec
 
     def transform_reward_spec(self, spec: Spec) -> Spec:
+        """The transformed env's reward spec (a leaf spec shaped ``[*batch, 1]``), given the one below.
+
+        The default applies ``_transform_spec`` when the reward key is an in_key. The result must keep
+        the ``[*batch, 1]`` shape.
+        """
         if self._reward_key in self.in_keys:
             return self._transform_spec(spec)
         return spec
 
     def transform_done_spec(self, spec: Composite) -> Composite:
+        """The transformed env's done spec, given the one below (a copy: edit it, return it).
+
+        ``spec`` is a ``Composite`` holding ``"done"``, ``"terminated"`` and ``"truncated"`` (bool,
+        ``[*batch, 1]``); the result must still hold all three, with ``done == terminated | truncated``
+        in the data (a time limit sets ``truncated`` and ``done``). The default transforms the in_keys
+        it holds, as :meth:`transform_observation_spec` does.
+        """
         for in_key, out_key in zip(self.in_keys, self.out_keys):
             if in_key in spec:
                 spec[out_key] = self._transform_spec(spec[in_key])
         return spec
 
     def transform_action_spec(self, spec: Spec) -> Spec:
+        """The action spec the caller of the transformed env writes, given the one the env below reads.
+
+        The default applies ``_inv_transform_spec`` when the action key is an in_key_inv. Random actions
+        of the transformed env (``rand_action``) are drawn from the result and go through
+        :meth:`_inv_call`, so every member of the result must map into ``spec``.
+        """
         if self._action_key in self.in_keys_inv:
             return self._inv_transform_spec(spec)
         return spec
 
     def transform_state_spec(self, spec: Composite) -> Composite:
+        """The state spec the caller writes (non-action step inputs), given the env below's (a copy).
+
+        The default replaces the spec of every in_key_inv it holds with ``_inv_transform_spec`` of it,
+        under the out_key_inv (removing the in_key_inv when the names differ).
+        """
         for in_key, out_key in zip(self.in_keys_inv, self.out_keys_inv):
             if in_key in spec:
                 spec[out_key] = self._inv_transform_spec(spec[in_key])
@@ -360,11 +550,16 @@ class Transform(nn.Module):
     def _clear_caches(self) -> None:
         self.__dict__["_parent_cache"] = None
 
-    def _notify_change(self) -> None:
-        """Tell the enclosing env that specs must be recomputed (e.g. after new statistics)."""
+    def _env_container(self):
+        """The env at the top of this transform's containers (through any Compose), or None."""
         container = self._container
         while isinstance(container, Compose):
             container = container._container
+        return container
+
+    def _notify_change(self) -> None:
+        """Tell the enclosing env that specs must be recomputed (e.g. after new statistics)."""
+        container = self._env_container()
         if container is not None:
             container._refresh_specs()
         else:
@@ -484,13 +679,12 @@ class Compose(Transform):
         return transform
 
     def _parent_of(self, transform: Transform):
-        from .env import TransformedEnv
-
         index = next(i for i, t in enumerate(self._seq) if t is transform)
         base = self.parent
         if base is None or index == 0:
             return base
-        return TransformedEnv(base, Compose(*self._seq[:index], _adopt=False), _adopt=False)
+        # the env holding this Compose builds the view: a Compose knows transforms, not envs
+        return self._env_container()._view(base, self._seq[:index])
 
     def __deepcopy__(self, memo):
         new = super().__deepcopy__(memo)

@@ -85,6 +85,13 @@ class TransformedEnv(EnvBase):
     def _parent_of(self, transform: Transform):
         return self.base_env
 
+    @staticmethod
+    def _view(base: EnvBase, transforms) -> "TransformedEnv":
+        """``base`` seen through ``transforms``, which the view shares but does not adopt: the ``parent``
+        of the transform after them (see :attr:`Transform.parent`).
+        """
+        return TransformedEnv(base, Compose(*transforms, _adopt=False), _adopt=False)
+
     def _refresh_specs(self) -> None:
         specs = self._transform.transform_specs(EnvSpecs.from_env(self.base_env))
         self.observation_spec = specs.observation

@@ -16,24 +16,18 @@ def _float_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype.is_floating_point else torch.get_default_dtype()
 
 
-class _LazyBuffers(Transform):
-    """Loads buffers that are still ``None`` (statistics not computed yet) from a state dict."""
-
-    _lazy: tuple = ()
-
-    def _lazy_names(self) -> list:
-        return list(self._lazy)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in self._lazy_names():
-            value = state_dict.get(prefix + name)
-            if value is not None and self._buffers.get(name) is None:
-                self._buffers[name] = torch.empty_like(value)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._notify_change()
+def _make_room_for_lazy_buffers(module: torch.nn.Module, state_dict: dict, prefix: str, names) -> None:
+    """Give each buffer of ``names`` that is still ``None`` (statistics not computed yet) an empty tensor
+    shaped like its entry in ``state_dict``, so that ``load_state_dict`` fills it instead of reporting
+    the entry as unexpected (``nn.Module`` skips ``None`` buffers).
+    """
+    for name in names:
+        value = state_dict.get(prefix + name)
+        if value is not None and module._buffers.get(name) is None:
+            module._buffers[name] = torch.empty_like(value)
 
 
-class ObservationNorm(_LazyBuffers):
+class ObservationNorm(Transform):
     """Affine normalization of observations with fixed ``loc`` and ``scale``.
 
     With ``standard_normal=True`` the output is ``(x - loc) / scale``; otherwise ``x * scale + loc``.
@@ -60,8 +54,6 @@ class ObservationNorm(_LazyBuffers):
         1.5
     """
 
-    _lazy = ("loc", "scale")
-
     def __init__(self, loc=None, scale=None, in_keys=None, out_keys=None, standard_normal: bool = True,
                  eps: float = 1e-6):
         super().__init__(["observation"] if in_keys is None else in_keys, out_keys)
@@ -75,7 +67,13 @@ class ObservationNorm(_LazyBuffers):
 
     @property
     def initialized(self) -> bool:
+        """Whether ``loc`` and ``scale`` are set (passed in, computed by :meth:`init_stats` or loaded)."""
         return self.loc is not None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _make_room_for_lazy_buffers(self, state_dict, prefix, ("loc", "scale"))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._notify_change()  # new constants: the env's specs change with them
 
     def _apply_transform(self, x):
         loc, scale = self.loc, self.scale
@@ -142,7 +140,7 @@ class ObservationNorm(_LazyBuffers):
                 f"standard_normal={self.standard_normal}")
 
 
-class VecNorm(_LazyBuffers):
+class VecNorm(Transform):
     """Normalize observations with running statistics: ``(x - mean) / max(std, eps)``.
 
     Statistics are decayed sums over every observation the env produces (reset and step outputs,
@@ -179,8 +177,11 @@ class VecNorm(_LazyBuffers):
             for name in ("sum", "ssq", "count"):
                 self.register_buffer(f"{name}_{i}", None)
 
-    def _lazy_names(self):
-        return [f"{name}_{i}" for i in range(len(self.in_keys)) for name in ("sum", "ssq", "count")]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        names = [f"{name}_{i}" for i in range(len(self.in_keys)) for name in ("sum", "ssq", "count")]
+        _make_room_for_lazy_buffers(self, state_dict, prefix, names)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._notify_change()
 
     def freeze(self) -> "VecNorm":
         """Stop updating the statistics."""
