@@ -7,9 +7,11 @@ compute returns and advantages vectorized over batch and time; :func:`nstep_retu
 collected batches into n-step transitions; :class:`SoftUpdate` / :class:`HardUpdate` move target
 networks.
 
-Files by concern: ``common`` (the base), ``utils`` (updaters, distances), ``value/`` (estimators),
-``multistep``, and one file per algorithm family (``dqn``, ``ddpg``, ``td3``, ``sac``, ``redq``,
-``a2c``, ``ppo``).
+Files by concern: ``common`` (the base: networks, targets, keys, estimators, reading the batch),
+``functional`` (the losses' math as plain tensor functions), ``utils`` (updaters, distances),
+``value/`` (estimators), ``multistep``, and one file per algorithm family (``dqn``, ``ddpg``,
+``td3``, ``sac``, ``redq``, ``a2c``, ``ppo``). A loss's ``forward`` calls ``common`` and
+``functional``, which never call back: to follow one update, read the loss's file, then those two.
 """
 from .a2c import A2CLoss
 from .common import LossModule, ValueEstimators, total_loss

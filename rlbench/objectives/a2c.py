@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tensordict import TensorDict, TensorDictBase
 
-from . import _actor_critic as ac
+from . import functional as F
 from .common import LossModule, ValueEstimators
 
 __all__ = ["A2CLoss"]
@@ -40,6 +40,7 @@ class A2CLoss(LossModule):
     ``"state_value"``), ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
@@ -60,31 +61,33 @@ class A2CLoss(LossModule):
     def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True, entropy_coef: float = 0.01,
                  critic_coef: float = 0.5, loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False):
         super().__init__()
-        ac.require_probabilistic("A2CLoss", actor_network)
+        self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.has_critic = critic_network is not None
         if self.has_critic:
             self.convert_to_functional(critic_network, "critic_network")
         self.entropy_bonus, self.entropy_coef, self.critic_coef = entropy_bonus, entropy_coef, critic_coef
-        self.loss_critic_type = ac.check_distance(loss_critic_type, "A2CLoss")
+        self.loss_critic_type = self._check_loss_function(loss_critic_type, "loss_critic_type")
         self.normalize_advantage = normalize_advantage
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         nb = td.batch_dims
-        advantage = ac.ensure_advantage(self, td).detach()
+        advantage = self.advantage(td).detach()
         if self.normalize_advantage:
-            advantage = ac.normalize(advantage)
+            advantage = F.normalize(advantage)
 
-        dist = ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
-        log_prob = ac.log_prob(dist, td.get(self.tensor_keys.action), nb)
+        dist = self.action_dist(td)
+        log_prob = F.log_prob(dist, td.get(self.tensor_keys.action), nb)
         # grad J = E[grad log pi(a|s) A(s, a)]   (policy-gradient theorem with a baseline)
         out = TensorDict(loss_objective=-(log_prob * advantage.to(log_prob.dtype)).mean())
 
-        entropy = ac.entropy(dist, nb)
+        entropy = F.entropy(dist, nb)
         if self.entropy_bonus:
             out.set("loss_entropy", -self.entropy_coef * entropy.mean())
         if self.has_critic:
-            out.set("loss_critic", self.critic_coef * ac.critic_loss(self, td, "critic_network", None))
+            # E[d(V(s), value_target)]
+            target = self.value_target(td)
+            out.set("loss_critic", self.critic_coef * F.critic_loss(self.state_value(td), target, self.loss_critic_type))
         out.set("entropy", entropy.detach().mean())
         return out
 

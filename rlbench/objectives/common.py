@@ -6,7 +6,7 @@ returns a TensorDict whose ``loss_*`` entries are the terms to minimise -- **the
 sum of the** ``loss_*`` **entries** (:func:`total_loss`) -- plus detached diagnostics under other
 names (``"td_error"``, ``"entropy"``, ``"alpha"``, ...), which a logger can record as they are.
 
-The base class handles three things:
+The base class handles three things
 
 * **Networks and targets.** :meth:`LossModule.convert_to_functional` registers a network under a
   name and, on request, a frozen copy of its parameters as ``target_<name>_params`` (a
@@ -25,19 +25,30 @@ The base class handles three things:
 * **Value estimation.** ``loss.make_value_estimator("gae", gamma=0.99, lmbda=0.95)`` builds one of
   the :class:`ValueEstimators` for the loss's value network; ``loss.value_estimator`` holds it
   (built with the loss's defaults on first use). Keys that the loss and the estimator share are
-  kept in sync by ``set_keys``.
+  kept in sync by ``set_keys``. Losses that bootstrap one step inside ``forward`` (DQN, DDPG, TD3,
+  SAC, REDQ) set ``one_step_target``: their ``make_value_estimator`` only sets ``gamma``.
+
+and gives ``forward`` a few methods to read the batch with it (:meth:`LossModule.next_of`,
+:meth:`~LossModule.reward_and_terminated`, :meth:`~LossModule.column`, :meth:`~LossModule.advantage`)
+and to run its networks on it (:meth:`~LossModule.network_output`, :meth:`~LossModule.action_dist`,
+:meth:`~LossModule.actor_action`, :meth:`~LossModule.state_value`). The math itself is in
+:mod:`rlbench.objectives.functional`: plain functions of tensors. A batch goes one way -- the
+loss's ``forward``, these methods, those functions -- and nothing below calls back up.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import enum
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import torch
-from tensordict import TensorDict, TensorDictBase, TensorDictParams, from_module
+from tensordict import TensorDictBase, TensorDictParams, from_module
 from tensordict.utils import NestedKey
 from torch import nn
+
+from . import functional as F
+from ._keys import KeysMixin
 
 __all__ = ["LossModule", "ValueEstimators", "total_loss"]
 
@@ -91,6 +102,7 @@ def total_loss(loss_td: TensorDictBase) -> torch.Tensor:
     """The sum of the ``loss_*`` entries of a loss's output (the quantity to minimise).
 
     Example:
+        >>> from tensordict import TensorDict
         >>> out = TensorDict(loss_actor=torch.tensor(1.0), loss_critic=torch.tensor(2.0),
         ...                  entropy=torch.tensor(5.0))
         >>> total_loss(out)
@@ -102,79 +114,13 @@ def total_loss(loss_td: TensorDictBase) -> torch.Tensor:
     return torch.stack([t.sum() if t.ndim else t for t in terms]).sum()
 
 
-class _KeyView:
-    """Read-only attribute view of a loss's key mapping (``loss.tensor_keys.reward``)."""
-
-    __slots__ = ("_keys", "_owner")
-
-    def __init__(self, keys: dict, owner: str):
-        object.__setattr__(self, "_keys", keys)
-        object.__setattr__(self, "_owner", owner)
-
-    def __getattr__(self, name: str) -> NestedKey:
-        try:
-            return self._keys[name]
-        except KeyError:
-            raise AttributeError(
-                f"{self._owner} has no key named {name!r}; its keys are {sorted(self._keys)}"
-            ) from None
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"use {self._owner}.set_keys({name}=...) to rename a key")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._keys.items())
-        return f"{self._owner}.tensor_keys({inner})"
-
-
-def _check_key(name: str, key) -> NestedKey:
-    if isinstance(key, str) or (isinstance(key, tuple) and key and all(isinstance(k, str) for k in key)):
-        return key
-    raise TypeError(f"set_keys: key {name!r} must be a str or a tuple of str (a tensordict key), got {key!r}")
-
-
-class _KeysMixin:
-    """``default_keys`` / ``set_keys`` / ``tensor_keys`` shared by losses and value estimators."""
-
-    default_keys: ClassVar[dict] = {}
-
-    def _init_keys(self) -> None:
-        self._tensor_keys = dict(self.default_keys)
-
-    @property
-    def tensor_keys(self) -> _KeyView:
-        """The keys this object reads and writes, as attributes (``.tensor_keys.reward``)."""
-        return _KeyView(self._tensor_keys, type(self).__name__)
-
-    def set_keys(self, **kwargs: NestedKey):
-        """Renames the entries this object reads or writes; unknown names raise a ``ValueError``.
-
-        Returns ``self`` so calls chain.
-        """
-        unknown = sorted(set(kwargs) - set(self._tensor_keys))
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__}.set_keys: unknown key name(s) {unknown}; "
-                f"expected some of {sorted(self._tensor_keys)}"
-            )
-        for name, key in kwargs.items():
-            self._tensor_keys[name] = _check_key(name, key)
-        self._keys_changed(kwargs)
-        return self
-
-    def _keys_changed(self, changed: dict) -> None:  # hook for subclasses
-        pass
-
-
-class LossModule(_KeysMixin, nn.Module):
+class LossModule(KeysMixin, nn.Module):
     """Base class of rlbench losses: network/target registration, key names, value estimators.
 
     Subclasses set ``default_keys`` (and, if they use one, ``default_value_estimator`` and
-    ``_estimator_network()``), register their networks in ``__init__`` with
-    :meth:`convert_to_functional`, and implement ``forward(td) -> TensorDict`` of ``loss_*`` terms.
+    ``_estimator_network()``; or ``one_step_target``), register their networks in ``__init__`` with
+    :meth:`convert_to_functional`, and implement ``forward(td) -> TensorDict`` of ``loss_*`` terms,
+    reading the batch with the methods below and computing with :mod:`rlbench.objectives.functional`.
 
     Args:
         functional: if ``False``, networks are used exactly as given (their own parameters are
@@ -182,6 +128,7 @@ class LossModule(_KeysMixin, nn.Module):
             whose parameters cannot be swapped. Default ``True``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule
         >>> class MSELoss(LossModule):
         ...     default_keys = {"value": "state_value", "target": "value_target"}
@@ -205,6 +152,9 @@ class LossModule(_KeysMixin, nn.Module):
     default_value_estimator: ClassVar[ValueEstimators] = ValueEstimators.TD0
     #: hyperparameters used by ``make_value_estimator`` when none are given, per estimator kind
     default_value_kwargs: ClassVar[dict] = {"gamma": 0.99, "lmbda": 0.95}
+    #: the loss bootstraps a one-step (or n-step) target inside ``forward`` from ``self.gamma``, on
+    #: transitions sampled one at a time: ``make_value_estimator`` then only accepts ``"td0"`` and sets ``gamma``
+    one_step_target: ClassVar[bool] = False
 
     def __init__(self, *, functional: bool = True):
         super().__init__()
@@ -241,17 +191,21 @@ class LossModule(_KeysMixin, nn.Module):
         """
         if not isinstance(network, nn.Module):
             raise TypeError(f"convert_to_functional: {name!r} must be an nn.Module, got {type(network).__name__}")
-        if any(nn.parameter.is_lazy(p) for p in network.parameters()):
+        # the parameters are copied here (targets, ensembles): a lazy layer has no shape yet, and the
+        # failure would otherwise come later, far from its cause
+        lazy = [n for n, p in network.named_parameters() if nn.parameter.is_lazy(p)]
+        if lazy:
             raise ValueError(
-                f"convert_to_functional: {name!r} has uninitialized lazy layers (e.g. MLP without in_features); "
-                "run it once on a batch of data (or give in_features) before building the loss"
+                f"{self._get_name()}: {name} has uninitialized lazy layers (parameters {lazy[:3]}); run it once on "
+                f"a batch of data first (e.g. {name}(env.reset())), or give its layers their input sizes "
+                f"(MLP(in_features=...))"
             )
         if hasattr(self, name) and name in self._network_names:
             raise ValueError(f"convert_to_functional: a network named {name!r} is already registered")
         if not self.functional:
             if create_target_params or expand_dim:
                 raise ValueError(
-                    f"{type(self).__name__}(functional=False) cannot keep target parameters or an ensemble "
+                    f"{self._get_name()}(functional=False) cannot keep target parameters or an ensemble "
                     f"for {name!r}: pass functional=True (or delay_value=False / no ensemble)"
                 )
             setattr(self, name, network)
@@ -284,15 +238,11 @@ class LossModule(_KeysMixin, nn.Module):
             setattr(self, "target_" + name + "_params", TensorDictParams(target, no_convert=True))
         self._network_names.append(name)
 
-    def make_target(self, name: str, network: nn.Module) -> None:
-        """Shorthand for ``convert_to_functional(network, name, create_target_params=True)``."""
-        self.convert_to_functional(network, name, create_target_params=True)
-
     def _network(self, name: str) -> nn.Module:
         if name in self._expanded:
             return self.__dict__["_skeletons"][name]
         if name not in self._network_names:
-            raise KeyError(f"{type(self).__name__} has no network {name!r}; registered: {self._network_names}")
+            raise KeyError(f"{self._get_name()} has no network {name!r}; registered: {self._network_names}")
         return getattr(self, name)
 
     def network_params(self, name: str, *, target: bool = False) -> TensorDictBase:
@@ -302,7 +252,7 @@ class LossModule(_KeysMixin, nn.Module):
         if not hasattr(self, attr):
             what = "target parameters" if target else "functional parameters"
             raise KeyError(
-                f"{type(self).__name__}: network {name!r} has no {what} ({attr}); "
+                f"{self._get_name()}: network {name!r} has no {what} ({attr}); "
                 f"register it with convert_to_functional(..., create_target_params=True)"
             )
         return getattr(self, attr)
@@ -376,7 +326,12 @@ class LossModule(_KeysMixin, nn.Module):
                 :class:`ValueEstimators` member; defaults to ``default_value_estimator``.
             **hyperparams: passed to the estimator (``gamma``, ``lmbda``, ``value_network``,
                 ``average_gae``...). Missing ``gamma``/``lmbda`` come from ``default_value_kwargs``.
+
+        A ``one_step_target`` loss builds no estimator: only ``"td0"`` is accepted, and ``gamma``
+        (if given) becomes ``self.gamma``.
         """
+        if self.one_step_target:
+            return self._set_one_step_gamma(value_type, hyperparams)
         kind = ValueEstimators.parse(value_type if value_type is not None else self.default_value_estimator)
         hp = {}
         for k, v in self.default_value_kwargs.items():
@@ -389,10 +344,29 @@ class LossModule(_KeysMixin, nn.Module):
         try:
             est = kind.estimator_class(**hp)
         except TypeError as err:
-            raise TypeError(f"{type(self).__name__}.make_value_estimator({kind.value!r}): {err}") from None
+            raise TypeError(f"{self._get_name()}.make_value_estimator({kind.value!r}): {err}") from None
         shared = {k: v for k, v in self._tensor_keys.items() if k in est._tensor_keys}
         est.set_keys(**shared)
         self._set_estimator(est)
+        return self
+
+    def _set_one_step_gamma(self, value_type, hyperparams: dict):
+        # the target bootstraps from a value that involves the policy or the target networks (a soft
+        # value, a smoothed target action, a max over actions) on transitions sampled one at a time
+        # from a replay buffer, so the multi-step estimators do not apply
+        owner = self._get_name()
+        kind = ValueEstimators.parse(value_type if value_type is not None else ValueEstimators.TD0)
+        if kind is not ValueEstimators.TD0:
+            raise ValueError(f"{owner}.make_value_estimator: only 'td0' is supported (the one-step target; use "
+                             f"nstep_return for multi-step targets), got {kind.value!r}")
+        extra = sorted(set(hyperparams) - {"gamma"})
+        if extra:
+            raise TypeError(f"{owner}.make_value_estimator('td0'): unexpected hyperparameter(s) {extra}; "
+                            f"expected gamma")
+        gamma = float(hyperparams.get("gamma", self.gamma))
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"{owner}.make_value_estimator: gamma must be in [0, 1], got {gamma}")
+        self.gamma = gamma
         return self
 
     def _set_estimator(self, estimator) -> None:
@@ -419,9 +393,167 @@ class LossModule(_KeysMixin, nn.Module):
             if shared:
                 est.set_keys(**shared)
 
+    # ------------------------------------------------------------------ reading the batch
+    def next_of(self, td: TensorDictBase) -> TensorDictBase:
+        """``td["next"]``, with an error that says what a transition must contain."""
+        nxt = td.get("next", None)
+        if not isinstance(nxt, TensorDictBase):
+            raise KeyError(f"{self._get_name()}: expected transitions with a 'next' sub-TensorDict (next observation, "
+                           f"reward, done, terminated), as env.rollout and the collectors write; "
+                           f"got keys {sorted(map(str, td.keys()))}")
+        return nxt
+
+    def reward_and_terminated(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(r, terminated)`` of each transition as floats ``[*batch, 1]``, read under ``"next"``.
+
+        Only ``terminated`` stops bootstrapping: a truncated episode still has a future value. Data
+        without a ``terminated`` entry (older recordings) falls back to ``done``.
+        """
+        keys, owner = self.tensor_keys, self._get_name()
+        nxt = self.next_of(td)
+        reward = nxt.get(keys.reward, None)
+        if reward is None:
+            raise KeyError(f"{owner}: no ('next', {keys.reward!r}) entry in the batch (rename it with "
+                           f"set_keys(reward=...)); found next keys {sorted(map(str, nxt.keys(True, True)))}")
+        flag = nxt.get(keys.terminated, None)
+        if flag is None:
+            flag = nxt.get(keys.done, None)
+        if flag is None:
+            raise KeyError(f"{owner}: the batch has neither ('next', {keys.terminated!r}) nor ('next', {keys.done!r}); "
+                           f"found next keys {sorted(map(str, nxt.keys(True, True)))}")
+        reward = F.as_column(reward, nxt.batch_size, f"{owner}: {('next', keys.reward)!r}")
+        flag = F.as_column(flag, nxt.batch_size, f"{owner}: {('next', keys.terminated)!r}")
+        dtype = reward.dtype if reward.is_floating_point() else torch.get_default_dtype()
+        return reward.to(dtype), flag.to(dtype)
+
+    def column(self, td: TensorDictBase, name: str, why: str) -> torch.Tensor:
+        """The entry ``tensor_keys.<name>`` of ``td`` shaped ``[*batch, 1]``; if absent, a ``KeyError`` saying ``why``.
+
+        A ``[*batch]`` entry gets its trailing dim; any other shape is refused (never a silent broadcast).
+        """
+        key = getattr(self.tensor_keys, name)
+        x = td.get(key, None)
+        if x is None:
+            raise KeyError(f"{self._get_name()}: expected {key!r} in the input ({why}); "
+                           f"got keys {sorted(map(str, td.keys()))}")
+        return F.as_column(x, td.batch_size, f"{self._get_name()}: {key!r}")
+
+    def advantage(self, td: TensorDictBase) -> torch.Tensor:
+        """``td[advantage]`` ``[*batch, 1]``, written first by the value estimator (GAE by default) when missing.
+
+        The estimator writes ``advantage`` and ``value_target`` into ``td`` itself, so a training loop can
+        call the loss on a full batch once and reuse them, or call ``loss.value_estimator(batch)`` before
+        splitting it into minibatches.
+        """
+        key = self.tensor_keys.advantage
+        if td.get(key, None) is None:
+            with torch.no_grad():
+                self.value_estimator(td)
+        return self.column(td, "advantage", f"the value estimator did not write it; use an advantage estimator "
+                                            f"(make_value_estimator('gae')) or provide {key!r}")
+
+    def value_target(self, td: TensorDictBase) -> torch.Tensor:
+        """``td[value_target]`` ``[*batch, 1]``: the critic's regression target, written by the value estimator."""
+        return self.column(td, "value_target", f"written by the value estimator along with "
+                                               f"{self.tensor_keys.advantage!r}")
+
+    # ------------------------------------------------------------------ running networks on the batch
+    def network_output(self, name: str, td: TensorDictBase, key: NestedKey, *, action: torch.Tensor | None = None,
+                       target: bool = False, frozen: bool = False, params: TensorDictBase | None = None,
+                       strict: bool = False) -> torch.Tensor:
+        """Runs network ``name`` on the entries of ``td`` it reads (its ``in_keys``) and returns its output ``key``.
+
+        The caller's data is never written: the network sees a shallow copy holding its inputs.
+
+        Args:
+            name: a registered network.
+            td: the batch (or its ``"next"`` part).
+            key: the output entry to return, e.g. ``tensor_keys.state_action_value``.
+            action: evaluate a critic at this action instead of the stored one (written under
+                ``tensor_keys.action`` in the copy).
+            target: the parameters to bootstrap from: the target parameters, or the online ones
+                detached when the network has no target.
+            frozen: the online parameters, detached (gradients reach the inputs only: a critic
+                inside an actor loss).
+            params: explicit parameters (e.g. a subset of an ensemble), detached if ``target`` or ``frozen``.
+            strict: refuse a batch that lacks one of the inputs, naming it (else the network decides).
+        """
+        net = self._network(name)
+        data = self.network_inputs(name, td, action)
+        if strict:
+            missing = [k for k in net.in_keys if k not in data.keys(True, True)]
+            if missing:
+                raise KeyError(f"{self._get_name()}: the {name} reads {missing}, absent from the batch")
+        if params is None and target and hasattr(self, "target_" + name + "_params"):
+            out = self.call_network(name, data, target=True)
+        else:
+            out = self.call_network(name, data, params=params, detach=target or frozen)
+        return out.get(key)
+
+    def network_inputs(self, name: str, td: TensorDictBase, action: torch.Tensor | None = None) -> TensorDictBase:
+        """A shallow copy of the entries of ``td`` that network ``name`` reads, ``action`` written in if given.
+
+        Critics are evaluated on actions the policy proposes without touching the caller's data.
+        """
+        in_keys = self._network(name).in_keys
+        if action is None:
+            return td.select(*in_keys, strict=False)
+        action_key = self.tensor_keys.action
+        data = td.select(*[k for k in in_keys if k != action_key], strict=False)
+        data.set(action_key, action)
+        return data
+
+    def action_dist(self, td: TensorDictBase, name: str = "actor_network"):
+        """The action distribution the (probabilistic) actor ``name`` gives the states of ``td``."""
+        return self._network(name).get_dist(self.network_inputs(name, td))
+
+    def actor_action(self, td: TensorDictBase, *, target: bool = False, name: str = "actor_network") -> torch.Tensor:
+        """The action a deterministic actor (DDPG, TD3) takes in ``td``'s states.
+
+        ``target`` as in :meth:`network_output`. Read under the loss's ``action`` key, or under the
+        actor's last output key when it writes another name.
+        """
+        actor = self._network(name)
+        key = self.tensor_keys.action
+        return self.network_output(name, td, key if key in actor.out_keys else actor.out_keys[-1], target=target)
+
+    def state_value(self, td: TensorDictBase, name: str = "critic_network") -> torch.Tensor:
+        """``V(s)`` ``[*batch, 1]`` from the critic ``name``, read under ``tensor_keys.value``."""
+        key = self.tensor_keys.value
+        return F.as_column(self.network_output(name, td, key), td.batch_size, f"{self._get_name()}: {key!r}")
+
+    # ------------------------------------------------------------------ construction helpers
+    def register_coefficient(self, name: str, value: float, *, trainable: bool) -> None:
+        """Adds the scalar ``self.<name>``: an ``nn.Parameter`` when ``trainable``, else a buffer (saved, not trained).
+
+        Example:
+            >>> loss = LossModule()
+            >>> loss.register_coefficient("log_alpha", 0.0, trainable=True)
+            >>> [n for n, _ in loss.named_parameters()]
+            ['log_alpha']
+        """
+        tensor = torch.tensor(float(value))
+        if trainable:
+            setattr(self, name, nn.Parameter(tensor))
+        else:
+            self.register_buffer(name, tensor)
+
+    def _require_probabilistic(self, actor: nn.Module) -> None:
+        """Stochastic-policy losses need the actor's distribution, not just its action."""
+        if not hasattr(actor, "get_dist"):
+            raise TypeError(
+                f"{self._get_name()}: actor_network must be a probabilistic actor with a get_dist(td) method "
+                f"(rlbench.modules.ProbabilisticActor or tensordict's ProbabilisticTensorDictSequential), "
+                f"got {type(actor).__name__}")
+
+    def _check_loss_function(self, kind: str, arg: str = "loss_function") -> str:
+        """Validates a regression-loss name at construction (not on the first batch)."""
+        if kind not in ("l2", "l1", "smooth_l1"):
+            where = "" if arg == "loss_function" else f" for {arg}"
+            raise ValueError(f"{self._get_name()}: unknown loss_function {kind!r}{where}; "
+                             f"expected 'l2', 'l1' or 'smooth_l1'")
+        return kind
+
     def forward(self, td: TensorDictBase) -> TensorDictBase:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(td) -> TensorDict of loss_* terms")
+        raise NotImplementedError(f"{self._get_name()} must implement forward(td) -> TensorDict of loss_* terms")
 
-
-# keep TensorDict importable from this module for doctests and subclasses
-_ = TensorDict

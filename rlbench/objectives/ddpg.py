@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from . import _actor_critic as ac
+from . import functional as F
 from .common import LossModule
+from .utils import distance_loss
 
 __all__ = ["DDPGLoss"]
 
@@ -35,6 +36,7 @@ class DDPGLoss(LossModule):
     Keys (``set_keys``): ``action``, ``state_action_value``, ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule
         >>> from torch import nn
         >>> actor = TensorDictModule(nn.Sequential(nn.Linear(3, 1), nn.Tanh()), ["observation"], ["action"])
@@ -55,41 +57,34 @@ class DDPGLoss(LossModule):
 
     default_keys = {"action": "action", "state_action_value": "state_action_value",
                     "reward": "reward", "done": "done", "terminated": "terminated"}
+    one_step_target = True
 
     def __init__(self, actor_network, value_network, *, delay_actor: bool = True, delay_value: bool = True,
                  gamma: float = 0.99, loss_function: str = "l2"):
         super().__init__()
-        ac.require_initialized("DDPGLoss", actor_network=actor_network, value_network=value_network)
         self.convert_to_functional(actor_network, "actor_network", create_target_params=delay_actor)
         self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
         self.delay_actor, self.delay_value, self.gamma = delay_actor, delay_value, gamma
-        self.loss_function = ac.check_distance(loss_function, "DDPGLoss")
+        self.loss_function = self._check_loss_function(loss_function)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         # critic: y = r + gamma (1 - d) Qbar(s', mubar(s'))
         with torch.no_grad():
-            next_td = ac.next_of(td, "DDPGLoss")
-            next_action = ac.policy_action(self, "actor_network", next_td, target=self.delay_actor)
+            next_td = self.next_of(td)
+            next_action = self.actor_action(next_td, target=True)
             next_q = self._q(next_td, next_action, target=True)
-            reward, terminated = ac.reward_and_terminated(self, td)
-            y = ac.td0_target(reward, terminated, next_q, self.gamma)
+            reward, terminated = self.reward_and_terminated(td)
+            y = F.td0_target(reward, terminated, next_q, self.gamma)
         q = self._q(td, td.get(self.tensor_keys.action))
-        loss_value = ac.distance(q, y, self.loss_function).mean()
+        loss_value = distance_loss(q, y, self.loss_function).mean()
 
         # actor: maximise Q(s, mu(s)) through a critic whose parameters are held fixed
-        loss_actor = -self._q(td, ac.policy_action(self, "actor_network", td), frozen=True).mean()
+        loss_actor = -self._q(td, self.actor_action(td), frozen=True).mean()
 
         return TensorDict(loss_actor=loss_actor, loss_value=loss_value,
                           state_action_value=q.detach().mean(), target_value=y.mean())
 
     def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False):
-        data = ac.with_action(td, self.value_network.in_keys, self.tensor_keys.action, action)
-        if target and self.delay_value:
-            out = self.call_network("value_network", data, target=True)
-        else:
-            out = self.call_network("value_network", data, detach=target or frozen)
-        return out.get(self.tensor_keys.state_action_value)
-
-    def make_value_estimator(self, value_type=None, **hyperparams):
-        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
-        return ac.td0_only(self, value_type, hyperparams)
+        """Q(s, action); ``target``: the target critic (the online one, detached, without ``delay_value``)."""
+        return self.network_output("value_network", td, self.tensor_keys.state_action_value, action=action,
+                                   target=target, frozen=frozen)

@@ -17,27 +17,30 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-from .common import LossModule, ValueEstimators
+from . import functional as F
+from .common import LossModule
 from .utils import distance_loss
 
 __all__ = ["DQNLoss", "DistributionalDQNLoss", "project_distribution"]
 
 
-def _next_td(td: TensorDictBase, owner: str) -> TensorDictBase:
-    nxt = td.get("next", None)
-    if not isinstance(nxt, TensorDictBase):
-        raise KeyError(f"{owner}: expected transitions with a 'next' sub-TensorDict (next observation, reward, "
-                       f"done, terminated); got keys {sorted(map(str, td.keys()))}")
-    return nxt
+_Q_KEYS = {
+    "action_value": "action_value",
+    "action": "action",
+    "reward": "reward",
+    "done": "done",
+    "terminated": "terminated",
+    "steps_to_next_obs": "steps_to_next_obs",
+    "priority": "td_error",
+    "priority_weight": "priority_weight",
+}
 
 
-def _in_keys(network: nn.Module, owner: str) -> list:
-    keys = getattr(network, "in_keys", None)
-    if not keys:
+def _check_q_network(network: nn.Module, owner: str) -> None:
+    if not getattr(network, "in_keys", None):
         raise TypeError(f"{owner}: value_network must be a TensorDict module with in_keys (e.g. QValueActor or "
                         f"TensorDictModule(net, in_keys=['observation'], out_keys=['action_value'])), "
                         f"got {type(network).__name__}")
-    return list(keys)
 
 
 def _infer_action_space(network: nn.Module, action_space: str | None) -> str | None:
@@ -52,90 +55,27 @@ def _infer_action_space(network: nn.Module, action_space: str | None) -> str | N
     return None  # decided from the data
 
 
-class _QLossBase(LossModule):
-    default_keys = {
-        "action_value": "action_value",
-        "action": "action",
-        "reward": "reward",
-        "done": "done",
-        "terminated": "terminated",
-        "steps_to_next_obs": "steps_to_next_obs",
-        "priority": "td_error",
-        "priority_weight": "priority_weight",
-    }
-
-    def _setup(self, value_network, delay_value, gamma, action_space):
-        self._in_keys = _in_keys(value_network, type(self).__name__)
-        self.delay_value = delay_value
-        self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
-        self.action_space = _infer_action_space(value_network, action_space)
-        self.gamma = float(gamma)
-
-    def make_value_estimator(self, value_type=None, **hyperparams):
-        """Only ``"td0"`` (the one-step/n-step target); ``gamma`` may be set. Returns ``self``."""
-        kind = ValueEstimators.parse(value_type if value_type is not None else ValueEstimators.TD0)
-        if kind is not ValueEstimators.TD0:
-            raise ValueError(f"{type(self).__name__}.make_value_estimator: only 'td0' is supported (use nstep_return "
-                             f"for multi-step targets), got {kind.value!r}")
-        extra = sorted(set(hyperparams) - {"gamma"})
-        if extra:
-            raise TypeError(f"{type(self).__name__}.make_value_estimator: unexpected hyperparameter(s) {extra}")
-        self.gamma = float(hyperparams.get("gamma", self.gamma))
-        return self
-
-    # -- data helpers
-    def _q(self, td: TensorDictBase, *, target: bool) -> torch.Tensor:
-        """Action values of the states in ``td`` (online or target)."""
-        src = td.select(*self._in_keys, strict=False)
-        missing = [k for k in self._in_keys if k not in src.keys(True, True)]
-        if missing:
-            raise KeyError(f"{type(self).__name__}: the value network reads {missing}, absent from the batch")
-        out = self.call_network("value_network", src, target=target)
-        return out.get(self.tensor_keys.action_value)
-
-    def _action_index(self, action: torch.Tensor, n_actions: int, batch_shape) -> torch.Tensor:
-        """Actions as ``[*B, 1]`` int64 indices, from one-hot or index actions."""
-        one_hot = self.action_space == "one_hot" or (
-            self.action_space is None and action.shape == (*batch_shape, n_actions) and n_actions > 1
-            and (action.dtype == torch.bool or ((action == 0) | (action == 1)).all())
-        )
-        if one_hot:
-            if action.shape[-1] != n_actions:
-                raise ValueError(f"{type(self).__name__}: one-hot actions of shape {tuple(action.shape)} do not match "
-                                 f"{n_actions} action values")
-            return action.to(torch.float32).argmax(-1, keepdim=True)
-        idx = action.long().reshape(*batch_shape, 1)
-        return idx
-
-    def _discount(self, td: TensorDictBase, like: torch.Tensor) -> torch.Tensor | float:
-        steps = td.get(self.tensor_keys.steps_to_next_obs, None)
-        if steps is None:
-            return self.gamma
-        return self.gamma ** steps.reshape(like.shape).to(like.dtype)
-
-    def _reward_term(self, td: TensorDictBase, batch_shape):
-        nxt = _next_td(td, type(self).__name__)
-        reward = nxt.get(self.tensor_keys.reward, None)
-        if reward is None:
-            raise KeyError(f"{type(self).__name__}: no ('next', {self.tensor_keys.reward!r}) in the batch; "
-                           f"rename with set_keys(reward=...)")
-        term = nxt.get(self.tensor_keys.terminated, None)
-        if term is None:
-            term = nxt.get(self.tensor_keys.done, None)
-        if term is None:
-            raise KeyError(f"{type(self).__name__}: the batch has neither ('next', {self.tensor_keys.terminated!r}) "
-                           f"nor ('next', {self.tensor_keys.done!r})")
-        return reward.reshape(*batch_shape, 1), term.reshape(*batch_shape, 1).to(reward.dtype)
-
-    def _reduce(self, td: TensorDictBase, per_sample: torch.Tensor) -> torch.Tensor:
-        weight = td.get(self.tensor_keys.priority_weight, None)
-        if weight is None:
-            return per_sample.mean()
-        return (per_sample * weight.reshape(per_sample.shape).to(per_sample.dtype)).mean()
+def _action_index(action: torch.Tensor, n_actions: int, batch_shape, action_space: str | None,
+                  owner: str) -> torch.Tensor:
+    """Actions as ``[*B, 1]`` int64 indices, from one-hot or index actions (``action_space=None``: by their shape)."""
+    one_hot = action_space == "one_hot" or (
+        action_space is None and action.shape == (*batch_shape, n_actions) and n_actions > 1
+        and (action.dtype == torch.bool or ((action == 0) | (action == 1)).all())
+    )
+    if one_hot:
+        if action.shape[-1] != n_actions:
+            raise ValueError(f"{owner}: one-hot actions of shape {tuple(action.shape)} do not match "
+                             f"{n_actions} action values")
+        return action.to(torch.float32).argmax(-1, keepdim=True)
+    return action.long().reshape(*batch_shape, 1)
 
 
-class DQNLoss(_QLossBase):
+class DQNLoss(LossModule):
     """The DQN loss, optionally Double-DQN, with a frozen target network.
+
+    ``loss_value = E[w d(Q(s, a), y)]`` with ``y = r + gamma**m (1 - terminated) max_a' Q_target(s', a')``
+    (Mnih et al. 2015); with ``double_dqn``, ``y = r + gamma**m (1 - terminated) Q_target(s', argmax_a'
+    Q(s', a'))`` (van Hasselt et al. 2016). ``w`` is the batch's ``"priority_weight"`` (1 without it).
 
     Args:
         value_network: a :class:`~rlbench.modules.QValueActor` or any TensorDict module writing
@@ -167,39 +107,55 @@ class DQNLoss(_QLossBase):
         (['loss_value', 'q_value', 'td_error'], torch.Size([8]))
     """
 
+    default_keys = _Q_KEYS
+    one_step_target = True
+
     def __init__(self, value_network: nn.Module, *, loss_function: str = "l2", delay_value: bool = True,
                  double_dqn: bool = False, gamma: float = 0.99, action_space: str | None = None):
         super().__init__()
-        distance_loss(torch.zeros(1), torch.zeros(1), loss_function)  # fail early on a bad name
-        self.loss_function = loss_function
+        self.loss_function = self._check_loss_function(loss_function)
         self.double_dqn = double_dqn
-        self._setup(value_network, delay_value, gamma, action_space)
+        _check_q_network(value_network, "DQNLoss")
+        self.delay_value = delay_value
+        self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
+        self.action_space = _infer_action_space(value_network, action_space)
+        self.gamma = float(gamma)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        bshape = td.batch_size
-        q_all = self._q(td, target=False)  # [*B, n_actions]
-        action = td.get(self.tensor_keys.action)
-        a = self._action_index(action, q_all.shape[-1], bshape)
+        keys, bshape = self.tensor_keys, td.batch_size
+        q_all = self._q(td)  # Q(s, .): [*B, n_actions]
+        a = _action_index(td.get(keys.action), q_all.shape[-1], bshape, self.action_space, "DQNLoss")
         q = q_all.gather(-1, a)  # Q(s, a): [*B, 1]
-        reward, term = self._reward_term(td, bshape)
+        reward, terminated = self.reward_and_terminated(td)
         with torch.no_grad():
-            nxt = td.get("next")
-            q_next_all = self._q(nxt, target=self.delay_value)
+            next_td = self.next_of(td)
+            q_next_all = self._q(next_td, target=True)
             if self.double_dqn:  # van Hasselt et al.: online argmax, target evaluation
-                best = self._q(nxt, target=False).argmax(-1, keepdim=True)
+                best = self._q(next_td).argmax(-1, keepdim=True)
                 q_next = q_next_all.gather(-1, best)
             else:
                 q_next = q_next_all.max(-1, keepdim=True).values
-            target = reward + self._discount(td, reward) * (1.0 - term) * q_next
+            # y = r + gamma^m (1 - terminated) Q_target(s', a'), m = steps to the bootstrap state (n-step)
+            gamma = F.nstep_discount(self.gamma, td.get(keys.steps_to_next_obs, None), reward)
+            target = F.td0_target(reward, terminated, q_next, gamma)
         per_sample = distance_loss(q, target, self.loss_function).squeeze(-1)
         td_error = (target - q).detach().abs().squeeze(-1)
-        td.set(self.tensor_keys.priority, td_error)
-        return TensorDict(loss_value=self._reduce(td, per_sample), td_error=td_error.mean(),
-                          q_value=q.detach().mean())
+        td.set(keys.priority, td_error)
+        loss_value = F.weighted_mean(per_sample, td.get(keys.priority_weight, None))
+        return TensorDict(loss_value=loss_value, td_error=td_error.mean(), q_value=q.detach().mean())
+
+    def _q(self, td: TensorDictBase, *, target: bool = False) -> torch.Tensor:
+        """Action values ``[*B, n_actions]`` of the states in ``td`` (online, or the target's)."""
+        return self.network_output("value_network", td, self.tensor_keys.action_value, target=target, strict=True)
 
 
-class DistributionalDQNLoss(_QLossBase):
+class DistributionalDQNLoss(LossModule):
     """C51: cross-entropy between the predicted return distribution and the projected target.
+
+    With atoms ``z`` and ``a' = argmax_a' E[Z_target(s', a')]`` (the online network's mean with
+    ``double_dqn``): ``loss_value = -E[w sum_j m_j log p_j(s, a)]``, ``m`` being the target
+    distribution ``p(s', a')`` moved onto ``r + gamma**m (1 - terminated) z`` and projected back onto
+    the support (Bellemare et al. 2017, Algorithm 1; :func:`project_distribution`).
 
     Args:
         value_network: a :class:`~rlbench.modules.DistributionalQValueActor` (or a module writing
@@ -223,6 +179,9 @@ class DistributionalDQNLoss(_QLossBase):
         True
     """
 
+    default_keys = _Q_KEYS
+    one_step_target = True
+
     def __init__(self, value_network: nn.Module, gamma: float, *, delay_value: bool = True, support=None,
                  double_dqn: bool = False, action_space: str | None = None):
         super().__init__()
@@ -242,39 +201,43 @@ class DistributionalDQNLoss(_QLossBase):
                              "(torch.linspace(v_min, v_max, n_atoms)); the C51 projection assumes it")
         self.register_buffer("support", support)
         self.double_dqn = double_dqn
-        self._setup(value_network, delay_value, gamma, action_space)
+        _check_q_network(value_network, "DistributionalDQNLoss")
+        self.delay_value = delay_value
+        self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
+        self.action_space = _infer_action_space(value_network, action_space)
+        self.gamma = float(gamma)
 
-    def _log_probs(self, td: TensorDictBase, *, target: bool) -> torch.Tensor:
-        x = self._q(td, target=target)
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        keys, bshape = self.tensor_keys, td.batch_size
+        log_p = self._log_probs(td)  # log p_j(s, .): [*B, atoms, actions]
+        a = _action_index(td.get(keys.action), log_p.shape[-1], bshape, self.action_space, "DistributionalDQNLoss")
+        n_atoms = self.support.numel()
+        log_p_a = log_p.gather(-1, a.unsqueeze(-2).expand(*bshape, n_atoms, 1)).squeeze(-1)  # [*B, atoms]
+        reward, terminated = self.reward_and_terminated(td)
+        with torch.no_grad():
+            next_td = self.next_of(td)
+            p_next = self._log_probs(next_td, target=True).exp()
+            z = self.support.to(p_next)
+            chooser = self._log_probs(next_td).exp() if self.double_dqn else p_next
+            best = (chooser * z[:, None]).sum(-2).argmax(-1, keepdim=True)  # a' = argmax E[Z(s', .)]: [*B, 1]
+            p_best = p_next.gather(-1, best.unsqueeze(-2).expand(*bshape, n_atoms, 1)).squeeze(-1)
+            # every atom's Bellman update T z = r + gamma^m (1 - terminated) z, projected onto the support
+            gamma = F.nstep_discount(self.gamma, td.get(keys.steps_to_next_obs, None), reward)
+            target = project_distribution(p_best, F.td0_target(reward, terminated, z, gamma), z)
+        per_sample = -(target * log_p_a).sum(-1)
+        td.set(keys.priority, per_sample.detach())
+        q = (log_p_a.detach().exp() * self.support.to(log_p_a)).sum(-1)
+        return TensorDict(loss_value=F.weighted_mean(per_sample, td.get(keys.priority_weight, None)),
+                          td_error=per_sample.detach().mean(), q_value=q.mean())
+
+    def _log_probs(self, td: TensorDictBase, *, target: bool = False) -> torch.Tensor:
+        x = self.network_output("value_network", td, self.tensor_keys.action_value, target=target, strict=True)
         n_atoms = self.support.numel()
         if x.ndim < 2 or x.shape[-2] != n_atoms:
             raise ValueError(f"DistributionalDQNLoss: expected action values [*B, n_atoms={n_atoms}, n_actions], "
                              f"got {tuple(x.shape)}")
         # log_softmax is the identity on log-probabilities, so logits and log-probs both work
         return torch.log_softmax(x, -2)
-
-    def forward(self, td: TensorDictBase) -> TensorDictBase:
-        bshape = td.batch_size
-        log_p = self._log_probs(td, target=False)  # [*B, atoms, actions]
-        action = td.get(self.tensor_keys.action)
-        a = self._action_index(action, log_p.shape[-1], bshape)
-        n_atoms = self.support.numel()
-        log_p_a = log_p.gather(-1, a.unsqueeze(-2).expand(*bshape, n_atoms, 1)).squeeze(-1)  # [*B, atoms]
-        reward, term = self._reward_term(td, bshape)
-        with torch.no_grad():
-            nxt = td.get("next")
-            p_next = self._log_probs(nxt, target=self.delay_value).exp()
-            z = self.support.to(p_next)
-            chooser = self._log_probs(nxt, target=False).exp() if self.double_dqn else p_next
-            best = (chooser * z[:, None]).sum(-2).argmax(-1, keepdim=True)  # [*B, 1]
-            p_best = p_next.gather(-1, best.unsqueeze(-2).expand(*bshape, n_atoms, 1)).squeeze(-1)
-            tz = reward + self._discount(td, reward) * (1.0 - term) * z  # [*B, atoms]
-            target = project_distribution(p_best, tz, z)
-        per_sample = -(target * log_p_a).sum(-1)
-        td.set(self.tensor_keys.priority, per_sample.detach())
-        q = (log_p_a.detach().exp() * self.support.to(log_p_a)).sum(-1)
-        return TensorDict(loss_value=self._reduce(td, per_sample), td_error=per_sample.detach().mean(),
-                          q_value=q.mean())
 
 
 def project_distribution(probs: torch.Tensor, values: torch.Tensor, support: torch.Tensor) -> torch.Tensor:

@@ -1,40 +1,65 @@
-"""Proximal Policy Optimization losses (Schulman et al., "Proximal Policy Optimization Algorithms", 2017,
-arXiv:1707.06347): the importance-weighted surrogate (``PPOLoss``), its clipped form
-(``ClipPPOLoss``, eq. 7) and its adaptive-KL-penalty form (``KLPENPPOLoss``, eq. 8).
+"""Proximal Policy Optimization (Schulman et al., "Proximal Policy Optimization Algorithms", 2017,
+arXiv:1707.06347): one loss, :class:`PPOLoss`, with the paper's three surrogates chosen by its
+``surrogate`` argument -- the importance-weighted one (``"plain"``, eq. 6), the clipped one
+(``"clip"``, eq. 7) and the adaptive-KL-penalty one (``"kl"``, eq. 8).
 
-All three share the same plumbing: the advantage comes from the data or from the loss's value
-estimator (GAE by default), the policy ratio ``r = pi(a|s) / pi_old(a|s)`` from the log-probability
-stored at collection time (``"sample_log_prob"``), an optional entropy bonus and a critic
-regression. Only the surrogate differs, in ``_surrogate``.
+``ClipPPOLoss(...)`` and ``KLPENPPOLoss(...)`` build a ``PPOLoss`` with ``surrogate="clip"`` /
+``"kl"`` (the names TorchRL users know, with the same arguments).
+
+The rest is shared: the advantage comes from the data or from the loss's value estimator (GAE by
+default), the policy ratio ``r = pi(a|s) / pi_old(a|s)`` from the log-probability stored at
+collection time (``"sample_log_prob"``), plus an optional entropy bonus and a critic regression.
 """
 from __future__ import annotations
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from . import _actor_critic as ac
+from . import functional as F
 from .common import LossModule, ValueEstimators
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
+#: the name each surrogate's loss shows in its repr and its errors (the name it was built under)
+_NAMES = {"plain": "PPOLoss", "clip": "ClipPPOLoss", "kl": "KLPENPPOLoss"}
+#: the hyperparameters of each surrogate, with the paper's defaults
+_SURROGATE_ARGS = {"plain": {}, "clip": {"clip_epsilon": 0.2},
+                   "kl": {"dtarg": 0.01, "beta": 1.0, "increment": 2.0, "decrement": 0.5}}
+
 
 class PPOLoss(LossModule):
-    """The PPO family's shared loss; on its own, the unclipped surrogate ``-E[r A]`` (Schulman et al. 2017, eq. 6).
+    """The PPO loss; ``surrogate`` picks the policy objective of Schulman et al. 2017.
 
     Terms returned (the total loss is their sum):
 
-    * ``loss_objective``: the surrogate (subclasses: clipped, or KL-penalised);
+    * ``loss_objective``: minus the surrogate, one of
+
+      - ``"plain"`` (default): ``L^CPI = E[r A]`` (eq. 6);
+      - ``"clip"``: ``L^CLIP = E[min(r A, clip(r, 1 - eps, 1 + eps) A)]`` (eq. 7), with the
+        ``clip_fraction`` diagnostic (share of samples whose ratio lies outside ``[1 - eps, 1 + eps]``);
+      - ``"kl"``: ``L^KLPEN = E[r A] - beta KL(pi_old || pi)`` (eq. 8), the KL estimated on the
+        stored actions as ``E[log pi_old(a|s) - log pi(a|s)]``. After each call ``beta`` adapts: if
+        the KL exceeded ``1.5 * dtarg`` it is multiplied by ``increment``; if it fell below
+        ``dtarg / 1.5``, by ``decrement``. ``beta`` is a buffer (saved with ``state_dict``); the
+        ``beta`` and ``kl`` diagnostics report the value used in the call and the estimated KL;
+
     * ``loss_entropy = -entropy_coef * E[H(pi(.|s))]`` (if ``entropy_bonus``);
     * ``loss_critic = critic_coef * E[d(V(s), value_target)]`` (if a critic is given).
 
     Diagnostics: ``entropy``, ``kl_approx`` (``E[(r - 1) - log r]``, an unbiased, non-negative
     estimate of ``KL(pi_old || pi)``), ``ESS`` (effective sample size of the importance weights, as a
-    fraction of the batch), ``clip_fraction`` (ClipPPO).
+    fraction of the batch), and the surrogate's own (above).
 
     Args:
         actor_network: a probabilistic actor (``get_dist(td)``) reading the observation keys.
         critic_network: a ``TensorDictModule`` writing ``"state_value"``; optional when the data
             already carries ``advantage`` and no critic loss is wanted.
+        surrogate: ``"plain"``, ``"clip"`` or ``"kl"``.
+        clip_epsilon: ``eps`` of the clipped surrogate (0.2, as in the paper); ``"clip"`` only.
+        dtarg: target KL per update (0.01); ``"kl"`` only.
+        beta: initial KL coefficient (1.0); ``"kl"`` only.
+        increment: factor applied to beta when the KL is too large (2.0, >= 1); ``"kl"`` only.
+        decrement: factor applied when it is too small (0.5, in (0, 1]); ``"kl"`` only.
         entropy_bonus: add ``loss_entropy``.
         entropy_coef: its weight.
         critic_coef: weight of ``loss_critic``.
@@ -50,11 +75,13 @@ class PPOLoss(LossModule):
     ``value`` (the critic's output, ``"state_value"``), ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import (TensorDictModule, ProbabilisticTensorDictModule,
         ...     ProbabilisticTensorDictSequential, NormalParamExtractor)
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
-        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
+        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"],
+        ...                      ["loc", "scale"]),
         ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal,
         ...                                   return_log_prob=True, log_prob_key="sample_log_prob"))
         >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
@@ -63,6 +90,8 @@ class PPOLoss(LossModule):
         >>> out = PPOLoss(actor, critic)(td)
         >>> float(out["kl_approx"]), float(out["ESS"])  # same parameters as at collection: ratio 1
         (0.0, 1.0)
+        >>> PPOLoss(actor, critic, surrogate="clip", clip_epsilon=0.1)(td)["clip_fraction"]
+        tensor(0.)
     """
 
     default_keys = {"action": "action", "sample_log_prob": "sample_log_prob", "advantage": "advantage",
@@ -70,76 +99,131 @@ class PPOLoss(LossModule):
                     "reward": "reward", "done": "done", "terminated": "terminated"}
     default_value_estimator = ValueEstimators.GAE
 
-    def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True, entropy_coef: float = 0.01,
-                 critic_coef: float = 1.0, loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False,
-                 clip_value: float | None = None):
+    def __init__(self, actor_network, critic_network=None, *, surrogate: str = "plain",
+                 clip_epsilon: float | None = None, dtarg: float | None = None, beta: float | None = None,
+                 increment: float | None = None, decrement: float | None = None, entropy_bonus: bool = True,
+                 entropy_coef: float = 0.01, critic_coef: float = 1.0, loss_critic_type: str = "smooth_l1",
+                 normalize_advantage: bool = False, clip_value: float | None = None):
         super().__init__()
-        ac.require_probabilistic(type(self).__name__, actor_network)
+        if surrogate not in _NAMES:
+            raise ValueError(f"PPOLoss: surrogate must be 'plain', 'clip' or 'kl', got {surrogate!r}")
+        self.surrogate = surrogate
+        hyper = self._surrogate_args(clip_epsilon=clip_epsilon, dtarg=dtarg, beta=beta, increment=increment,
+                                     decrement=decrement)
+        self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.has_critic = critic_network is not None
         if self.has_critic:
             self.convert_to_functional(critic_network, "critic_network")
         if clip_value is not None and clip_value <= 0:
-            raise ValueError(f"{type(self).__name__}: clip_value must be > 0 or None, got {clip_value}")
+            raise ValueError(f"{self._get_name()}: clip_value must be > 0 or None, got {clip_value}")
         self.entropy_bonus, self.entropy_coef, self.critic_coef = entropy_bonus, entropy_coef, critic_coef
-        self.loss_critic_type = ac.check_distance(loss_critic_type, type(self).__name__)
+        self.loss_critic_type = self._check_loss_function(loss_critic_type, "loss_critic_type")
         self.normalize_advantage, self.clip_value = normalize_advantage, clip_value
+        if surrogate == "clip":
+            self.clip_epsilon = hyper["clip_epsilon"]
+        elif surrogate == "kl":
+            self.dtarg, self.increment, self.decrement = hyper["dtarg"], hyper["increment"], hyper["decrement"]
+            self.register_buffer("beta", torch.tensor(float(hyper["beta"])))
 
+    # -------------------------------------------------------------- the paper's equations
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         keys, nb = self.tensor_keys, td.batch_dims
-        advantage = ac.ensure_advantage(self, td)
+        advantage = self.advantage(td)
         if self.normalize_advantage:
-            advantage = ac.normalize(advantage)
+            advantage = F.normalize(advantage)
 
         # r(theta) = pi_theta(a|s) / pi_old(a|s), in log space for stability
-        dist = self._policy(td)
-        log_prob = ac.log_prob(dist, td.get(keys.action), nb)
-        log_ratio = log_prob - self._old_log_prob(td)
+        dist = self.action_dist(td)
+        log_ratio = F.log_prob(dist, td.get(keys.action), nb) - self._old_log_prob(td)
         ratio = log_ratio.exp()
+        advantage = advantage.to(ratio.dtype)
 
-        out = self._surrogate(ratio, log_ratio, advantage.to(ratio.dtype))
-        entropy = ac.entropy(dist, nb)
+        if self.surrogate == "clip":
+            # L^CLIP = E[min(r A, clip(r, 1 - eps, 1 + eps) A)]   (eq. 7)
+            eps = self.clip_epsilon
+            objective = torch.minimum(ratio * advantage, ratio.clamp(1 - eps, 1 + eps) * advantage).mean()
+            clip_fraction = ((ratio - 1).abs() > eps).to(ratio.dtype).mean()
+            out = TensorDict(loss_objective=-objective, clip_fraction=clip_fraction.detach())
+        elif self.surrogate == "kl":
+            # L^KLPEN = E[r A] - beta KL(pi_old || pi)   (eq. 8), with KL(pi_old || pi) = E_{a ~ pi_old}[-log r]
+            kl = (-log_ratio).mean()
+            beta = self.beta.clone()
+            objective = (ratio * advantage).mean() - beta * kl
+            with torch.no_grad():  # beta adapts after the step, as in the paper
+                self.beta.copy_(F.kl_beta_update(self.beta, kl.detach(), self.dtarg, self.increment, self.decrement))
+            out = TensorDict(loss_objective=-objective, kl=kl.detach(), beta=beta)
+        else:
+            # L^CPI = E[r A]   (Kakade & Langford 2002; eq. 6)
+            out = TensorDict(loss_objective=-(ratio * advantage).mean())
+
+        entropy = F.entropy(dist, nb)
         if self.entropy_bonus:
             out.set("loss_entropy", -self.entropy_coef * entropy.mean())
         if self.has_critic:
-            out.set("loss_critic", self.critic_coef * ac.critic_loss(self, td, "critic_network", self.clip_value))
+            # E[d(V(s), value_target)], clipped around the collection-time V_old when clip_value is set
+            target = self.value_target(td)
+            old_value = None if self.clip_value is None else self.column(
+                td, "value", "clip_value needs the value at collection time, which the value estimator writes")
+            loss_critic = F.critic_loss(self.state_value(td), target, self.loss_critic_type, old_value=old_value,
+                                        clip_value=self.clip_value)
+            out.set("loss_critic", self.critic_coef * loss_critic)
         with torch.no_grad():
             out.update({"entropy": entropy.mean(), "kl_approx": ((ratio - 1) - log_ratio).mean(),
                         "ESS": ratio.sum().pow(2) / ratio.pow(2).sum() / ratio.numel()})
         return out
 
-    def _surrogate(self, ratio: torch.Tensor, log_ratio: torch.Tensor, advantage: torch.Tensor) -> TensorDictBase:
-        # L^{CPI} = E[r A] (Kakade & Langford 2002; PPO paper eq. 6), maximised -> minimise its negative
-        return TensorDict(loss_objective=-(ratio * advantage).mean())
-
     # -------------------------------------------------------------- plumbing
-    def _policy(self, td: TensorDictBase):
-        return ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
-
     def _old_log_prob(self, td: TensorDictBase) -> torch.Tensor:
         key = self.tensor_keys.sample_log_prob
         old = td.get(key, None)
         if old is None:
-            raise KeyError(f"{type(self).__name__}: expected the collection-time log-probability under {key!r} "
+            raise KeyError(f"{self._get_name()}: expected the collection-time log-probability under {key!r} "
                            f"(build the actor with return_log_prob=True, or set_keys(sample_log_prob=...)); "
                            f"got keys {sorted(map(str, td.keys()))}")
-        return ac.per_sample(old, td.batch_dims).detach()
+        return F.per_sample(old, td.batch_dims).detach()
+
+    def _surrogate_args(self, **given) -> dict:
+        """The chosen surrogate's hyperparameters (the paper's defaults where not given), validated."""
+        name, defaults = self._get_name(), _SURROGATE_ARGS[self.surrogate]
+        foreign = sorted(k for k, v in given.items() if v is not None and k not in defaults)
+        if foreign:
+            raise TypeError(f"{name}: {foreign} do not apply to surrogate={self.surrogate!r}")
+        hyper = {k: defaults[k] if given[k] is None else given[k] for k in defaults}
+        if self.surrogate == "clip" and not 0 < hyper["clip_epsilon"] < 1:
+            raise ValueError(f"{name}: clip_epsilon must be in (0, 1), got {hyper['clip_epsilon']}")
+        if self.surrogate == "kl":
+            if hyper["dtarg"] <= 0 or hyper["beta"] < 0:
+                raise ValueError(f"{name}: dtarg must be > 0 and beta >= 0, got dtarg={hyper['dtarg']}, "
+                                 f"beta={hyper['beta']}")
+            if hyper["increment"] < 1 or not 0 < hyper["decrement"] <= 1:
+                raise ValueError(f"{name}: expected increment >= 1 and 0 < decrement <= 1, "
+                                 f"got increment={hyper['increment']}, decrement={hyper['decrement']}")
+        return hyper
+
+    def _get_name(self) -> str:
+        # nn.Module's display name (repr, and the errors of every rlbench loss): the name it was built under
+        return _NAMES[self.__dict__.get("surrogate", "plain")]
 
     def _estimator_network(self):
         return self.critic_network if self.has_critic else None
 
 
-class ClipPPOLoss(PPOLoss):
-    """PPO with the clipped surrogate (Schulman et al. 2017, eq. 7).
+def ClipPPOLoss(actor_network, critic_network=None, *, clip_epsilon: float = 0.2, **kwargs) -> PPOLoss:
+    """PPO with the clipped surrogate (Schulman et al. 2017, eq. 7): ``PPOLoss(..., surrogate="clip")``.
 
     ``loss_objective = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)]``; the ``clip_fraction``
     diagnostic is the share of samples whose ratio lies outside ``[1 - eps, 1 + eps]``.
     Other arguments, terms and keys as in :class:`PPOLoss`.
 
     Args:
+        actor_network: a probabilistic actor.
+        critic_network: the critic (optional).
         clip_epsilon: ``eps`` (0.2 in the paper).
+        **kwargs: the other arguments of :class:`PPOLoss`.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
@@ -148,45 +232,36 @@ class ClipPPOLoss(PPOLoss):
         ...                                   return_log_prob=True, log_prob_key="sample_log_prob"))
         >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
         >>> td["advantage"] = torch.randn(8, 1)
-        >>> out = ClipPPOLoss(actor, clip_epsilon=0.2)(td)
+        >>> loss = ClipPPOLoss(actor, clip_epsilon=0.2)
+        >>> loss.surrogate, isinstance(loss, PPOLoss)
+        ('clip', True)
+        >>> out = loss(td)
         >>> sorted(out.keys())
         ['ESS', 'clip_fraction', 'entropy', 'kl_approx', 'loss_entropy', 'loss_objective']
         >>> bool(out["loss_objective"] == -td["advantage"].mean())  # ratio is 1 on the first epoch
         True
     """
-
-    def __init__(self, actor_network, critic_network=None, *, clip_epsilon: float = 0.2, **kwargs):
-        super().__init__(actor_network, critic_network, **kwargs)
-        if not 0 < clip_epsilon < 1:
-            raise ValueError(f"ClipPPOLoss: clip_epsilon must be in (0, 1), got {clip_epsilon}")
-        self.clip_epsilon = clip_epsilon
-
-    def _surrogate(self, ratio, log_ratio, advantage):
-        # L^{CLIP} = E[min(r A, clip(r, 1 - eps, 1 + eps) A)]   (eq. 7)
-        eps = self.clip_epsilon
-        clipped = ratio.clamp(1 - eps, 1 + eps)
-        objective = torch.minimum(ratio * advantage, clipped * advantage)
-        clip_fraction = ((ratio - 1).abs() > eps).to(ratio.dtype).mean()
-        return TensorDict(loss_objective=-objective.mean(), clip_fraction=clip_fraction.detach())
+    return PPOLoss(actor_network, critic_network, surrogate="clip", clip_epsilon=clip_epsilon, **kwargs)
 
 
-class KLPENPPOLoss(PPOLoss):
-    """PPO with an adaptive KL penalty (Schulman et al. 2017, sec. 4, eq. 8).
+def KLPENPPOLoss(actor_network, critic_network=None, *, dtarg: float = 0.01, beta: float = 1.0,
+                 increment: float = 2.0, decrement: float = 0.5, **kwargs) -> PPOLoss:
+    """PPO with an adaptive KL penalty (Schulman et al. 2017, sec. 4, eq. 8): ``PPOLoss(..., surrogate="kl")``.
 
-    ``loss_objective = -E[r A - beta KL(pi_old || pi)]``, with the KL estimated on the stored
-    actions as ``E[log pi_old(a|s) - log pi(a|s)]``. After each call ``beta`` adapts: if the KL
-    exceeded ``1.5 * dtarg`` it is multiplied by ``increment``; if it fell below ``dtarg / 1.5``,
-    by ``decrement``. ``beta`` is a buffer (saved with ``state_dict``); the ``beta`` and ``kl``
-    diagnostics report the value used in the call and the estimated KL.
-    Other arguments, terms and keys as in :class:`PPOLoss`.
+    ``loss_objective = -E[r A - beta KL(pi_old || pi)]``; ``beta`` adapts after each call (see
+    :class:`PPOLoss`). Other arguments, terms and keys as in :class:`PPOLoss`.
 
     Args:
+        actor_network: a probabilistic actor.
+        critic_network: the critic (optional).
         dtarg: target KL per update.
         beta: initial penalty coefficient.
         increment: factor applied to beta when the KL is too large (> 1).
         decrement: factor applied when it is too small (< 1).
+        **kwargs: the other arguments of :class:`PPOLoss`.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
@@ -200,30 +275,5 @@ class KLPENPPOLoss(PPOLoss):
         >>> float(loss.beta)  # KL is 0 < dtarg / 1.5 on the first epoch: beta halves
         0.5
     """
-
-    def __init__(self, actor_network, critic_network=None, *, dtarg: float = 0.01, beta: float = 1.0,
-                 increment: float = 2.0, decrement: float = 0.5, **kwargs):
-        super().__init__(actor_network, critic_network, **kwargs)
-        if dtarg <= 0 or beta < 0:
-            raise ValueError(f"KLPENPPOLoss: dtarg must be > 0 and beta >= 0, got dtarg={dtarg}, beta={beta}")
-        if increment < 1 or not 0 < decrement <= 1:
-            raise ValueError(f"KLPENPPOLoss: expected increment >= 1 and 0 < decrement <= 1, "
-                             f"got increment={increment}, decrement={decrement}")
-        self.dtarg, self.increment, self.decrement = dtarg, increment, decrement
-        self.register_buffer("beta", torch.tensor(float(beta)))
-
-    def _surrogate(self, ratio, log_ratio, advantage):
-        # L^{KLPEN} = E[r A - beta KL(pi_old, pi)]   (eq. 8); KL(pi_old || pi) = E_{a ~ pi_old}[-log r]
-        kl = (-log_ratio).mean()
-        beta = self.beta.clone()
-        objective = (ratio * advantage).mean() - beta * kl
-        self._adapt_beta(kl.detach())
-        return TensorDict(loss_objective=-objective, kl=kl.detach(), beta=beta)
-
-    @torch.no_grad()
-    def _adapt_beta(self, kl: torch.Tensor) -> None:
-        # the paper's heuristic: keep the measured KL within a factor 1.5 of its target
-        if kl > 1.5 * self.dtarg:
-            self.beta.mul_(self.increment)
-        elif kl < self.dtarg / 1.5:
-            self.beta.mul_(self.decrement)
+    return PPOLoss(actor_network, critic_network, surrogate="kl", dtarg=dtarg, beta=beta, increment=increment,
+                   decrement=decrement, **kwargs)

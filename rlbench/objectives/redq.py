@@ -3,11 +3,14 @@ Learning Fast Without a Model", ICLR 2021, arXiv:2101.05982, Algorithm 1).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from . import _actor_critic as ac
+from . import functional as F
 from .common import LossModule
+from .utils import distance_loss
 
 __all__ = ["REDQLoss"]
 
@@ -42,6 +45,7 @@ class REDQLoss(LossModule):
     Keys (``set_keys``): ``action``, ``state_action_value``, ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import (TensorDictModule, ProbabilisticTensorDictModule,
         ...     ProbabilisticTensorDictSequential, NormalParamExtractor)
         >>> from torch import nn
@@ -66,6 +70,7 @@ class REDQLoss(LossModule):
 
     default_keys = {"action": "action", "state_action_value": "state_action_value",
                     "reward": "reward", "done": "done", "terminated": "terminated"}
+    one_step_target = True
 
     def __init__(self, actor_network, qvalue_network, *, num_qvalue_nets: int = 10, sub_sample_len: int = 2,
                  alpha_init: float = 1.0, fixed_alpha: bool = False, target_entropy: float | str = "auto",
@@ -75,17 +80,18 @@ class REDQLoss(LossModule):
         if not 1 <= sub_sample_len <= num_qvalue_nets:
             raise ValueError(f"REDQLoss: expected 1 <= sub_sample_len <= num_qvalue_nets, "
                              f"got sub_sample_len={sub_sample_len}, num_qvalue_nets={num_qvalue_nets}")
-        ac.require_initialized("REDQLoss", actor_network=actor_network, qvalue_network=qvalue_network)
-        ac.require_probabilistic("REDQLoss", actor_network)
+        if alpha_init <= 0:
+            raise ValueError(f"REDQLoss: alpha_init must be > 0, got {alpha_init}")
+        self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)
         self.num_qvalue_nets, self.sub_sample_len = num_qvalue_nets, sub_sample_len
         self.delay_qvalue, self.gamma, self.generator = delay_qvalue, gamma, generator
-        self.loss_function = ac.check_distance(loss_function, "REDQLoss")
+        self.loss_function = self._check_loss_function(loss_function)
         self.fixed_alpha = fixed_alpha
-        ac.register_alpha(self, alpha_init, fixed_alpha)
-        self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "REDQLoss"))
+        self.register_coefficient("log_alpha", math.log(alpha_init), trainable=not fixed_alpha)
+        self.register_buffer("target_entropy", F.target_entropy_tensor(target_entropy, "REDQLoss"))
         self.last_subset: torch.Tensor | None = None
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
@@ -96,38 +102,31 @@ class REDQLoss(LossModule):
         subset = torch.randperm(self.num_qvalue_nets, generator=self.generator)[: self.sub_sample_len]
         self.last_subset = subset
         with torch.no_grad():
-            next_td = ac.next_of(td, "REDQLoss")
-            next_action, next_log_prob = ac.rsample_with_log_prob(self._policy(next_td), nb)
+            next_td = self.next_of(td)
+            next_action, next_log_prob = F.rsample_with_log_prob(self.action_dist(next_td), nb)
             next_q = self._q(next_td, next_action, target=True, subset=subset).min(0).values
-            reward, terminated = ac.reward_and_terminated(self, td)
-            y = ac.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
+            reward, terminated = self.reward_and_terminated(td)
+            y = F.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
         q = self._q(td, td.get(keys.action))  # all N critics: [N, *batch, 1]
-        loss_qvalue = ac.distance(q, y.expand_as(q), self.loss_function).sum(0).mean()
+        loss_qvalue = distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean()
 
         # actor against the ensemble mean (Algorithm 1, line 12)
-        action, log_prob = ac.rsample_with_log_prob(self._policy(td), nb)
+        action, log_prob = F.rsample_with_log_prob(self.action_dist(td), nb)
         q_pi = self._q(td, action, frozen=True).mean(0)
         loss_actor = (alpha * log_prob - q_pi).mean()
 
         out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
         if not self.fixed_alpha:
-            out.set("loss_alpha", ac.alpha_loss(self.log_alpha, log_prob, ac.resolve_target_entropy(self, action, nb)))
+            target_entropy = F.resolve_target_entropy(self.target_entropy, action, nb)
+            out.set("loss_alpha", F.alpha_loss(self.log_alpha, log_prob, target_entropy))
         out.update({"alpha": alpha, "entropy": -log_prob.detach().mean(), "state_action_value": q.detach().mean()})
         return out
 
     # -------------------------------------------------------------- plumbing
-    def _policy(self, td: TensorDictBase):
-        return ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
-
     def _q(self, td, action, *, target: bool = False, frozen: bool = False, subset: torch.Tensor | None = None):
         """Q(s, action) of the critics (or of ``subset`` of them only): ``[num, *batch, 1]``."""
-        data = ac.with_action(td, self._network("qvalue_network").in_keys, self.tensor_keys.action, action)
         params = self.network_params("qvalue_network", target=target and self.delay_qvalue)
         if subset is not None:
             params = params[subset.to(params.device)]  # only the M drawn critics are evaluated
-        out = self.call_network("qvalue_network", data, params=params, detach=target or frozen)
-        return out.get(self.tensor_keys.state_action_value)
-
-    def make_value_estimator(self, value_type=None, **hyperparams):
-        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
-        return ac.td0_only(self, value_type, hyperparams)
+        return self.network_output("qvalue_network", td, self.tensor_keys.state_action_value, action=action,
+                                   params=params, target=target, frozen=frozen)

@@ -13,8 +13,9 @@ import math
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from . import _actor_critic as ac
+from . import functional as F
 from .common import LossModule
+from .utils import distance_loss
 
 __all__ = ["SACLoss", "DiscreteSACLoss"]
 
@@ -50,6 +51,7 @@ class SACLoss(LossModule):
     Keys (``set_keys``): ``action``, ``state_action_value``, ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import (TensorDictModule, ProbabilisticTensorDictModule,
         ...     ProbabilisticTensorDictSequential, NormalParamExtractor)
         >>> from torch import nn
@@ -75,6 +77,7 @@ class SACLoss(LossModule):
 
     default_keys = {"action": "action", "state_action_value": "state_action_value",
                     "reward": "reward", "done": "done", "terminated": "terminated"}
+    one_step_target = True
 
     def __init__(self, actor_network, qvalue_network, *, num_qvalue_nets: int = 2, alpha_init: float = 1.0,
                  fixed_alpha: bool = False, target_entropy: float | str = "auto", delay_qvalue: bool = True,
@@ -82,17 +85,18 @@ class SACLoss(LossModule):
         super().__init__()
         if num_qvalue_nets < 1:
             raise ValueError(f"SACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
-        ac.require_initialized("SACLoss", actor_network=actor_network, qvalue_network=qvalue_network)
-        ac.require_probabilistic("SACLoss", actor_network)
+        if alpha_init <= 0:
+            raise ValueError(f"SACLoss: alpha_init must be > 0, got {alpha_init}")
+        self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)
         self.num_qvalue_nets, self.delay_qvalue, self.gamma = num_qvalue_nets, delay_qvalue, gamma
-        self.loss_function = ac.check_distance(loss_function, "SACLoss")
+        self.loss_function = self._check_loss_function(loss_function)
         self.fixed_alpha = fixed_alpha
-        ac.register_alpha(self, alpha_init, fixed_alpha)
-        self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "SACLoss"))
-        self._q_in_keys = list(qvalue_network.in_keys)
+        # alpha is learnt in log space: it stays positive and its gradient is scale-free
+        self.register_coefficient("log_alpha", math.log(alpha_init), trainable=not fixed_alpha)
+        self.register_buffer("target_entropy", F.target_entropy_tensor(target_entropy, "SACLoss"))
 
     # -------------------------------------------------------------- the paper's equations
     def forward(self, td: TensorDictBase) -> TensorDictBase:
@@ -101,45 +105,36 @@ class SACLoss(LossModule):
 
         # critic target y = r + gamma (1 - d) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))   (eq. 3, 5)
         with torch.no_grad():
-            next_td = ac.next_of(td, "SACLoss")
-            next_action, next_log_prob = ac.rsample_with_log_prob(self._policy(next_td), nb)
+            next_td = self.next_of(td)
+            next_action, next_log_prob = F.rsample_with_log_prob(self.action_dist(next_td), nb)
             next_q = self._q(next_td, next_action, target=True).min(0).values
-            reward, terminated = ac.reward_and_terminated(self, td)
-            y = ac.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
+            reward, terminated = self.reward_and_terminated(td)
+            y = F.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
         q = self._q(td, td.get(keys.action))  # [num_qvalue_nets, *batch, 1]
-        loss_qvalue = ac.distance(q, y.expand_as(q), self.loss_function).sum(0).mean()
+        loss_qvalue = distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean()
 
         # actor: E[alpha log pi(a~|s) - min_i Q_i(s, a~)], a~ reparameterised   (eq. 7)
-        action, log_prob = ac.rsample_with_log_prob(self._policy(td), nb)
+        action, log_prob = F.rsample_with_log_prob(self.action_dist(td), nb)
         q_pi = self._q(td, action, frozen=True).min(0).values
         loss_actor = (alpha * log_prob - q_pi).mean()
 
         out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
         if not self.fixed_alpha:
-            out.set("loss_alpha", ac.alpha_loss(self.log_alpha, log_prob, ac.resolve_target_entropy(self, action, nb)))
+            # J(alpha) = E[-log alpha (log pi(a~|s) + H_target)]   (eq. 18)
+            target_entropy = F.resolve_target_entropy(self.target_entropy, action, nb)
+            out.set("loss_alpha", F.alpha_loss(self.log_alpha, log_prob, target_entropy))
         out.update({"alpha": alpha, "entropy": -log_prob.detach().mean(), "state_action_value": q.detach().mean()})
         return out
 
     # -------------------------------------------------------------- plumbing
-    def _policy(self, td: TensorDictBase):
-        return ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
-
     def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False):
         """Every critic's Q(s, action), ``[num_qvalue_nets, *batch, 1]``.
 
         ``target``: the target critics (or, without ``delay_qvalue``, the online ones detached);
         ``frozen``: online critics with no gradient into their parameters (actor loss).
         """
-        data = ac.with_action(td, self._q_in_keys, self.tensor_keys.action, action)
-        if target and self.delay_qvalue:
-            out = self.call_network("qvalue_network", data, target=True)
-        else:
-            out = self.call_network("qvalue_network", data, detach=target or frozen)
-        return out.get(self.tensor_keys.state_action_value)
-
-    def make_value_estimator(self, value_type=None, **hyperparams):
-        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
-        return ac.td0_only(self, value_type, hyperparams)
+        return self.network_output("qvalue_network", td, self.tensor_keys.state_action_value, action=action,
+                                   target=target, frozen=frozen)
 
 
 class DiscreteSACLoss(LossModule):
@@ -164,6 +159,7 @@ class DiscreteSACLoss(LossModule):
     Keys (``set_keys``): ``action``, ``action_value``, ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
@@ -181,6 +177,7 @@ class DiscreteSACLoss(LossModule):
 
     default_keys = {"action": "action", "action_value": "action_value",
                     "reward": "reward", "done": "done", "terminated": "terminated"}
+    one_step_target = True
 
     def __init__(self, actor_network, qvalue_network, action_space: str, num_actions: int, *,
                  num_qvalue_nets: int = 2, alpha_init: float = 1.0, fixed_alpha: bool = False,
@@ -193,33 +190,34 @@ class DiscreteSACLoss(LossModule):
             raise ValueError(f"DiscreteSACLoss: num_actions must be >= 2, got {num_actions}")
         if num_qvalue_nets < 1:
             raise ValueError(f"DiscreteSACLoss: num_qvalue_nets must be >= 1, got {num_qvalue_nets}")
-        ac.require_initialized("DiscreteSACLoss", actor_network=actor_network, qvalue_network=qvalue_network)
-        ac.require_probabilistic("DiscreteSACLoss", actor_network)
+        if alpha_init <= 0:
+            raise ValueError(f"DiscreteSACLoss: alpha_init must be > 0, got {alpha_init}")
+        self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)
         self.action_space, self.num_actions = action_space, num_actions
         self.num_qvalue_nets, self.delay_qvalue, self.gamma = num_qvalue_nets, delay_qvalue, gamma
-        self.loss_function = ac.check_distance(loss_function, "DiscreteSACLoss")
+        self.loss_function = self._check_loss_function(loss_function)
         self.fixed_alpha = fixed_alpha
-        ac.register_alpha(self, alpha_init, fixed_alpha)
+        self.register_coefficient("log_alpha", math.log(alpha_init), trainable=not fixed_alpha)
         if target_entropy == "auto":
             target_entropy = 0.98 * math.log(num_actions)  # Christodoulou 2019, sec. 5
-        self.register_buffer("target_entropy", ac.parse_target_entropy(target_entropy, "DiscreteSACLoss"))
+        self.register_buffer("target_entropy", F.target_entropy_tensor(target_entropy, "DiscreteSACLoss"))
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         alpha = self.log_alpha.exp().detach()
 
         # y = r + gamma (1 - d) sum_a' pi(a'|s') [min_j Qbar_j(s', a') - alpha log pi(a'|s')]   (eq. 10)
         with torch.no_grad():
-            next_td = ac.next_of(td, "DiscreteSACLoss")
+            next_td = self.next_of(td)
             next_probs, next_log_probs = self._policy(next_td)
             next_q = self._q(next_td, target=True).min(0).values
             next_v = (next_probs * (next_q - alpha * next_log_probs)).sum(-1, keepdim=True)
-            reward, terminated = ac.reward_and_terminated(self, td)
-            y = ac.td0_target(reward, terminated, next_v, self.gamma)
+            reward, terminated = self.reward_and_terminated(td)
+            y = F.td0_target(reward, terminated, next_v, self.gamma)
         q = self._gather(self._q(td), td.get(self.tensor_keys.action))  # Q_i(s, a): [n_q, *batch, 1]
-        loss_qvalue = ac.distance(q, y.expand_as(q), self.loss_function).sum(0).mean()
+        loss_qvalue = distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean()
 
         # actor: E_s[sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a))]   (eq. 12)
         probs, log_probs = self._policy(td)
@@ -230,7 +228,7 @@ class DiscreteSACLoss(LossModule):
         expected_log_prob = (probs * log_probs).sum(-1, keepdim=True)
         out = TensorDict(loss_qvalue=loss_qvalue, loss_actor=loss_actor)
         if not self.fixed_alpha:
-            out.set("loss_alpha", ac.alpha_loss(self.log_alpha, expected_log_prob, self.target_entropy))
+            out.set("loss_alpha", F.alpha_loss(self.log_alpha, expected_log_prob, self.target_entropy))
         out.update({"alpha": alpha, "entropy": -expected_log_prob.detach().mean(),
                     "state_action_value": q.detach().mean()})
         return out
@@ -238,7 +236,7 @@ class DiscreteSACLoss(LossModule):
     # -------------------------------------------------------------- plumbing
     def _policy(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi(.|s), log pi(.|s))`` over the ``num_actions`` classes; masked classes give ``0 * log 0 = 0``."""
-        dist = ac.get_dist(self.actor_network, td.select(*self.actor_network.in_keys, strict=False))
+        dist = self.action_dist(td)
         probs = dist.probs
         if probs.shape[-1] != self.num_actions:
             raise ValueError(f"DiscreteSACLoss: the actor's distribution has {probs.shape[-1]} classes, "
@@ -248,12 +246,8 @@ class DiscreteSACLoss(LossModule):
         return probs, torch.where(probs > 0, log_probs, torch.zeros_like(log_probs))
 
     def _q(self, td: TensorDictBase, *, target: bool = False, frozen: bool = False) -> torch.Tensor:
-        data = td.select(*self._network("qvalue_network").in_keys, strict=False)
-        if target and self.delay_qvalue:
-            out = self.call_network("qvalue_network", data, target=True)
-        else:
-            out = self.call_network("qvalue_network", data, detach=target or frozen)
-        return out.get(self.tensor_keys.action_value)
+        """Every critic's Q(s, .), ``[n_q, *batch, num_actions]``; ``target`` / ``frozen`` as in :class:`SACLoss`."""
+        return self.network_output("qvalue_network", td, self.tensor_keys.action_value, target=target, frozen=frozen)
 
     def _gather(self, q: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``Q(s, a)`` of the stored actions from ``Q(s, .)``: ``[n_q, *batch, 1]``."""
@@ -263,7 +257,3 @@ class DiscreteSACLoss(LossModule):
         if index.dim() == q.dim() - 2:  # indices stored as [*batch] rather than [*batch, 1]
             index = index.unsqueeze(-1)
         return q.gather(-1, index.expand(*q.shape[:-1], 1))
-
-    def make_value_estimator(self, value_type=None, **hyperparams):
-        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
-        return ac.td0_only(self, value_type, hyperparams)

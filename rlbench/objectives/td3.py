@@ -6,10 +6,32 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from . import _actor_critic as ac
+from . import functional as F
 from .common import LossModule
+from .utils import distance_loss
 
 __all__ = ["TD3Loss"]
+
+
+def _action_bounds(spec) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(low, high)`` of a bounded action spec, or None when no spec is given."""
+    if spec is None:
+        return None
+    low, high = getattr(spec, "low", None), getattr(spec, "high", None)
+    if low is None or high is None:
+        raise TypeError(f"TD3Loss: action_spec must be a Bounded spec with low/high, got {type(spec).__name__}")
+    return _per_env(torch.as_tensor(low)), _per_env(torch.as_tensor(high))
+
+
+def _per_env(bound: torch.Tensor) -> torch.Tensor:
+    """One row of a batched env's bounds when every env has the same.
+
+    A batched env's spec repeats the bounds over its env dims (``[n_envs, n]``); a replay batch has
+    other leading dims (``[256, n]``). One row broadcasts against any batch.
+    """
+    while bound.ndim > 1 and bool((bound == bound[:1]).all()):
+        bound = bound[0]
+    return bound
 
 
 class TD3Loss(LossModule):
@@ -49,6 +71,7 @@ class TD3Loss(LossModule):
     Keys (``set_keys``): ``action``, ``state_action_value``, ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule
         >>> from torch import nn
         >>> from rlbench.specs import Bounded
@@ -70,6 +93,7 @@ class TD3Loss(LossModule):
 
     default_keys = {"action": "action", "state_action_value": "state_action_value",
                     "reward": "reward", "done": "done", "terminated": "terminated"}
+    one_step_target = True
 
     def __init__(self, actor_network, qvalue_network, *, action_spec=None, num_qvalue_nets: int = 2,
                  policy_noise: float = 0.2, noise_clip: float = 0.5, policy_delay: int = 2, delay_actor: bool = True,
@@ -80,10 +104,9 @@ class TD3Loss(LossModule):
                              f"got {num_qvalue_nets} and {policy_delay}")
         if policy_noise < 0 or noise_clip < 0:
             raise ValueError(f"TD3Loss: policy_noise and noise_clip must be >= 0, got {policy_noise} and {noise_clip}")
-        ac.require_initialized("TD3Loss", actor_network=actor_network, qvalue_network=qvalue_network)
         if action_spec is None:
             action_spec = getattr(actor_network, "spec", None)
-        bounds = ac.action_bounds(action_spec, "TD3Loss")
+        bounds = _action_bounds(action_spec)
         if bounds is not None:
             self.register_buffer("action_low", bounds[0].to(torch.get_default_dtype()))
             self.register_buffer("action_high", bounds[1].to(torch.get_default_dtype()))
@@ -92,7 +115,7 @@ class TD3Loss(LossModule):
                                    create_target_params=delay_qvalue)
         self.num_qvalue_nets, self.policy_noise, self.noise_clip = num_qvalue_nets, policy_noise, noise_clip
         self.policy_delay, self.delay_actor, self.delay_qvalue, self.gamma = policy_delay, delay_actor, delay_qvalue, gamma
-        self.loss_function = ac.check_distance(loss_function, "TD3Loss")
+        self.loss_function = self._check_loss_function(loss_function)
         self.register_buffer("num_calls", torch.zeros((), dtype=torch.long))
         self.actor_update_due = True
 
@@ -102,17 +125,17 @@ class TD3Loss(LossModule):
 
         # critic target with target policy smoothing (sec. 5.3) and the clipped double-Q min (sec. 4.2)
         with torch.no_grad():
-            next_td = ac.next_of(td, "TD3Loss")
-            next_action = self._smoothed(ac.policy_action(self, "actor_network", next_td, target=self.delay_actor))
+            next_td = self.next_of(td)
+            next_action = self._smoothed(self.actor_action(next_td, target=True))
             next_q = self._q(next_td, next_action, target=True).min(0).values
-            reward, terminated = ac.reward_and_terminated(self, td)
-            y = ac.td0_target(reward, terminated, next_q, self.gamma)
+            reward, terminated = self.reward_and_terminated(td)
+            y = F.td0_target(reward, terminated, next_q, self.gamma)
         q = self._q(td, td.get(self.tensor_keys.action))  # [num_qvalue_nets, *batch, 1]
-        out = TensorDict(loss_qvalue=ac.distance(q, y.expand_as(q), self.loss_function).sum(0).mean())
+        out = TensorDict(loss_qvalue=distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean())
 
         # delayed policy update: maximise Q_1(s, mu(s)) (sec. 5.2)
         if self.actor_update_due:
-            q_pi = self._q1_frozen(td, ac.policy_action(self, "actor_network", td))
+            q_pi = self._q1_frozen(td, self.actor_action(td))
             out.set("loss_actor", -q_pi.mean())
         out.update({"state_action_value": q.detach().mean(), "target_value": y.mean()})
         return out
@@ -127,20 +150,11 @@ class TD3Loss(LossModule):
 
     def _q(self, td: TensorDictBase, action: torch.Tensor, *, target: bool = False, frozen: bool = False):
         """Q(s, action) of every critic, ``[num_qvalue_nets, *batch, 1]``."""
-        data = ac.with_action(td, self._network("qvalue_network").in_keys, self.tensor_keys.action, action)
-        if target and self.delay_qvalue:
-            out = self.call_network("qvalue_network", data, target=True)
-        else:
-            out = self.call_network("qvalue_network", data, detach=target or frozen)
-        return out.get(self.tensor_keys.state_action_value)
+        return self.network_output("qvalue_network", td, self.tensor_keys.state_action_value, action=action,
+                                   target=target, frozen=frozen)
 
     def _q1_frozen(self, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
         """Q_1(s, action) with the first critic's parameters detached: the actor term pays for one critic only."""
-        net = self._network("qvalue_network")
-        data = ac.with_action(td, net.in_keys, self.tensor_keys.action, action)
+        net, data = self._network("qvalue_network"), self.network_inputs("qvalue_network", td, action)
         with self.network_params("qvalue_network")[0].detach().to_module(net):
             return net(data).get(self.tensor_keys.state_action_value)
-
-    def make_value_estimator(self, value_type=None, **hyperparams):
-        """Sets the one-step target's discount (only ``"td0"`` fits randomly sampled transitions)."""
-        return ac.td0_only(self, value_type, hyperparams)

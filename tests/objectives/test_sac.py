@@ -287,7 +287,7 @@ def test_lazy_networks_are_refused_with_a_clear_message():
     from rlbench.modules import MLP, ValueOperator
 
     lazy_q = ValueOperator(MLP(out_features=1, num_cells=[8]), in_keys=["observation", "action"])
-    with pytest.raises(ValueError, match="qvalue_network has uninitialised .*in_features"):
+    with pytest.raises(ValueError, match="qvalue_network has uninitialized lazy layers .*in_features"):
         SACLoss(gaussian_actor(), lazy_q)
     lazy_q(TensorDict(observation=torch.randn(2, OBS), action=torch.randn(2, ACT), batch_size=[2]))  # initialises it
     assert SACLoss(gaussian_actor(), lazy_q).qvalue_network_params["module", "0", "weight"].shape[0] == 2

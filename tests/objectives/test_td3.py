@@ -143,10 +143,11 @@ def test_runs_on_cuda():
 def test_batched_env_action_spec_works_on_replay_batches():
     """A spec from a batched env ([4, 1] bounds) must not be broadcast against a [32, 1] batch."""
     from rlbench.envs import PendulumEnv
-    from rlbench.objectives._actor_critic import action_bounds
 
-    low, high = action_bounds(PendulumEnv(batch_size=[4]).action_spec, "TD3Loss")
-    assert low.shape == (1,) and high.shape == (1,)
-    assert float(low) == -2.0 and float(high) == 2.0
+    loss = TD3Loss(constant_actor(0.0), critic(), action_spec=PendulumEnv(batch_size=[4]).action_spec)
+    assert loss.action_low.shape == (1,) and loss.action_high.shape == (1,)
+    assert float(loss.action_low) == -2.0 and float(loss.action_high) == 2.0
+    loss(batch())  # the [1] bounds clip a [B, 1] target action
     uneven = Bounded(torch.tensor([[-1.0], [-2.0]]), torch.tensor([[1.0], [2.0]]), shape=(2, 1))
-    assert action_bounds(uneven, "TD3Loss")[0].shape == (2, 1)  # different per env: kept as given
+    loss = TD3Loss(constant_actor(0.0), critic(), action_spec=uneven)
+    assert loss.action_low.shape == (2, 1)  # different per env: kept as given

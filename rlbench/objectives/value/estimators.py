@@ -22,7 +22,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from ..common import _KeysMixin
+from .._keys import KeysMixin
 from .functional import (
     generalized_advantage_estimate,
     td0_return_estimate,
@@ -42,7 +42,7 @@ def _hyper(name: str, value):
     raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
 
 
-class ValueEstimatorBase(_KeysMixin, nn.Module):
+class ValueEstimatorBase(KeysMixin, nn.Module):
     """Shared machinery of the estimators (keys, value-network calls, shapes).
 
     Args:
@@ -165,10 +165,6 @@ class ValueEstimatorBase(_KeysMixin, nn.Module):
         td.set(self.tensor_keys.advantage, adv)
         td.set(self.tensor_keys.value_target, target)
         return td
-
-    def value_estimate(self, td: TensorDictBase, **kwargs) -> torch.Tensor:
-        """The ``value_target`` tensor alone (the TensorDict is written too)."""
-        return self(td, **kwargs).get(self.tensor_keys.value_target)
 
     def _estimate(self, value, next_value, reward, done, term, tdim):  # pragma: no cover - abstract
         raise NotImplementedError
