@@ -1,39 +1,34 @@
 // TrainingMonitor view: one small line chart per logged metric, redrawn when `series` changes.
 // Synced fields (widgets/README.md): title, series {name: {step, value: packed float64, count}}.
+// The points and the status line come from lib/monitor_view.js (pure, node-tested).
 import { h } from "./lib/escape.js";
-import { unpackArray } from "./lib/buffers.js";
-import { formatNumber } from "./lib/format.js";
 import { lineChart } from "./lib/svgplot.js";
+import { metricSeries, monitorStatus } from "./lib/monitor_view.js";
+
+/** Update each metric's chart, adding a chart (in arrival order) for a metric seen the first time. */
+function drawCharts(grid, charts, metrics) {
+  for (const { name, xs, ys } of metrics) {
+    if (!charts.has(name)) {
+      const cell = h("div", { class: "rlb-tm-cell", "data-metric": name });
+      grid.append(cell);
+      charts.set(name, lineChart(cell, { title: name, width: 300, height: 130 }));
+    }
+    charts.get(name).update({ series: [{ name, xs, ys }] });
+  }
+}
 
 function render({ model, el }) {
   const title = h("span", { class: "rlb-title" });
   const status = h("span", { class: "rlb-subtitle" });
   const grid = h("div", { class: "rlb-tm-grid" });
-  const root = h("div", { class: "rlb-root rlb-training-monitor" }, h("div", { class: "rlb-header" }, title, status), grid);
-  el.replaceChildren(root);
+  el.replaceChildren(h("div", { class: "rlb-root rlb-training-monitor" }, h("div", { class: "rlb-header" }, title, status), grid));
   const charts = new Map();
-
-  function draw() {
+  const draw = () => {
     title.textContent = model.get("title") || "Training";
-    const series = model.get("series") || {};
-    const names = Object.keys(series);
-    let lastStep = null;
-    for (const name of names) {
-      const entry = series[name];
-      const xs = unpackArray(entry.step).values;
-      const ys = unpackArray(entry.value).values;
-      if (!charts.has(name)) {
-        const cell = h("div", { class: "rlb-tm-cell", "data-metric": name });
-        grid.append(cell);
-        charts.set(name, lineChart(cell, { title: name, width: 300, height: 130 }));
-      }
-      charts.get(name).update({ series: [{ name, xs, ys }] });
-      if (xs.length) lastStep = Math.max(lastStep ?? -Infinity, xs[xs.length - 1]);
-    }
-    status.textContent = names.length
-      ? `${names.length} metric${names.length === 1 ? "" : "s"} · step ${formatNumber(lastStep)}`
-      : "waiting for log_scalar(...)";
-  }
+    const metrics = metricSeries(model.get("series"));
+    drawCharts(grid, charts, metrics);
+    status.textContent = monitorStatus(metrics);
+  };
 
   draw();
   model.on("change:series", draw);
