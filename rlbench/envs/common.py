@@ -76,7 +76,7 @@ class EnvBase:
                 f"{type(self).__name__}.{name} must be a Composite, e.g. Composite(key=spec, "
                 f"shape={tuple(self.batch_size)}), got {type(spec).__name__}"
             )
-        if not isinstance(spec, (Spec, Composite)):
+        if not isinstance(spec, Spec):
             raise TypeError(f"{type(self).__name__}.{name} must be a Spec, got {type(spec).__name__}")
         b = self.batch_size
         if spec.shape[: len(b)] != b:

@@ -50,7 +50,7 @@ def _projectors(spec, keys, owner: str) -> list:
     """``[(key, leaf spec)]`` for the outputs ``spec`` describes (a leaf spec is the first key's)."""
     if spec is None:
         return []
-    if isinstance(spec, Spec):
+    if isinstance(spec, Spec) and not isinstance(spec, Composite):
         return [(keys[0], spec)]
     if isinstance(spec, Composite):
         return [(k, spec[k]) for k in keys if k in spec]

@@ -41,7 +41,7 @@ def _leaf_spec(spec, key, owner: str) -> Spec:
         if key not in spec:
             raise KeyError(f"{owner}: the Composite spec has no entry {key!r} (keys: {sorted(map(str, spec.keys()))})")
         spec = spec[key]
-    if not isinstance(spec, Spec):
+    if not isinstance(spec, Spec) or isinstance(spec, Composite):
         raise TypeError(f"{owner}: spec must be an rlbench Spec (e.g. env.action_spec), got {type(spec).__name__}")
     return spec
 

@@ -1,4 +1,4 @@
-"""``Spec``: the interface every leaf spec implements."""
+"""``Spec``: the protocol every spec follows (leaf specs and ``Composite``), with the leaf machinery."""
 from __future__ import annotations
 
 import torch
@@ -9,11 +9,37 @@ __all__ = ["Spec"]
 
 
 class Spec:
-    """Base class of leaf specs. Subclasses set ``shape``, ``dtype`` and ``device``.
+    """Base class of every spec: the leaf specs (one tensor) and :class:`~rlbench.specs.Composite` (a
+    TensorDict of specs), so ``isinstance(x, Spec)`` holds for both.
 
-    Subclasses implement ``_values_bad(x, b)`` (range check of a tensor whose shape fits the spec,
-    with extra dims inserted at position ``b``), ``_rand(shape, generator)``, ``_project(x)`` and
-    ``_clone_with(shape, device)``.
+    Every spec has ``shape`` (leading dims: the env's batch size), ``device`` and ``ndim``, and answers
+    the same questions: :meth:`mismatch` / :meth:`is_in` (membership, and why not), :meth:`rand` and
+    :meth:`zero` (members with extra leading dims), :meth:`project` (the closest member),
+    :meth:`expand`, :meth:`to`, :meth:`clone` and ``==`` (by value). A leaf spec also has a ``dtype``
+    and its members are tensors; a Composite's members are TensorDicts. Tell them apart with
+    ``isinstance(spec, Composite)``.
+
+    Specs compare by value but are mutable (a Composite takes new entries; bounds are tensors), so they
+    are unhashable, as gymnasium's spaces are: a value hash would change under a dict that holds the
+    spec, an identity hash would break ``a == b -> hash(a) == hash(b)``. Key caches by ``id(spec)``.
+
+    The method bodies here are the leaf implementation, written once for every leaf class; a leaf
+    subclass sets ``shape``, ``dtype`` and ``device`` and implements ``_values_bad(x, b)`` (range check
+    of a tensor whose shape fits the spec, with extra dims inserted at position ``b``),
+    ``_rand(shape, generator)``, ``_project(x)`` and ``_clone_with(shape, device)``. ``Composite``
+    overrides the public methods instead.
+
+    Example:
+        >>> import torch
+        >>> from rlbench.specs import Bounded, Composite, Spec
+        >>> leaf = Bounded(-1.0, 1.0, shape=(3,))
+        >>> group = Composite(observation=leaf)
+        >>> isinstance(leaf, Spec), isinstance(group, Spec), isinstance(group, Composite)
+        (True, True, True)
+        >>> leaf.is_in(leaf.rand()), group.is_in(group.rand())
+        (True, True)
+        >>> leaf == Bounded(-1.0, 1.0, shape=(3,))
+        True
     """
 
     shape: torch.Size
@@ -171,8 +197,7 @@ class Spec:
             torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(mine, theirs)
         )
 
-    def __hash__(self):  # specs are mutable containers: hash by identity
-        return id(self)
+    __hash__ = None  # unhashable: see the class docstring
 
     def _extra_repr(self) -> str:
         return ""

@@ -25,8 +25,11 @@ def _key_str(key) -> str:
     return repr(key[0]) if len(key) == 1 else repr(key)
 
 
-class Composite:
+class Composite(Spec):
     """A nested dict of specs describing a TensorDict, with a batch ``shape`` shared by all entries.
+
+    A :class:`~rlbench.specs.Spec` like the leaf specs (same questions, TensorDicts for members), without a
+    ``dtype``: each entry has its own.
 
     Keys may be nested: ``spec["next", "observation"]`` and ``spec[("next", "observation")]`` are the
     same. Every entry's shape must start with the composite's ``shape``.
@@ -43,15 +46,11 @@ class Composite:
     def __init__(self, specs: dict | None = None, shape=(), device=None, **kwargs):
         self.shape = _size(shape)
         self.device = _device(device)
-        self._specs: dict[str, Spec | Composite] = {}
+        self._specs: dict[str, Spec] = {}
         for key, spec in {**(specs or {}), **kwargs}.items():
             self[key] = spec
 
     # ------------------------------------------------------------ dict interface
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
     def __setitem__(self, key, spec) -> None:
         key = _key_tuple(key)
         if len(key) > 1:
@@ -64,7 +63,7 @@ class Composite:
             return
         if isinstance(spec, dict):
             spec = Composite(spec, shape=self.shape, device=self.device)
-        if not isinstance(spec, (Spec, Composite)):
+        if not isinstance(spec, Spec):
             raise TypeError(f"entry {key[0]!r} must be a Spec or Composite, got {type(spec).__name__}")
         if spec.shape[: self.ndim] != self.shape:
             raise ValueError(
@@ -279,8 +278,7 @@ class Composite:
             and all(self._specs[k] == other._specs[k] for k in self._specs)
         )
 
-    def __hash__(self):
-        return id(self)
+    __hash__ = None  # unhashable, as every Spec (mutable, compared by value)
 
     def __repr__(self) -> str:
         lines = [f"Composite(shape={tuple(self.shape)}, device={self.device}"]

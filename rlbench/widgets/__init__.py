@@ -48,9 +48,9 @@ def show(obj, **kwargs):
     from tensordict import TensorDictBase
 
     from ..envs import EnvBase
-    from ..specs import Composite, Spec
+    from ..specs import Spec
 
-    if isinstance(obj, (EnvBase, Spec, Composite)):
+    if isinstance(obj, (EnvBase, Spec)):
         return SpecInspector(obj, **kwargs)
     if isinstance(obj, TensorDictBase):
         cls = _optional("RolloutInspector")

@@ -108,7 +108,7 @@ class SpecInspector(Inspector):
             if env_name:
                 default_title += f" · {env_name}"
             batch = list(obj.batch_size)
-        elif isinstance(obj, (Spec, Composite)):
+        elif isinstance(obj, Spec):
             env, specs, default_title, batch = None, {"spec": obj}, type(obj).__name__, []
         else:
             raise TypeError(

@@ -465,7 +465,7 @@ class Transform(nn.Module):
             (['clock', 'observation', 'total'], torch.Size([2, 1]))
         """
         for in_key, out_key in zip(self.in_keys, self.out_keys):
-            if in_key in spec and isinstance(spec[in_key], Spec):
+            if in_key in spec and not isinstance(spec[in_key], Composite):
                 spec[out_key] = self._transform_spec(spec[in_key])
         return spec
 

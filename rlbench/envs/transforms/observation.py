@@ -219,7 +219,7 @@ class CatTensors(Transform):
         self._check_keys(specs)
         obs = specs.observation
         for k in self.in_keys:
-            if k not in obs or not isinstance(obs[k], Spec):
+            if k not in obs or isinstance(obs[k], Composite):
                 raise TransformKeyError(f"CatTensors: {k!r} is not an observation of the env; observations: "
                                         f"{obs.keys(True, True)}")
         parts = [obs[k] for k in self.in_keys]
