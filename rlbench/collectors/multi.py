@@ -9,7 +9,8 @@ a batch is never pickled.
 - :class:`MultiSyncCollector` asks every worker for a batch, waits for all, and yields them joined:
   ``frames_per_batch`` frames per iteration, split evenly over the workers.
 - :class:`MultiAsyncCollector` keeps every worker collecting and yields whichever worker's batch is
-  ready first (``frames_per_batch`` frames each): the policy may be a few updates behind.
+  ready first (``frames_per_batch`` frames each; when several are ready, the one that has waited
+  longest): the policy may be a few updates behind.
 
 Faults behave as in :class:`~rlbench.envs.ParallelEnv`: an exception in a worker re-raises in the
 parent as ``WorkerError`` with the worker's traceback, a worker killed by a signal raises
@@ -48,9 +49,9 @@ def _collector_worker(channel, index: int, make_env, policy, kwargs: dict) -> No
         if cmd == "collect":
             batch = collector.collect()
             if leaves is None:  # first batch: allocate the shared buffer and hand it over once
-                buf = batch.to("cpu").clone().share_memory_()
-                leaves = _leaves(buf)
-                channel.send(("batch", leaves, tuple(buf.batch_size)))
+                # leaf by leaf: a locked (shared) TensorDict walked for its keys sits in a reference cycle
+                leaves = [(key, value.share_memory_()) for key, value in _leaves(batch.to("cpu").clone())]
+                channel.send(("batch", leaves, tuple(batch.batch_size)))
             else:
                 for key, dst in leaves:
                     dst.copy_(batch.get(key))
@@ -130,8 +131,9 @@ class _MultiCollector:
         return self.iterator()
 
     def set_seed(self, seed: int | None) -> int | None:
-        """Seed worker ``i``'s env with ``seed`` plus the number of sub-envs of the workers before it,
-        so every sub-env of every worker gets its own seed and the whole run is reproducible.
+        """Seed worker ``i``'s env with ``seed`` plus the number of sub-envs of the workers before it.
+
+        So every sub-env of every worker gets its own seed and the whole run is reproducible.
         """
         offset = 0
         for i, n in enumerate(self._env_sizes):
@@ -177,8 +179,9 @@ class _MultiCollector:
         return split_trajectories(batch) if self.split_trajs else batch
 
     def shutdown(self) -> None:
-        """End every worker (their collectors and envs are closed first)."""
+        """End every worker (their collectors and envs are closed first) and release the shared buffers."""
         self._workers.close()
+        self._buffers = [None] * len(self._buffers)
 
     def __enter__(self):
         return self
@@ -216,7 +219,10 @@ class MultiSyncCollector(_MultiCollector):
         seed: seeds the workers (see :meth:`set_seed`).
         timeout: seconds to wait for a batch before ``TimeoutError`` (None: as long as workers live).
         start_timeout: seconds to wait for the workers to build their envs.
-        context: multiprocessing context or start method (default ``forkserver``, else ``spawn``).
+        context: multiprocessing context or start method (default: the one chosen with
+            ``multiprocessing.set_start_method``, else ``forkserver``, else ``spawn``). Under
+            ``spawn``/``forkserver`` a script must create the collector under
+            ``if __name__ == "__main__":`` (workers re-import the main module); notebooks need nothing.
 
     Example:
         >>> from rlbench.testing import CountingEnv
@@ -257,7 +263,10 @@ class MultiAsyncCollector(_MultiCollector):
     """Collect in ``len(create_env_fn)`` worker processes, yielding each worker's batch as it comes.
 
     Every worker collects ``frames_per_batch`` frames per batch and starts its next batch as soon as
-    the parent has taken the previous one, so the workers keep busy while the parent trains. A batch
+    the parent has taken the previous one, so the workers keep busy while the parent trains. When
+    several batches are ready (the parent trains longer than a worker collects), the oldest request
+    is served first, so every worker takes its turn; a worker that dies is reported at the next
+    batch, whichever worker would have delivered it. A batch
     may thus have been collected with weights a few :meth:`update_policy_weights_` calls old (each
     worker loads new weights between two of its batches). Arguments are those of
     :class:`MultiSyncCollector`, except that ``frames_per_batch`` is per yielded batch.
@@ -275,7 +284,7 @@ class MultiAsyncCollector(_MultiCollector):
     def __init__(self, create_env_fn: Sequence[Callable], policy=None, *, frames_per_batch: int, **kwargs):
         super().__init__(create_env_fn, policy, frames_per_batch=frames_per_batch,
                          worker_frames=int(frames_per_batch), **kwargs)
-        self._busy: set = set()  # workers with a collect request in flight
+        self._busy: dict = {}  # workers with a collect request in flight, oldest request first
 
     def iterator(self) -> Iterator[TensorDictBase]:
         """Yield worker batches, first come first served, until ``total_frames`` frames are collected."""
@@ -287,12 +296,14 @@ class MultiAsyncCollector(_MultiCollector):
         idle = [i for i in range(self.num_workers) if i not in self._busy]
         if idle:
             self._workers.send_all(("collect",), idle)
-            self._busy.update(idle)
-        i, msg = self._workers.recv_any(sorted(self._busy), timeout=self.timeout)
-        self._busy.discard(i)
+            self._busy.update(dict.fromkeys(idle))
+        # oldest request first among the ready ones: with a slow consumer every worker is always
+        # ready, and the lowest index would otherwise win every time
+        i, msg = self._workers.recv_any(list(self._busy), timeout=self.timeout)
+        del self._busy[i]
         batch = self._batch(i, msg, copy=True)  # copied before the worker may overwrite its buffer
         in_flight = len(self._busy) * self.frames_per_batch
         if self.total_frames < 0 or self.frames + self.frames_per_batch + in_flight < self.total_frames:
             self._workers.send(i, ("collect",))  # start its next batch while the parent trains
-            self._busy.add(i)
+            self._busy[i] = None
         return batch

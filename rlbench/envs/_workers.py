@@ -4,18 +4,24 @@ Used by :class:`~rlbench.envs.ParallelEnv` and by the multi-process collectors. 
 
 - **Start**: each worker runs ``target(channel, index, *args)``; the target and its arguments are
   serialized with ``cloudpickle``, so lambdas and closures defined in a notebook cell work.
-  Processes come from a ``forkserver`` context where the platform has one, else ``spawn``. Never
-  ``fork``: a forked child inherits the parent's torch/OpenMP thread pools in whatever state they
-  were (locks held by threads that do not exist in the child), which deadlocks at random. A fork
-  server is a clean single-threaded process that imports torch and rlbench once, so each worker then
-  starts in milliseconds instead of re-importing everything as ``spawn`` does (about a second each).
+  The start method is the one the caller chose (``context=``, or ``multiprocessing.set_start_method``),
+  else ``forkserver`` where the platform has one, else ``spawn``; never ``fork`` unless chosen: a
+  forked child inherits the parent's torch/OpenMP thread pools in whatever state they were (locks
+  held by threads that do not exist in the child), and CUDA cannot be used in it once the parent
+  initialized CUDA. A fork server is a clean single-threaded process that imports torch and rlbench
+  once, so each worker then starts in milliseconds instead of re-importing everything as ``spawn``
+  does (about a second each). Under ``spawn`` and ``forkserver`` every worker runs the main script
+  again (as ``__mp_main__``): a script that starts workers outside ``if __name__ == "__main__":``
+  makes its workers try to start workers of their own. Such a worker exits at once with
+  :data:`UNGUARDED_MAIN_EXIT_CODE` and the parent raises an error saying what to change.
 - **Talk**: one duplex pipe per worker; messages are small picklable objects. Tensors sent through
   the pipe travel as shared memory (torch's multiprocessing reductions), which is how the large,
   allocated-once data buffers reach the workers.
 - **Faults**: an exception in a worker is sent back with its formatted traceback and re-raised in the
   parent as :class:`WorkerError` naming the worker. Every wait in the parent watches both the pipe
   and the process sentinel, so a worker killed by a signal raises :class:`WorkerDiedError` (exit
-  code and signal name) as soon as it dies, never a hang. On any fault all workers are shut down.
+  code and signal name) as soon as it dies, never a hang, even while other workers keep answering.
+  On any fault all workers are shut down.
 - **Shutdown**: :meth:`WorkerGroup.close`, context manager, ``KeyboardInterrupt`` during a wait,
   garbage collection and interpreter exit (``weakref.finalize``) all end every worker: a polite
   ``close`` message, then ``terminate``, then ``kill``. Workers also exit when the parent's end of the
@@ -28,7 +34,9 @@ import logging
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import multiprocessing.util  # noqa: F401 - registers its atexit hook before ours (see _close_all_at_exit)
+import os
 import signal
+import sys
 import time
 import traceback
 import weakref
@@ -36,7 +44,7 @@ from typing import Any, Callable, Sequence
 
 import cloudpickle
 
-__all__ = ["WorkerError", "WorkerDiedError", "WorkerGroup", "default_context"]
+__all__ = ["WorkerError", "WorkerDiedError", "WorkerGroup", "default_context", "UNGUARDED_MAIN_EXIT_CODE"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,11 @@ _PRELOAD = ["torch", "tensordict", "rlbench.envs"]
 _JOIN_TIMEOUT = 3.0
 # After a fault the other workers may be busy mid-step: wait less before terminating them.
 _FAULT_JOIN_TIMEOUT = 0.5
+#: Exit code of a worker that, while re-importing the main script, was asked to start workers itself
+#: (a script without ``if __name__ == "__main__":``); the parent turns it into an error that says so.
+UNGUARDED_MAIN_EXIT_CODE = 87
+_fork_warned = False
+_GONE = object()  # what reading from a dead worker's pipe gave
 
 
 _live_groups: "weakref.WeakSet[WorkerGroup]" = weakref.WeakSet()
@@ -119,13 +132,49 @@ class _RemoteError:
 
 
 def default_context() -> mp.context.BaseContext:
-    """``forkserver`` (preloading torch and rlbench) where available, else ``spawn``; never ``fork``."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
+    """The start method chosen with ``multiprocessing.set_start_method``, else ``forkserver``, else ``spawn``.
+
+    A choice is seen only when it differs from the platform's default method (the first of
+    ``multiprocessing.get_all_start_methods()``): ``multiprocessing`` records its default as "set"
+    as soon as anything uses it (a ``Queue``, gymnasium's ``AsyncVectorEnv``), so an explicit
+    ``set_start_method("fork")`` on Linux cannot be told from that; pass ``context="fork"`` instead.
+    A fork server preloads torch and rlbench, so its workers start in milliseconds.
+
+    Example:
+        >>> default_context().get_start_method() in ("forkserver", "spawn")  # nothing chosen here
+        True
+    """
+    methods = mp.get_all_start_methods()
+    chosen = mp.get_start_method(allow_none=True)
+    if chosen is not None and chosen != methods[0]:
+        method = chosen
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
         # only effective before the server starts (the first forkserver process of this interpreter)
         ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
-    return mp.get_context("spawn")
+    return ctx
+
+
+def _refuse_unguarded_main() -> None:
+    """In a worker still importing the main script (spawn/forkserver), starting workers cannot work: leave.
+
+    The process is a child that is re-running the parent's main module before its target starts;
+    multiprocessing would raise a long generic error here, and the parent would only see an exit
+    code. Exiting with :data:`UNGUARDED_MAIN_EXIT_CODE` lets the parent name the problem.
+    """
+    if not getattr(mp.current_process(), "_inheriting", False):
+        return
+    # while multiprocessing runs the script again, the module being run is registered as __mp_main__
+    path = getattr(sys.modules.get("__mp_main__"), "__file__", None)
+    sys.stderr.write(
+        f"rlbench: this worker process re-imported the main script{f' {path}' if path else ''}, which starts "
+        f"worker processes at import time; put that code under `if __name__ == \"__main__\":`\n"
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(UNGUARDED_MAIN_EXIT_CODE)  # SystemExit would be turned into exit code 1 by a fork server child
 
 
 def _bootstrap(conn, index: int, payload: bytes) -> None:
@@ -158,6 +207,12 @@ def _describe_exit(exitcode: int | None) -> str:
             name = f"signal {-exitcode}"
         return f"was killed by {name} (exit code {exitcode})"
     return f"exited with code {exitcode}"
+
+
+def _main_script() -> str | None:
+    """The path of the script ``__main__`` was run from, or None (a notebook, ``python -c``, a REPL)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return os.path.abspath(path) if path else None
 
 
 def _shutdown(processes: list, conns: list, join_timeout: float = _JOIN_TIMEOUT) -> None:
@@ -204,7 +259,7 @@ class WorkerGroup:
         target: the worker's main function; may be a lambda or closure (it is cloudpickled).
         args: one tuple of extra arguments per worker (default: none), cloudpickled too.
         context: a ``multiprocessing`` context or start method name (default :func:`default_context`).
-            ``"fork"`` is refused: see the module docstring.
+            ``"fork"`` is used when asked for, with a warning (see the module docstring).
         name: a label used in error messages and process names.
 
     Example:
@@ -226,14 +281,20 @@ class WorkerGroup:
             raise ValueError(f"{name}: num_workers must be >= 1, got {num_workers}")
         if args is not None and len(args) != num_workers:
             raise ValueError(f"{name}: got {len(args)} argument tuples for {num_workers} workers")
+        _refuse_unguarded_main()
         if isinstance(context, str):
-            if context == "fork":
-                raise ValueError(
-                    f"{name}: the 'fork' start method is unsafe with torch (a forked child inherits thread "
-                    f"pools in an undefined state and can deadlock); use 'forkserver' or 'spawn'"
-                )
             context = mp.get_context(context)
         self.context = context or default_context()
+        if self.context.get_start_method() == "fork":
+            global _fork_warned
+            if not _fork_warned:
+                _fork_warned = True
+                logger.warning(
+                    "%s: starting workers with 'fork', as asked. A forked worker inherits the parent's thread "
+                    "pools and locks as they were, and cannot use CUDA if the parent initialized it; "
+                    "'forkserver' and 'spawn' avoid both (they need `if __name__ == \"__main__\":` in scripts)",
+                    name,
+                )
         self.name = name
         self.processes: list = []
         self.conns: list = []
@@ -288,9 +349,11 @@ class WorkerGroup:
             self.send(i, message)
 
     def send_bytes_all(self, data: bytes, indices: Sequence[int] | None = None) -> None:
-        """Send an already pickled message (``pickle.dumps(msg)``) to each worker: the hot path of a
-        command repeated every step, pickled once. Only for messages without tensors (a shared
-        tensor's handle can be unpickled once only, so those must go through :meth:`send`).
+        """Send an already pickled message (``pickle.dumps(msg)``) to each worker.
+
+        The hot path of a command repeated every step, pickled once. Only for messages without
+        tensors (a shared tensor's handle can be unpickled once only, so those must go through
+        :meth:`send`).
         """
         self._check_open()
         for i in range(len(self)) if indices is None else indices:
@@ -321,7 +384,11 @@ class WorkerGroup:
     def recv_any(self, indices: Sequence[int] | None = None, timeout: float | None = None) -> tuple:
         """``(index, message)`` from whichever of ``indices`` (default all) answers first.
 
-        Faults, timeouts and interrupts are handled as in :meth:`recv_all`.
+        When several have answered, the first of them in ``indices`` order wins: pass the indices
+        oldest request first and every worker gets its turn, even when all are always ready (a
+        consumer slower than its workers). A worker that died is reported before any answer is
+        taken, so other workers that keep answering never hide its death. Faults, timeouts and
+        interrupts are handled as in :meth:`recv_all`.
         """
         indices = list(range(len(self))) if indices is None else list(indices)
         return next(iter(self._recv(indices, timeout, first_only=True).items()))
@@ -329,39 +396,39 @@ class WorkerGroup:
     def _recv(self, indices: list, timeout: float | None, first_only: bool) -> dict:
         self._check_open()
         out: dict = {}
-        pending = {self.conns[i]: i for i in indices}
-        sentinels = {self.processes[i].sentinel: i for i in indices}
+        pending = dict.fromkeys(indices)  # ordered: the caller's order is the order of preference
+        conns = self.conns
+        sentinels = [p.sentinel for p in self.processes]
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while pending and not (first_only and out):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    late = sorted(pending.values())
+                    late = sorted(pending)
                     self.close(_FAULT_JOIN_TIMEOUT)
                     raise TimeoutError(
                         f"{self.name}: worker(s) {late} sent no answer within {timeout}s; all workers were shut down"
                     )
-                waiting = set(pending.values())
-                ready = mp_connection.wait(list(pending) + [s for s, i in sentinels.items() if i in waiting],
-                                           timeout=left)
-                for obj in ready:
-                    if obj in pending:
-                        i = pending.pop(obj)
-                        try:
-                            msg = obj.recv()
-                        except (EOFError, OSError):
-                            self._fail_dead(i)
-                        if isinstance(msg, _RemoteError):
-                            self._fail_remote(i, msg)
-                        out[i] = msg
-                        if first_only:
-                            break
-                for obj in ready:
-                    i = sentinels.get(obj)
-                    if i is not None and i in pending.values():
-                        if self.conns[i].poll(0):  # it answered (maybe its error) before it exited: read that first
-                            continue
+                ready = set(mp_connection.wait([conns[i] for i in pending] + [sentinels[i] for i in pending],
+                                               timeout=left))
+                # the dead first (a death must not wait behind live workers' answers), then the answers
+                dead = [i for i in pending if sentinels[i] in ready]
+                for i in dead + [i for i in pending if conns[i] in ready and i not in dead]:
+                    conn = conns[i]
+                    if i in dead and not conn.poll(0):
                         self._fail_dead(i)
+                    try:  # a dead worker's last message (maybe its error) is read first
+                        msg = conn.recv()
+                    except (EOFError, OSError):
+                        msg = _GONE
+                    if msg is _GONE:  # raised here, not in the except: the EOFError is no news to the user
+                        self._fail_dead(i)
+                    if isinstance(msg, _RemoteError):
+                        self._fail_remote(i, msg)
+                    del pending[i]
+                    out[i] = msg
+                    if first_only:
+                        break
         except BaseException:
             if not self.closed:  # KeyboardInterrupt or anything unexpected: leave no worker behind
                 self.close(_FAULT_JOIN_TIMEOUT)
@@ -387,13 +454,25 @@ class WorkerGroup:
         proc = self.processes[index]
         proc.join(1.0)  # the pipe may close a moment before the process is reaped
         exitcode = proc.exitcode
+        method = self.context.get_start_method()
         self.close(_FAULT_JOIN_TIMEOUT)
-        raise WorkerDiedError(
-            f"{self.name}: worker {index} (pid {proc.pid}) {_describe_exit(exitcode)} without reporting an error; "
-            f"all workers of {self.name} were shut down. A signal usually means the process was killed from outside "
-            f"or ran out of memory (check the system log for the OOM killer).",
-            index, exitcode,
-        )
+        if exitcode == UNGUARDED_MAIN_EXIT_CODE:
+            message = (
+                f"{self.name}: worker {index} (pid {proc.pid}) could not start: it re-imported the main script "
+                f"{_main_script() or '(unknown)'} (the {method!r} start method runs the main module again in every "
+                f"worker), and that script starts worker processes at import time. Put the code that creates "
+                f"{self.name} under `if __name__ == \"__main__\":` (or choose the fork start method explicitly, "
+                f"context=\"fork\"); all workers of {self.name} were shut down."
+            )
+        else:
+            message = (
+                f"{self.name}: worker {index} (pid {proc.pid}) {_describe_exit(exitcode)} without reporting an "
+                f"error; all workers of {self.name} were shut down."
+            )
+            if exitcode is not None and exitcode < 0:
+                message += (" A signal usually means the process was killed from outside or ran out of memory "
+                            "(check the system log for the OOM killer).")
+        raise WorkerDiedError(message, index, exitcode)
 
     # -------------------------------------------------------------- shutdown
     def close(self, join_timeout: float = _JOIN_TIMEOUT) -> None:

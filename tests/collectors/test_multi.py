@@ -96,7 +96,8 @@ def test_async_stops_at_total_frames_with_whole_worker_batches():
 @pytest.mark.timeout(60)
 def test_async_yields_whichever_worker_is_ready_first():
     # worker 0 needs ~3 s per batch, worker 1 milliseconds: the first batches must all be worker 1's
-    with MultiAsyncCollector([lambda: SlowCountingEnv(0.5, max_steps=4), CountingEnv], frames_per_batch=6, total_frames=18) as collector:
+    makers = [lambda: SlowCountingEnv(0.5, max_steps=4), CountingEnv]
+    with MultiAsyncCollector(makers, frames_per_batch=6, total_frames=18) as collector:
         batches = list(collector)
     assert [{int(i) % 2 for i in b["collector", "traj_ids"]} for b in batches[:2]] == [{1}, {1}]
 
@@ -161,6 +162,47 @@ def test_killed_worker_raises_instead_of_hanging(cls):
         for _ in range(1000):
             next(it)
     assert time.monotonic() - start < 20  # "within seconds", with room for a loaded CI machine
+    assert processes_gone(pids)
+
+
+def _worker_of(batch, num_workers):
+    """Which worker collected ``batch``: its trajectory ids are local id * num_workers + worker index."""
+    return int(batch["collector", "traj_ids"].reshape(-1)[0]) % num_workers
+
+
+@pytest.mark.timeout(60)
+def test_async_serves_every_worker_when_the_consumer_is_slow():
+    # the parent "trains" 20 ms between batches while a worker needs ~1 ms per batch: every worker
+    # is ready each time the parent asks, and each must get its turn (before the fix: [29, 1, 0])
+    with MultiAsyncCollector([CountingEnv] * 3, frames_per_batch=4, total_frames=-1) as collector:
+        it = iter(collector)
+        counts = [0, 0, 0]
+        for _ in range(30):
+            counts[_worker_of(next(it), 3)] += 1
+            time.sleep(0.02)
+        pids = collector.worker_pids
+    assert sum(counts) == 30 and min(counts) >= 7, counts  # a fair share is 10 each
+    assert processes_gone(pids)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("victim", [1, 2])
+def test_async_reports_a_killed_worker_when_the_consumer_is_slow(victim):
+    collector = MultiAsyncCollector([CountingEnv] * 3, frames_per_batch=4, total_frames=-1)
+    pids = collector.worker_pids
+    try:
+        it = iter(collector)
+        next(it)
+        time.sleep(0.1)  # every worker has finished its batch: the killed one's answer may be waiting
+        os.kill(pids[victim], signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(WorkerDiedError, match=rf"worker {victim} .* killed by SIGKILL"):
+            for _ in range(100):  # 2 s of slow consumption; before the fix it never raised
+                next(it)
+                time.sleep(0.02)
+        assert time.monotonic() - start < 10  # "within seconds", with room for a loaded CI machine
+    finally:
+        collector.shutdown()
     assert processes_gone(pids)
 
 
