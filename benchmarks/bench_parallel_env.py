@@ -10,7 +10,8 @@ and automatic resets, N sub-envs at a time:
 
 CartPole steps in microseconds, so this measures the per-step cost of the process machinery, the
 worst case for worker processes. A second series runs a "slow" CartPole whose step also waits 1 ms
-(an env that waits for a simulator or renderer), the case worker processes are for. Run ``python benchmarks/bench_parallel_env.py [--quick]``.
+(an env that waits for a simulator or renderer), the case worker processes are for.
+Run ``python benchmarks/bench_parallel_env.py [--quick]``.
 """
 from __future__ import annotations
 

@@ -49,6 +49,16 @@ def _leaves(td: TensorDictBase) -> list:
     return out
 
 
+def _shared_leaves(td: TensorDictBase) -> list:
+    """:func:`_leaves` of ``td``, each tensor moved to shared memory in place.
+
+    Leaf by leaf rather than ``td.share_memory_()``: walking the keys of a locked (shared)
+    TensorDict caches them in a reference cycle, which would hold the shared memory's file
+    descriptors until the cyclic garbage collector runs, long after ``close()``.
+    """
+    return [(key, value.share_memory_()) for key, value in _leaves(td)]
+
+
 def _root_keys(env: EnvBase) -> list:
     keys = list(env.observation_spec.keys(True, True)) + list(env.done_keys) + list(env.state_spec.keys(True, True))
     return list(dict.fromkeys(k if isinstance(k, tuple) else (k,) for k in keys))
@@ -164,8 +174,9 @@ class ParallelEnv(EnvBase):
     worker re-raises in the parent as :class:`~rlbench.envs._workers.WorkerError` with the worker's
     traceback, a worker that dies raises ``WorkerDiedError``; either way every worker is shut down.
     ``close()``, ``with ParallelEnv(...) as env:``, garbage collection and interpreter exit end the
-    workers. Scripts that create a ParallelEnv at import time need the usual
-    ``if __name__ == "__main__":`` guard (workers re-import the main module); notebooks do not.
+    workers. Scripts need the usual ``if __name__ == "__main__":`` guard around the code that creates
+    a ParallelEnv (``spawn`` and ``forkserver`` workers re-import the main module; one that finds a
+    ParallelEnv created at import time makes the parent raise an error saying so); notebooks do not.
 
     Args:
         num_workers: how many worker processes (one env each).
@@ -174,7 +185,9 @@ class ParallelEnv(EnvBase):
         timeout: seconds to wait for the workers' answer to a step, reset or seed before raising
             ``TimeoutError`` (None: as long as they are alive; a dead worker raises at once anyway).
         start_timeout: seconds to wait for every worker to build its env at start-up.
-        context: multiprocessing context or start method (default ``forkserver``, else ``spawn``).
+        context: multiprocessing context or start method (default: the one chosen with
+            ``multiprocessing.set_start_method``, else ``forkserver``, else ``spawn``; ``"fork"`` only
+            when asked for).
         validate_actions: check each action's values against ``action_spec`` in ``step``.
 
     Example:
@@ -234,12 +247,10 @@ class ParallelEnv(EnvBase):
     def _allocate(self) -> None:
         """Allocate the shared buffers once and hand each worker its views of them."""
         cpu = torch.device("cpu")
-        inputs = self.input_spec.zero().to(cpu).share_memory_()
-        nxt = self.output_spec.zero().to(cpu).share_memory_()
         root = self.observation_spec.zero().update(self.done_spec.zero()).update(self.state_spec.zero())
-        root = root.to(cpu).share_memory_()
-        self._input_leaves = _leaves(inputs)
-        self._next_leaves, self._root_leaves = _leaves(nxt), _leaves(root)
+        self._input_leaves = _shared_leaves(self.input_spec.zero().to(cpu))
+        self._next_leaves = _shared_leaves(self.output_spec.zero().to(cpu))
+        self._root_leaves = _shared_leaves(root.to(cpu))
         # sent through the pipe, tensors travel as shared-memory handles: the workers write into these
         self._workers.request(("buffers", self._input_leaves, self._next_leaves, self._root_leaves),
                               timeout=self.timeout)
@@ -308,8 +319,10 @@ class ParallelEnv(EnvBase):
         )
 
     def close(self) -> None:
-        """Close every worker's env and end the worker processes."""
+        """Close every worker's env, end the worker processes and release the shared buffers."""
         self._workers.close()
+        # the buffers' shared memory (one file descriptor per tensor) goes now, not when gc finds the env
+        self._input_leaves = self._next_leaves = self._root_leaves = []
         super().close()
 
     def __repr__(self) -> str:
