@@ -1,18 +1,78 @@
-"""Every transform passes the shared checklist of ``transform_contract.py``."""
+"""Every transform passes the shared checklist of :mod:`rlbench.testing.transforms`."""
 import pytest
-from transform_contract import CASES, CHECKS
+
+from rlbench.envs.transforms import (
+    CatFrames,
+    CatTensors,
+    CenterCrop,
+    Compose,
+    DoubleToFloat,
+    ExcludeTransform,
+    FlattenObservation,
+    FrameSkipTransform,
+    GrayScale,
+    InitTracker,
+    NoopResetEnv,
+    ObservationNorm,
+    RenameTransform,
+    Resize,
+    RewardClipping,
+    RewardScaling,
+    RewardSum,
+    StepCounter,
+    ToTensorImage,
+    Transform,
+    UnsqueezeTransform,
+    VecNorm,
+)
+from rlbench.testing import TransformCase, check_transform_contract
+from rlbench.testing.transforms import (
+    TRANSFORM_CHECKS,
+    continuous_counting_env,
+    double_counting_env,
+    image_counting_env,
+    pixel_counting_env,
+)
+
+CASES = [
+    TransformCase("ToTensorImage", ToTensorImage, env=pixel_counting_env),
+    TransformCase("Resize", lambda: Resize(6, 4), env=image_counting_env),
+    TransformCase("GrayScale", GrayScale, env=image_counting_env),
+    TransformCase("CenterCrop", lambda: CenterCrop(6, 4), env=image_counting_env),
+    TransformCase("CatFrames", lambda: CatFrames(3, dim=-1)),
+    TransformCase("CatFrames-pixels", lambda: CatFrames(2, dim=-3), env=image_counting_env),
+    TransformCase("ObservationNorm", lambda: ObservationNorm(loc=1.0, scale=2.0)),
+    TransformCase("VecNorm", VecNorm, replay_exact=False),
+    TransformCase("RewardScaling", lambda: RewardScaling(0.5, 2.0)),
+    TransformCase("RewardClipping", lambda: RewardClipping(-0.5, 0.5)),
+    TransformCase("RewardSum", RewardSum),
+    TransformCase("StepCounter", StepCounter),
+    TransformCase("StepCounter-max_steps", lambda: StepCounter(max_steps=2), replay_exact=False),
+    TransformCase("DoubleToFloat", DoubleToFloat, env=double_counting_env, inverse=True),
+    TransformCase("FlattenObservation", lambda: FlattenObservation(-3), env=image_counting_env),
+    TransformCase("UnsqueezeTransform",
+                  lambda: UnsqueezeTransform(-1, in_keys=["observation"], in_keys_inv=["action"]),
+                  env=continuous_counting_env, inverse=True),
+    TransformCase("CatTensors", lambda: CatTensors(["observation", "total"], "vector")),
+    TransformCase("NoopResetEnv", lambda: NoopResetEnv(2), replay_exact=False, env_only=True),
+    TransformCase("FrameSkipTransform", lambda: FrameSkipTransform(2), replay_exact=False, env_only=True),
+    TransformCase("InitTracker", InitTracker),
+    TransformCase("RenameTransform", lambda: RenameTransform(["observation"], ["count"])),
+    TransformCase("ExcludeTransform", lambda: ExcludeTransform("total")),
+    TransformCase("Compose", lambda: Compose(StepCounter(), RewardSum(), ObservationNorm(loc=0.5, scale=3.0))),
+]
 
 PARAMS = [
-    pytest.param(case, check, id=f"{case.name}-{name}")
+    pytest.param(case, name, id=f"{case.name}-{name}")
     for case in CASES
-    for name, check in CHECKS.items()
+    for name in TRANSFORM_CHECKS
     if name != "inverse" or case.inverse
 ]
 
 
 @pytest.mark.parametrize("case, check", PARAMS)
 def test_contract(case, check):
-    check(case)
+    check_transform_contract(case, checks=[check])
 
 
 def test_every_exported_transform_has_a_case():
@@ -22,3 +82,34 @@ def test_every_exported_transform_has_a_case():
     exported = set(T.__all__) - infrastructure
     covered = {type(case.make()).__name__ for case in CASES}
     assert exported <= covered, f"transforms without a contract case: {sorted(exported - covered)}"
+
+
+class _Leaky(Transform):
+    """Writes a key that no spec declares: the checklist must catch it."""
+
+    def _call(self, td):
+        return td.set("leak", td.get("observation") * 2)
+
+
+class _WrongDtype(Transform):
+    """Turns the float observation into int64 while its spec still says float32."""
+
+    def _apply_transform(self, x):
+        return x.long()
+
+
+def test_checklist_catches_an_undeclared_key():
+    with pytest.raises(AssertionError, match=r"_Leaky failed the 'alone' check: .*\['leak'\]"):
+        check_transform_contract(lambda: _Leaky())
+
+
+def test_checklist_catches_a_spec_mismatch_in_the_env():
+    with pytest.raises(AssertionError, match=r"(?s)failed the 'env' check: .*key 'observation': dtype"):
+        check_transform_contract(lambda: _WrongDtype(in_keys=["observation"]), checks=["env"])
+
+
+def test_checklist_rejects_unknown_checks_and_stray_fields():
+    with pytest.raises(ValueError, match="unknown check 'speed'"):
+        check_transform_contract(RewardSum, checks=["speed"])
+    with pytest.raises(TypeError, match="TransformCase fields"):
+        check_transform_contract(CASES[0], inverse=True)
