@@ -29,7 +29,7 @@ import torch
 from tensordict import TensorDictBase
 
 from ..envs._workers import WorkerGroup
-from ..envs.parallel import _leaves, _make_td
+from ..envs.utils import td_from_leaves, tensor_leaves
 from .collector import Collector
 from .utils import TRAJ_KEY, _as_transitions, split_trajectories
 
@@ -50,7 +50,7 @@ def _collector_worker(channel, index: int, make_env, policy, kwargs: dict) -> No
             batch = collector.collect()
             if leaves is None:  # first batch: allocate the shared buffer and hand it over once
                 # leaf by leaf: a locked (shared) TensorDict walked for its keys sits in a reference cycle
-                leaves = [(key, value.share_memory_()) for key, value in _leaves(batch.to("cpu").clone())]
+                leaves = [(key, value.share_memory_()) for key, value in tensor_leaves(batch.to("cpu").clone())]
                 channel.send(("batch", leaves, tuple(batch.batch_size)))
             else:
                 for key, dst in leaves:
@@ -164,7 +164,7 @@ class _MultiCollector:
         if msg[1] is not None:
             self._buffers[index] = (msg[1], torch.Size(msg[2]))
         leaves, batch_size = self._buffers[index]
-        td = _make_td(leaves, batch_size, torch.device("cpu"), copy=copy)
+        td = td_from_leaves(leaves, batch_size, torch.device("cpu"), copy=copy)
         ids = td.get(TRAJ_KEY, None)
         if ids is not None:  # worker-local ids 0, 1, 2... -> interleaved global ids, still growing in time
             td.set(TRAJ_KEY, ids * self.num_workers + index)

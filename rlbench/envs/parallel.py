@@ -24,12 +24,12 @@ from typing import Callable, Sequence
 
 import cloudpickle
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 
 from ._workers import WorkerGroup
 from .batched import _stacked
 from .common import EnvBase
-from .utils import _new_td, step_mdp
+from .utils import step_mdp, td_from_leaves, tensor_leaves
 
 __all__ = ["ParallelEnv"]
 
@@ -40,23 +40,14 @@ _STEP_RESET = pickle.dumps(("step_reset",))
 logger = logging.getLogger(__name__)
 
 
-def _leaves(td: TensorDictBase) -> list:
-    """``[(key tuple, tensor), ...]`` of every tensor leaf of ``td``."""
-    out = []
-    for key in td.keys(True, True):
-        key = key if isinstance(key, tuple) else (key,)
-        out.append((key, td.get(key)))
-    return out
-
-
 def _shared_leaves(td: TensorDictBase) -> list:
-    """:func:`_leaves` of ``td``, each tensor moved to shared memory in place.
+    """:func:`~rlbench.envs.utils.tensor_leaves` of ``td``, each tensor moved to shared memory in place.
 
     Leaf by leaf rather than ``td.share_memory_()``: walking the keys of a locked (shared)
     TensorDict caches them in a reference cycle, which would hold the shared memory's file
     descriptors until the cyclic garbage collector runs, long after ``close()``.
     """
-    return [(key, value.share_memory_()) for key, value in _leaves(td)]
+    return [(key, value.share_memory_()) for key, value in tensor_leaves(td)]
 
 
 def _root_keys(env: EnvBase) -> list:
@@ -78,17 +69,6 @@ def _spec_info(env: EnvBase) -> bytes:
         "state_spec": env.state_spec,
         "repr": repr(env),
     })
-
-
-def _make_td(pairs, batch_size, device, copy: bool) -> TensorDictBase:
-    """A TensorDict of ``[(key tuple, tensor), ...]`` (copied to ``device`` when ``copy``)."""
-    data = {k: (v.to(device, copy=True) if copy else v) for k, v in pairs}
-    if _new_td is not None and all(len(k) == 1 for k in data):  # flat: skip the constructor's checks
-        return _new_td({k[0]: v for k, v in data.items()}, batch_size=batch_size, device=device)
-    td = TensorDict({}, batch_size=batch_size, device=device)
-    for k, v in data.items():
-        td.set(k, v)
-    return td
 
 
 def _write(out: TensorDictBase, pairs, env: EnvBase | None = None) -> None:
@@ -121,7 +101,7 @@ def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
         cmd = msg[0]
         if cmd == "step" or cmd == "step_reset":
             # a private copy of the inputs: the parent overwrites the shared buffer at the next step
-            out = env._complete_done(env._step(_make_td(inputs, batch, dev, copy=True)))
+            out = env._complete_done(env._step(td_from_leaves(inputs, batch, dev, copy=True)))
             _write(out, next_out, env)
             done = out.get("done")
             if cmd == "step_reset" and bool(done.any()):
@@ -129,7 +109,7 @@ def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
                 # final observation is already in ``next``, ``root`` gets the fresh one
                 sub = None
                 if batch:  # a batched sub-env resets only its done part, from its current values
-                    sub = _make_td([(k, out.get(k)) for k, _ in root if out.get(k, None) is not None],
+                    sub = td_from_leaves([(k, out.get(k)) for k, _ in root if out.get(k, None) is not None],
                                    batch, dev, copy=False)
                     sub.set("_reset", done)
                 out = env.reset(sub)
@@ -139,7 +119,7 @@ def _env_worker(channel, index: int, make_env: Callable[[], EnvBase]) -> None:
             mask = msg[1]
             sub = None
             if mask is not None:  # a batched sub-env resets only its masked part, from its current root
-                sub = _make_td(root, batch, dev, copy=True)
+                sub = td_from_leaves(root, batch, dev, copy=True)
                 sub.set("_reset", torch.tensor(mask, dtype=torch.bool, device=dev).reshape(*batch, 1))
             _write(env.reset(sub), root)
             channel.send(None)
@@ -267,7 +247,7 @@ class ParallelEnv(EnvBase):
     def _out(self, leaves) -> TensorDictBase:
         # a copy: the buffer is overwritten by the next step, the caller keeps what we return.
         # Built from the leaf list: several times cheaper than TensorDict.clone() for a few small keys.
-        return _make_td(leaves, self.batch_size, self.device, copy=True)
+        return td_from_leaves(leaves, self.batch_size, self.device, copy=True)
 
     def _send_inputs(self, td, cmd: bytes) -> None:
         for key, buf in self._input_leaves:
