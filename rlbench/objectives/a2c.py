@@ -1,5 +1,6 @@
-"""Advantage Actor-Critic loss (Mnih et al., "Asynchronous Methods for Deep Reinforcement Learning",
-2016, arXiv:1602.01783; the synchronous variant A2C).
+"""Advantage Actor-Critic loss, the synchronous variant (A2C) of A3C.
+
+Mnih et al., "Asynchronous Methods for Deep Reinforcement Learning", 2016, arXiv:1602.01783.
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ class A2CLoss(LossModule):
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
         ...     TensorDictModule(nn.Linear(3, 2), ["observation"], ["logits"]),
-        ...     ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical))
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"],
+        ...                                   distribution_class=torch.distributions.Categorical))
         >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
         >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
         >>> td["advantage"], td["value_target"] = torch.randn(8, 1), torch.randn(8, 1)
@@ -87,7 +89,8 @@ class A2CLoss(LossModule):
         if self.has_critic:
             # E[d(V(s), value_target)]
             target = self.value_target(td)
-            out.set("loss_critic", self.critic_coef * F.critic_loss(self.state_value(td), target, self.loss_critic_type))
+            loss_critic = F.critic_loss(self.state_value(td), target, self.loss_critic_type)
+            out.set("loss_critic", self.critic_coef * loss_critic)
         out.set("entropy", entropy.detach().mean())
         return out
 

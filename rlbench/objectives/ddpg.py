@@ -1,5 +1,6 @@
-"""Deep Deterministic Policy Gradient loss (Lillicrap et al., "Continuous control with deep
-reinforcement learning", 2015, arXiv:1509.02971, Algorithm 1).
+"""Deep Deterministic Policy Gradient loss.
+
+Lillicrap et al., "Continuous control with deep reinforcement learning", 2015, arXiv:1509.02971, Algorithm 1.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class DDPGLoss(LossModule):
         >>> critic = TensorDictModule(Q(), ["observation", "action"], ["state_action_value"])
         >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.rand(8, 1),
         ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
-        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     terminated=torch.zeros(8, 1, dtype=torch.bool),
         ...                     batch_size=[8]), batch_size=[8])
         >>> out = DDPGLoss(actor, critic)(td)
         >>> sorted(out.keys())

@@ -52,7 +52,8 @@ def nstep_return(td: TensorDictBase, n: int, gamma: float, *, reward_key: Nested
         td: a rollout / collector batch with ``"next"`` (time along batch dim ``time_dim``).
         n: number of steps (``n=1`` leaves rewards unchanged and writes ``steps_to_next_obs=1``).
         gamma: discount used inside the window.
-        reward_key, done_key: read under ``"next"``.
+        reward_key: the reward, read under ``"next"``.
+        done_key: the done flag, read under ``"next"``.
         steps_key: where ``m`` is written (at the root).
         time_dim: the batch dim that is time (default: the last).
 

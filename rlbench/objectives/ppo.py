@@ -1,7 +1,8 @@
-"""Proximal Policy Optimization (Schulman et al., "Proximal Policy Optimization Algorithms", 2017,
-arXiv:1707.06347): one loss, :class:`PPOLoss`, with the paper's three surrogates chosen by its
-``surrogate`` argument -- the importance-weighted one (``"plain"``, eq. 6), the clipped one
-(``"clip"``, eq. 7) and the adaptive-KL-penalty one (``"kl"``, eq. 8).
+"""Proximal Policy Optimization: one loss, :class:`PPOLoss`, with the three surrogates of the paper.
+
+Schulman et al., "Proximal Policy Optimization Algorithms", 2017, arXiv:1707.06347. The
+``surrogate`` argument picks the importance-weighted one (``"plain"``, eq. 6), the clipped one
+(``"clip"``, eq. 7) or the adaptive-KL-penalty one (``"kl"``, eq. 8).
 
 ``ClipPPOLoss(...)`` and ``KLPENPPOLoss(...)`` build a ``PPOLoss`` with ``surrogate="clip"`` /
 ``"kl"`` (the names TorchRL users know, with the same arguments).
@@ -82,7 +83,8 @@ class PPOLoss(LossModule):
         >>> actor = ProbabilisticTensorDictSequential(
         ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"],
         ...                      ["loc", "scale"]),
-        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal,
+        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"],
+        ...                                   distribution_class=torch.distributions.Normal,
         ...                                   return_log_prob=True, log_prob_key="sample_log_prob"))
         >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
         >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
@@ -228,7 +230,8 @@ def ClipPPOLoss(actor_network, critic_network=None, *, clip_epsilon: float = 0.2
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
         ...     TensorDictModule(nn.Linear(3, 2), ["observation"], ["logits"]),
-        ...     ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"],
+        ...                                   distribution_class=torch.distributions.Categorical,
         ...                                   return_log_prob=True, log_prob_key="sample_log_prob"))
         >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
         >>> td["advantage"] = torch.randn(8, 1)
@@ -266,7 +269,8 @@ def KLPENPPOLoss(actor_network, critic_network=None, *, dtarg: float = 0.01, bet
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
         ...     TensorDictModule(nn.Linear(3, 2), ["observation"], ["logits"]),
-        ...     ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"],
+        ...                                   distribution_class=torch.distributions.Categorical,
         ...                                   return_log_prob=True, log_prob_key="sample_log_prob"))
         >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
         >>> td["advantage"] = torch.randn(8, 1)

@@ -1,5 +1,7 @@
-"""Randomized Ensembled Double Q-learning loss (Chen et al., "Randomized Ensembled Double Q-Learning:
-Learning Fast Without a Model", ICLR 2021, arXiv:2101.05982, Algorithm 1).
+"""Randomized Ensembled Double Q-learning loss.
+
+Chen et al., "Randomized Ensembled Double Q-Learning: Learning Fast Without a Model", ICLR 2021,
+arXiv:2101.05982, Algorithm 1.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ class REDQLoss(LossModule):
     Terms (Algorithm 1 of the paper), with ``a' ~ pi(.|s')``, ``a~ ~ pi(.|s)`` reparameterised and a
     fresh random subset ``S`` of ``M`` critic indices drawn at every call:
 
-    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``, ``y = r + gamma (1 - terminated) (min_{j in S} Qbar_j(s', a') - alpha log pi(a'|s'))``
+    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``,
+      ``y = r + gamma (1 - terminated) (min_{j in S} Qbar_j(s', a') - alpha log pi(a'|s'))``
       -- every one of the ``N`` critics regresses to the same target;
     * ``loss_actor = E[alpha log pi(a~|s) - (1/N) sum_i Q_i(s, a~)]`` (the ensemble *mean*; critics frozen);
     * ``loss_alpha = -E[log alpha (log pi(a~|s) + H_target)]`` (absent when ``fixed_alpha``).
@@ -50,8 +53,10 @@ class REDQLoss(LossModule):
         ...     ProbabilisticTensorDictSequential, NormalParamExtractor)
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
-        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 2), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
-        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal))
+        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 2), NormalParamExtractor()), ["observation"],
+        ...                      ["loc", "scale"]),
+        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"],
+        ...                                   distribution_class=torch.distributions.Normal))
         >>> class Q(nn.Module):
         ...     def __init__(self):
         ...         super().__init__(); self.lin = nn.Linear(4, 1)
@@ -61,7 +66,8 @@ class REDQLoss(LossModule):
         ...                 num_qvalue_nets=5, sub_sample_len=2)
         >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.randn(8, 1),
         ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
-        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     terminated=torch.zeros(8, 1, dtype=torch.bool),
         ...                     batch_size=[8]), batch_size=[8])
         >>> out = loss(td)
         >>> loss.qvalue_network_params["module", "lin", "weight"].shape, loss.last_subset.numel()

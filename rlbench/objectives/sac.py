@@ -26,7 +26,8 @@ class SACLoss(LossModule):
     The three terms (Haarnoja et al. 2018b, eqs. 5, 7, 18), with ``a' ~ pi(.|s')`` and
     ``a~ ~ pi(.|s)`` reparameterised:
 
-    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``, ``y = r + gamma (1 - terminated) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``
+    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``,
+      ``y = r + gamma (1 - terminated) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``
     * ``loss_actor = E[alpha log pi(a~|s) - min_i Q_i(s, a~)]`` (critics frozen for this term)
     * ``loss_alpha = -E[log alpha (log pi(a~|s) + H_target)]`` (absent when ``fixed_alpha``)
 
@@ -56,8 +57,10 @@ class SACLoss(LossModule):
         ...     ProbabilisticTensorDictSequential, NormalParamExtractor)
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
-        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"], ["loc", "scale"]),
-        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal))
+        ...     TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()), ["observation"],
+        ...                      ["loc", "scale"]),
+        ...     ProbabilisticTensorDictModule(["loc", "scale"], ["action"],
+        ...                                   distribution_class=torch.distributions.Normal))
         >>> class Q(nn.Module):
         ...     def __init__(self):
         ...         super().__init__(); self.lin = nn.Linear(5, 1)
@@ -67,7 +70,8 @@ class SACLoss(LossModule):
         >>> loss = SACLoss(actor, qnet)
         >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.randn(8, 2),
         ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
-        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     terminated=torch.zeros(8, 1, dtype=torch.bool),
         ...                     batch_size=[8]), batch_size=[8])
         >>> out = loss(td)
         >>> sorted(out.keys())
@@ -143,7 +147,8 @@ class DiscreteSACLoss(LossModule):
     The critic outputs Q(s, .) for every action, so every expectation over the policy is a sum over
     actions weighted by ``pi(.|s)`` (eqs. 10-12 of the paper):
 
-    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``, ``y = r + gamma (1 - terminated) sum_a' pi(a'|s') (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``
+    * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]``,
+      ``y = r + gamma (1 - terminated) sum_a' pi(a'|s') (min_j Qbar_j(s', a') - alpha log pi(a'|s'))``
     * ``loss_actor = E[sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a))]`` (critics frozen)
     * ``loss_alpha = -E[log alpha (sum_a pi(a|s) log pi(a|s) + H_target)]``
 
@@ -164,12 +169,14 @@ class DiscreteSACLoss(LossModule):
         >>> from torch import nn
         >>> actor = ProbabilisticTensorDictSequential(
         ...     TensorDictModule(nn.Linear(3, 4), ["observation"], ["logits"]),
-        ...     ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical))
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"],
+        ...                                   distribution_class=torch.distributions.Categorical))
         >>> qnet = TensorDictModule(nn.Linear(3, 4), ["observation"], ["action_value"])
         >>> loss = DiscreteSACLoss(actor, qnet, action_space="categorical", num_actions=4)
         >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.randint(4, (8,)),
         ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
-        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     terminated=torch.zeros(8, 1, dtype=torch.bool),
         ...                     batch_size=[8]), batch_size=[8])
         >>> sorted(k for k in loss(td).keys() if k.startswith("loss_"))
         ['loss_actor', 'loss_alpha', 'loss_qvalue']

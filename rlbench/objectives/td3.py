@@ -1,5 +1,7 @@
-"""Twin Delayed DDPG loss (Fujimoto et al., "Addressing Function Approximation Error in Actor-Critic
-Methods", 2018, arXiv:1802.09477, Algorithm 1).
+"""Twin Delayed DDPG loss.
+
+Fujimoto et al., "Addressing Function Approximation Error in Actor-Critic Methods", 2018,
+arXiv:1802.09477, Algorithm 1.
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ class TD3Loss(LossModule):
     Terms (Algorithm 1 of the paper):
 
     * ``loss_qvalue = sum_i E[(Q_i(s, a) - y)^2]`` with ``y = r + gamma (1 - terminated) min_j Qbar_j(s', a~)``
-      and the smoothed target action ``a~ = clip(mubar(s') + clip(N(0, policy_noise), -noise_clip, noise_clip), low, high)``;
+      and the smoothed target action
+      ``a~ = clip(mubar(s') + clip(N(0, policy_noise), -noise_clip, noise_clip), low, high)``;
     * ``loss_actor = -E[Q_1(s, mu(s))]`` (critic parameters frozen), returned only on every
       ``policy_delay``-th call.
 
@@ -85,7 +88,8 @@ class TD3Loss(LossModule):
         >>> loss = TD3Loss(actor, critic, action_spec=Bounded(-1.0, 1.0, shape=(1,)), policy_delay=2)
         >>> td = TensorDict(observation=torch.randn(8, 3), action=torch.rand(8, 1),
         ...     next=TensorDict(observation=torch.randn(8, 3), reward=torch.randn(8, 1),
-        ...                     done=torch.zeros(8, 1, dtype=torch.bool), terminated=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     done=torch.zeros(8, 1, dtype=torch.bool),
+        ...                     terminated=torch.zeros(8, 1, dtype=torch.bool),
         ...                     batch_size=[8]), batch_size=[8])
         >>> [sorted(k for k in loss(td).keys() if k.startswith("loss_")) for _ in range(3)]
         [['loss_actor', 'loss_qvalue'], ['loss_qvalue'], ['loss_actor', 'loss_qvalue']]
@@ -114,7 +118,8 @@ class TD3Loss(LossModule):
         self.convert_to_functional(qvalue_network, "qvalue_network", expand_dim=num_qvalue_nets,
                                    create_target_params=delay_qvalue)
         self.num_qvalue_nets, self.policy_noise, self.noise_clip = num_qvalue_nets, policy_noise, noise_clip
-        self.policy_delay, self.delay_actor, self.delay_qvalue, self.gamma = policy_delay, delay_actor, delay_qvalue, gamma
+        self.policy_delay, self.delay_actor, self.delay_qvalue = policy_delay, delay_actor, delay_qvalue
+        self.gamma = gamma
         self.loss_function = self._check_loss_function(loss_function)
         self.register_buffer("num_calls", torch.zeros((), dtype=torch.long))
         self.actor_update_due = True

@@ -1,26 +1,14 @@
 """A2CLoss against the textbook formula computed by hand."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
-from tensordict.nn import (
-    InteractionType,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from tensordict.nn import TensorDictModule
 from torch import nn
 
 from rlbench.objectives.a2c import A2CLoss
+from rlbench.testing import categorical_actor, check_loss_contract, check_loss_runs_on, rollout_batch, value_critic
 
 OBS, N_ACT, B = 3, 4, 6
-
-
-def categorical_actor(obs=OBS, n=N_ACT):
-    return ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Linear(obs, n), ["observation"], ["logits"]),
-        ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
-                                      default_interaction_type=InteractionType.RANDOM))
 
 
 def data(actor):
@@ -30,7 +18,7 @@ def data(actor):
 
 
 def test_matches_hand_computed_formula():
-    actor, critic = categorical_actor(), TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"])
+    actor, critic = categorical_actor(OBS, N_ACT), value_critic(OBS)
     td = data(actor)
     out = A2CLoss(actor, critic, entropy_coef=0.05, critic_coef=0.7, loss_critic_type="l2")(td)
 
@@ -53,7 +41,7 @@ def test_matches_hand_computed_formula():
 
 
 def test_policy_gradient_does_not_reach_the_critic():
-    actor, critic = categorical_actor(), TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"])
+    actor, critic = categorical_actor(OBS, N_ACT), value_critic(OBS)
     loss = A2CLoss(actor, critic)
     out = loss(data(actor))
     (out["loss_objective"] + out["loss_entropy"]).backward()
@@ -65,7 +53,7 @@ def test_policy_gradient_does_not_reach_the_critic():
 
 
 def test_options_and_errors():
-    actor = categorical_actor()
+    actor = categorical_actor(OBS, N_ACT)
     td = data(actor)
     out = A2CLoss(actor, entropy_bonus=False, normalize_advantage=True)(td)
     assert sorted(out.keys()) == ["entropy", "loss_objective"]  # no critic given, no bonus asked
@@ -76,14 +64,15 @@ def test_options_and_errors():
     with pytest.raises(ValueError, match="loss_function"):
         A2CLoss(actor, loss_critic_type="huber")
     with pytest.raises(KeyError, match="value_target"):
-        A2CLoss(actor, TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"]))(td.exclude("value_target"))
+        A2CLoss(actor, value_critic(OBS))(td.exclude("value_target"))
 
 
 def test_default_gae_and_contract_on_cartpole_rollout():
     from rlbench.objectives.value.functional import generalized_advantage_estimate
 
-    actor = categorical_actor(obs=4, n=2)
-    critic = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1)), ["observation"], ["state_value"])
+    actor = categorical_actor(4, 2)
+    critic = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1)), ["observation"],
+                              ["state_value"])
     td = rollout_batch("CartPole-v1", actor, frames=64)
     loss = A2CLoss(actor, critic)
     # without advantage in the data every call runs GAE: the reward key is read through the estimator
@@ -99,7 +88,7 @@ def test_default_gae_and_contract_on_cartpole_rollout():
 
 
 @pytest.mark.gpu
-@needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda():
-    actor = categorical_actor()
-    check_runs_on(A2CLoss(actor, TensorDictModule(nn.Linear(OBS, 1), ["observation"], ["state_value"])), data(actor), "cuda")
+    actor = categorical_actor(OBS, N_ACT)
+    check_loss_runs_on(A2CLoss(actor, value_critic(OBS)), data(actor), "cuda")

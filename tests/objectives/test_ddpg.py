@@ -1,34 +1,18 @@
 """DDPGLoss: closed-form target and actor loss, gradient routing, targets, a real rollout."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
 
 from rlbench.objectives.ddpg import DDPGLoss
+from rlbench.testing import check_loss_contract, check_loss_runs_on, deterministic_actor, qvalue_critic, replay_sample
 
 OBS, ACT, B = 3, 1, 6
 
 
-class QNet(nn.Module):
-    def __init__(self, obs=OBS, act=ACT):
-        super().__init__()
-        self.lin = nn.Linear(obs + act, 1)
-
-    def forward(self, obs, act):
-        return self.lin(torch.cat([obs, act], -1))
-
-
 def make(actor_bias=None):
-    lin = nn.Linear(OBS, ACT)
-    if actor_bias is not None:
-        with torch.no_grad():
-            lin.weight.zero_()
-            lin.bias.fill_(actor_bias)
-    actor = TensorDictModule(lin, ["observation"], ["action"])
-    critic = TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
-    return actor, critic
+    return deterministic_actor(OBS, ACT, constant=actor_bias), qvalue_critic(OBS, ACT)
 
 
 def batch(b=B):
@@ -103,12 +87,12 @@ def test_contract_on_pendulum_replay_sample():
 
     actor = TensorDictModule(nn.Sequential(MLP(in_features=3, out_features=1, num_cells=[16]), nn.Tanh()),
                              ["observation"], ["action"])
-    critic = TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
+    critic = qvalue_critic(OBS, ACT)
     td = replay_sample("Pendulum-v1", actor)
     check_loss_contract(DDPGLoss(actor, critic), td, rename={"reward": "rew", "terminated": "term"})
 
 
 @pytest.mark.gpu
-@needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda():
-    check_runs_on(DDPGLoss(*make()), batch(), "cuda")
+    check_loss_runs_on(DDPGLoss(*make()), batch(), "cuda")

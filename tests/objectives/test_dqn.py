@@ -1,7 +1,6 @@
 """DQNLoss / DistributionalDQNLoss: closed forms, target handling, double DQN, C51 projection, real data."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, rollout_batch
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 
@@ -13,6 +12,7 @@ from rlbench.objectives import (
     nstep_return,
     project_distribution,
 )
+from rlbench.testing import check_loss_contract, check_loss_runs_on, rollout_batch
 
 
 def _linear_q(weight, bias=None):
@@ -276,13 +276,11 @@ def test_c51_contract_on_cartpole():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_dqn_and_c51_run_on_cuda():
-    from loss_contract import check_runs_on
-
     from rlbench.modules import MLP, DistributionalQValueActor
     from rlbench.specs import Categorical
     actor = _q_actor()
     batch = nstep_return(rollout_batch("CartPole-v1", actor, frames=32), n=3, gamma=0.99)
-    check_runs_on(DQNLoss(actor, double_dqn=True), batch, "cuda")
+    check_loss_runs_on(DQNLoss(actor, double_dqn=True), batch, "cuda")
     c51 = DistributionalQValueActor(MLP(in_features=4, out_features=(11, 2), num_cells=[16]),
                                     torch.linspace(-5, 5, 11), spec=Categorical(2))
-    check_runs_on(DistributionalDQNLoss(c51, gamma=0.99), batch, "cuda")
+    check_loss_runs_on(DistributionalDQNLoss(c51, gamma=0.99), batch, "cuda")

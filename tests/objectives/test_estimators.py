@@ -104,8 +104,9 @@ def test_params_and_target_params_are_used():
     td = _rollout((2, 6))
     p = TensorDict.from_module(critic).detach().clone()
     tp = p.clone()
-    p["module", "weight"].zero_(); p["module", "bias"].fill_(1.0)
-    tp["module", "weight"].zero_(); tp["module", "bias"].fill_(2.0)
+    for params, value in ((p, 1.0), (tp, 2.0)):  # V(s) = 1 with p, 2 with tp
+        params["module", "weight"].zero_()
+        params["module", "bias"].fill_(value)
     out = TD0Estimator(gamma=0.5, value_network=critic)(td.clone(), params=p, target_params=tp)
     assert (out["state_value"] == 1).all() and (out["next", "state_value"] == 2).all()
     t = td["next", "terminated"]

@@ -3,37 +3,19 @@ import math
 
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, rollout_batch
 from tensordict import TensorDict
-from tensordict.nn import (
-    InteractionType,
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from tensordict.nn import InteractionType, NormalParamExtractor, TensorDictModule
 from torch import nn
 
 from rlbench.objectives.ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
+from rlbench.testing import categorical_actor, check_loss_contract, check_loss_runs_on, rollout_batch, value_critic
 
 OBS, N_ACT, B = 3, 4, 5
 
 
-def categorical_actor(obs=OBS, n=N_ACT):
-    return ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Linear(obs, n), ["observation"], ["logits"]),
-        ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
-                                      return_log_prob=True, log_prob_key="sample_log_prob",
-                                      default_interaction_type=InteractionType.RANDOM))
-
-
-def critic(obs=OBS, value=None):
-    lin = nn.Linear(obs, 1)
-    if value is not None:
-        with torch.no_grad():
-            lin.weight.zero_()
-            lin.bias.fill_(value)
-    return TensorDictModule(lin, ["observation"], ["state_value"])
+def logp_actor(obs=OBS, n=N_ACT):
+    """The categorical actor, writing the collection-time "sample_log_prob" PPO reads."""
+    return categorical_actor(obs, n, return_log_prob=True)
 
 
 def collected(actor, advantage, b=B):
@@ -58,9 +40,9 @@ def with_ratios(actor, td, ratios):
 
 @pytest.mark.parametrize("cls", [PPOLoss, ClipPPOLoss, KLPENPPOLoss])
 def test_first_epoch_ratio_is_one(cls):
-    actor = categorical_actor()
+    actor = logp_actor()
     adv = torch.randn(B)
-    out = cls(actor, critic())(collected(actor, adv))
+    out = cls(actor, value_critic(OBS))(collected(actor, adv))
     torch.testing.assert_close(out["loss_objective"], -adv.mean())  # KL penalty is 0 too
     assert out["kl_approx"].item() == 0.0 and out["ESS"].item() == pytest.approx(1.0)
     if cls is ClipPPOLoss:
@@ -90,7 +72,7 @@ def clip_reference(ratios, advs, eps):
 
 
 def test_clipped_objective_on_crafted_ratios():
-    actor = categorical_actor()
+    actor = logp_actor()
     ratios, advs = [0.5, 0.9, 1.0, 1.3, 2.0], [1.0, -2.0, 0.5, 1.5, -1.0]
     td = with_ratios(actor, collected(actor, torch.tensor(advs)), ratios)
     out = ClipPPOLoss(actor, clip_epsilon=0.2)(td)
@@ -105,7 +87,7 @@ def test_clipped_objective_on_crafted_ratios():
 
 
 def test_clipped_objective_has_no_gradient_where_clipped():
-    actor = categorical_actor()
+    actor = logp_actor()
     # positive advantage, ratio above 1 + eps: the min picks the clipped (constant) term
     td = with_ratios(actor, collected(actor, torch.ones(B)), [1.5] * B)
     ClipPPOLoss(actor, entropy_bonus=False)(td)["loss_objective"].backward()
@@ -113,7 +95,7 @@ def test_clipped_objective_has_no_gradient_where_clipped():
 
 
 def test_normalized_advantage():
-    actor = categorical_actor()
+    actor = logp_actor()
     ratios, advs = [0.7, 1.1, 1.0, 1.25, 0.95], torch.tensor([3.0, -1.0, 2.0, 0.0, 10.0])
     td = with_ratios(actor, collected(actor, advs), ratios)
     out = ClipPPOLoss(actor, normalize_advantage=True)(td)
@@ -124,7 +106,7 @@ def test_normalized_advantage():
 
 @pytest.mark.parametrize("kl, beta_after", [(0.1, 2.0), (0.0, 0.5), (0.01, 1.0)])
 def test_klpen_beta_adapts(kl, beta_after):
-    actor = categorical_actor()
+    actor = logp_actor()
     advs = torch.randn(B)
     # shift the old log-probs by kl: log r = -kl everywhere, so the KL estimate E[-log r] is kl
     td = with_ratios(actor, collected(actor, advs), [math.exp(-kl)] * B)
@@ -138,11 +120,11 @@ def test_klpen_beta_adapts(kl, beta_after):
 
 
 def test_value_clipping():
-    actor = categorical_actor()
+    actor = logp_actor()
     td = collected(actor, torch.zeros(4), b=4)
     td["state_value"] = torch.tensor([[0.0], [0.6], [1.0], [0.5]])  # values at collection
     td["value_target"] = torch.tensor([[1.0], [0.0], [0.0], [2.0]])
-    loss = ClipPPOLoss(actor, critic(value=0.7), clip_value=0.2, loss_critic_type="l2", critic_coef=0.5,
+    loss = ClipPPOLoss(actor, value_critic(OBS, constant=0.7), clip_value=0.2, loss_critic_type="l2", critic_coef=0.5,
                        entropy_bonus=False)
     out = loss(td)
     v, v_old, t = 0.7, [0.0, 0.6, 1.0, 0.5], [1.0, 0.0, 0.0, 2.0]
@@ -151,16 +133,18 @@ def test_value_clipping():
         v_clip = old + min(max(v - old, -0.2), 0.2)
         expected += max((v - tgt) ** 2, (v_clip - tgt) ** 2)
     assert out["loss_critic"].item() == pytest.approx(0.5 * expected / 4, rel=1e-5)
-    unclipped = ClipPPOLoss(actor, critic(value=0.7), loss_critic_type="l2", critic_coef=0.5)(td)["loss_critic"]
+    unclipped = ClipPPOLoss(actor, value_critic(OBS, constant=0.7), loss_critic_type="l2", critic_coef=0.5)
+    unclipped = unclipped(td)["loss_critic"]
     assert unclipped.item() == pytest.approx(0.5 * sum((v - tgt) ** 2 for tgt in t) / 4, rel=1e-5)
     with pytest.raises(KeyError, match="clip_value needs"):
         loss(td.exclude("state_value"))
 
 
 def test_entropy_bonus_and_critic_terms():
-    actor = categorical_actor()
+    actor = logp_actor()
     td = collected(actor, torch.randn(B))
-    out = ClipPPOLoss(actor, critic(value=0.0), entropy_coef=0.1, critic_coef=2.0, loss_critic_type="l2")(td)
+    loss = ClipPPOLoss(actor, value_critic(OBS, constant=0.0), entropy_coef=0.1, critic_coef=2.0, loss_critic_type="l2")
+    out = loss(td)
     probs = torch.softmax(actor[0].module(td["observation"]), -1)
     entropy = -(probs * probs.log()).sum(-1).mean()
     assert out["loss_entropy"].item() == pytest.approx(-0.1 * entropy.item(), rel=1e-5)
@@ -170,19 +154,19 @@ def test_entropy_bonus_and_critic_terms():
 
 
 def test_errors_name_the_problem():
-    actor = categorical_actor()
+    actor = logp_actor()
     td = collected(actor, torch.randn(B))
     with pytest.raises(KeyError, match="return_log_prob"):
         ClipPPOLoss(actor)(td.exclude("sample_log_prob"))
     with pytest.raises(KeyError, match="value_target"):
-        ClipPPOLoss(actor, critic())(td.exclude("value_target"))
+        ClipPPOLoss(actor, value_critic(OBS))(td.exclude("value_target"))
     bad = td.clone()
     bad["advantage"] = torch.randn(B, 2)
     with pytest.raises(ValueError, match=r"'advantage' has shape \(5, 2\); expected \(5, 1\)"):
         ClipPPOLoss(actor)(bad)
     flat = td.clone()  # [B] entries are read as [B, 1], never broadcast to [B, B]
     flat["advantage"], flat["value_target"] = td["advantage"].squeeze(-1), td["value_target"].squeeze(-1)
-    loss = ClipPPOLoss(actor, critic())
+    loss = ClipPPOLoss(actor, value_critic(OBS))
     expected = loss(td)
     for k, v in loss(flat).items():
         torch.testing.assert_close(v, expected[k], msg=k)
@@ -212,7 +196,7 @@ def gae_reference(gamma, lmbda, value, next_value, reward, done, terminated):
 
 def test_missing_advantage_is_computed_with_gae():
     T = 9
-    actor, crit = categorical_actor(), critic()
+    actor, crit = logp_actor(), value_critic(OBS)
     td = actor(TensorDict(observation=torch.randn(T, OBS), batch_size=[T]))
     terminated = torch.zeros(T, 1, dtype=torch.bool)
     truncated = torch.zeros(T, 1, dtype=torch.bool)
@@ -232,8 +216,9 @@ def test_missing_advantage_is_computed_with_gae():
 
 @pytest.mark.parametrize("cls", [ClipPPOLoss, KLPENPPOLoss])
 def test_contract_on_cartpole_rollout(cls):
-    actor = categorical_actor(obs=4, n=2)
-    crit = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1)), ["observation"], ["state_value"])
+    actor = logp_actor(4, 2)
+    crit = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1)), ["observation"],
+                            ["state_value"])
     td = rollout_batch("CartPole-v1", actor, frames=64)
     loss = cls(actor, crit, clip_value=0.5) if cls is ClipPPOLoss else cls(actor, crit)
     loss.value_estimator(td)  # advantage once per batch, as a training loop does before its minibatches
@@ -244,7 +229,7 @@ def test_contract_on_cartpole_rollout(cls):
 
 def test_set_keys_reaches_the_value_estimator():
     T = 6
-    actor, crit = categorical_actor(), critic()
+    actor, crit = logp_actor(), value_critic(OBS)
     td = actor(TensorDict(observation=torch.randn(T, OBS), batch_size=[T]))
     flags = torch.zeros(T, 1, dtype=torch.bool)
     td["next"] = TensorDict(observation=torch.randn(T, OBS), rew=torch.randn(T, 1), terminated=flags, done=flags,
@@ -261,22 +246,22 @@ def test_set_keys_reaches_the_value_estimator():
 
 
 @pytest.mark.gpu
-@needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda_with_gae():
     T = 8
-    actor, crit = categorical_actor(), critic()
+    actor, crit = logp_actor(), value_critic(OBS)
     td = actor(TensorDict(observation=torch.randn(T, OBS), batch_size=[T]))
     flags = torch.zeros(T, 1, dtype=torch.bool)
     td["next"] = TensorDict(observation=torch.randn(T, OBS), reward=torch.randn(T, 1), terminated=flags, done=flags,
                             batch_size=[T])
-    out = check_runs_on(KLPENPPOLoss(actor, crit, clip_value=0.2), td, "cuda")
+    out = check_loss_runs_on(KLPENPPOLoss(actor, crit, clip_value=0.2), td, "cuda")
     assert out["kl_approx"].item() == 0.0
 
 
 def test_clip_ppo_learns_a_two_armed_bandit():
     # arm 1 pays 1, arm 0 pays 0; a few PPO epochs on the policy's own samples must prefer arm 1
     torch.manual_seed(0)
-    actor = categorical_actor(obs=1, n=2)
+    actor = logp_actor(1, 2)
     loss = ClipPPOLoss(actor, entropy_coef=0.0)
     opt = torch.optim.Adam(loss.parameters(), lr=0.05)
     threads = torch.get_num_threads()
@@ -308,7 +293,8 @@ def test_shared_trunk_actor_critic():
     head = ProbabilisticActor(TensorDictModule(nn.Linear(8, N_ACT), ["hidden"], ["logits"]), in_keys=["logits"],
                               distribution_class=torch.distributions.Categorical, return_log_prob=True,
                               default_interaction_type=InteractionType.RANDOM)
-    op = ActorValueOperator(trunk, head, ValueOperator(MLP(in_features=8, out_features=1, num_cells=[]), in_keys=["hidden"]))
+    value_head = ValueOperator(MLP(in_features=8, out_features=1, num_cells=[]), in_keys=["hidden"])
+    op = ActorValueOperator(trunk, head, value_head)
     actor, crit = op.get_policy_operator(), op.get_value_operator()
     loss = ClipPPOLoss(actor, crit)
     assert len(list(loss.parameters())) == len(list(op.parameters()))  # the trunk is not counted twice

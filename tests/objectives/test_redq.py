@@ -1,38 +1,22 @@
 """REDQLoss: the target's min runs over a seeded random subset of M of the N critics."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
-from tensordict.nn import (
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 
 from rlbench.objectives.redq import REDQLoss
+from rlbench.testing import check_loss_contract, check_loss_runs_on, gaussian_actor, qvalue_critic, replay_sample
 
 OBS, ACT, B, N, M = 3, 1, 8, 6, 3
 
 
-class QNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(OBS + ACT, 1)
-
-    def forward(self, obs, act):
-        return self.lin(torch.cat([obs, act], -1))
-
-
 def actor():
-    net = TensorDictModule(nn.Sequential(nn.Linear(OBS, 2 * ACT), NormalParamExtractor()), ["observation"], ["loc", "scale"])
-    return ProbabilisticTensorDictSequential(
-        net, ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal))
+    return gaussian_actor(OBS, ACT)
 
 
 def critic():
-    return TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
+    return qvalue_critic(OBS, ACT)
 
 
 def batch():
@@ -110,6 +94,6 @@ def test_contract_on_pendulum_replay_sample():
 
 
 @pytest.mark.gpu
-@needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda():
-    check_runs_on(REDQLoss(actor(), critic(), num_qvalue_nets=N, sub_sample_len=M), batch(), "cuda")
+    check_loss_runs_on(REDQLoss(actor(), critic(), num_qvalue_nets=N, sub_sample_len=M), batch(), "cuda")

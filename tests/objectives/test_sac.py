@@ -3,39 +3,22 @@ import math
 
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
-from tensordict.nn import (
-    InteractionType,
-    NormalParamExtractor,
-    ProbabilisticTensorDictModule,
-    ProbabilisticTensorDictSequential,
-    TensorDictModule,
-)
+from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 
 from rlbench.objectives.sac import DiscreteSACLoss, SACLoss
+from rlbench.testing import (
+    action_value_critic,
+    categorical_actor,
+    check_loss_contract,
+    check_loss_runs_on,
+    gaussian_actor,
+    qvalue_critic,
+    replay_sample,
+)
 
 OBS, ACT, B = 3, 2, 6
-
-
-class QNet(nn.Module):
-    def __init__(self, obs=OBS, act=ACT):
-        super().__init__()
-        self.lin = nn.Linear(obs + act, 1)
-
-    def forward(self, obs, act):
-        return self.lin(torch.cat([obs, act], -1))
-
-
-def gaussian_actor(obs=OBS, act=ACT):
-    net = TensorDictModule(nn.Sequential(nn.Linear(obs, 2 * act), NormalParamExtractor()), ["observation"], ["loc", "scale"])
-    return ProbabilisticTensorDictSequential(
-        net, ProbabilisticTensorDictModule(["loc", "scale"], ["action"], distribution_class=torch.distributions.Normal))
-
-
-def qvalue():
-    return TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
 
 
 def batch(b=B, act_shape=(ACT,), action=None):
@@ -60,8 +43,8 @@ def constant_critics(loss, values):
 
 
 def test_sac_closed_form_with_constant_critics():
-    actor = gaussian_actor()
-    loss = SACLoss(actor, qvalue(), alpha_init=0.5, gamma=0.9)
+    actor = gaussian_actor(OBS, ACT)
+    loss = SACLoss(actor, qvalue_critic(OBS, ACT), alpha_init=0.5, gamma=0.9)
     constant_critics(loss, [1.5, -0.25])
     td = batch()
     torch.manual_seed(3)
@@ -89,7 +72,7 @@ def test_sac_closed_form_with_constant_critics():
 
 
 def test_sac_gradients_go_where_they_should():
-    loss = SACLoss(gaussian_actor(), qvalue())
+    loss = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT))
     out = loss(batch())
     out["loss_actor"].backward()
     assert loss.qvalue_network_params["module", "lin", "weight"].grad is None  # critics frozen in the actor loss
@@ -102,7 +85,7 @@ def test_sac_gradients_go_where_they_should():
 
 
 def test_sac_twin_critics_are_independent_and_targets_copy_them():
-    loss = SACLoss(gaussian_actor(), qvalue(), num_qvalue_nets=3)
+    loss = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), num_qvalue_nets=3)
     w = loss.qvalue_network_params["module", "lin", "weight"]
     assert w.shape == (3, 1, OBS + ACT)
     assert not torch.allclose(w[0], w[1])
@@ -113,7 +96,7 @@ def test_sac_twin_critics_are_independent_and_targets_copy_them():
 
 
 def test_sac_target_bootstraps_from_target_critics_not_online():
-    loss = SACLoss(gaussian_actor(), qvalue(), fixed_alpha=True, alpha_init=1e-8, gamma=1.0)
+    loss = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), fixed_alpha=True, alpha_init=1e-8, gamma=1.0)
     constant_critics(loss, [2.0, 3.0])
     with torch.no_grad():
         loss.qvalue_network_params["module", "lin", "bias"].fill_(100.0)  # online moves, target stays at [2, 3]
@@ -121,7 +104,8 @@ def test_sac_target_bootstraps_from_target_critics_not_online():
     out = loss(td.clone())
     y = td["next", "reward"] + (1 - td["next", "terminated"].float()) * 2.0
     torch.testing.assert_close(out["loss_qvalue"], 2 * ((100.0 - y) ** 2).mean(), rtol=1e-4, atol=1e-4)
-    undelayed = SACLoss(gaussian_actor(), qvalue(), fixed_alpha=True, alpha_init=1e-8, gamma=1.0, delay_qvalue=False)
+    undelayed = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), fixed_alpha=True, alpha_init=1e-8, gamma=1.0,
+                        delay_qvalue=False)
     constant_critics_online_only = undelayed.qvalue_network_params
     with torch.no_grad():
         constant_critics_online_only["module", "lin", "weight"].zero_()
@@ -133,7 +117,7 @@ def test_sac_target_bootstraps_from_target_critics_not_online():
 
 @pytest.mark.parametrize("target_entropy, alpha_goes", [(10.0, "up"), (-10.0, "down")])
 def test_sac_alpha_moves_entropy_toward_target(target_entropy, alpha_goes):
-    loss = SACLoss(gaussian_actor(), qvalue(), target_entropy=target_entropy)
+    loss = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), target_entropy=target_entropy)
     opt = torch.optim.Adam([loss.log_alpha], lr=0.1)
     td = batch()
     for _ in range(5):
@@ -145,7 +129,7 @@ def test_sac_alpha_moves_entropy_toward_target(target_entropy, alpha_goes):
 
 
 def test_sac_fixed_alpha_has_no_alpha_loss_and_no_parameter():
-    loss = SACLoss(gaussian_actor(), qvalue(), fixed_alpha=True, alpha_init=0.2)
+    loss = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), fixed_alpha=True, alpha_init=0.2)
     out = loss(batch())
     assert "loss_alpha" not in out.keys()
     assert "log_alpha" not in dict(loss.named_parameters()) and "log_alpha" in dict(loss.named_buffers())
@@ -153,7 +137,7 @@ def test_sac_fixed_alpha_has_no_alpha_loss_and_no_parameter():
 
 
 def test_sac_value_estimator_sets_gamma_only_td0():
-    loss = SACLoss(gaussian_actor(), qvalue())
+    loss = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT))
     assert loss.make_value_estimator("td0", gamma=0.5) is loss and loss.gamma == 0.5
     with pytest.raises(ValueError, match="only 'td0'"):
         loss.make_value_estimator("gae")
@@ -163,15 +147,15 @@ def test_sac_value_estimator_sets_gamma_only_td0():
 
 def test_sac_errors_name_the_problem():
     with pytest.raises(ValueError, match="num_qvalue_nets"):
-        SACLoss(gaussian_actor(), qvalue(), num_qvalue_nets=0)
+        SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), num_qvalue_nets=0)
     with pytest.raises(ValueError, match="alpha_init"):
-        SACLoss(gaussian_actor(), qvalue(), alpha_init=0.0)
+        SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), alpha_init=0.0)
     with pytest.raises(ValueError, match="target_entropy"):
-        SACLoss(gaussian_actor(), qvalue(), target_entropy="big")
+        SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT), target_entropy="big")
     with pytest.raises(KeyError, match="'next'"):
-        SACLoss(gaussian_actor(), qvalue())(batch().exclude("next"))
+        SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT))(batch().exclude("next"))
     with pytest.raises(KeyError, match="reward"):
-        SACLoss(gaussian_actor(), qvalue())(batch().exclude(("next", "reward")))
+        SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT))(batch().exclude(("next", "reward")))
 
 
 def test_sac_contract_on_pendulum_replay_sample():
@@ -191,15 +175,9 @@ def test_sac_contract_on_pendulum_replay_sample():
 N_ACT = 4
 
 
-def categorical_actor(dist=torch.distributions.Categorical):
-    return ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Linear(OBS, N_ACT), ["observation"], ["logits"]),
-        ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=dist))
-
-
 @pytest.mark.parametrize("space", ["categorical", "one_hot"])
 def test_discrete_sac_expectations_match_manual(space):
-    actor, qnet = categorical_actor(), TensorDictModule(nn.Linear(OBS, N_ACT), ["observation"], ["action_value"])
+    actor, qnet = categorical_actor(OBS, N_ACT), action_value_critic(OBS, N_ACT)
     loss = DiscreteSACLoss(actor, qnet, action_space=space, num_actions=N_ACT, alpha_init=0.3, gamma=0.8)
     with torch.no_grad():  # make the target critics differ from the online ones
         loss.target_qvalue_network_params.apply_(lambda t: t.add_(0.1 * torch.randn_like(t)))
@@ -235,7 +213,7 @@ def test_discrete_sac_masked_actions_contribute_nothing():
         def __init__(self, logits):
             super().__init__(logits=logits, mask=torch.tensor([True, True, False, True]))
 
-    loss = DiscreteSACLoss(categorical_actor(Masked), TensorDictModule(nn.Linear(OBS, N_ACT), ["observation"], ["action_value"]),
+    loss = DiscreteSACLoss(categorical_actor(OBS, N_ACT, distribution_class=Masked), action_value_critic(OBS, N_ACT),
                            action_space="categorical", num_actions=N_ACT)
     out = loss(batch(action=torch.tensor([0, 1, 3, 0, 1, 3])))
     assert all(torch.isfinite(v) for v in out.values())
@@ -249,38 +227,36 @@ def test_discrete_sac_masked_actions_contribute_nothing():
 
 
 def test_discrete_sac_errors():
-    qnet = TensorDictModule(nn.Linear(OBS, N_ACT), ["observation"], ["action_value"])
+    qnet = action_value_critic(OBS, N_ACT)
     with pytest.raises(ValueError, match="action_space"):
-        DiscreteSACLoss(categorical_actor(), qnet, action_space="box", num_actions=N_ACT)
+        DiscreteSACLoss(categorical_actor(OBS, N_ACT), qnet, action_space="box", num_actions=N_ACT)
     with pytest.raises(ValueError, match="num_actions"):
-        DiscreteSACLoss(categorical_actor(), qnet, action_space="categorical", num_actions=1)
-    loss = DiscreteSACLoss(categorical_actor(), qnet, action_space="categorical", num_actions=5)
+        DiscreteSACLoss(categorical_actor(OBS, N_ACT), qnet, action_space="categorical", num_actions=1)
+    loss = DiscreteSACLoss(categorical_actor(OBS, N_ACT), qnet, action_space="categorical", num_actions=5)
     with pytest.raises(ValueError, match="num_actions=5"):
         loss(batch(action=torch.zeros(B, dtype=torch.long)))
 
 
 def test_discrete_sac_contract_on_cartpole_replay_sample():
-    actor = ProbabilisticTensorDictSequential(
-        TensorDictModule(nn.Linear(4, 2), ["observation"], ["logits"]),
-        ProbabilisticTensorDictModule(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
-                                      default_interaction_type=InteractionType.RANDOM))
-    qnet = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)), ["observation"], ["action_value"])
+    actor = categorical_actor(4, 2)
+    qnet = TensorDictModule(nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)), ["observation"],
+                            ["action_value"])
     td = replay_sample("CartPole-v1", actor)
     loss = DiscreteSACLoss(actor, qnet, action_space="categorical", num_actions=2)
     check_loss_contract(loss, td, rename={"reward": "rew", "action": "act"})
 
 
 @pytest.mark.gpu
-@needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("discrete", [False, True])
 def test_runs_on_cuda(discrete):
     if discrete:
-        qnet = TensorDictModule(nn.Linear(OBS, N_ACT), ["observation"], ["action_value"])
-        loss = DiscreteSACLoss(categorical_actor(), qnet, action_space="categorical", num_actions=N_ACT)
+        qnet = action_value_critic(OBS, N_ACT)
+        loss = DiscreteSACLoss(categorical_actor(OBS, N_ACT), qnet, action_space="categorical", num_actions=N_ACT)
         td = batch(action=torch.randint(N_ACT, (B,)))
     else:
-        loss, td = SACLoss(gaussian_actor(), qvalue()), batch()
-    check_runs_on(loss, td, "cuda")
+        loss, td = SACLoss(gaussian_actor(OBS, ACT), qvalue_critic(OBS, ACT)), batch()
+    check_loss_runs_on(loss, td, "cuda")
 
 
 def test_lazy_networks_are_refused_with_a_clear_message():
@@ -288,9 +264,9 @@ def test_lazy_networks_are_refused_with_a_clear_message():
 
     lazy_q = ValueOperator(MLP(out_features=1, num_cells=[8]), in_keys=["observation", "action"])
     with pytest.raises(ValueError, match="qvalue_network has uninitialized lazy layers .*in_features"):
-        SACLoss(gaussian_actor(), lazy_q)
+        SACLoss(gaussian_actor(OBS, ACT), lazy_q)
     lazy_q(TensorDict(observation=torch.randn(2, OBS), action=torch.randn(2, ACT), batch_size=[2]))  # initialises it
-    assert SACLoss(gaussian_actor(), lazy_q).qvalue_network_params["module", "0", "weight"].shape[0] == 2
+    assert SACLoss(gaussian_actor(OBS, ACT), lazy_q).qvalue_network_params["module", "0", "weight"].shape[0] == 2
 
 
 def test_sac_learns_a_one_step_bandit():

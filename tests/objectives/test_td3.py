@@ -1,36 +1,15 @@
 """TD3Loss: clipped smoothing noise, min over twin targets, delayed actor, Q_1 actor loss."""
 import pytest
 import torch
-from loss_contract import check_loss_contract, check_runs_on, needs_cuda, replay_sample
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
 
 from rlbench.objectives.td3 import TD3Loss
 from rlbench.specs import Bounded
+from rlbench.testing import check_loss_contract, check_loss_runs_on, deterministic_actor, qvalue_critic, replay_sample
 
 OBS, ACT, B = 3, 1, 64
-
-
-class QNet(nn.Module):
-    def __init__(self, obs=OBS, act=ACT):
-        super().__init__()
-        self.lin = nn.Linear(obs + act, 1)
-
-    def forward(self, obs, act):
-        return self.lin(torch.cat([obs, act], -1))
-
-
-def constant_actor(value):
-    lin = nn.Linear(OBS, ACT)
-    with torch.no_grad():
-        lin.weight.zero_()
-        lin.bias.fill_(value)
-    return TensorDictModule(lin, ["observation"], ["action"])
-
-
-def critic():
-    return TensorDictModule(QNet(), ["observation", "action"], ["state_action_value"])
 
 
 def set_critics(loss, action_weights, biases):
@@ -49,6 +28,14 @@ def batch(b=B, action=0.0, terminated_first=True):
     return TensorDict(observation=torch.randn(b, OBS), action=torch.full((b, ACT), action),
                       next=TensorDict(observation=torch.randn(b, OBS), reward=torch.randn(b, 1), terminated=terminated,
                                       done=terminated.clone(), batch_size=[b]), batch_size=[b])
+
+
+def constant_actor(value):
+    return deterministic_actor(OBS, ACT, constant=value)
+
+
+def critic():
+    return qvalue_critic(OBS, ACT)
 
 
 SPEC = Bounded(-1.0, 1.0, shape=(ACT,))
@@ -87,7 +74,7 @@ def test_target_is_min_over_twin_critics():
 
 
 def test_actor_loss_uses_the_first_critic_and_is_delayed():
-    actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
+    actor = deterministic_actor(OBS, ACT)
     loss = TD3Loss(actor, critic(), action_spec=SPEC, policy_delay=3)
     set_critics(loss, [1.0, -1.0], [0.0, 0.0])
     td = batch()
@@ -103,7 +90,7 @@ def test_actor_loss_uses_the_first_critic_and_is_delayed():
 
 
 def test_gradients_go_where_they_should():
-    actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
+    actor = deterministic_actor(OBS, ACT)
     loss = TD3Loss(actor, critic(), action_spec=SPEC)
     out = loss(batch())
     out["loss_actor"].backward()
@@ -134,10 +121,10 @@ def test_contract_on_pendulum_replay_sample():
 
 
 @pytest.mark.gpu
-@needs_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda():
-    actor = TensorDictModule(nn.Linear(OBS, ACT), ["observation"], ["action"])
-    check_runs_on(TD3Loss(actor, critic(), action_spec=SPEC), batch(), "cuda")
+    actor = deterministic_actor(OBS, ACT)
+    check_loss_runs_on(TD3Loss(actor, critic(), action_spec=SPEC), batch(), "cuda")
 
 
 def test_batched_env_action_spec_works_on_replay_batches():

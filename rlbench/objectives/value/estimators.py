@@ -80,7 +80,8 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
             )
         td_dim = -1 if self.time_dim is None else self.time_dim
         if not -td.batch_dims <= td_dim < td.batch_dims:
-            raise ValueError(f"{type(self).__name__}: time_dim={td_dim} is out of range for batch_size {list(td.batch_size)}")
+            raise ValueError(f"{type(self).__name__}: time_dim={td_dim} is out of range for batch_size "
+                             f"{list(td.batch_size)}")
         return td_dim % td.batch_dims
 
     def _get(self, td: TensorDictBase, key, what: str) -> torch.Tensor:
@@ -133,7 +134,8 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
     def _inputs(self, td: TensorDictBase):
         nxt = td.get("next", None)
         if nxt is None:
-            raise KeyError(f"{type(self).__name__}: the TensorDict has no 'next' entry (a rollout/collector batch has one)")
+            raise KeyError(f"{type(self).__name__}: the TensorDict has no 'next' entry "
+                           f"(a rollout/collector batch has one)")
         reward = self._get(nxt, self.tensor_keys.reward, "reward")
         done = nxt.get(self.tensor_keys.done, None)
         term = nxt.get(self.tensor_keys.terminated, None)
@@ -204,7 +206,8 @@ class TD1Estimator(ValueEstimatorBase):
     """
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        target = td1_return_estimate(self._on(self.gamma, reward), next_value, reward, done=done, terminated=term, time_dim=tdim)
+        target = td1_return_estimate(self._on(self.gamma, reward), next_value, reward, done=done, terminated=term,
+                                     time_dim=tdim)
         return target - value, target
 
 
@@ -228,8 +231,8 @@ class TDLambdaEstimator(ValueEstimatorBase):
         self.lmbda = _hyper("lmbda", lmbda)
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        target = td_lambda_return_estimate(self._on(self.gamma, reward), self._on(self.lmbda, reward), next_value, reward, done=done, terminated=term,
-                                           time_dim=tdim)
+        gamma, lmbda = self._on(self.gamma, reward), self._on(self.lmbda, reward)
+        target = td_lambda_return_estimate(gamma, lmbda, next_value, reward, done=done, terminated=term, time_dim=tdim)
         return target - value, target
 
 
@@ -261,8 +264,8 @@ class GAE(ValueEstimatorBase):
         self.average_gae = average_gae
 
     def _estimate(self, value, next_value, reward, done, term, tdim):
-        adv, target = generalized_advantage_estimate(self._on(self.gamma, reward), self._on(self.lmbda, reward), value, next_value, reward, done=done,
-                                                     terminated=term, time_dim=tdim)
+        adv, target = generalized_advantage_estimate(self._on(self.gamma, reward), self._on(self.lmbda, reward), value,
+                                                     next_value, reward, done=done, terminated=term, time_dim=tdim)
         if self.average_gae:
             adv = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
         return adv, target
