@@ -8,7 +8,15 @@
 """
 from .envs import ContinuousCountingEnv, CountingEnv, DoubleCountingEnv, PixelCountingEnv, SlowCountingEnv
 from .losses import check_loss_contract, check_loss_runs_on, replay_sample, rollout_batch
-from .nets import LinearQNet, categorical_actor, gaussian_actor, qvalue_critic, value_critic
+from .nets import (
+    LinearQNet,
+    action_value_critic,
+    categorical_actor,
+    deterministic_actor,
+    gaussian_actor,
+    qvalue_critic,
+    value_critic,
+)
 from .processes import ctrl_c_after, processes_gone
 from .transforms import TransformCase, check_transform_contract
 
@@ -16,4 +24,5 @@ __all__ = ["CountingEnv", "ContinuousCountingEnv", "PixelCountingEnv", "DoubleCo
            "processes_gone", "ctrl_c_after"]
 __all__ += ["check_transform_contract", "TransformCase"]
 __all__ += ["check_loss_contract", "check_loss_runs_on", "rollout_batch", "replay_sample"]
-__all__ += ["LinearQNet", "categorical_actor", "gaussian_actor", "value_critic", "qvalue_critic"]
+__all__ += ["LinearQNet", "categorical_actor", "gaussian_actor", "deterministic_actor", "value_critic",
+            "qvalue_critic", "action_value_critic"]
