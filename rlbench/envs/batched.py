@@ -94,8 +94,9 @@ class SerialEnv(EnvBase):
         return torch.stack(tds, 0).to(self.device)
 
     def _split(self, td) -> list:
-        """``[td[0], td[1], ...]`` (without ``"next"``, which ``_step`` does not read), built from one
-        ``unbind`` per key rather than one TensorDict indexing per sub-env (~25 us each).
+        """``[td[0], td[1], ...]`` without ``"next"`` (which ``_step`` does not read).
+
+        Built from one ``unbind`` per key rather than one TensorDict indexing per sub-env (~25 us each).
         """
         n = len(self.envs)
         if type(td) is not TensorDict or td.batch_size != self.batch_size:
@@ -163,8 +164,10 @@ class SerialEnv(EnvBase):
         super()._check_action(td)
 
     def step_and_maybe_reset(self, td):
-        """Like :meth:`EnvBase.step_and_maybe_reset` (same output); sub-envs that are single gym envs
-        are stepped, and reset when done, in one NumPy pass (see :mod:`rlbench.envs.serial_gym`).
+        """Like :meth:`EnvBase.step_and_maybe_reset`, with the same output.
+
+        Sub-envs that are single gym envs are stepped, and reset when done, in one NumPy pass (see
+        :mod:`rlbench.envs.serial_gym`).
         """
         if self._kernel is not None and td.batch_size == self.batch_size:
             self._check_action(td)
@@ -173,9 +176,10 @@ class SerialEnv(EnvBase):
         return super().step_and_maybe_reset(td)
 
     def fused_stepper(self, random: bool = False) -> FusedStepper | None:
-        """A :class:`~rlbench.envs.serial_gym.SerialFusedStepper` when the sub-envs are stepped by the NumPy
-        kernel and no subclass changes the step, the action check or the random actions; None otherwise
-        (see :meth:`EnvBase.fused_stepper`).
+        """A :class:`~rlbench.envs.serial_gym.SerialFusedStepper`, or None (see :meth:`EnvBase.fused_stepper`).
+
+        Only when the sub-envs are stepped by the NumPy kernel and no subclass changes the step, the
+        action check or (for ``random``) the random actions.
         """
         cls = type(self)
         if self._kernel is None or cls.step_and_maybe_reset is not SerialEnv.step_and_maybe_reset or (

@@ -261,8 +261,9 @@ class GymWrapper(EnvBase):
         self._fuse_vector = self.is_vector and self._reader.flat and self._steps_unchanged()
 
     def _steps_unchanged(self) -> bool:
-        """Whether this env's class keeps GymWrapper's ``_step``/``_reset``/``step``/``reset`` (the NumPy fast
-        paths reproduce exactly those).
+        """Whether this env's class keeps GymWrapper's ``_step``/``_reset``/``step``/``reset``.
+
+        The NumPy fast paths reproduce exactly those; a subclass that changes one gets the generic path.
         """
         cls = type(self)
         return (
@@ -391,9 +392,10 @@ class GymWrapper(EnvBase):
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
     def step_and_maybe_reset(self, td):
-        """Like :meth:`EnvBase.step_and_maybe_reset` (same output); vector envs take a fused path that
-        builds the step and the next root from the step's NumPy outputs, with no partial reset to merge
-        (see :mod:`rlbench.envs.gym_vector`).
+        """Like :meth:`EnvBase.step_and_maybe_reset`, with the same output.
+
+        Vector envs take a fused path that builds the step and the next root from the step's NumPy
+        outputs, with no partial reset to merge (see :mod:`rlbench.envs.gym_vector`).
         """
         if self._fuse_vector and td.batch_size == self.batch_size:
             self._check_action(td)
@@ -402,10 +404,11 @@ class GymWrapper(EnvBase):
         return super().step_and_maybe_reset(td)
 
     def fused_stepper(self, random: bool = False) -> FusedStepper | None:
-        """A :class:`~rlbench.envs.gym_vector.VectorFusedStepper` for a SAME_STEP vector env whose fused
-        ``step_and_maybe_reset`` applies unchanged (one observation array, on the CPU, no partial reset
-        pending, no subclass override of the step or the action check); None otherwise (see
-        :meth:`EnvBase.fused_stepper`).
+        """A :class:`~rlbench.envs.gym_vector.VectorFusedStepper`, or None (see :meth:`EnvBase.fused_stepper`).
+
+        Only for a SAME_STEP vector env whose fused ``step_and_maybe_reset`` applies unchanged: one
+        observation array, on the CPU, no partial reset pending, no subclass override of the step, the
+        action check or (for ``random``) the random actions.
         """
         cls = type(self)
         if (
@@ -422,8 +425,10 @@ class GymWrapper(EnvBase):
         )
 
     def numpy_access(self) -> NumpyAccess | None:
-        """What a NumPy kernel batching single gym envs needs to step this one (:mod:`rlbench.envs.serial_gym`),
-        or None when the kernel's data would differ from this wrapper's.
+        """What a NumPy kernel batching single gym envs needs to step this one, or None.
+
+        None when the kernel's data would differ from this wrapper's (the kernel:
+        :mod:`rlbench.envs.serial_gym`).
 
         Available for a single (not vector) env with one observation array, no pixels, on the CPU, whose
         class keeps GymWrapper's steps and resets.

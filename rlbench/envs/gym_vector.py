@@ -1,5 +1,6 @@
-"""The vector-env half of :class:`~rlbench.envs.GymWrapper`: SAME_STEP steps, partial resets, and the
-fused ``step_and_maybe_reset`` that a collector calls every step.
+"""The vector-env half of :class:`~rlbench.envs.GymWrapper`: SAME_STEP steps, partial resets, fused steps.
+
+The fused ``step_and_maybe_reset`` is what a collector calls every step.
 
 A gymnasium vector env in ``SAME_STEP`` autoreset mode resets a done sub-env inside the step that ended
 it: ``obs`` already holds its fresh reset observation and ``info["final_obs"]`` its true final one. The
@@ -83,8 +84,9 @@ class SameStepVector:
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
     def reset(self, td, seed, options) -> TensorDict | None:
-        """A full reset, or the ``"_reset"``-masked sub-envs only; None when nothing needs resetting
-        (then the caller keeps every sub-env's current values).
+        """A full reset, or the ``"_reset"``-masked sub-envs only.
+
+        Returns None when nothing needs resetting (then the caller keeps every sub-env's current values).
         """
         mask = None if td is None else td.get("_reset", None)
         if mask is None:
@@ -108,8 +110,9 @@ class SameStepVector:
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
     def with_final_obs(self, data: dict, finished: np.ndarray, final) -> dict:
-        """``data`` (the step's observations) with the rows of ``finished`` sub-envs replaced by their true
-        final observations from ``info["final_obs"]``; ``data`` itself is left untouched.
+        """``data`` (the step's observations) with the true final observations of ``finished`` sub-envs.
+
+        Those rows come from ``info["final_obs"]``; ``data`` itself is left untouched.
         """
         rows = np.flatnonzero(finished)
         reader = self.reader
@@ -203,8 +206,10 @@ class SameStepVector:
         return td, self._build(root)
 
     def fused_stepper(self, gym_step: Callable, action_spec, cheap: bool, generator=None):
-        """A :class:`VectorFusedStepper`, or None when the observation is not one array, the TensorDicts
-        are built with checks (not on the CPU), or a partial reset is pending.
+        """A :class:`VectorFusedStepper`, or None.
+
+        None when the observation is not one array, the TensorDicts are built with checks (not on the
+        CPU), or a partial reset is pending.
 
         ``gym_step(action tensor) -> (obs, reward, term, trunc, info)`` steps the gym env.
         """

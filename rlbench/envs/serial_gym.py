@@ -78,8 +78,9 @@ class GymKernel:
         )
 
     def new_td(self, data: dict) -> TensorDict:
-        """A TensorDict of the batch's size from ``data``, unchecked (every entry is made here with the
-        batch shape, on the CPU).
+        """A TensorDict of the batch's size from ``data``, unchecked.
+
+        Every entry is made here with the batch shape, on the CPU.
         """
         return TensorDict._new_unsafe(data, batch_size=self.serial.batch_size, device=self.serial.device)
 
@@ -152,8 +153,9 @@ class GymKernel:
 
 
 class SerialFusedStepper(FusedStepper):
-    """The kernel's step as NumPy arrays: the :class:`~rlbench.envs.fused.FusedStepper` of a ``SerialEnv``
-    of single gym envs.
+    """The kernel's step as NumPy arrays: the ``FusedStepper`` of a ``SerialEnv`` of single gym envs.
+
+    See :class:`~rlbench.envs.fused.FusedStepper` for the protocol.
 
     Args:
         kernel: the env's :class:`GymKernel`.
@@ -184,8 +186,9 @@ class SerialFusedStepper(FusedStepper):
         return out
 
     def finish(self, root_obs) -> TensorDict:
-        """The next root after the last fused step, laid out as the kernel's ``step_and_maybe_reset`` lays it
-        out; also hands ``record_last`` what that path records (the step's data when nobody was done, else
+        """The next root after the last fused step, laid out as the kernel's ``step_and_maybe_reset`` does.
+
+        Also hands ``record_last`` what that path records (the step's data when nobody was done, else
         the root).
         """
         kernel, last = self.kernel, self._last

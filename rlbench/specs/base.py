@@ -9,8 +9,9 @@ __all__ = ["Spec"]
 
 
 class Spec:
-    """Base class of every spec: the leaf specs (one tensor) and :class:`~rlbench.specs.Composite` (a
-    TensorDict of specs), so ``isinstance(x, Spec)`` holds for both.
+    """Base class of every spec, leaf (one tensor) or :class:`~rlbench.specs.Composite` (a TensorDict).
+
+    So ``isinstance(x, Spec)`` holds for both.
 
     Every spec has ``shape`` (leading dims: the env's batch size), ``device`` and ``ndim``, and answers
     the same questions: :meth:`mismatch` / :meth:`is_in` (membership, and why not), :meth:`rand` and

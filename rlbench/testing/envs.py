@@ -102,8 +102,9 @@ class ContinuousCountingEnv(CountingEnv):
 
 
 class PixelCountingEnv(CountingEnv):
-    """:class:`CountingEnv` that also shows its count as a ``uint8`` image ``"pixels"`` of shape
-    ``[*batch, height, width, 3]`` (gymnasium's layout), for image-transform tests.
+    """:class:`CountingEnv` that also shows its count as a ``uint8`` image ``"pixels"``, for image transforms.
+
+    The image is shaped ``[*batch, height, width, 3]`` (gymnasium's layout).
 
     Pixel ``(row, col, channel)`` holds ``(count + 2 * row + 3 * col + 50 * channel) % 256``, so
     crops, flips and channel orders are all visible in the values.
@@ -137,8 +138,9 @@ class PixelCountingEnv(CountingEnv):
 
 
 class DoubleCountingEnv(ContinuousCountingEnv):
-    """:class:`ContinuousCountingEnv` in float64: observations, reward and action are all float64
-    (as many gymnasium envs produce), for dtype-transform tests.
+    """:class:`ContinuousCountingEnv` in float64, for dtype-transform tests.
+
+    Observations, reward and action are all float64, as many gymnasium envs produce.
 
     Example:
         >>> env = DoubleCountingEnv()

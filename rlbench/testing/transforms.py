@@ -74,8 +74,10 @@ def pixel_counting_env(batch_size=()) -> EnvBase:
 
 
 def image_counting_env(batch_size=()) -> EnvBase:
-    """Channels-first float images (what most image transforms expect): a ``PixelCountingEnv`` through
-    ``ToTensorImage``, so the transform under test sits in a nested ``TransformedEnv``.
+    """Channels-first float images (what most image transforms expect), staggered episodes.
+
+    A ``PixelCountingEnv`` through ``ToTensorImage``: the transform under test sits in a nested
+    ``TransformedEnv``.
     """
     return TransformedEnv(pixel_counting_env(batch_size), ToTensorImage())
 
@@ -192,8 +194,9 @@ def check_replay(case: TransformCase) -> None:
 
 
 def check_inverse(case: TransformCase) -> None:
-    """``inv`` maps the caller's actions (live and recorded) into the base env's action spec, leaving the
-    caller's TensorDict as it was.
+    """``inv`` maps the caller's actions (live and recorded) into the base env's action spec.
+
+    The caller's TensorDict is left as it was.
     """
     base = case.env()
     env = TransformedEnv(case.env(), case.make())

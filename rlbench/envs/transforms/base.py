@@ -335,8 +335,9 @@ class Transform(nn.Module):
 
     # ------------------------------------------------------------------ inverse
     def _inv_apply_transform(self, x: torch.Tensor) -> torch.Tensor:
-        """The inverse transform of one tensor: the caller's value (under an out_key_inv) as the env below
-        reads it (under the matching in_key_inv).
+        """The inverse transform of one tensor: the caller's value as the env below reads it.
+
+        ``x`` is the value under an out_key_inv; the result goes under the matching in_key_inv.
 
         It must return a member of the env below's spec for that key (its action spec, or its state
         spec's entry) for every member of the spec :meth:`_inv_transform_spec` declares.
@@ -366,8 +367,9 @@ class Transform(nn.Module):
         return td
 
     def inv(self, td: TensorDictBase) -> TensorDictBase:
-        """The inverse transform of ``td`` (the caller's action as the env below reads it); returns a
-        shallow copy, so ``td`` itself keeps the caller's values.
+        """The inverse transform of ``td``: the caller's action as the env below reads it.
+
+        Returns a shallow copy, so ``td`` itself keeps the caller's values.
         """
         return self._inv_call(td.copy())
 
@@ -643,8 +645,9 @@ class Compose(Transform):
         self._clear_caches()
 
     def append(self, transform: Transform) -> "Compose":
-        """Add ``transform`` at the end; raises (and leaves the Compose unchanged) if its keys do not
-        fit the env the Compose is in.
+        """Add ``transform`` at the end.
+
+        Raises (and leaves the Compose unchanged) if its keys do not fit the env the Compose is in.
         """
         return self.insert(len(self._seq), transform)
 

@@ -87,8 +87,9 @@ class TransformedEnv(EnvBase):
 
     @staticmethod
     def _view(base: EnvBase, transforms) -> "TransformedEnv":
-        """``base`` seen through ``transforms``, which the view shares but does not adopt: the ``parent``
-        of the transform after them (see :attr:`Transform.parent`).
+        """``base`` seen through ``transforms``, which the view shares but does not adopt.
+
+        It is the ``parent`` of the transform after them (see :attr:`Transform.parent`).
         """
         return TransformedEnv(base, Compose(*transforms, _adopt=False), _adopt=False)
 

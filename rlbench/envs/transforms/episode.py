@@ -1,6 +1,4 @@
-"""Episode-structure transforms: step counting and time limits, first-step flags, no-op resets,
-frame skipping.
-"""
+"""Episode-structure transforms: step counts and time limits, first-step flags, no-op resets, frame skips."""
 from __future__ import annotations
 
 import torch
@@ -154,8 +152,9 @@ class InitTracker(Transform):
 
 
 class NoopResetEnv(Transform):
-    """After each reset, take a number of random actions, so episodes start from varied states
-    (the Atari protocol of Mnih et al. 2015, with random actions as TorchRL does).
+    """After each reset, take a number of random actions, so episodes start from varied states.
+
+    This is the Atari protocol of Mnih et al. 2015, with random actions as TorchRL does.
 
     The number of steps is drawn uniformly from ``{0, ..., noops}`` at each reset when ``random``,
     else it is ``noops``. Sub-envs whose episode ends during the no-ops are reset in place. All

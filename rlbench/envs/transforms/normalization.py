@@ -17,9 +17,10 @@ def _float_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _make_room_for_lazy_buffers(module: torch.nn.Module, state_dict: dict, prefix: str, names) -> None:
-    """Give each buffer of ``names`` that is still ``None`` (statistics not computed yet) an empty tensor
-    shaped like its entry in ``state_dict``, so that ``load_state_dict`` fills it instead of reporting
-    the entry as unexpected (``nn.Module`` skips ``None`` buffers).
+    """Give each buffer of ``names`` that is still ``None`` an empty tensor shaped like its saved value.
+
+    Such buffers hold statistics not computed yet. ``nn.Module`` skips ``None`` buffers, so without this
+    ``load_state_dict`` would report their entries in ``state_dict`` as unexpected instead of filling them.
     """
     for name in names:
         value = state_dict.get(prefix + name)

@@ -11,8 +11,7 @@ __all__ = ["RewardScaling", "RewardClipping", "RewardSum"]
 
 
 class RewardScaling(Transform):
-    """Affine reward transform: ``reward * scale + loc`` (or ``(reward - loc) / scale`` when
-    ``standard_normal``).
+    """Affine reward transform: ``reward * scale + loc``, or ``(reward - loc) / scale`` when ``standard_normal``.
 
     Args:
         loc: the shift.
