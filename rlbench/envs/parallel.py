@@ -29,6 +29,7 @@ from tensordict import TensorDictBase
 from ._workers import WorkerGroup
 from .batched import _stacked
 from .common import EnvBase
+from .makers import resolve_makers
 from .utils import step_mdp, td_from_leaves, tensor_leaves
 
 __all__ = ["ParallelEnv"]
@@ -169,6 +170,8 @@ class ParallelEnv(EnvBase):
             ``multiprocessing.set_start_method``, else ``forkserver``, else ``spawn``; ``"fork"`` only
             when asked for).
         validate_actions: check each action's values against ``action_spec`` in ``step``.
+        create_env_fn: TorchRL's name for ``make_env`` (give one of the two).
+        create_env_kwargs: keyword arguments for every worker's maker, or a list of ``num_workers`` dicts.
 
     Example:
         >>> from rlbench.testing import CountingEnv
@@ -180,27 +183,15 @@ class ParallelEnv(EnvBase):
         [1.0, 2.0, 3.0, 1.0]
     """
 
-    def __init__(self, num_workers: int, make_env: Callable[[], EnvBase] | Sequence[Callable[[], EnvBase]],
+    def __init__(self, num_workers: int,
+                 make_env: Callable[[], EnvBase] | Sequence[Callable[[], EnvBase]] | None = None,
                  device=None, timeout: float | None = None, start_timeout: float = 120.0, context=None,
-                 validate_actions: bool = True):
+                 validate_actions: bool = True, *, create_env_fn=None, create_env_kwargs=None):
         num_workers = int(num_workers)
         if num_workers < 1:
             raise ValueError(f"ParallelEnv: num_workers must be >= 1, got {num_workers}")
-        if isinstance(make_env, Sequence):
-            if len(make_env) != num_workers:
-                raise ValueError(
-                    f"ParallelEnv: got {len(make_env)} make_env callables for num_workers={num_workers}; "
-                    f"pass one callable, or a list of exactly num_workers"
-                )
-            makers = list(make_env)
-        else:
-            makers = [make_env] * num_workers
-        for i, make in enumerate(makers):
-            if not callable(make):
-                raise TypeError(
-                    f"ParallelEnv: make_env[{i}] must be a callable that builds an env (e.g. "
-                    f"lambda: GymEnv('CartPole-v1')), got {type(make).__name__}; pass the function, not an env"
-                )
+        makers = resolve_makers("ParallelEnv", num_workers, make_env, create_env_fn=create_env_fn,
+                                create_env_kwargs=create_env_kwargs, size_name="num_workers")
         self.timeout = timeout
         self.is_closed = True  # until the workers are up: close() from a failed __init__ is harmless
         self._workers = WorkerGroup(num_workers, _env_worker, [(m,) for m in makers], context=context,

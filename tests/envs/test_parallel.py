@@ -443,3 +443,21 @@ def test_a_parallel_env_cannot_be_pickled(counting):
 
     with pytest.raises(TypeError, match="cannot be pickled.*lambda: ParallelEnv"):
         pickle.dumps(counting)
+
+
+@pytest.mark.timeout(60)
+def test_torchrl_create_env_fn_and_kwargs():
+    """ParallelEnv(create_env_fn=, create_env_kwargs=) as TorchRL spells it; per-worker kwargs too."""
+    from rlbench.envs.makers import EnvCreator
+
+    with ParallelEnv(2, create_env_fn=CountingEnv, create_env_kwargs=[{"max_steps": 2}, {"max_steps": 3}]) as env:
+        td = env.rollout(4, break_when_any_done=False)
+    assert td["next", "observation"].squeeze(-1).tolist() == [[1.0, 2.0, 1.0, 2.0], [1.0, 2.0, 3.0, 1.0]]
+    with ParallelEnv(2, EnvCreator(CountingEnv, {"max_steps": 2})) as env:
+        assert env.rollout(3, break_when_any_done=False)["next", "done"].squeeze(-1)[:, 1].all()
+    with pytest.raises(TypeError, match="not both"):
+        ParallelEnv(2, CountingEnv, create_env_fn=CountingEnv)
+    with pytest.raises(ValueError, match="got 3 create_env_kwargs dicts for num_workers=2"):
+        ParallelEnv(2, create_env_fn=CountingEnv, create_env_kwargs=[{}, {}, {}])
+    with pytest.raises(TypeError, match="missing the env maker"):
+        ParallelEnv(2)
