@@ -30,7 +30,7 @@ class EnvCreator:
         >>> from rlbench.testing import CountingEnv
         >>> make = EnvCreator(CountingEnv, {"max_steps": 3})
         >>> make().rollout(5).shape, make.specs["action_spec"].shape
-        (torch.Size([3]), torch.Size([1]))
+        (torch.Size([3]), torch.Size([]))
     """
 
     def __init__(self, create_env_fn: Callable[..., EnvBase], create_env_kwargs: Mapping[str, Any] | None = None):
