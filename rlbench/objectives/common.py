@@ -6,7 +6,7 @@ returns a TensorDict whose ``loss_*`` entries are the terms to minimise -- **the
 sum of the** ``loss_*`` **entries** (:func:`total_loss`) -- plus detached diagnostics under other
 names (``"td_error"``, ``"entropy"``, ``"alpha"``, ...), which a logger can record as they are.
 
-The base class handles three things
+The base class handles three things:
 
 * **Networks and targets.** :meth:`LossModule.convert_to_functional` registers a network under a
   name and, on request, a frozen copy of its parameters as ``target_<name>_params`` (a
@@ -28,12 +28,13 @@ The base class handles three things
   kept in sync by ``set_keys``. Losses that bootstrap one step inside ``forward`` (DQN, DDPG, TD3,
   SAC, REDQ) set ``one_step_target``: their ``make_value_estimator`` only sets ``gamma``.
 
-and gives ``forward`` a few methods to read the batch with it (:meth:`LossModule.next_of`,
-:meth:`~LossModule.reward_and_terminated`, :meth:`~LossModule.column`, :meth:`~LossModule.advantage`)
-and to run its networks on it (:meth:`~LossModule.network_output`, :meth:`~LossModule.action_dist`,
-:meth:`~LossModule.actor_action`, :meth:`~LossModule.state_value`). The math itself is in
-:mod:`rlbench.objectives.functional`: plain functions of tensors. A batch goes one way -- the
-loss's ``forward``, these methods, those functions -- and nothing below calls back up.
+It also gives ``forward`` methods to read the batch (:meth:`LossModule.next_of`,
+:meth:`~LossModule.reward_and_terminated`, :meth:`~LossModule.column`, :meth:`~LossModule.advantage`,
+:meth:`~LossModule.value_target`) and to run its networks on it (:meth:`~LossModule.network_output`,
+:meth:`~LossModule.action_dist`, :meth:`~LossModule.actor_action`, :meth:`~LossModule.state_value`).
+The math itself is in :mod:`rlbench.objectives.functional`: plain functions of tensors. A batch
+goes one way -- the loss's ``forward``, these methods, those functions -- and nothing below calls
+back up.
 """
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ class PPOLoss(LossModule):
             kl = (-log_ratio).mean()
             beta = self.beta.clone()
             objective = (ratio * advantage).mean() - beta * kl
-            with torch.no_grad():  # beta adapts after the step, as in the paper
+            with torch.no_grad():  # beta adapts for the next call (sec. 4)
                 self.beta.copy_(F.kl_beta_update(self.beta, kl.detach(), self.dtarg, self.increment, self.decrement))
             out = TensorDict(loss_objective=-objective, kl=kl.detach(), beta=beta)
         else:
