@@ -36,6 +36,7 @@ from .distributions import (
 from .exploration import AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule, exploring
 from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
 from .recurrent import GRUModule, LSTMModule, RecurrentStatePrimer, recurrent_mode, set_recurrent_mode
+from .scaling import ScaleToBounds
 
 __all__ = [
     "ExplorationType",
@@ -73,4 +74,5 @@ __all__ = [
     "DuelingCnnDQNet",
     "NoisyLinear",
     "reset_noise",
+    "ScaleToBounds",
 ]

@@ -1,19 +1,28 @@
-"""Trainers: the training loop with hook points, loggers, progress bars and checkpoints.
+"""Trainers: the pieces of a training loop, and the ``Trainer`` that runs one with hook points.
 
-:class:`Trainer` runs collect -> (store, sample) -> optimise -> update targets -> push weights ->
-evaluate -> log, with named stages where user functions are registered (``register_op``).
-Loggers (:class:`CSVLogger`, :class:`TensorboardLogger`, :class:`WandbLogger`, :class:`MultiLogger`)
-follow the :class:`rlbench.loggers.Logger` protocol. :func:`save_checkpoint` / :func:`load_checkpoint`
-save and restore models, optimisers, buffers, collectors and RNG states, loading safely
-(``weights_only``).
+* :class:`Trainer` runs collect -> (store, sample) -> optimise -> update targets -> push weights ->
+  evaluate -> log, with named stages where user functions are registered (``register_op``).
+* :class:`RunTracker` does the chores around a hand-written loop (the recipes' loops): clock, training
+  returns, periodic evaluation and early stop, logs, and the run's files (checkpoint, CSV logs, curve,
+  :func:`write_report`'s HTML report); it returns :class:`TrainResults`.
+* :func:`evaluate_policy` is the one evaluator: returns of a policy's episodes in an env. Training
+  returns come from :class:`rlbench.collectors.EpisodeReturns` (the Trainer's ``trainer.episodes``,
+  a collector's ``collector.episodes``).
+* Loggers (:class:`CSVLogger`, :class:`TensorboardLogger`, :class:`WandbLogger`, :class:`MultiLogger`)
+  follow the :class:`rlbench.loggers.Logger` protocol. :func:`save_checkpoint` / :func:`load_checkpoint`
+  save and restore models, optimisers, buffers, collectors and RNG states, loading safely (``weights_only``).
 """
 from .checkpoint import UnsafeCheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from .evaluation import evaluate_policy
 from .loggers import CSVLogger, Logger, MultiLogger, TensorboardLogger, WandbLogger, log_scalars, read_csv_log
 from .progress import ProgressBar
-from .trainer import STAGES, Trainer, evaluate_policy
+from .report import write_report
+from .run import RunTracker, TrainResults, make_run_dir
+from .trainer import STAGES, Trainer
 
 __all__ = [
-    "Trainer", "STAGES", "evaluate_policy", "ProgressBar",
+    "Trainer", "STAGES", "evaluate_policy", "ProgressBar", "RunTracker", "TrainResults", "make_run_dir",
+    "write_report",
     "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "Logger", "log_scalars", "read_csv_log",
     "save_checkpoint", "load_checkpoint", "UnsafeCheckpointError", "get_rng_state", "set_rng_state",
 ]

@@ -22,23 +22,21 @@ never by subclassing.
 """
 from __future__ import annotations
 
-import math
 import os
-from collections import deque
 from typing import Callable, Iterable, Mapping
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import set_interaction_type
 
 from ..buffers.samplers import PrioritizedSampler
-from ..collectors.utils import ExplorationType
+from ..collectors import EpisodeReturns
 from ..loggers import log_scalars
 from ..objectives.common import total_loss
 from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluation import evaluate_policy
 from .progress import ProgressBar
 
-__all__ = ["Trainer", "evaluate_policy", "STAGES"]
+__all__ = ["Trainer", "STAGES"]
 
 #: the hook points, in the order a batch reaches them
 STAGES = ("batch_process", "pre_steps_log", "pre_optim_steps", "process_optim_batch", "post_loss", "post_optim",
@@ -48,86 +46,6 @@ STAGES = ("batch_process", "pre_steps_log", "pre_optim_steps", "process_optim_ba
 _TRANSFORMING = ("batch_process", "process_optim_batch", "post_loss")
 # stages whose hooks may return a mapping of scalars to log
 _LOGGING = ("pre_steps_log", "eval", "post_steps_log")
-
-
-@torch.no_grad()
-def evaluate_policy(env, policy: Callable, episodes: int = 5, *, max_steps: int = 100_000,
-                    exploration_type=ExplorationType.DETERMINISTIC) -> list[float]:
-    """Returns of ``episodes`` complete episodes of ``policy`` in ``env`` (from a reset).
-
-    With a batched env each sub-env contributes its first ``ceil(episodes / n_envs)`` episodes, so
-    short episodes are not over-represented (the sub-envs that finish first would otherwise fill the
-    quota). Stops early, with the episodes completed so far, after ``max_steps`` steps.
-
-    Example:
-        >>> from rlbench.envs import CartPoleEnv
-        >>> def push_right(td):
-        ...     return td.set("action", torch.ones(td.batch_size, dtype=torch.long))
-        >>> returns = evaluate_policy(CartPoleEnv(batch_size=[2], seed=0), push_right, episodes=4)
-        >>> len(returns), all(5 <= r < 50 for r in returns)
-        (4, True)
-    """
-    n_envs = env.batch_size.numel()
-    quota = math.ceil(episodes / n_envs)
-    counts = torch.zeros(n_envs, dtype=torch.long)
-    running = torch.zeros(n_envs, dtype=torch.float64)
-    returns: list[float] = []
-    reward_key = env.reward_key
-    td = env.reset()
-    with set_interaction_type(exploration_type):
-        for _ in range(int(max_steps)):
-            out = policy(td)
-            cur, td = env.step_and_maybe_reset(td if out is None else out)
-            running += cur.get(("next", reward_key)).reshape(n_envs, -1).sum(-1).double().cpu()
-            done = cur.get(("next", "done")).reshape(n_envs).cpu()
-            if done.any():
-                take = done & (counts < quota)
-                returns.extend(running[take].tolist())
-                counts += take.long()
-                running[done] = 0.0
-                if int(counts.sum()) >= episodes:
-                    break
-    return returns[:episodes]
-
-
-class _EpisodeReturns:
-    """Returns of the episodes that finish in each batch, carried across batch boundaries by trajectory id."""
-
-    def __init__(self, maxlen: int = 100):
-        self.recent: deque = deque(maxlen=maxlen)
-        self.carry: dict[int, float] = {}  # running return of the episodes cut by the last batch's end
-
-    def update(self, batch: TensorDictBase, reward_key) -> list[float]:
-        ids = batch.get(("collector", "traj_ids"), None)
-        reward = batch.get(("next", reward_key), None)
-        if ids is None or reward is None:
-            return []
-        done = batch.get(("next", "done")).reshape(ids.shape)
-        reward = reward.reshape(*ids.shape, -1).sum(-1)
-        mask = batch.get(("collector", "mask"), None)  # split_trajs padding
-        if mask is not None:
-            ids, done, reward = ids[mask], done[mask], reward[mask]
-        ids, done, reward = ids.reshape(-1).cpu(), done.reshape(-1).cpu(), reward.reshape(-1).double().cpu()
-        uniq, inv = torch.unique(ids, return_inverse=True)
-        sums = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inv, reward)
-        ended = torch.zeros(uniq.numel(), dtype=torch.bool).index_put_((inv[done],), torch.tensor(True))
-        sums = sums.tolist()
-        finished, carry = [], {}
-        for i, tid in enumerate(uniq.tolist()):
-            total = sums[i] + self.carry.get(tid, 0.0)
-            if ended[i]:
-                finished.append(total)
-            else:
-                carry[tid] = total
-        self.carry = carry
-        self.recent.extend(finished)
-        return finished
-
-    def mean(self, last: int = 20) -> float | None:
-        if not self.recent:
-            return None
-        tail = list(self.recent)[-last:]
-        return sum(tail) / len(tail)
 
 
 class Trainer:
@@ -156,14 +74,18 @@ class Trainer:
         logger: anything with ``log_scalar(name, value, step)`` (``CSVLogger``, ``MultiLogger``,
             ``rlbench.widgets.TrainingMonitor``...). The step is the number of frames collected.
         log_interval: frames between two logs of the training metrics (averaged over the interval).
-        eval_env: an env to evaluate the policy in (deterministic actions) every ``eval_interval``
-            frames; ``eval/return`` is logged.
+        eval_env: an env to evaluate the policy in (deterministic actions, :func:`evaluate_policy`)
+            every ``eval_interval`` frames; ``eval/return`` is logged.
         eval_interval: frames between evaluations.
         eval_episodes: episodes per evaluation.
         eval_policy: the policy evaluated (default: the collector's).
         progress_bar: show a :class:`ProgressBar` (``tqdm.auto``); a dict is passed to it as kwargs.
         seed: seeds torch, NumPy, Python ``random``, the collector's env and the replay buffer; and
             each evaluation reseeds ``eval_env`` with ``seed + 1 + evaluation index``.
+
+    The returns of the training episodes (of the batches as the ``batch_process`` hooks leave them) are
+    kept in ``trainer.episodes``, an :class:`~rlbench.collectors.EpisodeReturns`; the mean of the last 20
+    is logged as ``train/episode_return`` and shown in the progress bar.
 
     Example:
         >>> from tensordict.nn import TensorDictModule
@@ -227,7 +149,7 @@ class Trainer:
         self._last_eval = 0
         self._pending: dict[str, torch.Tensor] = {}  # summed loss terms since the last log
         self._pending_n = 0
-        self.episodes = _EpisodeReturns()
+        self.episodes = EpisodeReturns()  # training returns, from the batches after the batch_process hooks
         self.last_eval: dict[str, float] = {}  # the latest evaluation's results
         self.last_losses: dict[str, float] = {}  # the latest logged means of the loss terms
         if seed is not None:
@@ -284,7 +206,8 @@ class Trainer:
                 batch = self._run("batch_process", batch)
                 self.episodes.update(batch, getattr(getattr(collector, "env", None), "reward_key", "reward"))
                 self._run("pre_steps_log", batch)
-                if self.replay_buffer is not None and getattr(collector, "replay_buffer", None) is not self.replay_buffer:
+                stores_itself = getattr(collector, "replay_buffer", None) is self.replay_buffer
+                if self.replay_buffer is not None and not stores_itself:
                     self._store(batch)
                 self._run("pre_optim_steps")
                 for sub in self._optim_batches(batch):
@@ -298,7 +221,7 @@ class Trainer:
                 if frames - self._last_log >= self.log_interval:
                     self._log_training()
                 self._run("post_steps_log", batch)
-                bar.update(frames - seen, episode_return=self.episodes.mean(), loss=self.last_losses.get("loss"),
+                bar.update(frames - seen, episode_return=self.episodes.mean(last=20), loss=self.last_losses.get("loss"),
                            eval_return=self.last_eval.get("eval/return"))
                 done, seen = done + 1, frames
                 if batches is not None and done >= batches:
@@ -315,8 +238,10 @@ class Trainer:
         return int(getattr(self.collector, "frames", 0))
 
     def _store(self, batch: TensorDictBase) -> None:
-        """Write a ``[*B, T]`` batch to the buffer as transitions: flat for a 1-d storage, time-major rows
-        (``[T, *B]``) for a storage that keeps one row per step of all sub-envs (``ndim=2``).
+        """Write a ``[*B, T]`` batch to the buffer as transitions.
+
+        Flat for a 1-d storage, time-major rows (``[T, *B]``) for a storage that keeps one row per step of
+        all sub-envs (``ndim=2``).
         """
         ndim = getattr(getattr(self.replay_buffer, "storage", None), "ndim", 1)
         if ndim == 1 or batch.ndim == 1:
@@ -377,7 +302,7 @@ class Trainer:
         if self._pending_n:
             self.last_losses = {k: float(v) / self._pending_n for k, v in self._pending.items()}
             values.update({f"train/{k}": v for k, v in self.last_losses.items()})
-        ret = self.episodes.mean()
+        ret = self.episodes.mean(last=20)
         if ret is not None:
             values["train/episode_return"] = ret
         values["train/updates"] = self.updates
@@ -448,15 +373,21 @@ class Trainer:
         """Checkpoint the run to ``path`` (see :func:`~rlbench.trainers.save_checkpoint`).
 
         Saves the loss (networks, target parameters, e.g. ``log_alpha``), optimisers, the policy,
-        the replay buffer (directory ``<path>.buffers/``), the collector (its env's in-flight state
-        when the env is torch-native, else the next batch starts with a reset), the trainer's
-        counters and the RNG states; ``extra`` components (an LR scheduler...) too.
+        the replay buffer (directory ``<path>.buffers.<version>/``), the collector (its env's in-flight
+        state when the env is torch-native, else the next batch starts with a reset), the trainer's
+        counters and the RNG states; ``extra`` components (an LR scheduler...) too. Atomic: a save
+        killed at any point leaves the previous checkpoint whole, or the new one once complete.
         """
         save_checkpoint(path, trainer=self._counters(), **self._components(), **extra)
 
-    def load(self, path: str | os.PathLike, **extra) -> None:
-        """Restore a :meth:`save` checkpoint into this trainer (built the same way) and ``extra``."""
-        values = load_checkpoint(path, **self._components(), **extra)
+    def load(self, path: str | os.PathLike, *, allow_pickle: bool = False, **extra) -> None:
+        """Restore a :meth:`save` checkpoint into this trainer (built the same way) and ``extra``.
+
+        Nothing is unpickled: the file loads with ``weights_only=True`` and the replay buffer's files
+        must hold only the tensors their metadata declares, else :class:`UnsafeCheckpointError`
+        (``allow_pickle=True`` lets the buffer unpickle its files: trusted checkpoints only).
+        """
+        values = load_checkpoint(path, allow_pickle=allow_pickle, **self._components(), **extra)
         if "trainer" not in values:
             raise KeyError(f"Trainer.load: {path} was not written by Trainer.save (no trainer counters)")
         c = values["trainer"]

@@ -18,14 +18,6 @@ from rlbench.trainers import Trainer
 FPB = 32
 
 
-class ListLogger:
-    def __init__(self):
-        self.rows = []
-
-    def log_scalar(self, name, value, step):
-        self.rows.append((name, float(value), step))
-
-
 def dqn(n_batches, **trainer_kwargs):
     """DQN with a replay buffer, a hard-updated target network, annealed epsilon and random warm-up."""
     torch.manual_seed(0)

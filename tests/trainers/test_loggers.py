@@ -7,15 +7,8 @@ import pytest
 import torch
 
 from rlbench.loggers import Logger
+from rlbench.testing import ListLogger
 from rlbench.trainers import CSVLogger, MultiLogger, TensorboardLogger, WandbLogger, read_csv_log
-
-
-class ListLogger:
-    def __init__(self):
-        self.rows = []
-
-    def log_scalar(self, name, value, step):
-        self.rows.append((name, value, step))
 
 
 def test_csv_round_trip_keeps_order_steps_and_exact_values(tmp_path):

@@ -3,10 +3,11 @@ import io
 
 import pytest
 import torch
-from _setups import FPB, ListLogger, dqn, ppo
+from _setups import FPB, dqn, ppo
 
 from rlbench.buffers import LazyTensorStorage, PrioritizedReplayBuffer
 from rlbench.envs import CartPoleEnv
+from rlbench.testing import ListLogger
 from rlbench.trainers import STAGES, CSVLogger, Trainer, evaluate_policy, read_csv_log
 
 
@@ -113,24 +114,6 @@ def test_episode_returns_follow_episodes_across_batches():
     assert sorted(trainer.episodes.recent) == sorted(expected)
 
 
-def test_evaluate_policy_matches_a_reference_rollout():
-    env = CartPoleEnv(seed=4)
-    returns = evaluate_policy(env, push_right, episodes=3)
-    env.set_seed(4)
-    ref = env.rollout(1000, push_right, break_when_any_done=False)
-    done = ref["next", "done"].reshape(-1)
-    ends = done.nonzero().reshape(-1)[:3]
-    lengths = torch.diff(torch.cat([torch.tensor([-1]), ends])).tolist()
-    assert returns == [float(n) for n in lengths]
-
-
-def test_evaluate_policy_takes_equal_shares_from_sub_envs():
-    env = CartPoleEnv(batch_size=[2], seed=0)
-    returns = evaluate_policy(env, push_right, episodes=4)
-    assert len(returns) == 4
-    assert evaluate_policy(env, push_right, episodes=2, max_steps=3) == []  # stopped before any episode ended
-
-
 def test_trainer_evaluates_on_schedule_and_runs_eval_hooks():
     logger = ListLogger()
     trainer = ppo(4, eval_env=CartPoleEnv(), eval_interval=2 * FPB, eval_episodes=2, logger=logger)
@@ -168,7 +151,8 @@ def test_train_in_chunks_and_repr():
     assert trainer.batches == 4 and trainer.frames == 4 * FPB
     with pytest.raises(ValueError, match="batches must be a positive int or None"):
         trainer.train(batches=0)
-    assert repr(trainer).startswith("Trainer(on-policy, loss=ClipPPOLoss, frames=128, batches=4, updates=16")
+    loss_name = type(trainer.loss).__name__  # the clipped PPO loss, whatever its class is called
+    assert repr(trainer).startswith(f"Trainer(on-policy, loss={loss_name}, frames=128, batches=4, updates=16")
 
 
 def test_prioritized_replay_priorities_are_updated_from_the_loss():
