@@ -146,13 +146,12 @@ def check_loss_runs_on(loss: torch.nn.Module, td: TensorDictBase, device) -> Ten
 
     Example:
         >>> from tensordict import TensorDict
-        >>> from tensordict.nn import TensorDictModule
-        >>> from rlbench.objectives import DQNLoss
-        >>> net = TensorDictModule(torch.nn.Linear(4, 2), ["observation"], ["action_value"])
-        >>> td = TensorDict({"observation": torch.randn(8, 4), "action": torch.randint(2, (8,)),
-        ...     "next": {"observation": torch.randn(8, 4), "reward": torch.randn(8, 1),
-        ...              "terminated": torch.zeros(8, 1, dtype=torch.bool)}}, batch_size=[8])
-        >>> check_loss_runs_on(DQNLoss(net, action_space="categorical"), td, "cpu")["loss_value"].device
+        >>> from rlbench.objectives import A2CLoss
+        >>> from rlbench.testing import categorical_actor
+        >>> actor = categorical_actor(3, 2)
+        >>> td = actor(TensorDict(observation=torch.randn(8, 3), batch_size=[8]))
+        >>> td["advantage"] = torch.randn(8, 1)
+        >>> check_loss_runs_on(A2CLoss(actor), td, "cpu")["loss_objective"].device
         device(type='cpu')
     """
     loss = copy.deepcopy(loss).to(device)
