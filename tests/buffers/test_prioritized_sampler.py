@@ -353,3 +353,41 @@ def test_prioritized_sampler_on_a_multidim_storage():
     assert (batch["index"] == 11).all() and (batch["x"] == 11.0).all()
     with pytest.raises(ValueError, match="index 12 but only items \\[0, 12\\)"):
         rb.update_priority(torch.tensor([12]), torch.tensor([1.0]))
+
+
+# ------------------------------------------------------------------ issue 13 item 10: say what is wrong
+@pytest.mark.parametrize("kwargs, message", [
+    ({"alpha": float("nan"), "beta": 0.5}, r"alpha must be >= 0 and finite.*got nan"),
+    ({"alpha": float("inf"), "beta": 0.5}, r"alpha must be >= 0 and finite.*got inf"),
+    ({"alpha": 0.5, "beta": 1.5}, r"beta must be in \[0, 1\].*got 1.5"),
+    ({"alpha": 0.5, "beta": float("nan")}, r"beta must be in \[0, 1\].*got nan"),
+    ({"alpha": 0.5, "beta": 0.5, "eps": float("nan")}, r"eps must be >= 0 and finite.*got nan"),
+])
+def test_bad_hyperparameters_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PrioritizedSampler(4, **kwargs)
+
+
+def test_anneal_beta_refuses_an_end_above_one():
+    sampler = PrioritizedSampler(4, alpha=0.5, beta=0.4)
+    with pytest.raises(ValueError, match=r"beta_end must be in \[0, 1\], got 2.0"):
+        sampler.anneal_beta(0.5, beta_end=2.0)
+    assert sampler.beta == 0.4
+
+
+@pytest.mark.parametrize("index", [torch.tensor([1.7]), np.array([0.0, 2.0]), [1.5], 2.0, torch.tensor([True])])
+def test_non_integer_indices_are_refused(index):
+    sampler = PrioritizedSampler(4, alpha=1.0, beta=0.5)
+    sampler.extend(torch.arange(4))
+    with pytest.raises(TypeError, match="update_priority: index must hold integers.*got"):
+        sampler.update_priority(index, 5.0)
+    assert sampler.priorities(torch.arange(4)).tolist() == [1.0] * 4  # nothing was truncated and written
+
+
+def test_all_zero_priorities_with_eps_zero_blames_the_priorities_not_the_writer():
+    sampler = PrioritizedSampler(4, alpha=1.0, beta=0.5, eps=0.0)
+    sampler.extend(torch.arange(3))
+    sampler.update_priority(torch.arange(3), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"every stored item has priority 0 .*eps=0.*eps > 0") as err:
+        sampler.sample(torch.zeros(3), 2)
+    assert "writer" not in str(err.value)

@@ -17,6 +17,21 @@ _REDUCTIONS = {
 }
 
 
+def _to_index(index: Any) -> np.ndarray:
+    """Integer indices as int64, refusing floats and bools (which ``astype`` would silently truncate)."""
+    if isinstance(index, torch.Tensor):
+        ok = not (index.is_floating_point() or index.is_complex() or index.dtype == torch.bool)
+        kind = index.dtype
+    else:
+        arr = np.asarray(index)
+        ok = arr.size == 0 or np.issubdtype(arr.dtype, np.integer)
+        kind = arr.dtype
+    if not ok:
+        raise TypeError(f"update_priority: index must hold integers (the flat item indices that sample() returns, "
+                        f"e.g. info['index']), got {kind}")
+    return _to_numpy(index, np.int64)
+
+
 def _to_numpy(x: Any, dtype) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
@@ -39,9 +54,11 @@ class PrioritizedSampler(Sampler):
     Args:
         max_capacity: how many items the priorities cover (at least the storage's flat item count,
             ``capacity * n_envs`` for a ``[capacity, n_envs]`` storage).
-        alpha: how strongly priorities shape sampling (0: uniform, 1: proportional).
-        beta: importance-weight exponent (0: no correction, 1: full correction); see :meth:`anneal_beta`.
-        eps: added to every priority so that none is exactly zero.
+        alpha: how strongly priorities shape sampling (0: uniform, 1: proportional); finite, >= 0.
+        beta: importance-weight exponent in ``[0, 1]`` (0: no correction, 1: full correction); see
+            :meth:`anneal_beta`.
+        eps: added to every priority so that none is exactly zero (with ``eps=0``, items whose
+            priority is set to 0 are never sampled, and a buffer of only such items cannot sample).
         reduction: how :meth:`update_priority` reduces a priority with more dims than its index
             (e.g. one TD error per time step of a slice): ``"max"``, ``"min"``, ``"mean"`` or ``"median"``.
         max_priority_init: the ``p`` given to new items before any priority was set (on the
@@ -61,12 +78,15 @@ class PrioritizedSampler(Sampler):
 
     def __init__(self, max_capacity: int, alpha: float, beta: float, eps: float = 1e-8, reduction: str = "max",
                  max_priority_init: float = 1.0):
-        if alpha < 0:
-            raise ValueError(f"PrioritizedSampler alpha must be >= 0, got {alpha}")
-        if beta < 0:
-            raise ValueError(f"PrioritizedSampler beta must be >= 0, got {beta}")
-        if eps < 0:
-            raise ValueError(f"PrioritizedSampler eps must be >= 0, got {eps}")
+        # `not (x >= 0)` is also true for NaN, which every plain comparison lets through
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"PrioritizedSampler alpha must be >= 0 and finite (0: uniform, 1: proportional), "
+                             f"got {alpha}")
+        if not (0 <= beta <= 1):
+            raise ValueError(f"PrioritizedSampler beta must be in [0, 1] (0: no correction, 1: full correction), "
+                             f"got {beta}")
+        if not (np.isfinite(eps) and eps >= 0):
+            raise ValueError(f"PrioritizedSampler eps must be >= 0 and finite, got {eps}")
         if not (np.isfinite(max_priority_init) and max_priority_init > 0):
             raise ValueError(f"PrioritizedSampler max_priority_init must be finite and > 0, got {max_priority_init}")
         if reduction not in _REDUCTIONS:
@@ -107,6 +127,10 @@ class PrioritizedSampler(Sampler):
             raise ValueError(f"the storage holds {n} items but PrioritizedSampler(max_capacity={self.max_capacity}) "
                              "covers fewer; build the sampler with max_capacity >= the storage's item count")
         total = self._tree.total()
+        if total <= 0 and self._filled:
+            raise ValueError(f"PrioritizedSampler: every stored item has priority 0 (eps={self.eps} and only zero "
+                             "priorities were set), so no item can be drawn; build the sampler with eps > 0 (e.g. "
+                             "1e-6) or set a positive priority with update_priority")
         if total <= 0:
             raise ValueError("PrioritizedSampler has no priorities for the stored items: the writer must call "
                              "sampler.extend(index) for every write")
@@ -129,8 +153,9 @@ class PrioritizedSampler(Sampler):
         Raises:
             ValueError: a NaN, infinite or negative priority (its position is named); an index that
                 was never written; shapes that do not line up.
+            TypeError: an index that is not integers (a float or bool tensor, e.g.).
         """
-        index = _to_numpy(index, np.int64)
+        index = _to_index(index)
         priority = _to_numpy(priority, np.float64)
         bad = ~np.isfinite(priority) | (priority < 0)
         if bad.any():
@@ -162,6 +187,8 @@ class PrioritizedSampler(Sampler):
         Schaul et al. anneal beta to 1 by the end of training, when unbiased updates matter most.
         Returns the new beta.
         """
+        if not (0 <= beta_end <= 1):
+            raise ValueError(f"anneal_beta: beta_end must be in [0, 1], got {beta_end}")
         progress = min(max(float(progress), 0.0), 1.0)
         self.beta = self._beta_start + progress * (beta_end - self._beta_start)
         return self.beta
