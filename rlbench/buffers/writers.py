@@ -116,7 +116,8 @@ class TensorDictMaxValueWriter(Writer):
 
     def _rank(self, data) -> torch.Tensor:
         if not isinstance(data, TensorDictBase):
-            raise TypeError(f"TensorDictMaxValueWriter ranks TensorDicts by {self.rank_key!r}, got {type(data).__name__}")
+            raise TypeError(f"TensorDictMaxValueWriter ranks TensorDicts by {self.rank_key!r}, "
+                            f"got {type(data).__name__}")
         x = data.get(self.rank_key, None)
         if x is None:
             raise KeyError(f"TensorDictMaxValueWriter: rank_key {self.rank_key!r} is not in the data "

@@ -35,8 +35,10 @@ class Sampler(ABC):
 
     @abstractmethod
     def sample(self, storage: Any, batch_size: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Return ``(index, info)``: flat long indices of shape ``[batch_size]`` into ``storage``,
-        and extra per-item entries for the sample (e.g. ``{"priority_weight": tensor}``).
+        """Return ``(index, info)``: the items a batch reads, and extra per-item entries.
+
+        ``index`` holds flat long indices of shape ``[batch_size]`` into ``storage``; ``info`` the
+        sample's per-item entries (e.g. ``{"priority_weight": tensor}``).
         """
 
     def extend(self, index: torch.Tensor) -> None:

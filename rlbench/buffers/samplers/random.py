@@ -61,7 +61,8 @@ class SamplerWithoutReplacement(Sampler):
         n = len(storage)
         if self.drop_last and n < batch_size:
             raise ValueError(f"SamplerWithoutReplacement(drop_last=True): the buffer holds {n} items, fewer than "
-                             f"batch_size={batch_size}, so every batch would be dropped; add data or use drop_last=False")
+                             f"batch_size={batch_size}, so every batch would be dropped; add data or use "
+                             "drop_last=False")
         if self._perm is None or self._epoch_over(batch_size):
             self._perm = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
             self._pos = 0
