@@ -566,7 +566,3 @@ class EnvBase:
             f"    observation_spec={indent(repr(self.observation_spec))},\n"
             f"    action_spec={self.action_spec!r},\n    reward_spec={self.reward_spec!r})"
         )
-
-
-# the writer's old private name, for code written before it moved to ``rollout_writer``
-_RolloutWriter = RolloutWriter

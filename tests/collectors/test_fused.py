@@ -48,7 +48,7 @@ MAKERS = {
     "gym_vec5": lambda: GymEnv("CartPole-v1", num_envs=5),
     "serial1": lambda: SerialEnv(1, lambda: GymEnv("CartPole-v1")),
     "serial3": lambda: SerialEnv(3, lambda: GymEnv("CartPole-v1")),
-    # observations over _RolloutWriter's grouping limit get their own [*batch, T, ...] buffer
+    # observations over RolloutWriter's grouping limit get their own [*batch, T, ...] buffer
     "gym_vec300": lambda: GymEnv("CartPole-v1", num_envs=300),
 }
 
