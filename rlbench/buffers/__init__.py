@@ -3,6 +3,7 @@
 ``ReplayBuffer(storage=LazyTensorStorage(100_000), sampler=RandomSampler(), batch_size=256)`` is
 the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` into each batch;
 ``PrioritizedReplayBuffer(alpha=..., beta=...)`` samples by priority and returns importance weights.
+Saved buffers load without unpickling anything unless asked to (:class:`UnsafeCheckpointError`).
 """
 from .replay_buffer import (
                             EmptyBufferError,
@@ -19,7 +20,15 @@ from .samplers import (
                             SliceSampler,
                             SliceSamplerWithoutReplacement,
 )
-from .storages import LazyMemmapStorage, LazyTensorStorage, ListStorage, Storage, StorageMismatchError, UnsafeLoadError
+from .storages import (
+                            LazyMemmapStorage,
+                            LazyTensorStorage,
+                            ListStorage,
+                            Storage,
+                            StorageMismatchError,
+                            UnsafeCheckpointError,
+                            UnsafeLoadError,
+)
 from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
 
 __all__ = [
@@ -28,5 +37,6 @@ __all__ = [
     "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
     "SliceSamplerWithoutReplacement",
     "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
+    "UnsafeCheckpointError",
     "Writer", "RoundRobinWriter", "TensorDictMaxValueWriter",
 ]

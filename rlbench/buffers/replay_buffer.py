@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 import json
+import pickle
+import tempfile
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +18,9 @@ from . import _persist
 from . import samplers as _samplers
 from . import storages as _storages
 from . import writers as _writers
+from ._transforms import TransformList, check_transform
 from .samplers import PrioritizedSampler, RandomSampler, Sampler
-from .storages import LazyMemmapStorage, ListStorage, Storage
+from .storages import LazyMemmapStorage, ListStorage, Storage, UnsafeCheckpointError
 from .writers import RoundRobinWriter, Writer
 
 __all__ = ["ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "TensorDictPrioritizedReplayBuffer",
@@ -47,6 +50,16 @@ def _unsqueeze(data):
     return [data]
 
 
+def _load_state(file: Path) -> dict:
+    """``state.pt`` (sampler, writer, RNG): tensors and plain values only, never an unpickled object."""
+    try:
+        return torch.load(file, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(f"{file} holds pickled objects other than tensors and plain values, which safe "
+                                    "loading (torch.load(weights_only=True)) refuses; it was not written by "
+                                    "ReplayBuffer.dumps or it was changed") from err
+
+
 class ReplayBuffer:
     """A replay buffer: ``storage`` keeps items, ``writer`` places new ones, ``sampler`` picks batches.
 
@@ -56,7 +69,13 @@ class ReplayBuffer:
         writer: a :class:`~rlbench.buffers.writers.Writer` (default :class:`RoundRobinWriter`).
         batch_size: default batch size of :meth:`sample` and :meth:`__iter__`.
         transform: applied to every sampled batch (e.g. an ``rlbench.envs.transforms`` transform,
-            or any callable): ``batch = transform(batch)``. Stored items are never changed.
+            or any callable): ``batch = transform(batch)``; a list of them is applied in order (as a
+            :class:`~rlbench.buffers._transforms.TransformList`, see :meth:`append_transform`).
+            Stored items are never changed. Items keep their own batch dims, so a transform sees
+            ``[B, T]`` when ``[T]`` trajectories were stored as items (e.g. ``CatFrames`` then
+            stacks frames along each trajectory).
+        collate_fn: applied to what the storage returns for a batch, before ``transform`` (as in
+            TorchRL), e.g. to turn a ``ListStorage``'s list of objects into a tensor (default: none).
         prefetch: number of batches sampled ahead in background threads (0: none). Prefetched
             batches were drawn before the call that returns them: data added in between shows up a
             few batches later, and exact reproducibility of the sequence (``set_seed``) is only
@@ -84,8 +103,9 @@ class ReplayBuffer:
     """
 
     def __init__(self, *, storage: Storage | None = None, sampler: Sampler | None = None,
-                 writer: Writer | None = None, batch_size: int | None = None, transform: Callable | None = None,
-                 prefetch: int = 0, pin_memory: bool = False, generator: torch.Generator | None = None):
+                 writer: Writer | None = None, batch_size: int | None = None,
+                 transform: Callable | list | tuple | None = None, prefetch: int = 0, pin_memory: bool = False,
+                 generator: torch.Generator | None = None, collate_fn: Callable | None = None):
         self._storage = storage if storage is not None else ListStorage(1000)
         self._sampler = sampler if sampler is not None else RandomSampler()
         self._writer = writer if writer is not None else RoundRobinWriter()
@@ -97,7 +117,10 @@ class ReplayBuffer:
             raise TypeError(f"writer must be an rlbench Writer (e.g. RoundRobinWriter()), got {writer!r}")
         self._writer.register(self._storage, self._sampler)
         self._batch_size = self._check_batch_size(batch_size, allow_none=True)
-        self.transform = transform
+        if isinstance(transform, (list, tuple)):
+            transform = TransformList(transform)
+        self.transform = check_transform(transform) if transform is not None else None
+        self.collate_fn = check_transform(collate_fn) if collate_fn is not None else None
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0 (batches sampled ahead), got {prefetch!r}")
         self.prefetch = prefetch
@@ -133,6 +156,22 @@ class ReplayBuffer:
     @property
     def generator(self) -> torch.Generator:
         return self._generator
+
+    def append_transform(self, transform: Callable) -> None:
+        """Apply ``transform`` to sampled batches after the transforms already set (TorchRL's name)."""
+        self._edit_transforms(lambda ts: ts.append(transform))
+
+    def insert_transform(self, index: int, transform: Callable) -> None:
+        """Apply ``transform`` to sampled batches at position ``index`` among the transforms already set."""
+        self._edit_transforms(lambda ts: ts.insert(index, transform))
+
+    def _edit_transforms(self, edit: Callable) -> None:
+        self._stop_prefetch()  # queued batches were transformed the old way
+        current = self.transform
+        if not isinstance(current, TransformList):
+            current = TransformList([] if current is None else [current])
+        edit(current)
+        self.transform = current
 
     def set_seed(self, seed: int) -> None:
         """Reseed the buffer's generator (sampling and iteration order)."""
@@ -208,6 +247,8 @@ class ReplayBuffer:
         return self._finish(batch, info), info
 
     def _finish(self, batch, info: dict):
+        if self.collate_fn is not None:
+            batch = self.collate_fn(batch)
         batch = self._annotate(batch, info)
         if self.transform is not None:
             batch = self.transform(batch)
@@ -270,7 +311,8 @@ class ReplayBuffer:
                 raise IndexError(f"index {bad} is out of range for a buffer holding {n} items (valid: {-n}..{n - 1})")
             index = torch.where(index < 0, index + n, index)
         elif not isinstance(index, (int, slice)):
-            raise TypeError(f"replay buffers are indexed by an int, a slice, a list or a tensor, got {type(index).__name__}")
+            raise TypeError("replay buffers are indexed by an int, a slice, a list or a tensor, "
+                            f"got {type(index).__name__}")
         return self._storage.get(index)
 
     def __iter__(self):
@@ -320,7 +362,8 @@ class ReplayBuffer:
             self._batch_size = state.get("batch_size", self._batch_size)
 
     def _describe(self) -> dict[str, Any]:
-        return {"buffer": _persist.describe(self, skip=("storage", "sampler", "writer", "transform", "generator")),
+        return {"buffer": _persist.describe(self, skip=("storage", "sampler", "writer", "transform", "generator",
+                                                        "collate_fn")),
                 "storage": _persist.describe(self._storage), "sampler": _persist.describe(self._sampler),
                 "writer": _persist.describe(self._writer), "batch_size": self._batch_size}
 
@@ -347,24 +390,25 @@ class ReplayBuffer:
         self._stop_prefetch()
         with self._lock:
             self._storage.loads(path / "storage", allow_pickle=allow_pickle)
-            state = torch.load(path / "state.pt", weights_only=True)
+            state = _load_state(path / "state.pt")
             self._sampler.load_state_dict(state["sampler"])
             self._writer.load_state_dict(state["writer"])
             self._generator.set_state(state["generator"])
 
     @classmethod
     def _loads_new(cls, path, *, sampler: Sampler | None = None, writer: Writer | None = None,
-                   transform: Callable | None = None, allow_pickle: bool = False, **kwargs) -> "ReplayBuffer":
-        """Rebuild a buffer from ``path``: a :meth:`dumps` directory or a LazyMemmapStorage's ``scratch_dir``.
-
-        A memory-mapped storage is reopened in place (its files are used, not copied): this is how a
-        buffer whose process died is recovered, or how another process reads it.
-        """
+                   transform: Callable | None = None, allow_pickle: bool = False, scratch_dir=None,
+                   in_place: bool = False, **kwargs) -> "ReplayBuffer":
+        """Rebuild a buffer from ``path``: a :meth:`dumps` directory or a LazyMemmapStorage's ``scratch_dir``."""
         path = Path(path)
+        if in_place and scratch_dir is not None:
+            raise ValueError("loads: pass scratch_dir= (copy the memory-mapped files there) or in_place=True "
+                             "(use them where they are), not both")
         if not (path / "buffer.json").exists():
-            if (path / "storage.json").exists():  # a bare memmap storage directory
+            if (path / "storage.json").exists():  # a bare memmap storage directory: reopened in place
                 parts = {k: v for k, v in (("sampler", sampler), ("writer", writer)) if v is not None}
-                buffer = cls(storage=LazyMemmapStorage.load(path), transform=transform, **parts, **kwargs)
+                storage = LazyMemmapStorage.load(path, scratch_dir, allow_pickle=allow_pickle)
+                buffer = cls(storage=storage, transform=transform, **parts, **kwargs)
                 # no sampler state was saved: tell the sampler about every stored item (new-item priority)
                 storage = buffer._storage
                 if len(storage):
@@ -375,7 +419,9 @@ class ReplayBuffer:
         desc = json.loads((path / "buffer.json").read_text())
         storage_desc = desc["storage"]
         if storage_desc["class"] == "LazyMemmapStorage":
-            storage = LazyMemmapStorage.load(path / "storage")
+            if not in_place and scratch_dir is None:  # a dump stays a snapshot: work on a copy
+                scratch_dir = tempfile.mkdtemp(prefix="rlbench_memmap_")
+            storage = LazyMemmapStorage.load(path / "storage", scratch_dir, allow_pickle=allow_pickle)
         else:
             storage = _persist.rebuild(storage_desc, vars(_storages), "storage")
         if writer is None:
@@ -396,8 +442,8 @@ class ReplayBuffer:
                 sampler = _persist.rebuild(desc["sampler"], vars(_samplers), "sampler")
             buffer = buffer_cls(storage=storage, sampler=sampler, writer=writer, transform=transform, **buffer_kwargs)
         if storage_desc["class"] == "LazyMemmapStorage":
-            # the storage was reopened in place; only the sampler, writer and RNG state remain to load
-            state = torch.load(path / "state.pt", weights_only=True)
+            # the storage was opened (copied) above; only the sampler, writer and RNG state remain to load
+            state = _load_state(path / "state.pt")
             buffer._sampler.load_state_dict(state["sampler"])
             buffer._writer.load_state_dict(state["writer"])
             buffer._generator.set_state(state["generator"])
@@ -408,15 +454,29 @@ class ReplayBuffer:
     loads = _hybridmethod(_loads_new.__func__, _loads_into)
     loads.__doc__ = """Load a saved buffer.
 
-    ``ReplayBuffer.loads(path, sampler=None, writer=None, transform=None, allow_pickle=False, **kwargs)``
-    on the class rebuilds the buffer saved by :meth:`dumps` (its class, storage, writer, sampler and
-    their state), or wraps the ``scratch_dir`` of a :class:`LazyMemmapStorage` whose buffer never
-    called ``dumps`` (e.g. its process died). Memory-mapped storages are reopened in place. Parts
-    that are not rlbench's own must be passed in (``sampler=...``); ``transform`` is never saved.
+    ``ReplayBuffer.loads(path, sampler=None, writer=None, transform=None, allow_pickle=False,
+    scratch_dir=None, in_place=False, **kwargs)`` on the class rebuilds the buffer saved by
+    :meth:`dumps` (its class, storage, writer, sampler and their state), or wraps the ``scratch_dir``
+    of a :class:`LazyMemmapStorage` whose buffer never called ``dumps`` (e.g. its process died).
+    Parts that are not rlbench's own must be passed in (``sampler=...``); ``transform`` and
+    ``collate_fn`` are never saved.
 
-    ``rb.loads(path, allow_pickle=False)`` on an instance loads the saved contents and state into
-    this buffer's own (matching) parts. ``allow_pickle=True`` lets a ``ListStorage`` unpickle
-    objects that are not tensors: only for files you trust.
+    Memory-mapped storages: a :meth:`dumps` directory is a snapshot, so by default its files are
+    **copied** into a fresh temporary directory (or into ``scratch_dir``, which must be empty) and
+    the buffer writes there: the saved files never change. ``in_place=True`` uses them where they
+    are instead (later writes change the saved snapshot). A bare ``scratch_dir`` of a storage is
+    that storage itself and is reopened in place (rows a killed process was writing are dropped,
+    see :class:`LazyMemmapStorage`), unless ``scratch_dir`` asks for a copy.
+
+    ``rb.loads(path, allow_pickle=False)`` on an instance copies the saved contents and state into
+    this buffer's own (matching) parts.
+
+    Nothing is unpickled by default: the storages' files must hold exactly the tensors their
+    ``storage.json`` declares (keys, dtypes, shapes and file sizes), ``state.pt`` only tensors and
+    plain values; anything else raises :class:`~rlbench.buffers.UnsafeCheckpointError` (a file of
+    the wrong size a ``ValueError`` naming it). ``allow_pickle=True`` lets a ``ListStorage``
+    unpickle objects that are not tensors and tensordict files carry pickled entries (which the
+    tensor storages then ignore): only for files you trust.
     """
 
 
@@ -425,7 +485,9 @@ class TensorDictReplayBuffer(ReplayBuffer):
 
     Every sampled TensorDict gets ``"index"`` (the flat indices it was read from) and the
     sampler's per-item entries (e.g. ``"priority_weight"``), so that a loss can send new priorities
-    back with :meth:`update_tensordict_priority`.
+    back with :meth:`update_tensordict_priority`. When the items have batch dims of their own (a
+    ``[B, T]`` sample of stored ``[T]`` trajectories) these entries are repeated over them, and
+    per-step priorities sent back are reduced to one per item by the sampler's ``reduction``.
 
     Args:
         priority_key: where :meth:`update_tensordict_priority` reads new priorities (``"td_error"``).
@@ -448,8 +510,12 @@ class TensorDictReplayBuffer(ReplayBuffer):
     def _annotate(self, batch, info: dict):
         if isinstance(batch, TensorDictBase):
             n = batch.shape[0] if batch.batch_dims else None
+            inner = batch.shape[1:]  # the items' own batch dims ([T] for stored trajectories)
             for key, value in info.items():
                 if isinstance(value, torch.Tensor) and value.shape[:1] == (n,):
+                    if inner and value.shape[1:1 + len(inner)] != inner:  # one entry per item: repeat it per step
+                        value = value.reshape(n, *([1] * len(inner)), *value.shape[1:])
+                        value = value.expand(n, *inner, *value.shape[1 + len(inner):])
                     batch.set(key, value)
         return batch
 
@@ -468,6 +534,10 @@ class TensorDictReplayBuffer(ReplayBuffer):
         if priority is None:
             raise KeyError(f"update_tensordict_priority: no priority at {self.priority_key!r} in the TensorDict "
                            f"(keys: {list(td.keys(True, True))}); set priority_key=... to where the loss writes it")
+        if index.ndim > 1:
+            rows = index.reshape(index.shape[0], -1)
+            if bool((rows == rows[:, :1]).all()):  # an item's index repeated over its steps ([B, T] items)
+                index = rows[:, 0]  # one priority per item: the sampler reduces the steps' (``reduction``)
         self.update_priority(index, priority.detach())
 
 

@@ -127,11 +127,12 @@ def test_multi_dim_round_trip(tmp_path):
     assert torch.equal(into[:]["x"], rb[:]["x"]) and len(into) == 12
 
 
-def test_memmap_loads_reopens_in_place(tmp_path):
+def test_memmap_loads_in_place_when_asked(tmp_path):
+    # issue 13 item 5: a dump is copied by default (tests/buffers/test_safe_loading.py); in_place=True opts out
     rb = ReplayBuffer(storage=LazyMemmapStorage(10, scratch_dir=tmp_path / "live"), batch_size=2)
     rb.extend(data(4))
     rb.dumps(tmp_path / "saved")
-    back = ReplayBuffer.loads(tmp_path / "saved")
+    back = ReplayBuffer.loads(tmp_path / "saved", in_place=True)
     assert back.storage.scratch_dir == tmp_path / "saved" / "storage"  # files used where they are
     back.extend(data(1, start=50))
     assert ReplayBuffer.loads(tmp_path / "saved")[4]["x"].item() == 50.0

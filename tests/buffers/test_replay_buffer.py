@@ -250,3 +250,107 @@ def test_cuda_storage_and_pinned_samples():
     pinned = ReplayBuffer(storage=LazyTensorStorage(100), batch_size=8, pin_memory=True)
     pinned.extend(data(20))
     assert pinned.sample()["x"].is_pinned()
+
+
+# ------------------------------------------------------------------ issue 13 item 16: items keep their batch dims
+def trajectories(n, steps=10):
+    """``n`` trajectories of ``steps`` steps; trajectory i, step t observes ``100 * i + t``."""
+    obs = (100 * torch.arange(n).unsqueeze(-1) + torch.arange(steps)).float().unsqueeze(-1)
+    return TensorDict({"observation": obs, "action": torch.zeros(n, steps, 2)}, [n, steps])
+
+
+def test_stored_items_keep_their_batch_dims(storage):
+    rb = ReplayBuffer(storage=storage, batch_size=4)
+    rb.add(trajectories(1)[0])  # one [10] trajectory as one item
+    rb.extend(trajectories(3))  # three more
+    assert len(rb) == 4 and rb[0].shape == (10,) and rb[:].shape == (4, 10)
+    batch = rb.sample()
+    assert batch.shape == (4, 10) and batch["observation"].shape == (4, 10, 1) and batch["action"].shape == (4, 10, 2)
+    steps = batch["observation"][..., 0] % 100
+    assert torch.equal(steps, torch.arange(10.0).expand(4, 10))  # whole trajectories, in order
+
+
+def test_items_with_batch_dims_in_a_multi_dim_storage_and_a_round_trip(tmp_path):
+    rb = ReplayBuffer(storage=LazyMemmapStorage(12, scratch_dir=tmp_path / "mm", ndim=2), batch_size=5)
+    rb.extend(TensorDict({"x": torch.arange(60.0).reshape(5, 3, 4)}, [5, 3, 4]))  # [T, n_envs] rows of [4] items
+    assert rb.storage.shape == (4, 3) and rb.sample().shape == (5, 4) and rb[:].shape == (12, 4)
+    rb.dumps(tmp_path / "saved")
+    back = ReplayBuffer.loads(tmp_path / "saved")
+    assert back[:].shape == (12, 4) and torch.equal(back[:]["x"], rb[:]["x"])
+    plain = ReplayBuffer(storage=LazyTensorStorage(4))
+    plain.extend(trajectories(2))
+    other = ReplayBuffer(storage=LazyTensorStorage(4))
+    other.load_state_dict(plain.state_dict())
+    assert other[:].shape == (2, 10) and torch.equal(other[:]["observation"], plain[:]["observation"])
+
+
+def test_buffer_side_catframes_sees_whole_trajectories(storage):
+    from rlbench.envs.transforms import CatFrames
+
+    rb = ReplayBuffer(storage=storage, batch_size=6)
+    rb.extend(trajectories(5))
+    rb.append_transform(CatFrames(3, dim=-1, in_keys=["observation"]))
+    batch = rb.sample()
+    assert batch.shape == (6, 10) and batch["observation"].shape == (6, 10, 3)
+    # reference: step t stacks the frames of steps t-2, t-1, t of its own trajectory (step 0 repeats itself)
+    base = batch["observation"][:, :1, -1:]  # step 0's frame: 100 * i of each sampled trajectory i
+    steps = (torch.arange(10).unsqueeze(-1) + torch.arange(-2, 1)).clamp(min=0).float()
+    torch.testing.assert_close(batch["observation"], base + steps)
+    assert rb[:]["observation"].shape == (5, 10, 1)  # the stored items are untouched
+
+
+def test_transform_list_and_append_transform_see_b_t():
+    seen = []
+
+    def record(name):
+        def transform(td):
+            seen.append((name, tuple(td.batch_size)))
+            td["order"] = td.get("order", torch.zeros(td.shape)) * 10 + len(seen)
+            return td
+        return transform
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=2, transform=[record("a"), record("b")])
+    rb.append_transform(record("c"))
+    rb.insert_transform(0, record("first"))
+    rb.extend(trajectories(3))
+    batch = rb.sample()
+    assert seen == [("first", (2, 10)), ("a", (2, 10)), ("b", (2, 10)), ("c", (2, 10))]
+    assert (batch["order"] == 1234).all() and len(rb.transform) == 4
+    single = ReplayBuffer(storage=LazyTensorStorage(10), batch_size=2)
+    single.append_transform(lambda td: td.exclude("action"))
+    single.extend(trajectories(3))
+    assert set(single.sample().keys()) == {"observation"}
+    with pytest.raises(TypeError, match="transforms must be callables"):
+        ReplayBuffer(transform=[lambda td: td, 3])
+
+
+def test_collate_fn_is_applied_to_the_sampled_batch_before_the_transform():
+    rb = ReplayBuffer(storage=ListStorage(10), batch_size=3, collate_fn=lambda items: torch.tensor(items),
+                      transform=lambda x: x * 2, generator=torch.Generator().manual_seed(0))
+    rb.extend([1, 2, 3, 4])
+    batch, info = rb.sample(return_info=True)
+    assert isinstance(batch, torch.Tensor) and torch.equal(batch, (info["index"] + 1) * 2)
+    assert torch.equal(torch.cat([b for b in rb]).sort().values, torch.tensor([2, 4, 6, 8]))  # iteration too
+    assert rb[0] == 1  # indexing reads stored items, without collate_fn
+
+
+def test_prioritized_items_with_batch_dims_get_one_index_and_priority_each():
+    rb = PrioritizedReplayBuffer(alpha=1.0, beta=1.0, eps=0.0, storage=LazyTensorStorage(10), batch_size=3,
+                                 generator=torch.Generator().manual_seed(0))
+    rb.extend(trajectories(4))
+    batch = rb.sample()
+    assert batch.shape == (3, 10) and batch["index"].shape == batch["priority_weight"].shape == (3, 10)
+    assert (batch["index"] == batch["index"][:, :1]).all()  # one item index, repeated over its steps
+    assert torch.equal(batch["observation"][:, 0, 0] // 100, batch["index"][:, 0].float())
+    td_error = torch.zeros(3, 10)
+    td_error[:, 4] = torch.tensor([1.0, 2.0, 3.0])
+    batch["td_error"] = td_error
+    rb.update_tensordict_priority(batch)
+    got = rb.sampler.priorities(batch["index"][:, 0])
+    # per-step errors reduce to one priority per item (max); a repeated item keeps its last value
+    expected = {int(i): v for i, v in zip(batch["index"][:, 0], [1.0, 2.0, 3.0])}
+    assert got.tolist() == [expected[int(i)] for i in batch["index"][:, 0]]
+    flat = TensorDictReplayBuffer(storage=LazyTensorStorage(10), batch_size=4)
+    flat.extend(data(10))
+    sampled = flat.sample().reshape(2, 2)  # per-step indices that differ are kept as they are
+    assert sampled["index"].shape == (2, 2)

@@ -201,3 +201,83 @@ def test_load_missing_dir(tmp_path):
         LazyMemmapStorage.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="no buffer.json"):
         ReplayBuffer.loads(tmp_path)
+
+
+# ------------------------------------------------------------------ issue 13 item 10: fail early, say what is wrong
+def test_list_storage_refuses_a_tensordict_of_another_layout_at_extend():
+    from tensordict import TensorDict
+
+    rb = ReplayBuffer(storage=ListStorage(10), batch_size=3)
+    rb.add(TensorDict({"x": torch.zeros(3), "y": torch.zeros(2, dtype=torch.int64)}, []))
+    cases = [
+        (TensorDict({"x": torch.zeros(3)}, []), r"key 'y' is missing"),
+        (TensorDict({"x": torch.zeros(3), "y": torch.zeros(2, dtype=torch.int64), "z": torch.zeros(1)}, []),
+         r"unexpected key\(s\) \['z'\]"),
+        (TensorDict({"x": torch.zeros(4), "y": torch.zeros(2, dtype=torch.int64)}, []),
+         r"key 'x': expected shape \[3\] and dtype torch.float32, got shape \[4\] and dtype torch.float32"),
+        (TensorDict({"x": torch.zeros(3), "y": torch.zeros(2)}, []), r"key 'y'.*torch.int64.*got.*torch.float32"),
+        (TensorDict({"x": torch.zeros(2, 3), "y": torch.zeros(2, 2, dtype=torch.int64)}, [2]),
+         r"batch size \[2\], the stored TensorDicts have \[\]"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(StorageMismatchError, match=message):
+            rb.add(bad)
+    assert len(rb) == 1 and rb.sample().shape == (3,)  # nothing was written; sampling works
+    rb.extend([TensorDict({"x": torch.ones(3), "y": torch.ones(2, dtype=torch.int64)}, [])] * 2)
+    with pytest.raises(StorageMismatchError, match="item 1 of the data written: key 'y' is missing"):
+        rb.extend([TensorDict({"x": torch.ones(3), "y": torch.ones(2, dtype=torch.int64)}, []),
+                   TensorDict({"x": torch.ones(3)}, [])])
+    assert len(rb) == 3
+    rb.empty()
+    rb.add(TensorDict({"other": torch.zeros(1)}, []))  # an emptied storage takes a new layout
+    mixed = ReplayBuffer(storage=ListStorage(10))
+    mixed.extend([torch.zeros(2), torch.zeros(5), "text"])  # non-TensorDict items of any shape stay welcome
+    assert len(mixed) == 3
+
+
+def test_list_storage_layout_survives_a_reload(tmp_path):
+    from tensordict import TensorDict
+
+    s = ListStorage(5)
+    ReplayBuffer(storage=s).add(TensorDict({"x": torch.zeros(3)}, []))
+    s.dumps(tmp_path / "s")
+    back = ListStorage(5)
+    back.loads(tmp_path / "s", allow_pickle=True)
+    with pytest.raises(StorageMismatchError, match="key 'x' is missing"):
+        ReplayBuffer(storage=back).add(TensorDict({"y": torch.zeros(3)}, []))
+
+
+def test_first_extend_of_zero_rows(tmp_path):
+    for storage in (LazyMemmapStorage(10, scratch_dir=tmp_path / "mm"), LazyTensorStorage(10), ListStorage(10)):
+        rb = ReplayBuffer(storage=storage, batch_size=2)
+        index = rb.extend(transitions(0))
+        assert index.tolist() == [] and len(rb) == 0
+        rb.extend(transitions(3))
+        assert len(rb) == 3 and rb[:]["observation"][:, 0].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_tensor_storage_larger_than_memory_says_how_much_and_what_to_use():
+    from tensordict import TensorDict
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(10**9))
+    frames = TensorDict({"pixels": torch.zeros(2, 84, 84, 3, dtype=torch.uint8), "action": torch.zeros(2, 1)}, [2])
+    with pytest.raises(MemoryError) as err:
+        rb.extend(frames)
+    message = str(err.value)
+    assert "21172000000000 bytes" in message and "'pixels': 21168000000000 bytes" in message
+    assert "'action': 4000000000 bytes" in message and "LazyMemmapStorage" in message and "RAM" in message
+    assert not rb.storage.initialized and len(rb) == 0
+
+
+def test_tensor_storage_allocation_failure_is_explained(monkeypatch):
+    from tensordict import TensorDict
+
+    real_zeros = torch.zeros
+
+    def failing_zeros(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 4000 bytes")
+
+    monkeypatch.setattr(torch, "zeros", failing_zeros)
+    rb = ReplayBuffer(storage=LazyTensorStorage(100))
+    with pytest.raises(MemoryError, match=r"LazyTensorStorage\(max_size=100\) needs 4000 bytes.*'x': 4000 bytes"):
+        rb.extend(TensorDict({"x": real_zeros(2, 10)}, [2]))

@@ -26,16 +26,45 @@ What samplers and writers may rely on:
 """
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 
-__all__ = ["Storage", "StorageMismatchError"]
+__all__ = ["Storage", "StorageMismatchError", "UnsafeCheckpointError"]
 
 
 class StorageMismatchError(ValueError):
     """Data written to a storage does not match what the storage holds (key, shape or dtype)."""
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """Saved data holds something that loading would have to unpickle, or that its metadata does not declare.
+
+    Raised by ``ReplayBuffer.loads``, the storages' ``loads``/``load`` and (from
+    :mod:`rlbench.trainers`) ``load_checkpoint`` and ``Trainer.load`` instead of running code from the
+    files: a pickled non-tensor entry in a storage's tensordict files, an entry its ``storage.json``
+    does not declare, a tensor of another dtype or shape than declared, or a pickled object where
+    only tensors and plain values belong. Loading such files anyway is an explicit choice
+    (``allow_pickle=True``, or ``weights_only=False`` for a checkpoint file) for files you trust.
+
+    Example:
+        >>> import tempfile
+        >>> from fractions import Fraction
+        >>> from rlbench.buffers import ListStorage, ReplayBuffer
+        >>> rb = ReplayBuffer(storage=ListStorage(4))
+        >>> _ = rb.add(Fraction(1, 3))  # not a tensor: only unpickling can restore it
+        >>> d = tempfile.mkdtemp()
+        >>> rb.dumps(d)
+        >>> try:
+        ...     ReplayBuffer.loads(d)
+        ... except UnsafeCheckpointError:
+        ...     print("refused")
+        refused
+        >>> ReplayBuffer.loads(d, allow_pickle=True)[0]  # trusted files only
+        Fraction(1, 3)
+    """
 
 
 def check_max_size(max_size) -> int:
