@@ -2,9 +2,15 @@
 
 ``save_checkpoint(path, policy=..., optimizer=..., loss=..., buffer=..., collector=..., counters={...})``
 writes one file at ``path`` (``torch.save`` of a dict of tensors and plain values) and, for replay
-buffers, their own directories beside it (``<path>.buffers/<name>/``, written by the buffer's
-``dumps``: large storages are memory-mapped files, not one giant pickle). ``load_checkpoint(path,
+buffers, their own directories beside it (``<path>.buffers.<version>/<name>/``, written by the
+buffer's ``dumps``: large storages are memory-mapped files, not one giant pickle). ``load_checkpoint(path,
 **same_names)`` loads each component back in place.
+
+**Atomic.** A save that is killed at any point leaves the complete old checkpoint or the complete
+new one, never a mix (issue 13): the buffers go to a new directory named after a fresh version,
+everything is synced to disk (``os.fsync``), the new file that points at that directory replaces
+the old one in one ``os.replace``, and only then are the old buffer directories deleted (with any
+left behind by an earlier killed save, and its ``.tmp`` file).
 
 What is saved for each kind of component:
 
@@ -19,38 +25,30 @@ What is saved for each kind of component:
   by :func:`load_checkpoint` unless ``restore_rng=False``.
 
 Safety: the file is read with ``torch.load(weights_only=True)``, which only rebuilds tensors and
-plain containers and refuses any other pickled object, so opening a checkpoint from elsewhere
-cannot run code. A refused file raises :class:`UnsafeCheckpointError`.
+plain containers and refuses any other pickled object, and the buffers' directories are checked as
+``ReplayBuffer.loads`` checks them (only the tensors their metadata declares, no pickled entries),
+so opening a checkpoint from elsewhere cannot run code. A refused file raises
+:class:`UnsafeCheckpointError` (the class of :mod:`rlbench.buffers`).
 """
 from __future__ import annotations
 
 import os
 import pickle
 import random
+import re
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..buffers import UnsafeCheckpointError
+
 __all__ = ["save_checkpoint", "load_checkpoint", "UnsafeCheckpointError", "get_rng_state", "set_rng_state"]
 
 _FORMAT = "rlbench-checkpoint"
 _VERSION = 1
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds pickled objects that ``torch.load(weights_only=True)`` refuses to rebuild.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "odd.pt")
-        >>> torch.save({"format": "rlbench-checkpoint", "obj": object()}, path)
-        >>> try:
-        ...     load_checkpoint(path)
-        ... except UnsafeCheckpointError:
-        ...     print("refused")
-        refused
-    """
 
 
 # ----------------------------------------------------------------------------------- RNG states
@@ -97,16 +95,44 @@ def _has_state(obj) -> bool:
     return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))
 
 
-def _buffers_dir(path: Path) -> Path:
-    return path.with_name(path.name + ".buffers")
+def _buffer_dirs(path: Path) -> list[Path]:
+    """The buffer directories of checkpoint ``path`` in its folder, never another checkpoint's.
+
+    ``<name>.buffers.<version>`` and ``<name>.buffers`` (the layout before versions).
+    """
+    pattern = re.compile(re.escape(path.name) + r"\.buffers(\.[0-9a-f]{32})?")
+    return [p for p in path.parent.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory and everything in it) to disk."""
+    if path.is_dir():
+        for child in path.iterdir():
+            _fsync(child)
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    else:
+        flags = os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # directories cannot be opened on some systems (Windows): their entries are durable there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(path: str | os.PathLike, **components) -> Path:
     """Save ``components`` (by name) and the global RNG states to ``path``; returns the path.
 
+    The save is atomic: killed at any point, it leaves the previous checkpoint at ``path`` whole (or
+    the new one, once it is complete); see the module docstring.
+
     Args:
         path: the checkpoint file (its parent directory is created). Replay buffers go to
-            ``<path>.buffers/<name>/``.
+            ``<path>.buffers.<version>/<name>/``.
         **components: modules, optimizers, losses, replay buffers, collectors, target updaters, or
             plain values (numbers, strings, and dicts/lists of them). Load with the same names.
 
@@ -125,12 +151,14 @@ def save_checkpoint(path: str | os.PathLike, **components) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a save that was killed
+    buffers = path.with_name(f"{path.name}.buffers.{uuid.uuid4().hex}")  # a new version: the old one stays intact
     entries: dict[str, dict[str, Any]] = {}
     for name, obj in components.items():
         if _is_buffer(obj):
-            where = _buffers_dir(path) / name
-            obj.dumps(where)
-            entries[name] = {"kind": "buffer", "dir": str(Path(path.name + ".buffers") / name)}
+            obj.dumps(buffers / name)
+            entries[name] = {"kind": "buffer", "dir": f"{buffers.name}/{name}"}
         elif _has_state(obj):
             entries[name] = {"kind": "state", "type": type(obj).__name__, "state": obj.state_dict()}
         elif obj is None or isinstance(obj, (bool, int, float, str, dict, list, tuple, torch.Tensor)):
@@ -142,9 +170,15 @@ def save_checkpoint(path: str | os.PathLike, **components) -> Path:
                 "(dumps/loads), or a plain value (number, string, dict/list of them, tensor)"
             )
     payload = {"format": _FORMAT, "version": _VERSION, "components": entries, "rng": get_rng_state()}
-    tmp = path.with_name(path.name + ".tmp")
+    if buffers.exists():
+        _fsync(buffers)  # the buffers are on disk before any file points at them
     torch.save(payload, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
+    _fsync(tmp)
+    os.replace(tmp, path)  # the one step that switches from the old checkpoint to the new one
+    _fsync(path.parent)
+    for old in _buffer_dirs(path):
+        if old != buffers:
+            shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -165,7 +199,7 @@ def _read(path: Path, weights_only: bool) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | os.PathLike, *, restore_rng: bool = True, weights_only: bool = True,
-                    strict: bool = True, **components) -> dict[str, Any]:
+                    allow_pickle: bool = False, strict: bool = True, **components) -> dict[str, Any]:
     """Load the checkpoint at ``path`` into ``components`` (in place, matched by name).
 
     Args:
@@ -173,6 +207,9 @@ def load_checkpoint(path: str | os.PathLike, *, restore_rng: bool = True, weight
         restore_rng: also restore the global RNG states saved with it.
         weights_only: safe loading (default). ``False`` unpickles arbitrary objects: only for files
             you trust.
+        allow_pickle: let the replay buffers' files unpickle objects (``ReplayBuffer.loads``):
+            only for files you trust. By default a buffer directory holding anything but the tensors
+            its metadata declares raises :class:`UnsafeCheckpointError`.
         strict: every component passed must be in the checkpoint (an error lists those that are).
         **components: the objects to load into, by the names they were saved under.
 
@@ -193,7 +230,14 @@ def load_checkpoint(path: str | os.PathLike, *, restore_rng: bool = True, weight
         if kind == "buffer":
             if not _is_buffer(obj):
                 raise TypeError(f"load_checkpoint: {name!r} was saved from a replay buffer; got {type(obj).__name__}")
-            obj.loads(path.parent / entry["dir"])
+            where = Path(entry["dir"])
+            if where.is_absolute() or ".." in where.parts:
+                raise UnsafeCheckpointError(f"load_checkpoint: {path} points {name!r} at {where}, outside the "
+                                            "checkpoint's folder; it was not written by save_checkpoint")
+            if allow_pickle:
+                obj.loads(path.parent / where, allow_pickle=True)
+            else:
+                obj.loads(path.parent / where)
         elif kind == "state":
             if not _has_state(obj):
                 raise TypeError(

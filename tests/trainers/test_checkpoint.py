@@ -36,7 +36,8 @@ def test_modules_optimizers_buffers_values_round_trip(tmp_path):
     rb = ReplayBuffer(storage=LazyTensorStorage(50), batch_size=4)
     rb.extend(torch.arange(30.0).reshape(10, 3))
     path = save_checkpoint(tmp_path / "c" / "ckpt.pt", net=net, opt=opt, rb=rb, counters={"frames": 7, "x": [1.5]})
-    assert (tmp_path / "c" / "ckpt.pt.buffers" / "rb").is_dir()
+    entry = torch.load(path, weights_only=True)["components"]["rb"]
+    assert (path.parent / entry["dir"]).is_dir() and entry["dir"].startswith("ckpt.pt.buffers")
     expected_sample = rb.sample()
     torch.manual_seed(123)  # scramble the global RNG: load restores it
     net2, rb2 = torch.nn.Linear(3, 2), ReplayBuffer(storage=LazyTensorStorage(50), batch_size=4)
@@ -151,3 +152,144 @@ def test_collector_with_gym_env_restarts_episodes_on_load(tmp_path):
     assert ids.min() > first["collector", "traj_ids"].max()  # new episodes, ids never reused
     assert col2.frames == 40
     col.shutdown(), col2.shutdown()
+
+
+# ------------------------------------------------------------------ issue 13 item 1: buffer data is checked too
+def _plant_pickle(data_dir, marker):
+    """A pickled non-tensor entry in a tensordict memmap directory: its unpickling creates ``marker``."""
+    import json
+
+    meta = json.loads((data_dir / "meta.json").read_text())
+    meta["evil"] = {"type": "NonTensorData"}
+    (data_dir / "meta.json").write_text(json.dumps(meta))
+    (data_dir / "evil").mkdir()
+    (data_dir / "evil" / "meta.json").write_text(json.dumps(
+        {"_type": "<class 'tensordict.tensorclass.NonTensorData'>", "_metadata": None, "_is_non_tensor": True}))
+    (data_dir / "evil" / "other.pickle").write_bytes(pickle.dumps({"data": _Evil()}))
+
+
+def _buffer_data_dir(path, name):
+    entry = torch.load(path, weights_only=True)["components"][name]
+    return path.parent / entry["dir"] / "storage" / "data"
+
+
+def test_pickle_planted_in_a_checkpointed_buffer_never_runs(tmp_path):
+    from _setups import dqn
+
+    _Evil.marker = tmp_path / "pwned"
+    rb = ReplayBuffer(storage=LazyTensorStorage(50))
+    rb.extend(torch.arange(30.0).reshape(10, 3))
+    path = save_checkpoint(tmp_path / "ckpt.pt", rb=rb)
+    _plant_pickle(_buffer_data_dir(path, "rb"), _Evil.marker)
+    with pytest.raises(UnsafeCheckpointError, match="'evil'"):
+        load_checkpoint(path, rb=ReplayBuffer(storage=LazyTensorStorage(50)))
+    assert not _Evil.marker.exists()
+
+    trainer = dqn(2)
+    trainer.train(batches=1)
+    trainer.save(tmp_path / "t.pt")
+    _plant_pickle(_buffer_data_dir(tmp_path / "t.pt", "replay_buffer"), _Evil.marker)
+    with pytest.raises(UnsafeCheckpointError, match="'evil'"):
+        dqn(2).load(tmp_path / "t.pt")
+    assert not _Evil.marker.exists()
+
+
+# ------------------------------------------------------------------ issue 13 item 2: a killed save is atomic
+_SAVE_CHILD = r"""
+import json, os, signal, sys
+import torch
+sys.path.insert(0, sys.argv[3])
+from _setups import dqn
+
+path, point = sys.argv[1], sys.argv[2]
+
+
+def fingerprint(t):
+    rb = t.replay_buffer
+    return {"batches": t.batches, "len": len(rb), "obs": float(rb[:]["observation"].double().sum()),
+            "params": float(sum(p.detach().double().sum() for p in t.loss.parameters()))}
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+t = dqn(8)
+t.train(batches=2)
+t.save(path)
+old = fingerprint(t)
+t.train(batches=2)
+print(json.dumps({"old": old, "new": fingerprint(t)}), flush=True)
+save, replace = torch.save, os.replace
+
+
+def patched_save(obj, f, *args, **kwargs):
+    name = os.path.basename(str(f))
+    if (point == "buffer_state" and name == "state.pt") or (point == "payload" and name.endswith(".tmp")):
+        die()  # buffer data written, its sampler state not / every buffer written, the .pt not
+    return save(obj, f, *args, **kwargs)
+
+
+def patched_replace(src, dst, *args, **kwargs):
+    replace(src, dst, *args, **kwargs)
+    if point == "replaced" and str(dst) == path:
+        die()  # the new .pt is in place, the old buffers are not deleted yet
+
+
+torch.save, os.replace = patched_save, patched_replace
+t.save(path)
+print("not killed", flush=True)
+"""
+
+_KILL_POINTS = {"buffer_state": "old", "payload": "old", "replaced": "new"}
+
+
+def test_save_killed_at_any_point_loads_old_or_new_state_whole(tmp_path):
+    """SIGKILL a child in the middle of Trainer.save: the checkpoint is the complete old or new state."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from _setups import dqn
+
+    here = str(Path(__file__).parent)
+    for d in _KILL_POINTS:
+        (tmp_path / d).mkdir()
+    procs = {point: subprocess.Popen([sys.executable, "-c", _SAVE_CHILD, str(tmp_path / point / "ckpt.pt"), point,
+                                      here], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for point in _KILL_POINTS}
+    for point, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == -9, f"{point}: the child was not killed mid-save: {out} {err}"
+        states = json.loads(out.splitlines()[0])
+        assert states["old"] != states["new"]
+        resumed = dqn(8)
+        resumed.load(tmp_path / point / "ckpt.pt")
+        got = {"batches": resumed.batches, "len": len(resumed.replay_buffer),
+               "obs": float(resumed.replay_buffer[:]["observation"].double().sum()),
+               "params": float(sum(p.detach().double().sum() for p in resumed.loss.parameters()))}
+        assert got == states[_KILL_POINTS[point]], f"killed at {point}: a mixed checkpoint {got} vs {states}"
+        # the next save succeeds and leaves one checkpoint: no .tmp, no orphaned buffer directory
+        resumed.save(tmp_path / point / "ckpt.pt")
+        left = sorted(p.name for p in (tmp_path / point).iterdir())
+        assert len(left) == 2 and left[0] == "ckpt.pt" and left[1].startswith("ckpt.pt.buffers"), left
+        assert not [p for p in (tmp_path / point).rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_save_replaces_the_buffer_directory_it_points_to(tmp_path):
+    rb = ReplayBuffer(storage=LazyTensorStorage(50), batch_size=4)
+    rb.extend(torch.arange(30.0).reshape(10, 3))
+    path = save_checkpoint(tmp_path / "ckpt.pt", rb=rb)
+    first = torch.load(path, weights_only=True)["components"]["rb"]["dir"]
+    rb.extend(torch.ones(5, 3))
+    save_checkpoint(path, rb=rb)
+    second = torch.load(path, weights_only=True)["components"]["rb"]["dir"]
+    assert first != second and not (tmp_path / first).exists() and (tmp_path / second).is_dir()
+    back = ReplayBuffer(storage=LazyTensorStorage(50), batch_size=4)
+    load_checkpoint(path, rb=back)
+    assert len(back) == 15 and torch.equal(back[:], rb[:])
+    # another checkpoint in the same folder is left alone
+    other = save_checkpoint(tmp_path / "ckpt.pt.old.pt", rb=rb)
+    save_checkpoint(path, rb=rb)
+    load_checkpoint(other, rb=ReplayBuffer(storage=LazyTensorStorage(50)))
