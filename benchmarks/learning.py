@@ -112,7 +112,8 @@ def main() -> None:
             solved = [r for r in runs if r["solved"]]
             changes = " ".join(f"{k}={v}" for k, v in {**case_config, **dict(
                 o.split("=", 1) for o in args.config)}.items()) or "defaults"
-            rows.append((algo, env, changes, f"{len(solved)}/{len(runs)}", _spread([r["frames"] for r in solved], ".0f"),
+            rows.append((algo, env, changes, f"{len(solved)}/{len(runs)}",
+                         _spread([r["frames"] for r in solved], ".0f"),
                          _spread([r["seconds"] for r in solved], ".2f"), f"{runs[0]['budget']}",
                          REFERENCES.get((algo, env), "")))
 

@@ -88,3 +88,16 @@ def test_early_stop_is_reported(tmp_path, capsys):
     assert "ppo on native:CartPole: 256 env steps" in out
     assert "stopped early: an evaluation reached target_return=0 at 256 env steps" in out
     assert re.search(r"final mean evaluation return: \d+\.\d over 2 episodes\n$", out)
+
+
+def test_no_progress_still_records_training_returns(tmp_path, capsys):
+    # an off-policy recipe: its training returns come from the collector, with or without a progress bar
+    main(["train", "ddpg", "--env", "native:Pendulum", "--frames", "400", "--out", str(tmp_path), "--no-progress",
+          "--config", "eval_episodes=2", "init_random_frames=200", "batch_size=32", "hidden_sizes=16"])
+    out = capsys.readouterr().out
+    results = dict(re.findall(r"^\s*(results): (\S+)$", out, flags=re.M))["results"]
+    import json
+
+    train_curve = json.load(open(results))["train_curve"]
+    assert [frames for frames, _ in train_curve][:1] == [200]  # Pendulum's first 200-step episode ended there
+    assert all(-16.3 * 200 <= ret <= 0 for _, ret in train_curve)

@@ -8,19 +8,49 @@ and ``train(config, logger=None, progress=True) -> TrainResults``. Use one from 
 
 or from the shell: ``rlbench train ppo --env CartPole-v1``.
 
-Adding a recipe: write ``rlbench/recipes/<algo>.py`` as described in :mod:`rlbench.recipes._common`,
-then add its line to :data:`ALGORITHMS` below, e.g. ``"sac": "rlbench.recipes.sac",``. Modules are
-imported only when asked for, so ``import rlbench.recipes`` stays cheap.
+What the recipes share, one module per concern:
+
+* :mod:`rlbench.recipes.config`: the shared Config fields (``RecipeConfig``, ``OnPolicyConfig``,
+  ``OffPolicyConfig``) and the CLI's parsing of them (``config_docs``, ``apply_overrides``).
+* :mod:`rlbench.recipes.envs`: envs from a name (``make_env``), seeding (``start_run``) and the seeded
+  evaluation (``evaluate``).
+* :mod:`rlbench.recipes.models`: networks built from an env's specs.
+* :mod:`rlbench.recipes.replay`: what off-policy loops store (``transitions``) and how often they update
+  (``updates_due``).
+* The run's chores (clock, periodic evaluation, early stop, logs, files) are
+  :class:`rlbench.trainers.RunTracker`, which returns :class:`rlbench.trainers.TrainResults`.
+
+How a recipe plugs in
+---------------------
+A recipe is one module ``rlbench/recipes/<algo>.py`` with three public names:
+
+* ``Config``: a ``@dataclass`` subclassing one of :mod:`~rlbench.recipes.config`'s shared configs,
+  whose every field has a default and a one-line *attribute docstring* (a string literal on the
+  line after the field): ``rlbench train <algo> --help`` lists them and a test checks that no field
+  is undocumented. The module docstring lists every field the Config inherits, with its default
+  (a test checks that too). The :data:`~rlbench.recipes.config.COMMON_FIELDS` (``env``, ``frames``,
+  ``seed``, ``eval_episodes``, ``eval_every``, ``target_return``, ``out_dir``) are read by the CLI,
+  by ``benchmarks/learning.py`` and by the ``RunTracker``.
+* ``make_models(env, config)``: builds the networks from the env's specs.
+* ``train(config, logger=None, progress=True) -> TrainResults``: the training loop, top to bottom. It
+  starts with ``start_run(config)``, builds its loss, optimiser and (off-policy) replay buffer in
+  plain sight, and hands the chores to a ``RunTracker`` so the loop itself shows only the algorithm.
+
+Then add its line to :data:`ALGORITHMS` below, e.g. ``"sac": "rlbench.recipes.sac",``. Recipe modules
+are imported only when asked for, so ``import rlbench.recipes`` stays cheap.
 """
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-from ._common import apply_overrides, config_docs, evaluate, make_env
-from ._run import TrainResults
+from ..trainers import TrainResults
+from .config import OffPolicyConfig, OnPolicyConfig, RecipeConfig, apply_overrides, config_docs
+from .envs import evaluate, make_env, start_run
+from .replay import transitions, updates_due
 
-__all__ = ["ALGORITHMS", "get_recipe", "TrainResults", "make_env", "evaluate", "config_docs", "apply_overrides"]
+__all__ = ["ALGORITHMS", "get_recipe", "TrainResults", "make_env", "start_run", "evaluate", "config_docs",
+           "apply_overrides", "RecipeConfig", "OnPolicyConfig", "OffPolicyConfig", "transitions", "updates_due"]
 
 ALGORITHMS: dict[str, str] = {
     "ppo": "rlbench.recipes.ppo",

@@ -1,6 +1,15 @@
-"""A2C (Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning", arXiv:1602.01783),
-the synchronous variant: ``num_envs`` envs step together, each batch of ``num_envs x steps_per_env``
+"""A2C (Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning", arXiv:1602.01783).
+
+The synchronous variant: ``num_envs`` envs step together, each batch of ``num_envs x steps_per_env``
 frames gives one gradient step on the policy gradient with a GAE baseline, entropy bonus and value loss.
+
+Config fields inherited from :class:`~rlbench.recipes.config.OnPolicyConfig`, with the defaults A2C runs
+with (A2C retunes some in :class:`Config`)::
+
+    env='CartPole-v1'  frames=200000  seed=0  torch_threads=1  eval_episodes=20  eval_every=5000
+    target_return=475.0  out_dir=None  num_envs=16  steps_per_env=8  lr=0.003  anneal_lr=True
+    gamma=0.99  gae_lambda=0.95  entropy_coef=0.0  critic_coef=0.5  max_grad_norm=0.5
+    normalize_advantage=True  hidden_sizes=(64, 64)  ortho_init=False
 
 Example:
     >>> from rlbench.recipes import a2c
@@ -11,14 +20,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from ..collectors import Collector
 from ..objectives import A2CLoss
-from ._common import start_run
-from ._onpolicy import OnPolicyConfig, make_actor_critic
-from ._run import RunTracker, TrainResults
+from ..trainers import RunTracker, TrainResults
+from .config import OnPolicyConfig
+from .envs import evaluate, start_run
+from .models import make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -45,7 +56,7 @@ def make_models(env, config: Config):
     """The policy (Categorical or TanhNormal, from the action spec) and the critic V(s).
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> actor, critic = make_models(make_env("native:Pendulum"), Config())
         >>> type(actor).__name__, type(critic).__name__
         ('ProbabilisticActor', 'ValueOperator')
@@ -73,7 +84,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     frames_per_batch = config.num_envs * config.steps_per_env
     collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           progress={"desc": "a2c"} if progress else False)
-    run = RunTracker("a2c", config, logger)
+    # clock, logs, evaluations (and early stop at config.target_return), run files; training returns from the collector
+    run = RunTracker("a2c", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
     frames = 0
     for batch in collector:
         frames += frames_per_batch
@@ -91,7 +103,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * max(0.0, 1.0 - frames / config.frames)
         stats = {"loss/objective": out["loss_objective"], "loss/critic": out["loss_critic"], "entropy": out["entropy"]}
-        if run.step(frames, actor, stats, batch=batch):  # logs, evaluates when due; True once the target is reached
+        if run.step(frames, actor, stats):  # logs, evaluates when due; True once the target is reached
             break
     collector.shutdown()
     env.close()

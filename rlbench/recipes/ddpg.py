@@ -7,6 +7,14 @@ noise, store transitions in a replay buffer, and after every ``frames_per_batch`
 critic. Defaults are tuned for Pendulum-v1 (mean return >= -200 within 20k env steps; see
 ``benchmarks/learning.py``): small ReLU networks, batch 256, one update per frame, Gaussian noise.
 
+Config fields inherited from :class:`~rlbench.recipes.config.OffPolicyConfig`, with the defaults DDPG
+runs with (DDPG's own fields follow in :class:`Config`)::
+
+    env='Pendulum-v1'  frames=20000  seed=0  torch_threads=1  eval_episodes=20  eval_every=0
+    target_return=None  out_dir=None  num_envs=1  frames_per_batch=50  init_random_frames=1000
+    buffer_size=100000  batch_size=256  utd_ratio=1.0  gamma=0.99  tau=0.005  lr=0.001
+    hidden_sizes=(64, 64)  max_grad_norm=None
+
 Example:
     >>> from rlbench.recipes import ddpg
     >>> cfg = ddpg.Config(env="native:Pendulum", frames=200, init_random_frames=100, batch_size=32, eval_episodes=2)
@@ -17,24 +25,19 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
+import torch
 from tensordict.nn import TensorDictSequential
 
+from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..collectors import Collector
-from ..objectives import DDPGLoss
-from ._common import episode_return_stats, start_run
-from ._models import observation_key
-from ._offpolicy import (
-    OffPolicyConfig,
-    make_deterministic_actor,
-    make_exploration,
-    make_learner,
-    make_qvalue_network,
-    optimizer_step,
-    transitions,
-    updates_due,
-)
-from ._run import RunTracker, TrainResults
+from ..objectives import DDPGLoss, SoftUpdate
+from ..trainers import RunTracker, TrainResults
+from .config import OffPolicyConfig
+from .envs import evaluate, start_run
+from .models import make_deterministic_actor, make_exploration, make_qvalue_network, observation_key
+from .replay import transitions, updates_due
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -62,7 +65,7 @@ def make_models(env, config: Config):
     """The deterministic policy mu(s) (tanh-squashed into the action bounds) and the critic Q(s, a).
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> env = make_env("native:Pendulum", num_envs=2)
         >>> actor, critic = make_models(env, Config(hidden_sizes=(16,)))
         >>> critic(actor(env.reset()))["state_action_value"].shape
@@ -87,13 +90,17 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                              config.exploration_annealing_frames, "ddpg")
 
     loss_fn = DDPGLoss(actor, critic, gamma=config.gamma)
-    params, optimizer, target_update, replay = make_learner(loss_fn, config)
+    # fused Adam: one kernel per step instead of a loop over parameters (a sizeable share of small updates)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, fused=True)
+    target_update = SoftUpdate(loss_fn, tau=config.tau)  # Polyak averaging of the target actor and critic
+    replay = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+    replay.set_seed(config.seed)
 
     # the collector acts with mu(s) + noise; evaluation uses mu(s) alone
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
                           total_frames=config.frames, init_random_frames=config.init_random_frames,
                           progress={"desc": "ddpg"} if progress else False)
-    run = RunTracker("ddpg", config, logger)
+    run = RunTracker("ddpg", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:
@@ -104,13 +111,17 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         stats = {}
         for _ in range(updates_due(frames, config, updates)):
             out = loss_fn(replay.sample())
-            optimizer_step(optimizer, out["loss_value"] + out["loss_actor"], params, config.max_grad_norm)
+            loss = out["loss_value"] + out["loss_actor"]
+            optimizer.zero_grad()
+            loss.backward()
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+            optimizer.step()
             target_update.step()  # Polyak-average the target actor and critic after every gradient step
             updates += 1
             stats = {"loss/value": out["loss_value"], "loss/actor": out["loss_actor"],
                      "state_action_value": out["state_action_value"]}
 
-        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

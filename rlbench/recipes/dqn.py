@@ -16,6 +16,12 @@ Defaults (Double DQN with 3-step returns) are tuned for wall-clock speed on Cart
 copying it every few updates made the Q-values diverge on CartPole (they grew past 1e8, far above
 the largest possible return 1 / (1 - gamma) = 100).
 
+Config fields inherited from :class:`~rlbench.recipes.config.RecipeConfig`, with the defaults DQN runs
+with (DQN's own fields and switches follow in :class:`Config`)::
+
+    env='CartPole-v1'  frames=50000  seed=0  torch_threads=1  eval_episodes=20  eval_every=0
+    target_return=None  out_dir=None
+
 Example:
     >>> from rlbench.recipes import dqn
     >>> config = dqn.Config(env="native:CartPole", frames=256, learning_starts=64, eval_episodes=2)
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
@@ -36,7 +43,6 @@ from ..buffers import LazyTensorStorage, PrioritizedReplayBuffer, TensorDictRepl
 from ..collectors import Collector
 from ..modules import (
     MLP,
-    ConvNet,
     DistributionalQValueActor,
     DuelingHead,
     EGreedyModule,
@@ -46,9 +52,10 @@ from ..modules import (
 )
 from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return
 from ..specs import Categorical, OneHot
-from ._common import RecipeConfig, episode_return_stats, start_run
-from ._models import observation_key
-from ._run import RunTracker, TrainResults
+from ..trainers import RunTracker, TrainResults
+from .config import RecipeConfig
+from .envs import evaluate, start_run
+from .models import make_trunk, observation_key
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 
@@ -173,27 +180,6 @@ class _DistributionalDueling(nn.Module):
         return self.value(features) + adv - adv.mean(-1, keepdim=True)
 
 
-def _trunk(env, obs_key: str, width: int) -> tuple[nn.Module, int]:
-    """Observation features: one ReLU layer for vectors, the Nature-DQN ConvNet for pixels."""
-    spec = env.observation_spec[obs_key]
-    shape = spec.shape[len(env.batch_size):]
-    if obs_key == "pixels" or len(shape) == 3:
-        if len(shape) != 3:
-            raise ValueError(f"dqn: pixel observations must be float [C, H, W], got shape {tuple(shape)} "
-                             f"(apply rlbench.envs.transforms.ToTensorImage to uint8 frames)")
-        conv = ConvNet(in_features=shape[0], num_cells=[32, 64, 64], kernel_sizes=[8, 4, 3], strides=[4, 2, 1],
-                       activation_class=nn.ReLU)
-        with torch.no_grad():  # the flattened feature size, from one dummy frame
-            n_features = conv(torch.zeros(1, *shape)).shape[-1]
-        return conv, n_features
-    if len(shape) != 1:
-        raise ValueError(f"dqn: vector observations must be 1-d, got shape {tuple(shape)} for {obs_key!r}; flatten "
-                         f"them with rlbench.envs.transforms.FlattenObservation")
-    trunk = MLP(in_features=shape[0], out_features=width, num_cells=[], activation_class=nn.ReLU,
-                activate_last_layer=True)
-    return trunk, width
-
-
 def make_models(env, config: Config):
     """The Q-network actor for the env's discrete action spec, as the Config's switches shape it.
 
@@ -207,7 +193,7 @@ def make_models(env, config: Config):
         TypeError: the env's actions are not discrete (``Categorical`` or ``OneHot``).
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> env = make_env("native:CartPole", num_envs=3)
         >>> actor = make_models(env, Config.rainbow(hidden_sizes=(16, 16), n_atoms=11))
         >>> td = actor(env.reset())
@@ -224,7 +210,7 @@ def make_models(env, config: Config):
         raise ValueError("dqn: hidden_sizes needs at least one width, e.g. (128, 128)")
     n_actions = spec.n
     obs_key = observation_key(env)
-    trunk, n_features = _trunk(env, obs_key, hidden[0])
+    trunk, n_features = make_trunk(env, hidden[0])  # one ReLU layer for vectors, the Nature-DQN ConvNet for pixels
     head_cells = hidden[1:]
     layer = functools.partial(NoisyLinear, std_init=config.noisy_std) if config.noisy else nn.Linear
     if config.distributional:
@@ -304,8 +290,9 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 
     frames_per_batch = config.num_envs * config.steps_per_env
     collector = Collector(env, policy, frames_per_batch=frames_per_batch, total_frames=config.frames,
-                          init_random_frames=config.learning_starts, progress={"desc": _name(config)} if progress else False)
-    run = RunTracker(_name(config), config, logger)
+                          init_random_frames=config.learning_starts,
+                          progress={"desc": _name(config)} if progress else False)
+    run = RunTracker(_name(config), config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
     frames, out = 0, None
     for batch in collector:
         frames += frames_per_batch
@@ -338,7 +325,6 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             stats = {"loss/value": out["loss_value"], "td_error": out["td_error"], "q_value": out["q_value"]}
         if egreedy is not None:
             stats["epsilon"] = egreedy.eps
-        stats.update(episode_return_stats(collector))
         actor.eval()  # evaluation without weight noise (noisy nets use their mean weights)
         stop = run.step(frames, actor, stats)
         actor.train()

@@ -7,6 +7,14 @@ passes over shuffled minibatches. The defaults are tuned for wall-clock speed on
 i.e. few, cheap updates per frame (``benchmarks/learning.py`` measures them; wider batches of
 32-64 envs solved fewer seeds within the budget).
 
+Config fields inherited from :class:`~rlbench.recipes.config.OnPolicyConfig`, with the defaults PPO runs
+with (PPO's own fields follow in :class:`Config`)::
+
+    env='CartPole-v1'  frames=100000  seed=0  torch_threads=1  eval_episodes=20  eval_every=5000
+    target_return=475.0  out_dir=None  num_envs=16  steps_per_env=16  lr=0.003  anneal_lr=True
+    gamma=0.99  gae_lambda=0.95  entropy_coef=0.0  critic_coef=0.5  max_grad_norm=0.5
+    normalize_advantage=True  hidden_sizes=(64, 64)  ortho_init=False
+
 Example:
     >>> from rlbench.recipes import ppo
     >>> results = ppo.train(ppo.Config(env="native:CartPole", frames=512, eval_episodes=2), progress=False)
@@ -16,14 +24,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from ..collectors import Collector
 from ..objectives import ClipPPOLoss
-from ._common import start_run
-from ._onpolicy import OnPolicyConfig, make_actor_critic
-from ._run import RunTracker, TrainResults
+from ..trainers import RunTracker, TrainResults
+from .config import OnPolicyConfig
+from .envs import evaluate, start_run
+from .models import make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -50,7 +60,7 @@ def make_models(env, config: Config):
     """The policy (Categorical or TanhNormal, from the action spec) and the critic V(s).
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> actor, critic = make_models(make_env("native:CartPole", num_envs=2), Config())
         >>> sorted(critic(actor(make_env("native:CartPole", num_envs=2).reset())).keys())[:3]
         ['action', 'done', 'logits']
@@ -79,7 +89,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     frames_per_batch = config.num_envs * config.steps_per_env
     collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           progress={"desc": "ppo"} if progress else False)
-    run = RunTracker("ppo", config, logger)
+    # clock, logs, evaluations (and early stop at config.target_return), run files; training returns from the collector
+    run = RunTracker("ppo", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
     frames = 0
     for batch in collector:
         frames += frames_per_batch
@@ -101,7 +112,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
                 group["lr"] = config.lr * max(0.0, 1.0 - frames / config.frames)
         stats = {"loss/objective": out["loss_objective"], "loss/critic": out["loss_critic"],
                  "kl_approx": out["kl_approx"], "clip_fraction": out["clip_fraction"]}
-        if run.step(frames, actor, stats, batch=batch):  # logs, evaluates when due; True once the target is reached
+        if run.step(frames, actor, stats):  # logs, evaluates when due; True once the target is reached
             break
     collector.shutdown()
     env.close()

@@ -9,6 +9,14 @@ a categorical policy and critics ``Q(s, .)`` over all actions. Defaults are tune
 return >= -200 well within 20k env steps; see ``benchmarks/learning.py``): one env, small ReLU
 networks, batch 256, one update per frame.
 
+Config fields inherited from :class:`~rlbench.recipes.config.OffPolicyConfig`, with the defaults SAC
+runs with (SAC's own fields follow in :class:`Config`)::
+
+    env='Pendulum-v1'  frames=20000  seed=0  torch_threads=1  eval_episodes=20  eval_every=0
+    target_return=None  out_dir=None  num_envs=1  frames_per_batch=50  init_random_frames=1000
+    buffer_size=100000  batch_size=256  utd_ratio=1.0  gamma=0.99  tau=0.005  lr=0.001
+    hidden_sizes=(64, 64)  max_grad_norm=None
+
 Example:
     >>> from rlbench.recipes import sac
     >>> cfg = sac.Config(env="native:Pendulum", frames=200, init_random_frames=100, batch_size=32, eval_episodes=2)
@@ -19,25 +27,20 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
+from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..collectors import Collector
 from ..modules import ValueOperator
-from ..objectives import DiscreteSACLoss, SACLoss
+from ..objectives import DiscreteSACLoss, SACLoss, SoftUpdate
 from ..specs import Categorical, OneHot
-from ._common import episode_return_stats, start_run
-from ._models import make_encoder, make_stochastic_actor, observation_key
-from ._offpolicy import (
-    OffPolicyConfig,
-    make_learner,
-    make_qvalue_network,
-    optimizer_step,
-    require_bounded_actions,
-    transitions,
-    updates_due,
-)
-from ._run import RunTracker, TrainResults
+from ..trainers import RunTracker, TrainResults
+from .config import OffPolicyConfig
+from .envs import evaluate, start_run
+from .models import make_encoder, make_qvalue_network, make_stochastic_actor, observation_key, require_bounded_actions
+from .replay import transitions, updates_due
 
 __all__ = ["Config", "make_models", "make_loss", "train"]
 
@@ -68,7 +71,7 @@ def make_models(env, config: Config):
     Discrete actions: a categorical policy and ``Q(s, .)`` writing ``"action_value"`` for every action.
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> env = make_env("native:Pendulum", num_envs=2)
         >>> actor, qvalue = make_models(env, Config(hidden_sizes=(16,)))
         >>> qvalue(actor(env.reset()))["state_action_value"].shape
@@ -91,7 +94,7 @@ def make_loss(env, actor, qvalue, config: Config):
     """``SACLoss`` for continuous actions, ``DiscreteSACLoss`` for ``Categorical``/``OneHot`` ones.
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> env = make_env("native:CartPole")
         >>> type(make_loss(env, *make_models(env, Config()), Config())).__name__
         'DiscreteSACLoss'
@@ -119,11 +122,15 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     actor, qvalue = make_models(env, config)
 
     loss_fn = make_loss(env, actor, qvalue, config)  # twin critics, learned temperature
-    params, optimizer, target_update, replay = make_learner(loss_fn, config)
+    # fused Adam: one kernel per step instead of a loop over parameters (a sizeable share of small updates)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, fused=True)
+    target_update = SoftUpdate(loss_fn, tau=config.tau)  # Polyak averaging of the target critics
+    replay = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+    replay.set_seed(config.seed)
 
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.init_random_frames, progress={"desc": "sac"} if progress else False)
-    run = RunTracker("sac", config, logger)
+    run = RunTracker("sac", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:
@@ -134,13 +141,16 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         for _ in range(updates_due(frames, config, updates)):
             out = loss_fn(replay.sample())
             loss = out["loss_qvalue"] + out["loss_actor"] + out.get("loss_alpha", 0.0)
-            optimizer_step(optimizer, loss, params, config.max_grad_norm)
+            optimizer.zero_grad()
+            loss.backward()
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+            optimizer.step()
             target_update.step()  # Polyak-average the target critics after every gradient step
             updates += 1
             stats = {"loss/qvalue": out["loss_qvalue"], "loss/actor": out["loss_actor"], "alpha": out["alpha"],
                      "entropy": out["entropy"]}
 
-        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

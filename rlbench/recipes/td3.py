@@ -8,6 +8,14 @@ target policy smoothing). The loss returns the actor term only every ``policy_de
 Defaults are tuned for Pendulum-v1 (mean return >= -200 within 20k env steps; see
 ``benchmarks/learning.py``).
 
+Config fields inherited from :class:`~rlbench.recipes.config.OffPolicyConfig`, with the defaults TD3
+runs with (TD3's own fields follow in :class:`Config`)::
+
+    env='Pendulum-v1'  frames=20000  seed=0  torch_threads=1  eval_episodes=20  eval_every=0
+    target_return=None  out_dir=None  num_envs=1  frames_per_batch=50  init_random_frames=1000
+    buffer_size=100000  batch_size=256  utd_ratio=1.0  gamma=0.99  tau=0.005  lr=0.001
+    hidden_sizes=(64, 64)  max_grad_norm=None
+
 Example:
     >>> from rlbench.recipes import td3
     >>> cfg = td3.Config(env="native:Pendulum", frames=200, init_random_frames=100, batch_size=32, eval_episodes=2)
@@ -18,26 +26,26 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
+import torch
 from tensordict.nn import TensorDictSequential
 
+from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..collectors import Collector
-from ..objectives import TD3Loss
-from ._common import episode_return_stats, start_run
-from ._models import observation_key
-from ._offpolicy import (
-    OffPolicyConfig,
+from ..objectives import SoftUpdate, TD3Loss
+from ..trainers import RunTracker, TrainResults
+from .config import OffPolicyConfig
+from .envs import evaluate, start_run
+from .models import (
     action_box,
     action_half_range,
     make_deterministic_actor,
     make_exploration,
-    make_learner,
     make_qvalue_network,
-    optimizer_step,
-    transitions,
-    updates_due,
+    observation_key,
 )
-from ._run import RunTracker, TrainResults
+from .replay import transitions, updates_due
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -69,7 +77,7 @@ def make_models(env, config: Config):
     The loss makes ``num_qvalue_nets`` independently initialised copies of the critic.
 
     Example:
-        >>> from rlbench.recipes._common import make_env
+        >>> from rlbench.recipes import make_env
         >>> env = make_env("native:Pendulum", num_envs=2)
         >>> actor, qvalue = make_models(env, Config(hidden_sizes=(16,)))
         >>> qvalue(actor(env.reset()))["state_action_value"].shape
@@ -97,13 +105,17 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     loss_fn = TD3Loss(actor, qvalue, action_spec=box, num_qvalue_nets=config.num_qvalue_nets,
                       policy_noise=config.policy_noise * half_range, noise_clip=config.noise_clip * half_range,
                       policy_delay=config.policy_delay, gamma=config.gamma)
-    params, optimizer, target_update, replay = make_learner(loss_fn, config)
+    # fused Adam: one kernel per step instead of a loop over parameters (a sizeable share of small updates)
+    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, fused=True)
+    target_update = SoftUpdate(loss_fn, tau=config.tau)  # Polyak averaging of the target actor and critics
+    replay = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
+    replay.set_seed(config.seed)
 
     # the collector acts with mu(s) + noise; evaluation uses mu(s) alone
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
                           total_frames=config.frames, init_random_frames=config.init_random_frames,
                           progress={"desc": "td3"} if progress else False)
-    run = RunTracker("td3", config, logger)
+    run = RunTracker("td3", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:
@@ -115,14 +127,17 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             out = loss_fn(replay.sample())
             # loss_actor is present only on every policy_delay-th call (delayed policy updates)
             loss = out["loss_qvalue"] + out.get("loss_actor", 0.0)
-            optimizer_step(optimizer, loss, params, config.max_grad_norm)
+            optimizer.zero_grad()
+            loss.backward()
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+            optimizer.step()
             if loss_fn.actor_update_due:
                 target_update.step()  # targets move with the actor, every policy_delay steps
                 stats["loss/actor"] = out["loss_actor"]
             updates += 1
             stats.update({"loss/qvalue": out["loss_qvalue"], "state_action_value": out["state_action_value"]})
 
-        stats.update(episode_return_stats(collector))
         if run.step(frames, actor, stats):
             break
     collector.shutdown()

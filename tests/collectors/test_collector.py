@@ -264,11 +264,46 @@ def test_progress_bar_shows_return():
     Collector(CountingEnv(), frames_per_batch=4, total_frames=4, progress=True)  # plain True works too
 
 
-def test_episode_returns_span_batches():
+@pytest.mark.parametrize("progress", [False, {"file": io.StringIO()}], ids=["no_bar", "bar"])
+def test_episode_returns_span_batches_with_or_without_a_progress_bar(progress):
     env = CountingEnv(max_steps=5, batch_size=[3])
-    collector = Collector(env, frames_per_batch=6, total_frames=60, progress={"file": io.StringIO()})
+    collector = Collector(env, frames_per_batch=6, total_frames=60, progress=progress)
     list(collector)
-    assert list(collector.episode_returns) == [5.0] * 12
+    assert list(collector.episode_returns) == [5.0] * 12  # each episode spans 2-3 batches of 2 steps
+    assert collector.episodes.finished == 12 and collector.episodes.mean() == 5.0
+
+
+def test_a_reset_forgets_the_running_episodes():
+    env = CountingEnv(max_steps=5, batch_size=[2])
+    collector = Collector(env, frames_per_batch=6, reset_at_each_iter=True)  # 3 steps, then a reset
+    for _ in range(4):
+        collector.collect()
+    assert collector.episodes.finished == 0  # no 5-step episode ever ended
+    assert list(collector.episodes.carry.values()) == [3.0, 3.0]  # only the last batch's episodes run on
+
+
+def test_state_dict_keeps_the_episode_returns_and_loads_the_old_layout():
+    def make():  # torch-native: the whole env state travels in the checkpoint, so episodes run on
+        return Collector(CartPoleEnv(batch_size=[3], seed=0), frames_per_batch=30, total_frames=300)
+
+    torch.manual_seed(0)
+    first = make()
+    for _ in range(3):
+        first.collect()
+    state = first.state_dict()
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert resumed.episodes.carry == first.episodes.carry != {}
+    assert list(resumed.episodes.recent) == list(first.episodes.recent) != []
+    # a state written before EpisodeReturns: one running return per sub-env, and the recent returns
+    old = {k: v for k, v in state.items() if k != "episodes"}
+    old["running_return"] = torch.tensor([first.episodes.carry.get(i, 0.0) for i in state["traj_ids"].tolist()],
+                                         dtype=torch.float64)
+    old["episode_returns"] = list(first.episodes.recent)
+    from_old = make()
+    from_old.load_state_dict(old)
+    carried = {k: v for k, v in from_old.episodes.carry.items() if v}
+    assert carried == first.episodes.carry and list(from_old.episodes.recent) == list(first.episodes.recent)
 
 
 def test_update_policy_weights():

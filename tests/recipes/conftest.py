@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rlbench.recipes import get_recipe
+from rlbench.testing import ListLogger
 
 PENDULUM = dict(env="native:Pendulum", frames=300, frames_per_batch=50, init_random_frames=100, batch_size=32,
                 hidden_sizes=(16, 16), eval_episodes=2)
@@ -24,32 +25,19 @@ SMALL = {
 
 
 @pytest.fixture(autouse=True)
-def restore_threads():
+def one_thread():
+    # train() sets config.torch_threads (1 by default); the other tests run tiny batches, where a second
+    # intra-op thread only adds wake-up latency on a busy machine
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)  # train() sets config.torch_threads
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
 def pendulum_worst():
     """Pendulum's lowest reward per step times its 200-step limit: every return lies in [this, 0]."""
     return -16.2736044 * 200
-
-
-class ListLogger:
-    """Records every ``log_scalar`` call."""
-
-    def __init__(self):
-        self.rows = []
-
-    def log_scalar(self, name, value, step):
-        self.rows.append((name, value, step))
-
-    def steps(self, name):
-        return [step for n, _, step in self.rows if n == name]
-
-    def values(self, name):
-        return [value for n, value, _ in self.rows if n == name]
 
 
 @pytest.fixture

@@ -4,23 +4,15 @@
 """
 import torch
 
-from rlbench.recipes import a2c, evaluate
-from rlbench.recipes._common import make_env
+from rlbench.recipes import a2c, evaluate, make_env
 from rlbench.trainers import load_checkpoint
 
 ALGO = "a2c"  # what the conftest fixtures (small, recipe) build
 
 
-def test_one_gradient_step_per_batch(small):
-    seen = []
-
-    class Recorder:
-        def log_scalar(self, name, value, step):
-            if name == "loss/objective":
-                seen.append(step)
-
-    a2c.train(small(frames=256), logger=Recorder(), progress=False)
-    assert seen == list(range(64, 257, 64))  # 8 envs x 8 steps per batch
+def test_one_gradient_step_per_batch(small, logger):
+    a2c.train(small(frames=256), logger=logger, progress=False)
+    assert logger.steps("loss/objective") == list(range(64, 257, 64))  # 8 envs x 8 steps per batch
 
 
 def test_same_seed_same_weights(tmp_path, small):

@@ -11,9 +11,8 @@ from torch import nn
 from rlbench.envs import TransformedEnv
 from rlbench.envs.transforms import Compose, ExcludeTransform, ToTensorImage
 from rlbench.modules import DistributionalQValueActor, DuelingHead, NoisyLinear, QValueActor
-from rlbench.recipes import apply_overrides, config_docs, dqn, evaluate, get_recipe
-from rlbench.recipes._common import make_env
-from rlbench.testing import PixelCountingEnv
+from rlbench.recipes import apply_overrides, config_docs, dqn, evaluate, get_recipe, make_env
+from rlbench.testing import ListLogger, PixelCountingEnv
 from rlbench.trainers import load_checkpoint, read_csv_log
 
 SMALL = dict(env="native:CartPole", frames=384, num_envs=4, steps_per_env=16, gradient_steps=4, batch_size=32,
@@ -23,14 +22,6 @@ SMALL = dict(env="native:CartPole", frames=384, num_envs=4, steps_per_env=16, gr
 
 def small(**kw):
     return dqn.Config(**(SMALL | kw))
-
-
-class ListLogger:
-    def __init__(self):
-        self.rows = {}
-
-    def log_scalar(self, name, value, step):
-        self.rows.setdefault(name, []).append((step, value))
 
 
 ADD_ONS = {
@@ -54,9 +45,9 @@ def test_each_add_on_runs_end_to_end(name):
     assert [row["frames"] for row in results.curve] == [192, 384]
     assert results.final_eval_return >= 8  # CartPole's shortest possible episode
     # learning starts at 128 frames: one loss row per later 64-frame batch
-    assert [step for step, _ in logger.rows["loss/value"]] == [128, 192, 256, 320, 384]
-    assert all(torch.isfinite(torch.tensor(v)) for _, v in logger.rows["loss/value"])
-    assert ("epsilon" in logger.rows) is not ADD_ONS[name].get("noisy", False)  # noisy nets replace epsilon
+    assert logger.steps("loss/value") == [128, 192, 256, 320, 384]
+    assert all(torch.isfinite(torch.tensor(v)) for v in logger.values("loss/value"))
+    assert ("epsilon" in logger.names()) is not ADD_ONS[name].get("noisy", False)  # noisy nets replace epsilon
 
 
 def test_rainbow_preset_runs_and_turns_everything_on():
@@ -71,7 +62,7 @@ def test_rainbow_preset_runs_and_turns_everything_on():
 def test_epsilon_decays_linearly_to_its_end_value():
     logger = ListLogger()
     dqn.train(small(eps_init=1.0, eps_end=0.1, eps_fraction=0.5), logger=logger, progress=False)
-    eps = dict(logger.rows["epsilon"])
+    eps = dict(logger.series("epsilon"))
     # annealed over 0.5 * 384 = 192 frames, stepped after each 64-frame batch
     assert eps[64] == pytest.approx(1.0 - 0.9 * 64 / 192)
     assert eps[128] == pytest.approx(1.0 - 0.9 * 128 / 192)

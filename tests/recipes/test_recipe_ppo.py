@@ -2,8 +2,7 @@
 
 (Named test_recipe_ppo.py: tests/objectives/test_ppo.py exists and tests/ has no __init__.py files.)
 """
-from rlbench.recipes import ppo
-from rlbench.recipes._common import make_env
+from rlbench.recipes import evaluate, make_env, ppo
 from rlbench.trainers import load_checkpoint, read_csv_log
 
 ALGO = "ppo"  # what the conftest fixtures (small, recipe) build
@@ -18,8 +17,6 @@ def test_writes_checkpoint_logs_and_report(tmp_path, small):
     state = load_checkpoint(results.files["checkpoint"], actor=actor, critic=critic)
     assert state["config"]["env"] == "native:CartPole" and state["frames"] == 512
     # the restored actor evaluates to the recorded final return
-    from rlbench.recipes import evaluate
-
     assert evaluate("native:CartPole", actor, 3, seed=config.seed + 10_000)[0] == results.final_eval_return
     assert evaluate("native:CartPole", actor, 3, seed=config.seed + 20_000)[0] == results.curve[-1]["eval_return"]
     logs = read_csv_log(results.files["logs"])

@@ -1,4 +1,4 @@
-"""The SAC recipe end to end, and the off-policy helpers the four continuous recipes share.
+"""The SAC recipe end to end, and the off-policy model builders the four continuous recipes share.
 
 (Named test_recipe_sac.py: tests/objectives/test_sac.py exists and tests/ has no __init__.py files.)
 """
@@ -6,15 +6,9 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+from rlbench.modules import ScaleToBounds
 from rlbench.recipes import make_env, sac
-from rlbench.recipes._offpolicy import (
-    OffPolicyConfig,
-    ScaleToBounds,
-    make_exploration,
-    make_qvalue_network,
-    transitions,
-    updates_due,
-)
+from rlbench.recipes.models import make_exploration, make_qvalue_network
 from rlbench.specs import Bounded
 
 ALGO = "sac"  # what the conftest fixtures (small, recipe) build
@@ -56,27 +50,7 @@ def test_make_models_reads_the_specs(small):
     assert qvalue.module[0].in_features == 3  # 2 observation dims + 1 action dim
 
 
-# ------------------------------------------------------------------------------- shared helpers
-def test_updates_due_keeps_a_fractional_ratio_exact_over_the_run():
-    cfg = OffPolicyConfig(init_random_frames=100, utd_ratio=0.3)
-    done = 0
-    for frames in range(50, 1050, 50):
-        done += updates_due(frames, cfg, done)
-    assert done == int(0.3 * (1000 - 100))  # 270 steps for the 900 trained-on frames
-    assert updates_due(100, cfg, 0) == 0
-
-
-def test_transitions_keep_only_what_a_one_step_target_reads():
-    env = make_env("native:Pendulum", 2)
-    rollout = env.rollout(5)
-    rollout["loc"] = torch.zeros(2, 5, 1)
-    flat = transitions(rollout)
-    assert flat.batch_size == (10,)
-    assert set(flat.keys(True, True)) == {"observation", "action", ("next", "observation"), ("next", "reward"),
-                                          ("next", "done"), ("next", "terminated")}
-    assert torch.equal(flat["next", "reward"], rollout["next", "reward"].reshape(10, 1))
-
-
+# ------------------------------------------------------------------------------- shared builders
 def test_scale_to_bounds_and_exploration_scales():
     squash = ScaleToBounds(torch.tensor([-1.0, 0.0]), torch.tensor([3.0, 1.0]))
     out = squash(torch.tensor([[-50.0, -50.0], [0.0, 0.0], [50.0, 50.0]]))

@@ -1,5 +1,6 @@
-"""Tests every recipe of a family passes alike, parametrized over ``algo`` (the conftest fixtures
-``recipe`` and ``small`` build that algorithm's module and small Config).
+"""Tests every recipe of a family passes alike, parametrized over ``algo``.
+
+The conftest fixtures ``recipe`` and ``small`` build that algorithm's module and small Config.
 
 Algorithm-specific behaviour stays in test_recipe_<algo>.py.
 """
@@ -64,3 +65,16 @@ def test_discrete_actions_are_refused_by_name(algo, recipe, small):
 def test_gymnasium_pendulum(algo, recipe, small, pendulum_worst):
     results = recipe.train(small(env="Pendulum-v1", frames=200, utd_ratio=0.1), progress=False)
     assert results.frames == 200 and pendulum_worst <= results.final_eval_return <= 0
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_train_curve_is_the_same_with_and_without_a_progress_bar(algo, recipe, small, capsys):
+    quiet = recipe.train(small(seed=1), progress=False)
+    shown = recipe.train(small(seed=1), progress=True)
+    assert "frames" in capsys.readouterr().err  # the bar was drawn (on stderr)
+    assert quiet.train_curve and quiet.train_curve == shown.train_curve  # training returns tracked either way
+    assert (quiet.final_eval_return, quiet.curve[-1]["eval_return"]) == (shown.final_eval_return,
+                                                                          shown.curve[-1]["eval_return"])
+    first_frames, first_return = quiet.train_curve[0]
+    if algo == "sac":  # Pendulum's 200-step episodes: the first one ends within the first 200 frames
+        assert first_frames == 200 and -16.3 * 200 <= first_return <= 0

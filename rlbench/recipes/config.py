@@ -1,0 +1,255 @@
+"""Recipe configs and their command-line parsing.
+
+* :class:`RecipeConfig`: the fields every recipe's ``Config`` has; :class:`OnPolicyConfig` (PPO, A2C) and
+  :class:`OffPolicyConfig` (DDPG, TD3, SAC, REDQ) add what a family shares. Each recipe's ``Config``
+  subclasses one of them, adds its own fields and retunes defaults; its module docstring lists every
+  field it inherits, with the default it runs with.
+* :func:`config_docs` reads each field's *attribute docstring* (the string literal on the line after the
+  field) with ``ast``, so ``rlbench train <algo> --help`` can list them; :func:`apply_overrides` turns
+  ``key=value`` strings into a new Config (the CLI's ``--config``); :func:`config_to_dict` makes the JSON
+  form that run files and checkpoints store.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from ..trainers.run import COMMON_FIELDS, config_to_dict
+
+__all__ = ["COMMON_FIELDS", "RecipeConfig", "OnPolicyConfig", "OffPolicyConfig", "config_docs", "config_to_dict",
+           "apply_overrides", "inherited_fields"]
+
+
+@dataclass
+class RecipeConfig:
+    """The fields every recipe's ``Config`` has (:data:`COMMON_FIELDS` plus ``torch_threads``), documented once.
+
+    Each recipe's ``Config`` subclasses it (through :class:`OnPolicyConfig` or :class:`OffPolicyConfig` where
+    a family shares more) and redeclares a field only to change its default; a redeclared field without a
+    docstring keeps this one (:func:`config_docs` falls back to the base's). ``num_envs`` is not here: every
+    recipe tunes it and :func:`rlbench.recipes.start_run` reads it from the subclass.
+
+    Example:
+        >>> RecipeConfig().seed, RecipeConfig(frames=10).frames
+        (0, 10)
+    """
+
+    env: str = "CartPole-v1"
+    """Environment: a gymnasium id or a torch-native env such as native:CartPole."""
+    frames: int = 50_000
+    """Total env steps to collect (the training budget)."""
+    seed: int = 0
+    """Seed of torch, NumPy, Python and the envs."""
+    torch_threads: int = 1
+    """torch.set_num_threads during training (small networks run fastest on one thread)."""
+    eval_episodes: int = 20
+    """Deterministic episodes in each evaluation."""
+    eval_every: int = 0
+    """Evaluate every this many frames (0: only at the end, which also disables early stopping)."""
+    target_return: float | None = None
+    """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
+    out_dir: str | None = None
+    """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+
+
+@dataclass
+class OnPolicyConfig(RecipeConfig):
+    """Fields shared by the PPO and A2C recipes (each recipe's ``Config`` extends it and retunes defaults).
+
+    Example:
+        >>> OnPolicyConfig().num_envs, OnPolicyConfig().target_return
+        (16, 475.0)
+    """
+
+    num_envs: int = 16
+    """Envs stepped side by side (a gymnasium vector env or a native batch)."""
+    steps_per_env: int = 16
+    """Steps per env in each collected batch (the batch has num_envs * steps_per_env frames)."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to zero over the budget."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's lambda (bias/variance trade-off of the advantage)."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    critic_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this value."""
+    normalize_advantage: bool = True
+    """Standardise advantages per minibatch."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and the critic."""
+    ortho_init: bool = False
+    """Orthogonal initialisation (policy output gain 0.01, value output gain 1, hidden sqrt(2))."""
+    eval_every: int = 5_000
+    target_return: float | None = 475.0
+    """Stop once a periodic evaluation reaches this mean return (None: whole budget; 475 solves CartPole-v1)."""
+
+
+@dataclass
+class OffPolicyConfig(RecipeConfig):
+    """Fields shared by the DDPG, TD3, SAC and REDQ recipes (each recipe's ``Config`` extends it).
+
+    Example:
+        >>> OffPolicyConfig().env, OffPolicyConfig().utd_ratio
+        ('Pendulum-v1', 1.0)
+    """
+
+    env: str = "Pendulum-v1"
+    """Environment with a bounded continuous action space: a gymnasium id or e.g. native:Pendulum."""
+    frames: int = 20_000
+    seed: int = 0
+    """Seed of torch, NumPy, Python, the envs and the replay buffer."""
+    num_envs: int = 1
+    """Envs stepped side by side (a gymnasium vector env or a native batch)."""
+    frames_per_batch: int = 50
+    """Frames collected between two rounds of gradient steps (a multiple of num_envs)."""
+    init_random_frames: int = 1000
+    """Frames of uniformly random actions collected before the policy acts and training starts."""
+    buffer_size: int = 100_000
+    """Replay buffer capacity in transitions."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    utd_ratio: float = 1.0
+    """Update-to-data ratio: gradient steps per collected frame."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak weight of the online parameters in each target-network update."""
+    lr: float = 1e-3
+    """Adam learning rate of the actor, the critics (and the temperature, where there is one)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor and of each critic."""
+    max_grad_norm: float | None = None
+    """Clip the global gradient norm to this value (None: no clipping)."""
+
+
+def config_docs(config_cls) -> dict[str, str]:
+    """The attribute docstring of each field of a Config dataclass (``""`` where there is none).
+
+    A subclass that redeclares a field without a docstring (to change its default) keeps its base's.
+    A field is documented by a string literal on the line right after it::
+
+        @dataclass
+        class Config:
+            lr: float = 3e-4
+            \"\"\"Adam learning rate.\"\"\"
+
+    Example:
+        >>> from rlbench.recipes import ppo
+        >>> config_docs(ppo.Config)["lr"]
+        'Adam learning rate.'
+    """
+    if not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config_docs: expected a dataclass, got {config_cls!r}")
+    docs = {f.name: "" for f in dataclasses.fields(config_cls)}
+    for klass in reversed(config_cls.__mro__):  # a subclass's docstring overrides its base's
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):  # defined in a REPL: no source to read
+            continue
+        body = ast.parse(source).body[0].body
+        for stmt, nxt in zip(body, body[1:]):
+            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)
+                    and stmt.target.id in docs):
+                docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def inherited_fields(config_cls) -> list[str]:
+    """The fields a recipe's Config takes from the shared configs of this module (redeclared ones included).
+
+    Each recipe's module docstring lists them with their defaults, so the file shows every
+    hyperparameter the loop reads.
+
+    Example:
+        >>> from rlbench.recipes import ppo
+        >>> inherited_fields(ppo.Config)[:3], "epochs" in inherited_fields(ppo.Config)
+        (['env', 'frames', 'seed'], False)
+    """
+    shared = {f.name for klass in config_cls.__mro__ if klass in (RecipeConfig, OnPolicyConfig, OffPolicyConfig)
+              for f in dataclasses.fields(klass)}
+    return [f.name for f in dataclasses.fields(config_cls) if f.name in shared]
+
+
+def _parse_value(text: str, kind, name: str):
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in ("none", "null", ""):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse_value(text, inner[0], name)
+    if origin in (tuple, list):
+        item = args[0] if args else str
+        parts = [p for p in text.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",")
+                 if p.strip()]
+        values = [_parse_value(p.strip(), item, name) for p in parts]
+        return tuple(values) if origin is tuple else values
+    if kind is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if kind is int:
+        value = float(text)  # accept "1e5"
+        if value != int(value):
+            raise ValueError(f"expected an integer, got {text!r}")
+        return int(value)
+    if kind is float:
+        return float(text)
+    return text
+
+
+def apply_overrides(config, overrides) -> Any:
+    """Return a copy of ``config`` with fields replaced from ``"key=value"`` strings (or a dict).
+
+    Values are converted to the field's annotated type: ``int`` (``1e5`` is accepted), ``float``,
+    ``bool`` (``true/false/1/0``), ``str``, ``tuple[int, ...]`` (``64,64``), ``X | None``
+    (``none``). An unknown key or a value that does not convert raises a ``ValueError`` naming the
+    field, the expected type and the valid fields.
+
+    Example:
+        >>> from rlbench.recipes import ppo
+        >>> apply_overrides(ppo.Config(), ["lr=1e-3", "hidden_sizes=32,32"]).hidden_sizes
+        (32, 32)
+    """
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"config override {item!r} is not of the form key=value (e.g. lr=3e-4)")
+            key, value = item.split("=", 1)
+            items.append((key.strip(), value))
+    changes = {}
+    for key, value in items:
+        if key not in names:
+            raise ValueError(f"unknown config field {key!r} for {type(config).__module__}.{type(config).__name__}; "
+                             f"valid fields: {', '.join(names)}")
+        if isinstance(value, str):
+            try:
+                value = _parse_value(value, hints[key], key)
+            except ValueError as err:
+                type_name = getattr(hints[key], "__name__", str(hints[key]))
+                raise ValueError(f"config field {key!r} expects {type_name}: {err}") from None
+        changes[key] = value
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,342 @@
+"""Networks built from an env's specs: what the recipes' ``make_models`` are made of.
+
+* Encoders: :func:`make_encoder` (an MLP for vector observations, the Nature-DQN ConvNet + MLP for
+  pixels), :func:`make_trunk` (a Q-network's features), :func:`orthogonal_init`.
+* On-policy (PPO, A2C): :func:`make_stochastic_actor` (Categorical or TanhNormal from the action spec),
+  :func:`make_value_network` (``V(s)``), :func:`make_actor_critic` (both).
+* Off-policy (DDPG, TD3, SAC, REDQ): :func:`make_deterministic_actor` (``mu(s)`` squashed into the
+  action box by :class:`~rlbench.modules.ScaleToBounds`), :func:`make_qvalue_network` (``Q(s, a)``),
+  :func:`make_exploration` (Gaussian or Ornstein-Uhlenbeck noise), and the spec checks
+  :func:`require_bounded_actions`, :func:`action_box`, :func:`action_half_range`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict.nn import TensorDictModule
+
+from ..envs import EnvBase
+from ..modules import (
+    MLP,
+    Actor,
+    AdditiveGaussianModule,
+    ConvNet,
+    NormalParamExtractor,
+    OneHotCategorical,
+    OrnsteinUhlenbeckProcessModule,
+    ProbabilisticActor,
+    ScaleToBounds,
+    TanhNormal,
+    ValueOperator,
+)
+from ..specs import Bounded, Categorical, OneHot
+
+__all__ = ["observation_key", "make_encoder", "make_trunk", "orthogonal_init", "make_stochastic_actor",
+           "make_value_network", "make_actor_critic", "require_bounded_actions", "action_box", "action_half_range",
+           "make_deterministic_actor", "make_qvalue_network", "make_exploration"]
+
+
+# ---------------------------------------------------------------------------------------- encoders
+def observation_key(env: EnvBase) -> str:
+    """The observation entry networks read: ``"observation"``, else ``"pixels"``.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> observation_key(make_env("native:CartPole"))
+        'observation'
+    """
+    keys = list(env.observation_spec.keys())
+    for key in ("observation", "pixels"):
+        if key in keys:
+            return key
+    raise ValueError(f"the env's observation spec has neither 'observation' nor 'pixels' (keys: {keys}); rename "
+                     f"the entry to read with rlbench.envs.transforms.RenameTransform")
+
+
+def _observation_shape(env: EnvBase, key: str) -> torch.Size:
+    """One observation's shape (the env's batch dims dropped), checked: ``[n]`` vectors or ``[C, H, W]`` pixels."""
+    shape = env.observation_spec[key].shape[len(env.batch_size):]
+    if key == "pixels" or len(shape) == 3:
+        if len(shape) != 3:
+            raise ValueError(f"pixel observations must be float [C, H, W], got shape {tuple(shape)} (apply "
+                             f"rlbench.envs.transforms.ToTensorImage to uint8 frames)")
+    elif len(shape) != 1:
+        raise ValueError(f"vector observations must be 1-d, got shape {tuple(shape)} for {key!r}; flatten them "
+                         f"with rlbench.envs.transforms.FlattenObservation")
+    return shape
+
+
+def _convnet(shape) -> tuple[ConvNet, int]:
+    """The Nature-DQN conv stack (Mnih et al. 2015) for ``[C, H, W]`` frames and its flattened feature count."""
+    conv = ConvNet(in_features=shape[0], num_cells=[32, 64, 64], kernel_sizes=[8, 4, 3], strides=[4, 2, 1],
+                   activation_class=torch.nn.ReLU)
+    with torch.no_grad():  # infer the flattened feature size from one dummy frame
+        n_features = conv(torch.zeros(1, *shape)).shape[-1]
+    return conv, n_features
+
+
+def make_encoder(env: EnvBase, hidden_sizes, out_features: int, activation=torch.nn.Tanh, *,
+                 activate_last_layer: bool = False) -> torch.nn.Module:
+    """A network from the env's observation to ``out_features``: an MLP for vectors, ConvNet + MLP for pixels.
+
+    Pixel observations must be float ``[C, H, W]`` (apply ``ToTensorImage`` to ``uint8`` frames); their
+    MLP uses ReLU. ``activate_last_layer``: the output goes through the activation too (a trunk whose
+    features feed another head).
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> net = make_encoder(make_env("native:CartPole"), (16,), 2)
+        >>> net(torch.zeros(5, 4)).shape
+        torch.Size([5, 2])
+    """
+    key = observation_key(env)
+    shape = _observation_shape(env, key)
+    if len(shape) == 3:
+        conv, n_features = _convnet(shape)
+        return torch.nn.Sequential(conv, MLP(in_features=n_features, out_features=out_features,
+                                             num_cells=list(hidden_sizes), activation_class=torch.nn.ReLU,
+                                             activate_last_layer=activate_last_layer))
+    return MLP(in_features=shape[0], out_features=out_features, num_cells=list(hidden_sizes),
+               activation_class=activation, activate_last_layer=activate_last_layer)
+
+
+def make_trunk(env: EnvBase, width: int) -> tuple[torch.nn.Module, int]:
+    """A Q-network's observation features and their count: the ConvNet alone for pixels, one ReLU layer for vectors.
+
+    The DQN recipe puts its head (MLP, dueling, C51) on top.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> trunk, n_features = make_trunk(make_env("native:CartPole"), 32)
+        >>> trunk(torch.zeros(5, 4)).shape, n_features
+        (torch.Size([5, 32]), 32)
+    """
+    shape = _observation_shape(env, observation_key(env))
+    if len(shape) == 3:
+        return _convnet(shape)
+    return make_encoder(env, (), width, torch.nn.ReLU, activate_last_layer=True), int(width)
+
+
+def orthogonal_init(net: torch.nn.Module, last_gain: float) -> torch.nn.Module:
+    """Orthogonal weights and zero biases: gain sqrt(2) for hidden layers, ``last_gain`` for the output.
+
+    The small output gain of a policy (0.01) starts it near uniform over actions, which keeps early
+    PPO/A2C updates from locking onto one action (Engstrom et al. 2020, "Implementation Matters in
+    Deep Policy Gradients"; Stable-Baselines3's ``ortho_init``). Returns ``net``.
+
+    Example:
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+        >>> net = orthogonal_init(mlp, 0.01)
+        >>> float(net[2].weight.detach().norm()) < 0.05
+        True
+    """
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    for i, layer in enumerate(layers):
+        torch.nn.init.orthogonal_(layer.weight, gain=last_gain if i == len(layers) - 1 else math.sqrt(2))
+        torch.nn.init.zeros_(layer.bias)
+    return net
+
+
+def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False):
+    """A sampling policy for the env's action spec: Categorical logits, or a TanhNormal within bounds.
+
+    Writes ``"action"`` and ``"sample_log_prob"``; deterministic mode gives the most likely action
+    (discrete) or the squashed mean (continuous). ``ortho_init``: :func:`orthogonal_init` with an
+    output gain of 0.01.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("native:Pendulum", num_envs=3)
+        >>> td = make_stochastic_actor(env, (16,))(env.reset())
+        >>> td["action"].shape, bool(env.action_spec.is_in(td["action"]))
+        (torch.Size([3, 1]), True)
+    """
+    spec = env.action_spec
+    key = observation_key(env)
+
+    def encoder(out_features):
+        net = make_encoder(env, hidden_sizes, out_features, activation)
+        return orthogonal_init(net, 0.01) if ortho_init else net
+
+    if isinstance(spec, Categorical):
+        net = encoder(spec.n)
+        # argument validation costs more than the log-prob itself for small batches; the spec
+        # already guarantees valid actions
+        return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
+                                  distribution_class=torch.distributions.Categorical,
+                                  distribution_kwargs={"validate_args": False}, spec=spec, return_log_prob=True)
+    if isinstance(spec, OneHot):
+        net = encoder(spec.n)
+        return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
+                                  distribution_class=OneHotCategorical, spec=spec, return_log_prob=True)
+    if isinstance(spec, Bounded):
+        n = spec.shape[-1]
+        net = torch.nn.Sequential(encoder(2 * n), NormalParamExtractor())
+        low, high = spec.low.reshape(-1, n)[0], spec.high.reshape(-1, n)[0]
+        return ProbabilisticActor(TensorDictModule(net, [key], ["loc", "scale"]), in_keys=["loc", "scale"],
+                                  distribution_class=TanhNormal, distribution_kwargs={"low": low, "high": high},
+                                  spec=spec, return_log_prob=True)
+    raise TypeError(f"no stochastic actor for action spec {type(spec).__name__}: expected Categorical, OneHot or "
+                    f"Bounded (wrap an unbounded action space so that it has bounds)")
+
+
+def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False):
+    """A critic ``V(s)`` writing ``"state_value"`` from the env's observation (``ortho_init``: output gain 1).
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("native:CartPole", num_envs=3)
+        >>> make_value_network(env, (16,))(env.reset())["state_value"].shape
+        torch.Size([3, 1])
+    """
+    net = make_encoder(env, hidden_sizes, 1, activation)
+    return ValueOperator(orthogonal_init(net, 1.0) if ortho_init else net, in_keys=[observation_key(env)])
+
+
+def make_actor_critic(env: EnvBase, config):
+    """The policy (Categorical or TanhNormal, from the action spec) and the critic V(s) of PPO and A2C.
+
+    Reads ``config.hidden_sizes`` and ``config.ortho_init`` (an :class:`~rlbench.recipes.config.OnPolicyConfig`).
+
+    Example:
+        >>> from rlbench.recipes import OnPolicyConfig, make_env
+        >>> actor, critic = make_actor_critic(make_env("native:Pendulum"), OnPolicyConfig())
+        >>> type(actor).__name__, type(critic).__name__
+        ('ProbabilisticActor', 'ValueOperator')
+    """
+    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init),
+            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init))
+
+
+# ---------------------------------------------------------------------------------------- off-policy
+def require_bounded_actions(env: EnvBase, algo: str) -> Bounded:
+    """The env's action spec if it is a bounded continuous box, else a ``TypeError`` that says what to do.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> require_bounded_actions(make_env("Pendulum-v1"), "ddpg").shape
+        torch.Size([1])
+        >>> require_bounded_actions(make_env("native:CartPole"), "ddpg")
+        Traceback (most recent call last):
+        ...
+        TypeError: ddpg needs a bounded continuous action space (a Bounded float spec), but ... Categorical; ...
+    """
+    spec = env.action_spec
+    if not isinstance(spec, Bounded) or not spec.dtype.is_floating_point:
+        hint = "use the dqn, sac (discrete), ppo or a2c recipe"
+        raise TypeError(f"{algo} needs a bounded continuous action space (a Bounded float spec), but the env's "
+                        f"action spec is {type(spec).__name__}; for discrete actions {hint}")
+    return spec
+
+
+def action_box(env: EnvBase, algo: str) -> Bounded:
+    """The bounds of one sub-env's action (the env's batch dims dropped), e.g. for clipping sampled actions.
+
+    A batched env's action spec has its batch shape in front (``[num_envs, n]``); a loss that clips
+    replay batches of any size needs the ``[n]`` box.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> action_box(make_env("native:Pendulum", num_envs=4), "td3")
+        Bounded(shape=(1,), low=-2, high=2, dtype=float32, device=cpu)
+    """
+    spec = require_bounded_actions(env, algo)
+    n = spec.shape[-1]
+    low, high = spec.low.reshape(-1, n)[0], spec.high.reshape(-1, n)[0]
+    return Bounded(low, high, shape=(n,), dtype=spec.dtype, device=spec.device)
+
+
+def _vector_size(env: EnvBase, algo: str) -> tuple[str, int]:
+    key = observation_key(env)
+    shape = env.observation_spec[key].shape[len(env.batch_size):]
+    if len(shape) != 1:
+        raise ValueError(f"{algo}: the critics Q(s, a) read 1-d vector observations, got shape {tuple(shape)} for "
+                         f"{key!r}; flatten them with rlbench.envs.transforms.FlattenObservation")
+    return key, int(shape[0])
+
+
+def make_deterministic_actor(env: EnvBase, hidden_sizes, algo: str = "ddpg",
+                             activation=torch.nn.ReLU) -> Actor:
+    """A deterministic policy ``mu(s)`` inside the env's action box (DDPG, TD3): MLP, then tanh scaled to the bounds.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("native:Pendulum", num_envs=4)
+        >>> td = make_deterministic_actor(env, (16,))(env.reset())
+        >>> td["action"].shape, bool(env.action_spec.is_in(td["action"]))
+        (torch.Size([4, 1]), True)
+    """
+    box = action_box(env, algo)
+    key, n_obs = _vector_size(env, algo)
+    net = torch.nn.Sequential(MLP(in_features=n_obs, out_features=box.shape[-1], num_cells=list(hidden_sizes),
+                                  activation_class=activation), ScaleToBounds(box.low, box.high))
+    return Actor(net, in_keys=[key], spec=env.action_spec)
+
+
+def make_qvalue_network(env: EnvBase, hidden_sizes, algo: str = "sac", activation=torch.nn.ReLU) -> ValueOperator:
+    """A critic ``Q(s, a)`` writing ``"state_action_value"`` (an MLP over the concatenated observation and action).
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("native:Pendulum", num_envs=4)
+        >>> td = env.reset().set("action", env.action_spec.rand())
+        >>> make_qvalue_network(env, (16,))(td)["state_action_value"].shape
+        torch.Size([4, 1])
+    """
+    spec = require_bounded_actions(env, algo)
+    key, n_obs = _vector_size(env, algo)
+    mlp = MLP(in_features=n_obs + spec.shape[-1], out_features=1, num_cells=list(hidden_sizes),
+              activation_class=activation)
+    return ValueOperator(mlp, in_keys=[key, "action"])
+
+
+def action_half_range(spec: Bounded) -> float:
+    """Half the width of the action box, averaged over action dims: the unit of noise scales in the configs.
+
+    Noise given as a fraction of it means the same on Pendulum's ``[-2, 2]`` as on a ``[-1, 1]`` box.
+
+    Example:
+        >>> action_half_range(Bounded(-2.0, 2.0, shape=(1,)))
+        2.0
+    """
+    return float(((spec.high - spec.low) / 2).mean())
+
+
+def make_exploration(env: EnvBase, kind: str, sigma: float, sigma_end: float | None = None,
+                     annealing_frames: int = 0, algo: str = "ddpg"):
+    """Exploration noise added to a deterministic actor's action, scaled by the action half-range.
+
+    Args:
+        env: the env (its bounded action spec clips the noisy action).
+        kind: ``"gaussian"`` (independent noise each step, TD3's choice) or ``"ou"``
+            (Ornstein-Uhlenbeck, temporally correlated, the DDPG paper's choice).
+        sigma: noise scale as a fraction of the action half-range.
+        sigma_end: decay linearly to this scale (``None``: constant ``sigma``) ...
+        annealing_frames: ... over this many frames (call ``.step(frames)`` after each batch).
+        algo: the recipe's name, for error messages.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> noise = make_exploration(make_env("native:Pendulum"), "gaussian", 0.1)
+        >>> round(float(noise.sigma), 4)  # 0.1 of Pendulum's half-range 2
+        0.2
+    """
+    spec = require_bounded_actions(env, algo)
+    half = action_half_range(spec)
+    end = sigma if sigma_end is None else sigma_end
+    if sigma < 0 or end < 0:
+        raise ValueError(f"{algo}: exploration noise scales must be >= 0, got sigma={sigma}, sigma_end={sigma_end}")
+    if kind == "gaussian":
+        return AdditiveGaussianModule(spec, sigma_init=sigma * half, sigma_end=end * half,
+                                      annealing_num_steps=int(annealing_frames))
+    if kind == "ou":
+        # the module's eps multiplies the process; with dt=1 and sigma_ou^2 = 2 theta the process's stationary
+        # std is sqrt(2 / (2 - theta)) ~ 1, so eps is the noise scale in action units, as for the Gaussian
+        theta = 0.15
+        return OrnsteinUhlenbeckProcessModule(spec, eps_init=sigma * half, eps_end=end * half,
+                                              annealing_num_steps=int(annealing_frames), theta=theta,
+                                              sigma=(2 * theta) ** 0.5, dt=1.0)
+    raise ValueError(f"{algo}: unknown exploration {kind!r}; expected 'gaussian' or 'ou'")
+
+
