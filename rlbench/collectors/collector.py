@@ -436,8 +436,9 @@ class Collector:
         return writer.result(T)
 
     def _generic_steps(self, writer, td, start: int, stop: int, random: bool) -> TensorDictBase:
-        """Run steps ``start..stop-1`` through ``step_and_maybe_reset`` and ``writer.write``; returns the
-        root after them.
+        """Run steps ``start..stop-1`` through ``step_and_maybe_reset`` and ``writer.write``.
+
+        Returns the root after them.
         """
         env = self.env
         step = env.step_and_maybe_reset

@@ -171,9 +171,10 @@ class EpisodeReturns:
                           np.array([float(v) for v in value.values()], dtype=np.float64))
 
     def state_dict(self) -> dict:
-        """Everything needed to go on exactly: tensors and plain values (``torch.load(weights_only=True)`` loads it)."""
+        """Everything needed to go on exactly, as tensors and plain values (``weights_only`` loading reads it)."""
         return {"recent": list(self.recent), "finished": self.finished,
-                "running_ids": torch.from_numpy(self._ids.copy()), "running_returns": torch.from_numpy(self._sums.copy())}
+                "running_ids": torch.from_numpy(self._ids.copy()),
+                "running_returns": torch.from_numpy(self._sums.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
