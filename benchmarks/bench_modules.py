@@ -21,6 +21,8 @@ from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import distributions as D
 from torch import nn
 
+from rlbench.modules import ExplorationType, LSTMModule, ProbabilisticActor, TanhNormal, set_exploration_type
+
 
 def paired(ours, ref, repeats: int) -> tuple[float, float]:
     """Best times of ``ours`` and ``ref`` measured in alternation (a shared machine's load hits both)."""
@@ -29,7 +31,6 @@ def paired(ours, ref, repeats: int) -> tuple[float, float]:
         t_ours = min(t_ours, best_time(ours, 1))
         t_ref = min(t_ref, best_time(ref, 1))
     return t_ours, t_ref
-from rlbench.modules import ExplorationType, LSTMModule, ProbabilisticActor, TanhNormal, set_exploration_type
 
 
 def bench_tanh_normal(args, batch: int, iters: int) -> None:

@@ -2,8 +2,8 @@
 
 The library lives in subpackages (``rlbench.specs``, ``rlbench.envs``, ``rlbench.modules``,
 ``rlbench.collectors``, ``rlbench.buffers``, ``rlbench.objectives``, ``rlbench.trainers``; the recipes
-in ``rlbench.recipes`` are imported when asked for). ``import rlbench`` stays light: nothing from Jupyter, widgets or plotting is
-imported until a widget (``rlbench.widgets``) or a report is used.
+in ``rlbench.recipes`` are imported when asked for). ``import rlbench`` stays light: nothing from
+Jupyter, widgets or plotting is imported until a widget (``rlbench.widgets``) or a report is used.
 """
 from . import buffers, collectors, envs, loggers, modules, objectives, specs, trainers
 from .envs import EnvBase, check_env_specs, step_mdp

@@ -54,7 +54,8 @@ def _projectors(spec, keys, owner: str) -> list:
         return [(keys[0], spec)]
     if isinstance(spec, Composite):
         return [(k, spec[k]) for k in keys if k in spec]
-    raise TypeError(f"{owner}: spec must be an rlbench Spec or Composite (e.g. env.action_spec), got {type(spec).__name__}")
+    raise TypeError(f"{owner}: spec must be an rlbench Spec or Composite (e.g. env.action_spec), "
+                    f"got {type(spec).__name__}")
 
 
 def _spec_on(spec, device: torch.device, cache: dict):

@@ -31,7 +31,8 @@ def _td(n=8, d=3):
 
 def test_probabilistic_actor_with_cpu_spec_on_cuda():
     spec = Bounded(-2.0, 2.0, shape=(2,))  # on the CPU, as an env's spec may be
-    net = TensorDictModule(torch.nn.Sequential(MLP(in_features=3, out_features=4, num_cells=[8]), NormalParamExtractor()),
+    net = TensorDictModule(torch.nn.Sequential(MLP(in_features=3, out_features=4, num_cells=[8]),
+                                               NormalParamExtractor()),
                            ["observation"], ["loc", "scale"]).to(DEV)
     actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal, spec=spec, safe=True,
                                distribution_kwargs={"low": -2.0, "high": 2.0}, return_log_prob=True)

@@ -71,7 +71,8 @@ def test_tanh_normal_rsample_in_bounds_and_differentiable():
 
 
 def test_tanh_normal_rsample_and_log_prob_matches_log_prob():
-    d = TanhNormal(torch.randn(4, 2, dtype=torch.float64), torch.rand(4, 2, dtype=torch.float64) + 0.1, low=-3.0, high=1.0)
+    loc, scale = torch.randn(4, 2, dtype=torch.float64), torch.rand(4, 2, dtype=torch.float64) + 0.1
+    d = TanhNormal(loc, scale, low=-3.0, high=1.0)
     a, lp = d.rsample_and_log_prob((5,))
     assert a.shape == (5, 4, 2) and lp.shape == (5, 4)
     ref = _reference(d.loc, d.scale, torch.tensor(-3.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
