@@ -17,7 +17,8 @@ from .evaluation import evaluate_policy
 from .loggers import CSVLogger, Logger, MultiLogger, TensorboardLogger, WandbLogger, log_scalars, read_csv_log
 from .progress import ProgressBar
 from .report import write_report
-from .run import RunTracker, TrainResults, make_run_dir
+from .results import TrainResults
+from .run import RunTracker, make_run_dir
 from .trainer import STAGES, Trainer
 
 __all__ = [

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .run import TrainResults
+from .results import TrainResults
 
 __all__ = ["write_report"]
 
 
-def _curve_png(results: TrainResults) -> bytes:
-    import io
-
+def _curve_figure(results: TrainResults):
+    """The learning curve as a bare matplotlib ``Figure``; names are drawn verbatim (no math text)."""
     # a bare Figure draws without any backend: pyplot (and a notebook's inline backend) stays untouched
     from matplotlib.figure import Figure
 
@@ -33,9 +30,18 @@ def _curve_png(results: TrainResults) -> bytes:
         ax.axhline(target, color="gray", ls="--", lw=1, label=f"target {target:g}")
     ax.set_xlabel("env steps")
     ax.set_ylabel("return")
-    ax.set_title(f"{results.algo} on {results.env}")
+    # names are user text: matplotlib would read "$...$" in them as math and fail on e.g. "$$" or "$}{$"
+    # (issue 13 item 12); parse_math=False draws them as written, usetex=False even under rcParams' usetex
+    ax.set_title(f"{results.algo} on {results.env}", parse_math=False, usetex=False)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def _curve_png(results: TrainResults) -> bytes:
+    import io
+
+    fig = _curve_figure(results)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
