@@ -6,8 +6,9 @@
 // DOM from those descriptions and wires the events.
 import { h, isOffline } from "./lib/escape.js";
 import { pageOf } from "./lib/replay_data.js";
+import { clampIndex } from "./lib/indices.js";
 import { fitCanvas, fitWidth, paintShapes, watchWidth } from "./lib/canvas.js";
-import { clampPage, histogramView, pageView, pagerTarget, pendingText, replayHeader, sampleRequest } from "./lib/replay_view.js";
+import { histogramView, pageView, pagerTarget, pendingText, replayHeader, sampleRequest } from "./lib/replay_view.js";
 import { statsRows, stripClickPage, stripLegend, stripShapes, summaryCards } from "./lib/replay_view.js";
 
 const STRIP_HEIGHT = 22;
@@ -131,7 +132,7 @@ function render({ model, el }) {
     ui.status.textContent = pendingText(msg.type);
     model.send(msg);
   };
-  const goPage = (k) => request({ type: "page", page: clampPage(k, (model.get("page") || {}).pages) });
+  const goPage = (k) => request({ type: "page", page: clampIndex(k, (model.get("page") || {}).pages) });
   for (const [action, button] of Object.entries(ui.nav)) button.addEventListener("click", () => goPage(pagerTarget(action, model.get("page"))));
   ui.gotoInput.addEventListener("change", () => {
     const i = Number(ui.gotoInput.value);

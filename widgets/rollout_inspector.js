@@ -5,7 +5,8 @@
 // What is shown is worked out in lib/rollout_view.js and lib/playback.js (pure, node-tested); this
 // file builds the DOM, applies those results and wires the events.
 import { h } from "./lib/escape.js";
-import { clampStep, decodeOffsets, FrameStore } from "./lib/rollout_data.js";
+import { decodeOffsets, FrameStore } from "./lib/rollout_data.js";
+import { clampIndex } from "./lib/indices.js";
 import { drawCursor, drawPlot } from "./lib/plot_canvas.js";
 import { fitCanvas, fitWidth, paintShapes, watchWidth } from "./lib/canvas.js";
 import { decodeRollout, deriveEnv, frameAt, frameCaption, initialPlotKey, orderSeries } from "./lib/rollout_view.js";
@@ -178,7 +179,7 @@ function showStep(v) {
 }
 
 function goTo(v, t) {
-  const next = clampStep(t, v.rollout.steps);
+  const next = clampIndex(t, v.rollout.steps);
   if (next === v.step && v.ui.root.dataset.step === String(next)) return;
   v.step = next;
   showStep(v);
@@ -215,7 +216,7 @@ function render({ model, el }) {
   const rollout = decodeRollout(model.get("meta"), model.get("series"));
   const v = {
     rollout, store: frameStore(model, rollout), plotKey: initialPlotKey(rollout), derived: null,
-    env: clampStep(model.get("env") || 0, rollout.batch), step: clampStep(model.get("step") || 0, rollout.steps),
+    env: clampIndex(model.get("env") || 0, rollout.batch), step: clampIndex(model.get("step") || 0, rollout.steps),
     playing: false, rafId: 0, lastTime: 0, carry: 0, drawToken: 0,
     inputTime: 0,  // performance.now() of the last slider move, for the latency readout
   };
@@ -224,7 +225,7 @@ function render({ model, el }) {
 
   const redraw = () => { drawPlots(v); showStep(v); };
   const setEnv = (b) => {
-    v.env = clampStep(b, rollout.batch);
+    v.env = clampIndex(b, rollout.batch);
     if (ui.envSelect) ui.envSelect.value = String(v.env);
     rederive(v);
     redraw();

@@ -1,7 +1,7 @@
 // Timeline input of the rollout inspector as pure functions: how far playback moves in a frame of the
 // browser, where it stops, and what a key press does. The view owns the clock and the DOM
 // (widgets/tests/playback.test.mjs).
-import { clampStep } from "./rollout_data.js";
+import { clampIndex } from "./indices.js";
 
 /** Playback owes `carry` (a fraction of a step); `elapsedMs` later at `fps` it moves `steps` whole
  *  steps and keeps the rest: {steps, carry}. */
@@ -26,10 +26,10 @@ export function keyCommand(key, shiftKey, target, step, steps) {
   const jump = shiftKey ? 10 : 1;
   if (key === "ArrowRight" || key === "ArrowLeft") {
     if (target === "slider") return null;
-    return { go: clampStep(step + (key === "ArrowRight" ? jump : -jump), steps), input: true };
+    return { go: clampIndex(step + (key === "ArrowRight" ? jump : -jump), steps), input: true };
   }
   if (key === "Home") return { go: 0, input: false };
-  if (key === "End") return { go: clampStep(steps - 1, steps), input: false };
+  if (key === "End") return { go: clampIndex(steps - 1, steps), input: false };
   if (key === " ") return { toggle: true };
   return null;
 }

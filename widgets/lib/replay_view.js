@@ -3,7 +3,8 @@
 // controls make. Pure (no DOM, no canvas); the view turns these descriptions into elements
 // (widgets/tests/replay_view.test.mjs).
 import { formatNumber, formatShape } from "./format.js";
-import { formatPercent, histogramBars, pageOf, sampledIn, sampledRows, stripIndex } from "./replay_data.js";
+import { formatPercent, histogramBars, pageOf, sampledIn, sampledRows, stripIndex, stripX } from "./replay_data.js";
+import { clampIndex } from "./indices.js";
 
 /** A statistic as shown: "–" when missing, strings ("nan", "inf") as they are, numbers compact. */
 export function statText(x) {
@@ -59,7 +60,7 @@ export function stripShapes(summary, sample, width, height) {
     { fill: "#9ecae1", rect: [0, 6, (Math.min(s.len_rows || 0, rows) / rows) * width, height - 8] },
   ];
   for (const [row, count] of sampledRows((sample || {}).indices, s.items_per_row || 1)) {
-    const x = ((row + 0.5) / rows) * width;
+    const x = stripX(row, 1, rows, width);
     shapes.push({ fill: "#d62728", alpha: Math.min(1, 0.55 + 0.15 * count), rect: [Math.round(x) - 1, 6, 2, height - 8] });
   }
   const cx = ((s.write_cursor || 0) / rows) * width;
@@ -111,17 +112,12 @@ export function pageView(page, sample) {
   return { columns: p.columns || [], rows, info, index, atFirst: index <= 0, atLast: index >= pages - 1 };
 }
 
-/** A page number clamped to the pages there are. */
-export function clampPage(k, pages) {
-  return Math.max(0, Math.min(k, (pages || 1) - 1));
-}
-
 /** The page a pager button opens: "first" | "prev" | "next" | "last", from the current page. */
 export function pagerTarget(action, page) {
   const p = page || {};
   const index = p.index ?? 0, pages = p.pages || 1;
   const target = { first: 0, prev: index - 1, next: index + 1, last: pages - 1 }[action];
-  return clampPage(target, pages);
+  return clampIndex(target, pages);
 }
 
 /** The message of the Sample button: a whole batch size of at least 1 (32 when the field is unusable). */

@@ -1,26 +1,19 @@
 // Pure helpers of the rollout inspector: decode the binary series, derive returns and episode
-// boundaries, find the frame to show at a step, format values, and cache decoded frames.
-// No DOM here, so `node --test` covers all of it (widgets/tests/rollout_data.test.mjs).
+// boundaries, format values, and cache decoded frames. No DOM here, so `node --test` covers all of
+// it (widgets/tests/rollout_data.test.mjs).
+import { typedView } from "./buffers.js";
 
-/** Copy a DataView (or typed array / ArrayBuffer) into an aligned typed array of the given format.
- *  Comm buffers can start at any byte offset, and Float32Array needs 4-byte alignment: copy. */
+/** A series buffer (DataView, typed array or ArrayBuffer) as a Float32Array ("f4") or Float64Array
+ *  ("f8"), through buffers.typedView: no copy when aligned (comm buffers can start at any byte
+ *  offset; those are copied). Empty for a missing buffer. */
 export function decodeSeries(view, format = "f4") {
-  const Ctor = format === "f8" ? Float64Array : Float32Array;
-  if (view == null) return new Ctor(0);
-  const buffer = view.buffer ?? view;
-  const offset = view.byteOffset ?? 0;
-  const length = view.byteLength ?? buffer.byteLength;
-  if (length % Ctor.BYTES_PER_ELEMENT !== 0) {
-    throw new Error(`series buffer of ${length} bytes is not a whole number of ${format} values`);
-  }
-  return new Ctor(buffer.slice(offset, offset + length));
+  if (view == null) return format === "f8" ? new Float64Array(0) : new Float32Array(0);
+  return typedView(view, format === "f8" ? "float64" : "float32");
 }
 
-/** Bytes of a DataView / typed array / ArrayBuffer as a Uint8Array view (no copy). */
+/** Bytes of a DataView / typed array / ArrayBuffer as a Uint8Array view (no copy); empty for none. */
 export function asBytes(view) {
-  if (view == null) return new Uint8Array(0);
-  if (view instanceof ArrayBuffer) return new Uint8Array(view);
-  return new Uint8Array(view.buffer, view.byteOffset ?? 0, view.byteLength);
+  return view == null ? new Uint8Array(0) : typedView(view, "uint8");
 }
 
 /** Uint32 little-endian offsets table (count + 1 entries) from a DataView. */
@@ -67,30 +60,6 @@ export function cumulativeReturn(reward, done) {
   return out;
 }
 
-/** Episode number (0-based) that step `t` belongs to, given the sorted episode ends. */
-export function episodeAt(ends, t) {
-  let lo = 0, hi = ends.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ends[mid] < t) lo = mid + 1; else hi = mid;
-  }
-  return lo;
-}
-
-/** Index into `frameSteps` (sorted kept steps) of the frame nearest to step `t`; -1 if none.
- *  On a tie the earlier frame wins (it shows a state the agent had already reached). */
-export function nearestFrame(frameSteps, t) {
-  const n = frameSteps.length;
-  if (n === 0) return -1;
-  let lo = 0, hi = n - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (frameSteps[mid] < t) lo = mid + 1; else hi = mid;
-  }
-  if (lo > 0 && t - frameSteps[lo - 1] <= frameSteps[lo] - t) return lo - 1;
-  return lo;
-}
-
 /** One value as text: bools as true/false, ints exactly, floats with 4 significant digits. */
 export function formatValue(x, kind = "float") {
   if (kind === "bool") return x ? "true" : "false";
@@ -118,12 +87,6 @@ export function formatValues(values, kind = "float", maxItems = 8) {
     for (let i = n - tail; i < n; i++) items.push(formatValue(values[i], kind));
   }
   return `[${items.join(", ")}]`;
-}
-
-/** Clamp a step index into [0, steps - 1]. */
-export function clampStep(t, steps) {
-  if (!Number.isFinite(t)) return 0;
-  return Math.min(Math.max(0, Math.round(t)), Math.max(0, steps - 1));
 }
 
 /** Least-recently-used cache; `onEvict(value)` runs for dropped entries (e.g. ImageBitmap.close). */

@@ -1,7 +1,9 @@
 // What the rollout inspector shows, worked out from the decoded rollout and the current env / step:
 // the value table's order and cells, the header line, the step label, which frame to draw, the plot
 // specs and the episode-end ticks. Pure (no DOM, no canvas); widgets/tests/rollout_view.test.mjs.
-import { column, cumulativeReturn, decodeSeries, episodeAt, episodeEnds, formatValues, nearestFrame, stepValues } from "./rollout_data.js";
+import { column, cumulativeReturn, decodeSeries, episodeEnds, formatValues, stepValues } from "./rollout_data.js";
+import { lowerBound, nearestIndex } from "./indices.js";
+import { linearScale } from "./scales.js";
 import { PALETTE } from "./plot_canvas.js";
 import { formatBytes } from "./format.js";
 
@@ -69,7 +71,8 @@ export function rolloutSubtitle(rollout, derived, env) {
 
 /** "step 12 / 39", with " · episode k" when the rollout has episode ends. */
 export function stepText(step, steps, ends) {
-  const ep = ends.length ? ` · episode ${episodeAt(ends, step)}` : "";
+  // episode k (0-based) holds the steps after k episode ends, up to and including the next end
+  const ep = ends.length ? ` · episode ${lowerBound(ends, step)}` : "";
   return `step ${step} / ${Math.max(0, steps - 1)}${ep}`;
 }
 
@@ -79,10 +82,11 @@ export function valueCell(rollout, spec, env, step) {
   return { text: formatValues(v, spec.kind), flag: spec.kind === "bool" && v.some((x) => x) };
 }
 
-/** The frame that shows `step` of env `env`: {index (into the frame store), step (the frame's own step)}.
- *  Frames are stored env-major, `perEnv` per env. */
+/** The frame that shows `step` of env `env`: {index (into the frame store), step (the frame's own step)}:
+ *  the nearest kept step, the earlier one on a tie (a state the agent had already reached). Frames are
+ *  stored env-major, `perEnv` per env. */
 export function frameAt(frames, perEnv, env, step) {
-  const k = nearestFrame(frames.steps, step);
+  const k = nearestIndex(frames.steps, step);
   return { index: env * perEnv + k, step: frames.steps[k] };
 }
 
@@ -126,7 +130,7 @@ export function plotSpecs(rollout, derived, env, plotKey, textColor) {
  *  episode terminated, orange where it was truncated. The range thumb's travel is inset by about half
  *  its width (8 px) at both ends, so tick t sits under the thumb at step t. */
 export function timelineShapes(derived, steps, width, height = 6) {
-  const x = (t) => 8 + (width - 16) * (steps > 1 ? t / (steps - 1) : 0);
+  const x = linearScale(0, Math.max(1, steps - 1), 8, width - 8);
   return derived.ends.map((t) => ({
     fill: derived.terminated && derived.terminated[t] ? "#d62728" : "#ff9800",
     rect: [Math.round(x(t)) - 1, 0, 2, height],

@@ -1,9 +1,37 @@
 // A small SVG line chart (no library). Views call lineChart() once and then update()/setCursor()
-// as data or the cursor move; it redraws only what changed.
-import { decimate, extent, linePath, linearScale, nearestIndex, niceTicks } from "./plot.js";
+// as data or the cursor move; it redraws only what changed. Ranges, scales, ticks and decimation come
+// from scales.js (shared with the canvas plots); `linePath` is pure (widgets/tests/svgplot.test.mjs).
+import { decimate, extent, linearScale, niceTicks, padRange } from "./scales.js";
+import { nearestIndex } from "./indices.js";
 import { formatNumber } from "./format.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
+
+/**
+ * SVG path data for a polyline through the points, mapped by sx/sy. Non-finite y values break the
+ * line (a gap, not a drop to zero).
+ */
+export function linePath(xs, ys, sx, sy) {
+  const parts = [];
+  let pen = "M";
+  for (let i = 0; i < Math.min(xs.length, ys.length); i += 1) {
+    const y = Number(ys[i]);
+    if (!Number.isFinite(y)) {
+      pen = "M";
+      continue;
+    }
+    parts.push(`${pen}${sx(Number(xs[i])).toFixed(1)},${sy(y).toFixed(1)}`);
+    pen = "L";
+  }
+  return parts.join("");
+}
+
+/** The points of a series a chart draws: at most about `maxPoints` of them (decimate), as plain numbers. */
+function drawnPoints(xs, ys, maxPoints) {
+  const n = Math.min(xs.length, ys.length);
+  const keep = decimate(ys.length === n ? ys : ys.slice(0, n), Math.floor(maxPoints / 2));
+  return { xs: keep.map((i) => Number(xs[i])), ys: keep.map((i) => Number(ys[i])) };
+}
 
 function svg(tag, attrs) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -35,13 +63,9 @@ export function lineChart(container, options = {}) {
   let state = { series: [], sx: null, sy: null };
 
   function update({ series = [], markers: marks = [] } = {}) {
-    const pts = series.map((s) => ({ ...s, ...decimate(s.xs, s.ys, options.maxPoints || 800) }));
-    const xr = extent(pts.flatMap((s) => s.xs)) || [0, 1];
-    const yr = extent(pts.flatMap((s) => s.ys)) || [0, 1];
-    if (yr[0] === yr[1]) {
-      yr[0] -= 0.5;
-      yr[1] += 0.5;
-    }
+    const pts = series.map((s) => ({ ...s, ...drawnPoints(s.xs, s.ys, options.maxPoints || 800) }));
+    const xr = extent(...pts.map((s) => s.xs)) || [0, 1];
+    const yr = padRange(extent(...pts.map((s) => s.ys)), 0, 0.5);
     const sx = linearScale(xr[0], xr[1], pad.left, width - pad.right);
     const sy = linearScale(yr[0], yr[1], height - pad.bottom, pad.top);
     axes.replaceChildren();

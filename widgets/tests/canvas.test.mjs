@@ -1,20 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { recordingContext } from "./recorder.mjs";
 import { fitCanvas, fitWidth, paintShapes, watchWidth } from "../lib/canvas.js";
 
-function recorder() {
-  const calls = [];
-  return new Proxy({ calls }, {
-    get(target, prop) {
-      if (prop in target) return target[prop];
-      return (...args) => calls.push([prop, ...args]);
-    },
-    set(target, prop, value) { calls.push([`=${String(prop)}`, value]); return true; },
-  });
-}
-
 test("fitCanvas sizes the backing store in device pixels and draws in CSS pixels", () => {
-  const ctx = recorder();
+  const ctx = recordingContext();
   const canvas = { style: {}, getContext: (kind) => (kind === "2d" ? ctx : null) };
   assert.equal(fitCanvas(canvas, 301, 22, 1.5), ctx);
   assert.deepEqual([canvas.width, canvas.height], [452, 33]);
@@ -33,7 +23,7 @@ test("fitWidth: the box less its inset, a fallback before layout, never below th
 });
 
 test("paintShapes fills rects and closed polygons in order, alpha per shape, and restores alpha", () => {
-  const ctx = recorder();
+  const ctx = recordingContext();
   paintShapes(ctx, [
     { fill: "#111", rect: [0, 1, 2, 3] },
     { fill: "#222", alpha: 0.5, rect: [4, 5, 6, 7] },

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  decodeSeries, decodeOffsets, stepValues, column, episodeEnds, cumulativeReturn, episodeAt,
-  nearestFrame, formatValue, formatValues, clampStep, LRUCache, FrameStore,
+  decodeSeries, decodeOffsets, stepValues, column, episodeEnds, cumulativeReturn, formatValue, formatValues,
+  asBytes, LRUCache, FrameStore,
 } from "../lib/rollout_data.js";
 
 function dataViewAt(typed, pad = 1) {
@@ -21,7 +21,18 @@ test("decodeSeries reads unaligned float32 and float64 buffers", () => {
   const f8 = decodeSeries(dataViewAt(new Float64Array([2 ** 40 + 1]), 3), "f8");
   assert.equal(f8[0], 2 ** 40 + 1);
   assert.equal(decodeSeries(null).length, 0);
-  assert.throws(() => decodeSeries(new DataView(new ArrayBuffer(6)), "f4"), /not a whole number of f4/);
+  assert.throws(() => decodeSeries(new DataView(new ArrayBuffer(6)), "f4"), /6 bytes is not a whole number of float32/);
+  // an aligned buffer is viewed, not copied
+  const aligned = new Float64Array([1, 2, 3]);
+  assert.equal(decodeSeries(new DataView(aligned.buffer), "f8").buffer, aligned.buffer);
+});
+
+test("asBytes views any buffer as bytes without copying", () => {
+  const buf = new Uint8Array([9, 8, 7, 6]).buffer;
+  assert.deepEqual(Array.from(asBytes(new DataView(buf, 1, 2))), [8, 7]);
+  assert.equal(asBytes(new DataView(buf, 1, 2)).buffer, buf);
+  assert.deepEqual(Array.from(asBytes(buf)), [9, 8, 7, 6]);
+  assert.equal(asBytes(null).length, 0);
 });
 
 test("decodeOffsets is little endian", () => {
@@ -39,22 +50,14 @@ test("stepValues and column index a [B, T, n] layout", () => {
   assert.deepEqual(Array.from(column(arr, 2, 3, 0, 0)), [0, 10, 20]);
 });
 
-test("returns restart after each done step; boundaries and episode numbers", () => {
+test("returns restart after each done step; episode boundaries", () => {
   const reward = [1, 1, 1, 2, NaN, 3];
   const done = [0, 0, 1, 0, 1, 0];
   assert.deepEqual(Array.from(cumulativeReturn(reward, done)), [1, 2, 3, 2, 2, 3]);
   assert.deepEqual(Array.from(cumulativeReturn(reward, null)), [1, 2, 3, 5, 5, 8]);
   const ends = episodeEnds(done);
   assert.deepEqual(ends, [2, 4]);
-  assert.deepEqual([0, 2, 3, 4, 5].map((t) => episodeAt(ends, t)), [0, 0, 1, 1, 2]);
   assert.deepEqual(episodeEnds(null), []);
-});
-
-test("nearestFrame picks the closest kept step, earlier on ties", () => {
-  const steps = [0, 4, 8];
-  assert.deepEqual([0, 1, 2, 3, 5, 6, 7, 9, 100].map((t) => nearestFrame(steps, t)), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
-  assert.equal(nearestFrame([], 3), -1);
-  assert.equal(nearestFrame([5], 0), 0);
 });
 
 test("formatValue and formatValues", () => {
@@ -70,13 +73,6 @@ test("formatValue and formatValues", () => {
   assert.equal(formatValues([3]), "3");
   assert.equal(formatValues([1, 0], "bool"), "[true, false]");
   assert.equal(formatValues([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "int", 5), "[0, 1, …, 8, 9]");
-});
-
-test("clampStep", () => {
-  assert.equal(clampStep(-3, 10), 0);
-  assert.equal(clampStep(12, 10), 9);
-  assert.equal(clampStep(4.6, 10), 5);
-  assert.equal(clampStep(NaN, 10), 0);
 });
 
 test("LRUCache evicts the least recently used entry and calls onEvict", () => {
