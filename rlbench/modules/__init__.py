@@ -23,7 +23,7 @@ from .actors import (
     QValueModule,
     ValueOperator,
 )
-from .distributional import DistributionalQValueActor, DistributionalQValueModule
+from .distributional import DistributionalDuelingHead, DistributionalQValueActor, DistributionalQValueModule
 from .distributions import (
     Delta,
     MaskedCategorical,
@@ -51,6 +51,7 @@ __all__ = [
     "ActorValueOperator",
     "ActorCriticWrapper",
     "DistributionalQValueModule",
+    "DistributionalDuelingHead",
     "DistributionalQValueActor",
     "TanhNormal",
     "TanhDelta",

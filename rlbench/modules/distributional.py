@@ -2,7 +2,8 @@
 
 The network outputs, per action, logits over a fixed ``support`` of ``n_atoms`` return values.
 Layout (TorchRL's): ``"action_value"`` is ``[*B, n_atoms, n_actions]`` -- atoms before actions, so
-an ``MLP(out_features=(n_atoms, n_actions))`` produces it directly.
+an ``MLP(out_features=(n_atoms, n_actions))`` produces it directly, and so does
+:class:`DistributionalDuelingHead` (Rainbow's dueling head over atoms).
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequ
 from torch import nn
 
 from .actors import QValueModule, _as_keys, _select_subsequence
+from .networks import MLP
 
-__all__ = ["DistributionalQValueModule", "DistributionalQValueActor"]
+__all__ = ["DistributionalQValueModule", "DistributionalQValueActor", "DistributionalDuelingHead"]
 
 
 def _support(support) -> torch.Tensor:
@@ -23,6 +25,46 @@ def _support(support) -> torch.Tensor:
     if not bool((support[1:] > support[:-1]).all()):
         raise ValueError("support must be strictly increasing (e.g. torch.linspace(v_min, v_max, n_atoms))")
     return support
+
+
+class DistributionalDuelingHead(nn.Module):
+    """Dueling over return atoms (Rainbow, Hessel et al. 2018): ``logits[z, a] = V[z] + A[z, a] - mean_a A[z, a]``.
+
+    The C51 counterpart of :class:`~rlbench.modules.DuelingHead`: a value stream writes ``n_atoms``
+    logits, an advantage stream ``n_atoms x out_features``, and the advantages are centred over the
+    actions separately for each atom. The output is ``[*B, n_atoms, out_features]`` (atoms before
+    actions), what :class:`DistributionalQValueActor` reads.
+
+    Args:
+        out_features: the number of actions.
+        n_atoms: atoms of the return support.
+        in_features: feature size (``None``: lazy).
+        num_cells: hidden widths of each stream (default ``[64]``; ``[]``: one layer per stream).
+        activation_class: the non-linearity of both streams.
+        layer_class: the linear layer (:class:`~rlbench.modules.NoisyLinear` for Rainbow's noisy head; needs
+            ``in_features``).
+        device: where the parameters live.
+
+    Example:
+        >>> head = DistributionalDuelingHead(out_features=2, n_atoms=51, in_features=8, num_cells=[16])
+        >>> head(torch.randn(5, 8)).shape
+        torch.Size([5, 51, 2])
+        >>> from rlbench.specs import Categorical
+        >>> actor = DistributionalQValueActor(head, torch.linspace(0, 100, 51), spec=Categorical(2))
+    """
+
+    def __init__(self, out_features: int, n_atoms: int, in_features: int | None = None, num_cells=None,
+                 activation_class=nn.ReLU, layer_class=nn.Linear, device=None):
+        super().__init__()
+        cells = [64] if num_cells is None else list(num_cells)
+        kw = dict(in_features=in_features, num_cells=cells, activation_class=activation_class,
+                  layer_class=layer_class, device=device)
+        self.value = MLP(out_features=(n_atoms, 1), **kw)
+        self.advantage = MLP(out_features=(n_atoms, out_features), **kw)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        adv = self.advantage(features)
+        return self.value(features) + adv - adv.mean(-1, keepdim=True)
 
 
 class DistributionalQValueModule(QValueModule):

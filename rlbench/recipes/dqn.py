@@ -43,6 +43,7 @@ from ..buffers import LazyTensorStorage, PrioritizedReplayBuffer, TensorDictRepl
 from ..collectors import Collector
 from ..modules import (
     MLP,
+    DistributionalDuelingHead,
     DistributionalQValueActor,
     DuelingHead,
     EGreedyModule,
@@ -165,21 +166,6 @@ class RainbowConfig(Config):
 
 
 # ---------------------------------------------------------------------------------------- models
-class _DistributionalDueling(nn.Module):
-    """Dueling over return atoms: ``logits[a] = V + A[a] - mean_a A``, per atom (Rainbow's head)."""
-
-    def __init__(self, in_features: int, n_atoms: int, n_actions: int, num_cells, layer_class):
-        super().__init__()
-        kw = dict(in_features=in_features, num_cells=list(num_cells), activation_class=nn.ReLU,
-                  layer_class=layer_class)
-        self.value = MLP(out_features=(n_atoms, 1), **kw)
-        self.advantage = MLP(out_features=(n_atoms, n_actions), **kw)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        adv = self.advantage(features)
-        return self.value(features) + adv - adv.mean(-1, keepdim=True)
-
-
 def make_models(env, config: Config):
     """The Q-network actor for the env's discrete action spec, as the Config's switches shape it.
 
@@ -219,7 +205,8 @@ def make_models(env, config: Config):
                              f"v_min={config.v_min}, v_max={config.v_max}")
         out_shape = (config.n_atoms, n_actions)  # atoms before actions: the library's C51 layout
         if config.dueling:
-            head = _DistributionalDueling(n_features, config.n_atoms, n_actions, head_cells, layer)
+            head = DistributionalDuelingHead(n_actions, config.n_atoms, in_features=n_features, num_cells=head_cells,
+                                             layer_class=layer)
         else:
             head = MLP(in_features=n_features, out_features=out_shape, num_cells=head_cells,
                        activation_class=nn.ReLU, layer_class=layer)

@@ -9,6 +9,7 @@ from torch import nn
 from rlbench.modules import (
     MLP,
     ConvNet,
+    DistributionalDuelingHead,
     DistributionalQValueActor,
     DistributionalQValueModule,
     DuelingCnnDQNet,
@@ -177,3 +178,18 @@ def test_c51_actor():
     ev = (torch.softmax(net(td["observation"]), -2) * support[:, None]).sum(-2)
     assert torch.equal(td["action"], ev.argmax(-1))
     assert torch.equal(actor.support, support)
+
+
+def test_distributional_dueling_head_decomposes_per_atom():
+    head = DistributionalDuelingHead(out_features=3, n_atoms=5, in_features=6, num_cells=[8])
+    f = torch.randn(10, 6)
+    logits = head(f)
+    assert logits.shape == (10, 5, 3)  # atoms before actions: the C51 layout
+    # per atom: the mean over actions is the value stream, the centred logits are the centred advantages
+    torch.testing.assert_close(logits.mean(-1, keepdim=True), head.value(f))
+    adv = head.advantage(f)
+    torch.testing.assert_close(logits - logits.mean(-1, keepdim=True), adv - adv.mean(-1, keepdim=True))
+    noisy = DistributionalDuelingHead(2, 4, in_features=6, num_cells=[], layer_class=NoisyLinear)
+    assert sum(isinstance(m, NoisyLinear) for m in noisy.modules()) == 2  # one noisy layer per stream
+    actor = DistributionalQValueActor(head, torch.linspace(0, 1, 5), spec=Categorical(3))
+    assert actor(TensorDict(observation=f, batch_size=[10]))["action"].shape == (10,)
