@@ -41,9 +41,10 @@ if ! python -c "import torch" 2>/dev/null; then
     fi
 fi
 
-echo "[setup] installing rlbench with the notebooks, dev and gym extras"
-python -m pip install -q --progress-bar off -e ".[notebooks,dev,gym]" 2>&1 | grep -v "^WARNING: Location" || true
-python -c "import rlbench, torch, tensordict, gymnasium, papermill, nbval" \
+# "dm-control", not "dm_control": pip < 23.3 does not normalise extra names (PEP 685) and would skip it
+echo "[setup] installing rlbench with the notebooks, dev, gym and dm_control extras"
+python -m pip install -q --progress-bar off -e ".[notebooks,dev,gym,dm-control]" 2>&1 | grep -v "^WARNING: Location" || true
+python -c "import rlbench, torch, tensordict, gymnasium, papermill, nbval, dm_control, mujoco" \
     || { echo "[setup] installation failed: see the pip output above"; exit 1; }
 
 # The widget browser tests drive the system's Chromium through Playwright (Playwright's own browser
@@ -53,6 +54,15 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     echo "[setup] installing Debian's chromium for the browser tests"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "[setup] could not install chromium: the browser tests will be skipped"
+fi
+
+# dm_control renders headless through OSMesa on a machine without a GPU (rlbench picks MUJOCO_GL=osmesa
+# when libOSMesa is there). Install Debian's package when we can; without it the dm_control pixel tests
+# skip locally and fail under CI=true.
+if ! ldconfig -p 2>/dev/null | grep libOSMesa >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's libosmesa6 for headless MuJoCo rendering"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null) \
+        || echo "[setup] could not install libosmesa6: the dm_control pixel tests will be skipped"
 fi
 
 # The project's own Jupyter kernel, inside the venv: notebooks and tests run on this interpreter.

@@ -5,6 +5,7 @@ from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarCont
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
+from .libs import DMControlEnv, DMControlWrapper  # dm_control itself is imported when an env is built
 from .parallel import ParallelEnv
 from .transforms import Compose, Transform, TransformedEnv
 from .utils import SpecCheckError, SpecMismatch, check_env_specs, step_mdp
@@ -22,6 +23,8 @@ __all__ = [
     "WorkerDiedError",
     "GymEnv",
     "GymWrapper",
+    "DMControlEnv",
+    "DMControlWrapper",
     "space_to_spec",
     "numpy_to_torch",
     "torch_to_numpy",
