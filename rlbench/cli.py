@@ -8,6 +8,12 @@ and ends with the line ``final mean evaluation return: R over N episodes``.
 ``rlbench train --help`` lists the algorithms and their Config fields;
 ``rlbench train ALGO --help`` shows one algorithm's fields with their defaults.
 
+Everything is checked before training starts, and a bad argument exits with status 2 and one line
+saying what was wrong and what is accepted: numbers (``--frames inf``), each Config value (the
+Config's own checks, e.g. ``lr=-1`` or ``gamma=5``), the env name, whether the algorithm can act in the
+env (the env is built and the recipe's networks are made from its specs: DQN on Pendulum is refused
+here, not after a traceback) and whether ``--out`` can hold the run's files.
+
 Example:
     >>> main(["train", "nope"])
     Traceback (most recent call last):
@@ -18,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
+import tempfile
 import typing
+from pathlib import Path
 
 from .recipes import ALGORITHMS, apply_overrides, config_docs, get_recipe, make_env
 
@@ -75,10 +84,42 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
 
 
 def _int(text: str) -> int:
-    value = float(text)  # "2e4" is a fine way to write a budget
-    if value != int(value) or value < 1:
+    try:
+        value = float(text)  # "2e4" is a fine way to write a budget
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value != int(value) or value < 1:  # int(inf) would raise OverflowError
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(value)
+
+
+def _out_dir_problem(path: str) -> str | None:
+    """Why the run's files cannot be written under ``path`` (None: they can); leaves no folder behind."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        return f"--out {path!r}: exists and is not a directory"
+    created = None  # the top-most folder this check creates (removed again: training makes it itself)
+    for parent in [target, *target.parents]:
+        if parent.exists():
+            break
+        created = parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as err:
+        what = "cannot write into it" if created is None else "cannot create a directory there"
+        return f"--out {path!r}: {what} ({err.strerror or err})"
+    finally:
+        if created is not None:  # remove only the (empty) folders made here, deepest first
+            for folder in [target, *target.parents]:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                if folder == created:
+                    break
+    return None
 
 
 def _algo_in(argv: list[str]) -> str | None:
@@ -97,11 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     config = recipe.Config()
     given = {"env": args.env, "frames": args.frames, "seed": args.seed, "out_dir": args.out}
     try:
+        # the Config checks its values as it is built (ValueError: field, value, what is accepted)
         config = apply_overrides(config, {k: v for k, v in given.items() if v is not None})
         config = apply_overrides(config, args.config)
-        make_env(config.env).close()  # an unknown env name fails here, with the accepted forms
-    except ValueError as err:
+        env = make_env(config.env)  # an unknown env name fails here, with the accepted forms
+        try:
+            # the recipe's networks are built from the env's specs: an action (or observation) space the
+            # algorithm cannot handle is refused now rather than at the start of train(); train() reseeds
+            # everything, so this does not change the run
+            recipe.make_models(env, config)
+        finally:
+            env.close()
+    except (ValueError, TypeError) as err:
         parser.train.error(str(err))
+    if config.out_dir is not None:
+        problem = _out_dir_problem(config.out_dir)
+        if problem:
+            parser.train.error(problem)
     results = recipe.train(config, progress=not args.no_progress)
     out = sys.stdout
     out.write(f"{args.algo} on {config.env}: {results.frames} env steps, {results.train_time:.1f} s of training\n")

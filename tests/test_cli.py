@@ -50,11 +50,69 @@ def test_algo_help_lists_only_that_algorithm(capsys):
     (["train", "ppo", "--config", "lr"], "'lr' is not of the form key=value"),
     (["train", "ppo", "--frames", "-3"], "expected a positive integer, got '-3'"),
     (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown env 'NoSuchEnv-v0'.*native:CartPole"),
+    # issue 13 item 8: these crashed with a traceback (OverflowError; ValueError/RuntimeError from deep inside
+    # training, eval_episodes=0 only after training) or trained with nonsense (gamma=5)
+    (["train", "ppo", "--frames", "inf"], r"argument --frames: expected a positive integer, got 'inf'"),
+    (["train", "ppo", "--frames", "1e400"], r"argument --frames: expected a positive integer, got '1e400'"),
+    (["train", "ppo", "--config", "epochs=inf"], r"config field 'epochs' expects int: expected a finite integer, "
+                                                 r"got 'inf'"),
+    (["train", "ppo", "--config", "lr=-1"], r"ppo\.Config: lr=-1\.0 is invalid; expected a finite number > 0"),
+    (["train", "ppo", "--config", "num_envs=0"], r"ppo\.Config: num_envs=0 is invalid; expected an integer >= 1"),
+    (["train", "ppo", "--config", "minibatch_size=0"], r"ppo\.Config: minibatch_size=0 is invalid; expected an "
+                                                       r"integer >= 1"),
+    (["train", "ppo", "--config", "eval_episodes=0"], r"ppo\.Config: eval_episodes=0 is invalid; expected an "
+                                                      r"integer >= 1"),
+    (["train", "ppo", "--config", "gamma=5"], r"ppo\.Config: gamma=5\.0 is invalid; expected a number in \[0, 1\]"),
+    (["train", "ppo", "--seed", "-1"], r"ppo\.Config: seed=-1 is invalid; expected an integer in \[0, 2\*\*63 - 1\]"),
+    (["train", "dqn", "--env", "native:Pendulum"], r"dqn needs discrete actions .*'native:Pendulum' has Bounded "
+                                                   r"actions"),
+    (["train", "ddpg", "--env", "native:CartPole"], r"ddpg needs a bounded continuous action space"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
     code, _, err = run_main(argv, capsys)
     assert code == 2
     assert re.search(message, err), err
+
+
+def test_bad_values_are_refused_before_any_training(monkeypatch, capsys):
+    from rlbench.recipes import dqn, ppo
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("train() ran before the arguments were checked")
+
+    monkeypatch.setattr(dqn, "train", must_not_train)
+    monkeypatch.setattr(ppo, "train", must_not_train)
+    for argv in (["train", "dqn", "--env", "native:Pendulum"], ["train", "ppo", "--config", "eval_episodes=0"]):
+        code, out, err = run_main(argv, capsys)
+        assert code == 2 and out == ""
+        assert len([line for line in err.splitlines() if "error:" in line]) == 1  # one line says what was wrong
+        assert "Traceback" not in err
+
+
+def test_an_unwritable_out_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    from rlbench.recipes import ppo
+
+    monkeypatch.setattr(ppo, "train", lambda *a, **k: pytest.fail("trained despite an unwritable --out"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, _, err = run_main(["train", "ppo", "--out", str(blocker)], capsys)
+    assert code == 2 and re.search(rf"--out {re.escape(repr(str(blocker)))}: exists and is not a directory", err), err
+    code, _, err = run_main(["train", "ppo", "--out", str(blocker / "runs")], capsys)
+    assert code == 2 and re.search(rf"--out {re.escape(repr(str(blocker / 'runs')))}: cannot create a directory "
+                                   r"there \(", err), err
+    monkeypatch.undo()
+    fresh = tmp_path / "new" / "runs"
+    code = main(["train", "ppo", "--env", "native:CartPole", "--frames", "64", "--out", str(fresh), "--no-progress",
+                 "--config", "num_envs=2", "steps_per_env=32", "eval_episodes=1", "minibatch_size=64"])
+    assert code == 0 and any(fresh.iterdir())  # a folder that does not exist yet is fine (the check leaves none)
+
+
+def test_the_check_of_out_leaves_no_folder_behind(tmp_path, monkeypatch, capsys):
+    from rlbench.recipes import dqn
+
+    monkeypatch.setattr(dqn, "train", lambda *a, **k: pytest.fail("trained"))
+    code, _, _ = run_main(["train", "dqn", "--env", "native:Pendulum", "--out", str(tmp_path / "x" / "y")], capsys)
+    assert code == 2 and not (tmp_path / "x").exists()
 
 
 def test_a_full_run_prints_paths_and_ends_with_the_return(tmp_path, capsys):

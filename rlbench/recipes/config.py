@@ -4,6 +4,12 @@
   :class:`OffPolicyConfig` (DDPG, TD3, SAC, REDQ) add what a family shares. Each recipe's ``Config``
   subclasses one of them, adds its own fields and retunes defaults; its module docstring lists every
   field it inherits, with the default it runs with.
+* Every Config checks its values when it is built (``__post_init__``): a shared field's check is declared
+  once, on the shared config that declares the field, a recipe adds checks for its own fields, and a bad
+  value raises a one-line ``ValueError`` naming the field, the value and what is accepted
+  (``ppo.Config: lr=-1.0 is invalid; expected a finite number > 0``). The rules are :class:`Rule` objects
+  (:func:`integer`, :func:`number`, :func:`one_of`, :func:`optional`, :data:`WIDTHS`) applied by
+  :func:`check_fields`.
 * :func:`config_docs` reads each field's *attribute docstring* (the string literal on the line after the
   field) with ``ast``, so ``rlbench train <algo> --help`` can list them; :func:`apply_overrides` turns
   ``key=value`` strings into a new Config (the CLI's ``--config``); :func:`config_to_dict` makes the JSON
@@ -14,16 +20,138 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
+import numbers
 import textwrap
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from ..trainers.run import COMMON_FIELDS, config_to_dict
 
 __all__ = ["COMMON_FIELDS", "RecipeConfig", "OnPolicyConfig", "OffPolicyConfig", "config_docs", "config_to_dict",
-           "apply_overrides", "inherited_fields"]
+           "apply_overrides", "inherited_fields", "Rule", "integer", "number", "one_of", "optional", "check_fields",
+           "WIDTHS", "NON_EMPTY_WIDTHS", "SEED", "NAME", "PROBABILITY", "POSITIVE", "NON_NEGATIVE"]
+
+
+# ---------------------------------------------------------------------------------------- value checks
+class Rule(NamedTuple):
+    """What a Config field accepts: ``test(value)`` says whether a value is fine, ``accepted`` says it in words."""
+
+    accepted: str
+    test: Callable[[Any], bool]
+
+
+def _is_integer(value) -> bool:
+    # a whole number written as a float (frames=2e4 from Python) is accepted, as the CLI accepts "2e4"
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(low: int = 0, high: int | None = None, high_name: str | None = None) -> Rule:
+    """A whole number in ``[low, high]`` (``high=None``: no upper bound; ``high_name`` names it in the message).
+
+    Example:
+        >>> rule = integer(1)
+        >>> rule.accepted, rule.test(3), rule.test(0), rule.test(2.5), rule.test(float("inf"))
+        ('an integer >= 1', True, False, False, False)
+    """
+    if high is None:
+        return Rule(f"an integer >= {low}", lambda v: _is_integer(v) and v >= low)
+    bound = f"{high_name}={high}" if high_name else str(high)
+    return Rule(f"an integer in [{low}, {bound}]", lambda v: _is_integer(v) and low <= v <= high)
+
+
+def number(low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Rule:
+    """A finite number: ``> low`` when ``low_open``, else ``>= low``; ``<= high`` when ``high`` is given.
+
+    Example:
+        >>> number(0, low_open=True).accepted, number(0, 1).accepted, number(0, 1, low_open=True).accepted
+        ('a finite number > 0', 'a number in [0, 1]', 'a number in (0, 1]')
+        >>> number(0, low_open=True).test(float("nan"))
+        False
+    """
+    def test(v) -> bool:
+        if not _is_real(v):
+            return False
+        if low is not None and (v <= low if low_open else v < low):
+            return False
+        return high is None or v <= high
+
+    if low is None and high is None:
+        return Rule("a finite number", test)
+    if high is None:
+        return Rule(f"a finite number {'>' if low_open else '>='} {low:g}", test)
+    return Rule(f"a number in {'(' if low_open else '['}{low:g}, {high:g}]", test)
+
+
+def one_of(*choices) -> Rule:
+    """One of ``choices``.
+
+    Example:
+        >>> one_of("l2", "l1").accepted
+        "one of 'l2', 'l1'"
+    """
+    return Rule("one of " + ", ".join(map(repr, choices)), lambda v: isinstance(v, str) and v in choices)
+
+
+def optional(rule: Rule) -> Rule:
+    """``rule`` or ``None``.
+
+    Example:
+        >>> optional(number()).accepted
+        'a finite number or None'
+    """
+    return Rule(f"{rule.accepted} or None", lambda v: v is None or rule.test(v))
+
+
+def _widths(v, non_empty: bool) -> bool:
+    return isinstance(v, (tuple, list)) and (len(v) > 0 or not non_empty) and all(
+        _is_integer(w) and w >= 1 for w in v)
+
+
+WIDTHS = Rule("a tuple of integers >= 1, e.g. (64, 64)", lambda v: _widths(v, non_empty=False))
+"""Hidden layer widths (an empty tuple: no hidden layer)."""
+
+NON_EMPTY_WIDTHS = Rule("a non-empty tuple of integers >= 1, e.g. (128, 128)", lambda v: _widths(v, non_empty=True))
+"""Hidden layer widths, at least one."""
+
+SEED = Rule("an integer in [0, 2**63 - 1]", lambda v: _is_integer(v) and 0 <= v < 2**63)
+"""A seed torch, NumPy and the envs all take."""
+NAME = Rule("a non-empty string", lambda v: isinstance(v, str) and bool(v))
+PROBABILITY = number(0, 1)
+"""Discount factors, lambdas, epsilons, fractions."""
+POSITIVE = number(0, low_open=True)
+"""Learning rates, temperatures, clipping norms."""
+NON_NEGATIVE = number(0)
+"""Loss weights, noise scales."""
+
+
+def check_fields(config, rules: dict[str, Rule]) -> None:
+    """Raise a one-line ``ValueError`` for the first field of ``config`` whose value breaks its rule.
+
+    The message names the Config (``<module>.<class>``), the field, the value and what is accepted.
+
+    Example:
+        >>> from rlbench.recipes import ppo
+        >>> ppo.Config(lr=-1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: ppo.Config: lr=-1.0 is invalid; expected a finite number > 0
+    """
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        if not rule.test(value):
+            owner = f"{type(config).__module__.rsplit('.', 1)[-1]}.{type(config).__name__}"
+            raise ValueError(f"{owner}: {name}={value!r} is invalid; expected {rule.accepted}")
 
 
 @dataclass
@@ -56,6 +184,11 @@ class RecipeConfig:
     """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
     out_dir: str | None = None
     """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+
+    def __post_init__(self):
+        check_fields(self, {
+            "env": NAME, "frames": integer(1), "seed": SEED, "torch_threads": integer(1), "eval_episodes": integer(1),
+            "eval_every": integer(0), "target_return": optional(number()), "out_dir": optional(NAME)})
 
 
 @dataclass
@@ -95,6 +228,13 @@ class OnPolicyConfig(RecipeConfig):
     target_return: float | None = 475.0
     """Stop once a periodic evaluation reaches this mean return (None: whole budget; 475 solves CartPole-v1)."""
 
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {
+            "num_envs": integer(1), "steps_per_env": integer(1), "lr": POSITIVE, "gamma": PROBABILITY,
+            "gae_lambda": PROBABILITY, "entropy_coef": NON_NEGATIVE, "critic_coef": NON_NEGATIVE,
+            "max_grad_norm": POSITIVE, "hidden_sizes": WIDTHS})
+
 
 @dataclass
 class OffPolicyConfig(RecipeConfig):
@@ -132,6 +272,17 @@ class OffPolicyConfig(RecipeConfig):
     """Hidden layer widths of the actor and of each critic."""
     max_grad_norm: float | None = None
     """Clip the global gradient norm to this value (None: no clipping)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {
+            "num_envs": integer(1), "frames_per_batch": integer(1), "init_random_frames": integer(0),
+            "buffer_size": integer(1), "batch_size": integer(1), "utd_ratio": POSITIVE, "gamma": PROBABILITY,
+            "tau": number(0, 1, low_open=True), "lr": POSITIVE, "hidden_sizes": WIDTHS,
+            "max_grad_norm": optional(POSITIVE)})
+        # every sub-env steps the same number of times per batch (the Collector's rule)
+        check_fields(self, {"frames_per_batch": Rule(f"a multiple of num_envs={self.num_envs}",
+                                                     lambda v: v % self.num_envs == 0)})
 
 
 def config_docs(config_cls) -> dict[str, str]:
@@ -208,6 +359,8 @@ def _parse_value(text: str, kind, name: str):
         raise ValueError(f"expected true/false, got {text!r}")
     if kind is int:
         value = float(text)  # accept "1e5"
+        if not math.isfinite(value):  # int() of inf raises OverflowError, of nan ValueError
+            raise ValueError(f"expected a finite integer, got {text!r}")
         if value != int(value):
             raise ValueError(f"expected an integer, got {text!r}")
         return int(value)

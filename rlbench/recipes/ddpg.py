@@ -34,7 +34,7 @@ from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..collectors import Collector
 from ..objectives import DDPGLoss, SoftUpdate
 from ..trainers import RunTracker, TrainResults
-from .config import OffPolicyConfig
+from .config import NON_NEGATIVE, OffPolicyConfig, check_fields, integer, one_of
 from .envs import evaluate, start_run
 from .models import make_deterministic_actor, make_exploration, make_qvalue_network, observation_key
 from .replay import transitions, updates_due
@@ -59,6 +59,11 @@ class Config(OffPolicyConfig):
     """Final noise scale (reached linearly after exploration_annealing_frames)."""
     exploration_annealing_frames: int = 20_000
     """Frames over which the noise scale decays from exploration_sigma to exploration_sigma_end."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {"exploration": one_of("gaussian", "ou"), "exploration_sigma": NON_NEGATIVE,
+                            "exploration_sigma_end": NON_NEGATIVE, "exploration_annealing_frames": integer(0)})
 
 
 def make_models(env, config: Config):

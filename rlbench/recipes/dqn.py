@@ -54,7 +54,19 @@ from ..modules import (
 from ..objectives import DistributionalDQNLoss, DQNLoss, HardUpdate, SoftUpdate, nstep_return
 from ..specs import Categorical, OneHot
 from ..trainers import RunTracker, TrainResults
-from .config import RecipeConfig
+from .config import (
+    NON_EMPTY_WIDTHS,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    RecipeConfig,
+    Rule,
+    check_fields,
+    integer,
+    number,
+    one_of,
+    optional,
+)
 from .envs import evaluate, start_run
 from .models import make_trunk, observation_key
 
@@ -128,6 +140,21 @@ class Config(RecipeConfig):
     """Lowest atom of the C51 support (set to the env's lowest discounted return)."""
     v_max: float = 100.0
     """Highest atom of the C51 support (set to the env's highest discounted return)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {
+            "num_envs": integer(1), "steps_per_env": integer(1), "gradient_steps": integer(0), "batch_size": integer(1),
+            "buffer_size": integer(1), "learning_starts": integer(0), "lr": POSITIVE, "gamma": PROBABILITY,
+            "loss_function": one_of("l2", "l1", "smooth_l1"), "max_grad_norm": POSITIVE,
+            "target_update_interval": integer(1), "tau": optional(number(0, 1, low_open=True)),
+            "eps_init": PROBABILITY, "eps_end": PROBABILITY, "eps_fraction": PROBABILITY,
+            "hidden_sizes": NON_EMPTY_WIDTHS, "n_step": integer(1), "alpha": NON_NEGATIVE, "beta": PROBABILITY,
+            "noisy_std": NON_NEGATIVE})
+        if self.distributional:  # the support is read only by C51
+            check_fields(self, {"n_atoms": integer(2), "v_min": number(),
+                                "v_max": Rule(f"a number with v_min < v_max (v_min={self.v_min})",
+                                              lambda v: number().test(v) and v > self.v_min)})
 
     @classmethod
     def rainbow(cls, **overrides) -> "Config":

@@ -31,7 +31,7 @@ import torch
 from ..collectors import Collector
 from ..objectives import ClipPPOLoss
 from ..trainers import RunTracker, TrainResults
-from .config import OnPolicyConfig
+from .config import POSITIVE, OnPolicyConfig, check_fields, integer
 from .envs import evaluate, start_run
 from .models import make_actor_critic
 
@@ -54,6 +54,10 @@ class Config(OnPolicyConfig):
     """Frames per gradient step."""
     clip_epsilon: float = 0.2
     """Clipping range of the probability ratio."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {"epochs": integer(1), "minibatch_size": integer(1), "clip_epsilon": POSITIVE})
 
 
 def make_models(env, config: Config):

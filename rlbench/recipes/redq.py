@@ -34,7 +34,7 @@ from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..collectors import Collector
 from ..objectives import REDQLoss, SoftUpdate
 from ..trainers import RunTracker, TrainResults
-from .config import OffPolicyConfig
+from .config import POSITIVE, OffPolicyConfig, check_fields, integer, number, optional
 from .envs import evaluate, start_run
 from .models import make_qvalue_network, make_stochastic_actor, observation_key, require_bounded_actions
 from .replay import transitions, updates_due
@@ -61,6 +61,13 @@ class Config(OffPolicyConfig):
     """Keep alpha at alpha_init instead of tuning it toward target_entropy."""
     target_entropy: float | None = None
     """Entropy the temperature aims for (None: -dim(action), the paper's choice)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {"num_qvalue_nets": integer(1), "alpha_init": POSITIVE,
+                            "target_entropy": optional(number())})
+        # the target's min is over a subset of the ensemble
+        check_fields(self, {"sub_sample_len": integer(1, self.num_qvalue_nets, "num_qvalue_nets")})
 
 
 def make_models(env, config: Config):

@@ -37,7 +37,7 @@ from ..modules import ValueOperator
 from ..objectives import DiscreteSACLoss, SACLoss, SoftUpdate
 from ..specs import Categorical, OneHot
 from ..trainers import RunTracker, TrainResults
-from .config import OffPolicyConfig
+from .config import POSITIVE, OffPolicyConfig, check_fields, integer, number, optional
 from .envs import evaluate, start_run
 from .models import make_encoder, make_qvalue_network, make_stochastic_actor, observation_key, require_bounded_actions
 from .replay import transitions, updates_due
@@ -62,6 +62,11 @@ class Config(OffPolicyConfig):
     """Keep alpha at alpha_init instead of tuning it toward target_entropy."""
     target_entropy: float | None = None
     """Entropy the temperature aims for (None: -dim(action); discrete actions: 0.98 log(n), as the papers do)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {"num_qvalue_nets": integer(1), "alpha_init": POSITIVE,
+                            "target_entropy": optional(number())})
 
 
 def make_models(env, config: Config):

@@ -35,7 +35,7 @@ from ..buffers import LazyTensorStorage, TensorDictReplayBuffer
 from ..collectors import Collector
 from ..objectives import SoftUpdate, TD3Loss
 from ..trainers import RunTracker, TrainResults
-from .config import OffPolicyConfig
+from .config import NON_NEGATIVE, OffPolicyConfig, check_fields, integer
 from .envs import evaluate, start_run
 from .models import (
     action_box,
@@ -69,6 +69,11 @@ class Config(OffPolicyConfig):
     """The smoothing noise is clipped to +-noise_clip (fraction of the action half-range)."""
     exploration_sigma: float = 0.1
     """Std of the Gaussian exploration noise, as a fraction of the action half-range."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_fields(self, {"num_qvalue_nets": integer(1), "policy_delay": integer(1), "policy_noise": NON_NEGATIVE,
+                            "noise_clip": NON_NEGATIVE, "exploration_sigma": NON_NEGATIVE})
 
 
 def make_models(env, config: Config):

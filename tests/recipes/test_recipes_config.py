@@ -1,6 +1,7 @@
 """rlbench.recipes.config: Config docs and overrides, the shared fields, and what each recipe's docstring shows."""
 import dataclasses
 import inspect
+import re
 import typing
 from dataclasses import dataclass
 
@@ -139,3 +140,67 @@ def test_recipe_docstrings_teach_public_import_paths_only(algo):
                                        if getattr(obj, "__module__", None) == recipe.__name__]
     private = [line for doc in docs for line in doc.splitlines() if "rlbench.recipes._" in line]
     assert not private, private
+
+
+# issue 13 item 8: each Config checks its values when it is built, naming the field, the value and what is accepted
+BAD_VALUES = [
+    ("ppo", "lr", -1.0, r"a finite number > 0"),
+    ("ppo", "lr", float("nan"), r"a finite number > 0"),
+    ("ppo", "num_envs", 0, r"an integer >= 1"),
+    ("ppo", "minibatch_size", 0, r"an integer >= 1"),
+    ("ppo", "epochs", float("inf"), r"an integer >= 1"),
+    ("ppo", "eval_episodes", 0, r"an integer >= 1"),
+    ("ppo", "gamma", 5.0, r"a number in \[0, 1\]"),
+    ("ppo", "frames", 0, r"an integer >= 1"),
+    ("ppo", "seed", -1, r"an integer in \[0, 2\*\*63 - 1\]"),
+    ("ppo", "eval_every", -5, r"an integer >= 0"),
+    ("ppo", "target_return", float("inf"), r"a finite number or None"),
+    ("ppo", "hidden_sizes", (64, 0), r"a tuple of integers >= 1, e.g. \(64, 64\)"),
+    ("a2c", "steps_per_env", 0, r"an integer >= 1"),
+    ("a2c", "gae_lambda", 1.5, r"a number in \[0, 1\]"),
+    ("dqn", "n_step", 0, r"an integer >= 1"),
+    ("dqn", "loss_function", "l3", r"one of 'l2', 'l1', 'smooth_l1'"),
+    ("dqn", "hidden_sizes", (), r"a non-empty tuple of integers >= 1, e.g. \(128, 128\)"),
+    ("dqn", "eps_end", 2.0, r"a number in \[0, 1\]"),
+    ("dqn", "tau", 0.0, r"a number in \(0, 1\] or None"),
+    ("rainbow", "n_atoms", 1, r"an integer >= 2"),
+    ("ddpg", "exploration", "uniform", r"one of 'gaussian', 'ou'"),
+    ("ddpg", "exploration_sigma", -0.1, r"a finite number >= 0"),
+    ("td3", "policy_delay", 0, r"an integer >= 1"),
+    ("sac", "tau", 0.0, r"a number in \(0, 1\]"),
+    ("sac", "batch_size", 0, r"an integer >= 1"),
+    ("sac", "alpha_init", 0.0, r"a finite number > 0"),
+    ("sac", "init_random_frames", -1, r"an integer >= 0"),
+    ("redq", "sub_sample_len", 11, r"an integer in \[1, num_qvalue_nets=10\]"),
+]
+
+
+@pytest.mark.parametrize("algo, field, value, accepted", BAD_VALUES)
+def test_config_refuses_a_bad_value_naming_field_value_and_what_is_accepted(algo, field, value, accepted):
+    recipe = get_recipe(algo)
+    with pytest.raises(ValueError) as err:
+        recipe.Config(**{field: value})
+    owner = f"{recipe.Config.__module__.rsplit('.', 1)[-1]}.{recipe.Config.__name__}"
+    message = str(err.value)
+    assert "\n" not in message
+    assert re.fullmatch(rf"{re.escape(owner)}: {field}={re.escape(repr(value))} is invalid; expected {accepted}",
+                        message), message
+
+
+def test_config_checks_run_on_overrides_and_cross_field_rules():
+    sac = get_recipe("sac")
+    with pytest.raises(ValueError, match=r"sac.Config: frames_per_batch=50 is invalid; expected a multiple of "
+                                         r"num_envs=3"):
+        sac.Config(num_envs=3)
+    with pytest.raises(ValueError, match=r"ppo.Config: gamma=5.0 is invalid"):
+        apply_overrides(get_recipe("ppo").Config(), ["gamma=5"])
+    with pytest.raises(ValueError, match=r"dqn.Config: v_max=5.0 is invalid; expected a number with v_min < v_max"):
+        get_recipe("dqn").Config(distributional=True, v_min=5.0, v_max=5.0)
+    assert get_recipe("dqn").Config(v_min=5.0, v_max=5.0).v_max == 5.0  # the support is read only by C51
+    assert get_recipe("ppo").Config(frames=2e4).frames == 2e4  # a whole number written as a float is fine
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "1e400", "nan"])
+def test_apply_overrides_refuses_non_finite_integers(text):
+    with pytest.raises(ValueError, match=rf"config field 'a' expects int: expected a finite integer, got '{text}'"):
+        apply_overrides(Child(), [f"a={text}"])
