@@ -276,7 +276,7 @@ def test_set_seed_reproduces_and_seeds_differ(suite):
     other = env.rollout(6)
     assert not torch.equal(first["orientations"][0], other["orientations"][0])  # another initial state
     assert not torch.equal(first["action"], other["action"])  # and other random actions
-    with pytest.raises(ValueError, match="seed must be >= 0"):
+    with pytest.raises(ValueError, match=r"seed.*-1"):  # numpy's RandomState takes no negative seed
         env.set_seed(-1)
     env.set_seed(2**40)  # big seeds are folded, not refused
     env.close()
