@@ -151,7 +151,11 @@ class Collector:
             must be a multiple of ``B.numel()`` (an error says so otherwise).
         total_frames: stop after this many frames (rounded up to whole batches); ``-1`` runs forever.
         init_random_frames: the first batches, until this many frames are collected, use random
-            actions instead of the policy (counted in whole batches).
+            actions instead of the policy (counted in whole batches). They carry the policy's output
+            keys too (zeros where the policy would have written, e.g. ``"action_value"``), so a replay
+            buffer that stores whole batches takes both phases: the collector learns those keys by
+            running the policy once on the first batch's starting TensorDict (under torch's saved and
+            restored RNG state, so the random actions and every seeded run stay as they were).
         exploration_type: the :class:`ExplorationType` the policy runs under (``RANDOM`` samples,
             ``DETERMINISTIC``/``MODE``/``MEAN`` take the distribution's point estimate). Strings
             such as ``"deterministic"`` are accepted.
@@ -270,6 +274,9 @@ class Collector:
         self._fresh_ids = True  # the current ids belong to episodes that have not started yet
         self.episodes = EpisodeReturns(maxlen=100)  # returns of the finished episodes
         self._policy_checked = False
+        # what the policy writes beyond its input: key -> (feature shape, dtype), learned before the first random
+        # batch so random-phase batches carry the same keys (as zeros) as the policy's batches
+        self._policy_extras: list[tuple] | None = None
         self._fused = True  # whether to try the fused loop (rlbench.collectors._fused); False: generic only
         if seed is not None:
             self.set_seed(seed)
@@ -311,6 +318,8 @@ class Collector:
                 self._new_episodes_everywhere()
             self._td = env.reset()
         random = self.policy is None or self.frames < self.init_random_frames
+        if random and self._policy_extras is None and self._policy_acts_later():
+            self._policy_extras = self._policy_output_layout(self._td)
         try:
             with torch.no_grad(), set_interaction_type(self.exploration_type):
                 batch = self._rollout(self._td, random)
@@ -320,6 +329,8 @@ class Collector:
             self._new_episodes_everywhere()
             self._td = None
             raise
+        if random and self._policy_extras:
+            self._add_policy_keys(batch)
         self._bookkeep(batch)
         self.frames += self.frames_per_batch
         if self.storing_device != batch.device:
@@ -495,6 +506,46 @@ class Collector:
             )
         self._policy_checked = True
         return out
+
+    # ------------------------------------------------- random phase, policy layout (issue 13 item 14)
+    def _policy_acts_later(self) -> bool:
+        return self.policy is not None and (self.total_frames < 0 or self.total_frames > self.init_random_frames)
+
+    def _policy_output_layout(self, td: TensorDictBase) -> list[tuple]:
+        """``(key, feature shape, dtype)`` of every entry the policy adds to ``td`` (the action aside).
+
+        Runs the policy once on a copy of ``td``. Why not zeros for the policy's declared ``out_keys``:
+        a policy may be any callable (no ``out_keys``), and only a call gives the shapes and dtypes. Why
+        this root rather than a reset at construction: a reset would move the env's RNG (and a gym env's
+        state) before the user's first batch. torch's RNG state is saved and restored around the call, so
+        sampling or exploring policies leave the random phase's draws untouched.
+        """
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        cpu_state = torch.get_rng_state()
+        cuda_states = torch.cuda.get_rng_state_all() if cuda else None
+        try:
+            policy = self.policy if self.device == self.env.device else self._moving_policy(self.policy)
+            probe = td.clone()
+            with torch.no_grad(), set_interaction_type(self.exploration_type):
+                out = policy(probe)
+        finally:
+            torch.set_rng_state(cpu_state)
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)
+        out = probe if out is None else out
+        if not isinstance(out, TensorDictBase):
+            return []
+        given = set(td.keys(True, True))
+        nb = len(td.batch_size)
+        return [(key, tuple(value.shape[nb:]), value.dtype) for key, value in out.items(True, True)
+                if key not in given and key != self.env.action_key and isinstance(value, torch.Tensor)]
+
+    def _add_policy_keys(self, batch: TensorDictBase) -> None:
+        """Give a random-phase batch the policy's output keys, as zeros (the policy did not act)."""
+        device = batch.device if batch.device is not None else self.env.device
+        for key, shape, dtype in self._policy_extras:
+            if batch.get(key, None) is None:
+                batch.set(key, torch.zeros(*batch.shape, *shape, dtype=dtype, device=device))
 
     # ------------------------------------------------------------ bookkeeping
     def _new_episodes_everywhere(self) -> None:

@@ -410,3 +410,83 @@ def test_policy_on_cuda_env_on_cpu():
     assert batch.device == torch.device("cpu") and batch.shape == (2, 3)
     on_gpu = Collector(CountingEnv(batch_size=[2]), policy, frames_per_batch=6, device="cuda").collect()
     assert on_gpu["action"].is_cuda
+
+
+# -------------------------------------------- random phase keeps the policy's layout (issue 13 item 14)
+def _q_policy(env, eps=None):
+    from rlbench.modules import EGreedyModule, QValueActor
+
+    actor = QValueActor(torch.nn.Linear(4, 2), spec=env.action_spec)
+    if eps is None:
+        return actor
+    return TensorDictSequential(actor, EGreedyModule(env.action_spec, eps, eps, annealing_num_steps=1))
+
+
+def test_random_phase_batches_have_the_policy_keys_so_a_storage_takes_both_phases():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    env = CartPoleEnv(batch_size=[4])
+    rb = ReplayBuffer(storage=LazyTensorStorage(1_000))
+    collector = Collector(env, _q_policy(env), frames_per_batch=32, total_frames=128, init_random_frames=64)
+    batches = []
+    for batch in collector:  # a hand-written off-policy loop, as TorchRL's DQN tutorial writes it
+        rb.extend(batch.reshape(-1))  # raised StorageMismatchError at the first policy batch
+        batches.append(batch)
+    keys = [set(b.keys(True, True)) for b in batches]
+    assert keys[0] == keys[1] == keys[2] == keys[3]
+    assert {"action_value", "chosen_action_value"} <= keys[0]
+    random, acted = batches[0], batches[2]
+    for key in ("action_value", "chosen_action_value"):
+        assert random[key].shape == acted[key].shape and random[key].dtype == acted[key].dtype
+        assert not random[key].any()  # zeros: the policy did not act
+    assert len(rb) == 128
+    assert set(rb.sample(8).keys(True, True)) == keys[0]
+
+
+def test_random_phase_fills_the_collectors_own_replay_buffer_with_both_phases():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    env = CartPoleEnv(batch_size=[2])
+    rb = ReplayBuffer(storage=LazyTensorStorage(1_000))
+    list(Collector(env, _q_policy(env, eps=0.5), frames_per_batch=16, total_frames=64, init_random_frames=32,
+                   replay_buffer=rb))
+    assert len(rb) == 64 and "action_value" in rb.sample(4).keys()
+
+
+def test_learning_the_policy_keys_leaves_the_random_actions_as_they_were():
+    # the policy runs once, on the first batch's root, to learn its outputs: under a saved and restored RNG,
+    # so the random phase draws exactly what it drew before (seeded runs are unchanged)
+    def random_actions(policy):
+        torch.manual_seed(0)
+        env = CartPoleEnv(batch_size=[3], seed=1)
+        collector = Collector(env, policy, frames_per_batch=30, total_frames=60, init_random_frames=60)
+        return torch.cat([b["action"] for b in collector], -1)
+
+    env = CartPoleEnv(batch_size=[3])
+    assert torch.equal(random_actions(None), random_actions(_q_policy(env, eps=0.5)))
+
+
+def test_a_policy_that_never_acts_is_not_run():
+    calls = []
+
+    def policy(td):
+        calls.append(1)
+        return td.set("action", torch.zeros(td.shape, dtype=torch.int64))
+
+    list(Collector(CountingEnv(batch_size=[2]), policy, frames_per_batch=4, total_frames=8, init_random_frames=8))
+    assert calls == []
+
+
+def test_random_phase_of_a_recurrent_policy_has_its_feature_keys():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+    from rlbench.envs import TransformedEnv
+    from rlbench.modules import LSTMModule
+
+    lstm = LSTMModule(input_size=4, hidden_size=8, in_key="observation", out_key="features")
+    env = TransformedEnv(CartPoleEnv(batch_size=[2]), lstm.make_tensordict_primer())
+    policy = TensorDictSequential(lstm, TensorDictModule(lambda f: (f[..., 0] > 0).long(), ["features"], ["action"]))
+    rb = ReplayBuffer(storage=LazyTensorStorage(100))
+    batches = list(Collector(env, policy, frames_per_batch=8, total_frames=32, init_random_frames=16,
+                             replay_buffer=rb))
+    assert set(batches[0].keys(True, True)) == set(batches[-1].keys(True, True)) and len(rb) == 32
+    assert batches[0]["features"].shape == batches[-1]["features"].shape == (2, 4, 8)
