@@ -71,6 +71,8 @@ class Spec:
         """Explain why ``x`` is not in this spec, or return ``None`` if it is.
 
         Example:
+            >>> import torch
+            >>> from rlbench.specs import Categorical
             >>> Categorical(3).mismatch(torch.tensor(5))
             'values outside {0, ..., 2}, e.g. [5]'
         """
@@ -147,6 +149,7 @@ class Spec:
         ``-1`` keeps the existing size of that dim.
 
         Example:
+            >>> from rlbench.specs import Bounded
             >>> Bounded(-1.0, 1.0, shape=(3,)).expand(4, -1).shape
             torch.Size([4, 3])
         """
@@ -173,6 +176,29 @@ class Spec:
                 f"allowed over the spec's existing dims, new leading dims need a size >= 0"
             )
         return self._clone_with(torch.Size(shape), self.device)
+
+    def unbatched(self, batch_ndim: int) -> "Spec":
+        """A copy without the first ``batch_ndim`` dims: the spec of one element of the batch.
+
+        An env's ``*_spec_unbatched`` properties are its specs without the env's batch dims. Every
+        element of the batch must have the same spec (for a :class:`~rlbench.specs.Bounded`, the same
+        bounds), or this raises ``ValueError``.
+
+        Example:
+            >>> from rlbench.specs import Bounded
+            >>> Bounded(-1.0, 1.0, shape=(4, 3)).unbatched(1).shape
+            torch.Size([3])
+        """
+        batch_ndim = int(batch_ndim)
+        if not 0 <= batch_ndim <= self.ndim - self._event_ndim:
+            raise ValueError(
+                f"{type(self).__name__}.unbatched({batch_ndim}): the spec of shape {tuple(self.shape)} has "
+                f"{self.ndim - self._event_ndim} dims that can be batch dims"
+            )
+        return self._unbatched(batch_ndim)
+
+    def _unbatched(self, batch_ndim: int) -> "Spec":
+        return self._clone_with(self.shape[batch_ndim:], self.device)
 
     def to(self, device) -> "Spec":
         """This spec on ``device`` (``self`` when it is already there)."""

@@ -35,6 +35,7 @@ class Composite(Spec):
     same. Every entry's shape must start with the composite's ``shape``.
 
     Example:
+        >>> from rlbench.specs import Categorical, Composite, Unbounded
         >>> spec = Composite(observation=Unbounded((4,)), action=Categorical(2))
         >>> sorted(spec.keys())
         ['action', 'observation']
@@ -164,6 +165,9 @@ class Composite(Spec):
         spec's ``shape``, optionally with extra dims inserted (a ``[4, T]`` rollout of a ``[4]`` env).
 
         Example:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from rlbench.specs import Binary, Composite, Unbounded
             >>> spec = Composite(observation=Unbounded((3,)), done=Binary(1, dtype=torch.bool))
             >>> for line in spec.mismatches(TensorDict(observation=torch.zeros(3, dtype=torch.int64))):
             ...     print(line)
@@ -232,6 +236,7 @@ class Composite(Spec):
         """A copy with new leading batch dims (``-1`` keeps an existing dim), applied to every entry.
 
         Example:
+            >>> from rlbench.specs import Composite, Unbounded
             >>> Composite(observation=Unbounded((3,))).expand(4)["observation"].shape
             torch.Size([4, 3])
         """
@@ -254,6 +259,25 @@ class Composite(Spec):
         out = Composite(shape=shape, device=self.device)
         for k, spec in self._specs.items():
             out[k] = spec.expand(*shape, *spec.shape[self.ndim:])
+        return out
+
+    def unbatched(self, batch_ndim: int) -> "Composite":
+        """A copy without the first ``batch_ndim`` batch dims, applied to every entry (see :meth:`Spec.unbatched`).
+
+        Example:
+            >>> from rlbench.specs import Composite, Unbounded
+            >>> Composite(observation=Unbounded((4, 3)), shape=(4,)).unbatched(1)["observation"].shape
+            torch.Size([3])
+        """
+        batch_ndim = int(batch_ndim)
+        if not 0 <= batch_ndim <= self.ndim:
+            raise ValueError(
+                f"Composite.unbatched({batch_ndim}): the Composite has {self.ndim} batch dims "
+                f"(shape {tuple(self.shape)})"
+            )
+        out = Composite(shape=self.shape[batch_ndim:], device=self.device)
+        for k, spec in self._specs.items():
+            out[k] = spec.unbatched(batch_ndim)
         return out
 
     def to(self, device) -> "Composite":

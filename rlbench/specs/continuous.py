@@ -2,13 +2,28 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from ._utils import _device, _examples, _fmt_values, _int_limits, _size, _to_int64, _within
 from .base import Spec
 
-__all__ = ["Unbounded", "Bounded"]
+__all__ = ["Unbounded", "Bounded", "ContinuousBox"]
+
+
+class ContinuousBox(NamedTuple):
+    """The ``low`` and ``high`` bounds of a :class:`Bounded` spec, as ``spec.space`` gives them.
+
+    Example:
+        >>> from rlbench.specs import Bounded
+        >>> low, high = Bounded(-2.0, 2.0, shape=(1,)).space
+        >>> low, high
+        (tensor([-2.]), tensor([2.]))
+    """
+
+    low: torch.Tensor
+    high: torch.Tensor
 
 
 class Unbounded(Spec):
@@ -21,6 +36,8 @@ class Unbounded(Spec):
         device: where ``rand``/``zero`` put their tensors.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import Unbounded
         >>> spec = Unbounded(shape=(3,))
         >>> spec.rand().shape
         torch.Size([3])
@@ -64,6 +81,8 @@ class Bounded(Spec):
         device: where the bounds and samples live.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import Bounded
         >>> spec = Bounded(-2.0, 2.0, shape=(1,))
         >>> spec.project(torch.tensor([5.0]))
         tensor([2.])
@@ -183,6 +202,23 @@ class Bounded(Spec):
     def zero(self, shape=None):
         # zero may lie outside the box (e.g. [1, 2]): use the projected zero so it is a member
         return self._project(torch.zeros(_size(shape) + self.shape, dtype=self.dtype, device=self.device))
+
+    @property
+    def space(self) -> ContinuousBox:
+        """The box as ``space.low`` / ``space.high`` (TorchRL's spelling; the same tensors as ``low``/``high``)."""
+        return ContinuousBox(self.low, self.high)
+
+    def _unbatched(self, batch_ndim):
+        if not batch_ndim:
+            return self.clone()
+        first = (0,) * batch_ndim
+        low, high = self.low[first], self.high[first]
+        if not (bool((self.low == low).all()) and bool((self.high == high).all())):
+            raise ValueError(
+                f"Bounded.unbatched({batch_ndim}): the bounds differ between the elements of the batch "
+                f"(low={_fmt_values(self.low)}, high={_fmt_values(self.high)}), so no one spec describes them all"
+            )
+        return Bounded(low.clone(), high.clone(), self.shape[batch_ndim:], self.dtype, self.device)
 
     def _clone_with(self, shape, device):
         low = self.low.expand(shape) if shape != self.shape else self.low

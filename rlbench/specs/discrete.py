@@ -21,6 +21,8 @@ class Categorical(Spec):
         device: where samples live.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import Categorical
         >>> spec = Categorical(3)
         >>> spec.project(torch.tensor(7))
         tensor(2)
@@ -77,6 +79,8 @@ class OneHot(Spec):
         device: where samples live.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import OneHot
         >>> spec = OneHot(3)
         >>> spec.project(torch.tensor([0.1, 0.7, 0.2]))
         tensor([False,  True, False])
@@ -144,6 +148,8 @@ class Binary(Spec):
         device: where samples live.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import Binary
         >>> Binary(4).is_in(torch.tensor([0, 1, 1, 0], dtype=torch.int8))
         True
     """
@@ -194,6 +200,8 @@ class MultiCategorical(Spec):
         device: where samples live.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import MultiCategorical
         >>> spec = MultiCategorical([2, 3])
         >>> spec.project(torch.tensor([5, 5]))
         tensor([1, 2])
@@ -252,6 +260,8 @@ class MultiOneHot(Spec):
         device: where samples live.
 
     Example:
+        >>> import torch
+        >>> from rlbench.specs import MultiOneHot
         >>> spec = MultiOneHot([2, 3])
         >>> spec.rand().shape
         torch.Size([5])
