@@ -7,12 +7,16 @@ so no TensorDict is stacked or concatenated per step. Envs that can hand over a 
 them straight into the batch buffers, with no TensorDict built per step. Trajectory ids and episode returns
 (:class:`~rlbench.collectors.EpisodeReturns`, always on, with or without a progress bar) are computed once per
 batch with a few vectorized ops, not per step.
+
+:meth:`Collector.start` runs the same loop on a background thread that fills the collector's replay
+buffer (TorchRL's asynchronous collection), until ``total_frames`` or :meth:`Collector.async_shutdown`.
 """
 from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Iterator
+import threading
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -20,6 +24,7 @@ from tensordict.nn import TensorDictModule, set_interaction_type
 
 from ..envs.classic import ClassicControlEnv
 from ..envs.common import EnvBase
+from ..envs.makers import resolve_makers
 from ..envs.rollout_writer import RolloutWriter
 from ..modules.actors import Actor, ValueOperator
 from ._fused import fused_loop
@@ -90,6 +95,27 @@ class _NotDirect(Exception):
     pass
 
 
+def _env_or_maker(env_or_make_env, create_env_fn, create_env_kwargs):
+    """The env or maker the Collector was given, under rlbench's name or TorchRL's ``create_env_fn``/kwargs."""
+    if env_or_make_env is not None and create_env_fn is not None:
+        raise TypeError("Collector: give env_or_make_env or create_env_fn (TorchRL's name for it), not both")
+    given = create_env_fn if env_or_make_env is None else env_or_make_env
+    if given is None:
+        raise TypeError("Collector: missing the env: pass an env, or a callable that builds one (create_env_fn=...)")
+    if isinstance(given, EnvBase):
+        if create_env_kwargs:
+            raise TypeError(f"Collector: create_env_kwargs are arguments for a callable that builds the env, but the "
+                            f"env itself ({type(given).__name__}) was given; pass the callable (e.g. "
+                            f"create_env_fn={type(given).__name__}) or drop create_env_kwargs")
+        return given
+    if isinstance(given, Sequence) and not isinstance(given, str) and len(given) != 1:
+        raise TypeError(f"Collector: runs one env, got {len(given)} makers; use SerialEnv/ParallelEnv(create_env_fn="
+                        f"[...]) as its env, or MultiSyncCollector/MultiAsyncCollector for one worker per maker")
+    if create_env_kwargs is None and not isinstance(given, Sequence):
+        return given  # a callable (checked below): as before
+    return resolve_makers("Collector", 1, given, create_env_kwargs=create_env_kwargs)[0]
+
+
 def _env_chain(env) -> list:
     """``env`` and the envs it wraps (``TransformedEnv.base_env``), outermost first."""
     chain = [env]
@@ -143,6 +169,9 @@ class Collector:
         env_or_make_env: an :class:`~rlbench.envs.EnvBase`, or a callable that builds one (the
             collector then owns the env and closes it in :meth:`shutdown`). A callable is what
             multi-process collectors pass to their workers.
+        create_env_fn: TorchRL's name for ``env_or_make_env`` (give one of the two): an env or a
+            callable building one (an :class:`~rlbench.envs.EnvCreator` too).
+        create_env_kwargs: keyword arguments for the callable (TorchRL's spelling; a callable only).
         policy: a callable ``td -> td`` writing ``env.action_key`` (e.g. a
             ``tensordict.nn.TensorDictModule``); it may also write in place and return None.
             ``None`` draws random actions from ``env.action_spec``.
@@ -169,6 +198,7 @@ class Collector:
         replay_buffer: anything with ``.extend(td)``; each batch is written to it as transitions
             (before split_trajs): flattened to ``[N]`` for a one-dimensional storage, time-major
             ``[T, n_envs]`` for a storage with ``ndim=2``. The batch is still yielded as ``[*B, T]``.
+            Required by :meth:`start` (background collection writes only there).
         progress: show a ``tqdm.auto`` progress bar (notebook-aware) over the frames, with the mean
             return of the last 20 finished episodes; a dict is passed to ``tqdm`` as keyword
             arguments (e.g. ``{"file": sys.stdout, "desc": "ppo"}``). Episode returns are tracked
@@ -200,11 +230,25 @@ class Collector:
         >>> collector.episodes.finished > 0  # the policy keeps the pole up for a few dozen steps
         True
         >>> collector.shutdown()
+
+    In the background, as TorchRL's ``collector.start()``: the thread fills ``replay_buffer`` while the
+    caller trains; :meth:`async_shutdown` stops it (after the batch in progress) and re-raises anything
+    the thread raised (so does the next call of ``update_policy_weights_``, ``collect`` or ``start``):
+
+        >>> from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+        >>> rb = ReplayBuffer(storage=LazyTensorStorage(1_000))
+        >>> collector = Collector(create_env_fn=CartPoleEnv, create_env_kwargs={"batch_size": [4]}, policy=policy,
+        ...                       frames_per_batch=64, total_frames=256, replay_buffer=rb)
+        >>> collector.start()
+        >>> collector.join(timeout=60)  # or train on rb.sample() meanwhile
+        >>> len(rb), collector.is_running()
+        (256, False)
+        >>> collector.async_shutdown()
     """
 
     def __init__(
         self,
-        env_or_make_env: EnvBase | Callable[[], EnvBase],
+        env_or_make_env: EnvBase | Callable[[], EnvBase] | None = None,
         policy: Callable | None = None,
         *,
         frames_per_batch: int,
@@ -218,7 +262,10 @@ class Collector:
         replay_buffer=None,
         progress: bool = False,
         seed: int | None = None,
+        create_env_fn: EnvBase | Callable[..., EnvBase] | None = None,
+        create_env_kwargs: Mapping[str, Any] | None = None,
     ):
+        env_or_make_env = _env_or_maker(env_or_make_env, create_env_fn, create_env_kwargs)
         if isinstance(env_or_make_env, EnvBase):
             self.env, self._owns_env = env_or_make_env, False
         elif callable(env_or_make_env):
@@ -278,6 +325,9 @@ class Collector:
         # batch so random-phase batches carry the same keys (as zeros) as the policy's batches
         self._policy_extras: list[tuple] | None = None
         self._fused = True  # whether to try the fused loop (rlbench.collectors._fused); False: generic only
+        self._thread: threading.Thread | None = None  # background collection (start / async_shutdown)
+        self._stop = threading.Event()
+        self._background_error: BaseException | None = None
         if seed is not None:
             self.set_seed(seed)
 
@@ -297,6 +347,10 @@ class Collector:
 
     def iterator(self) -> Iterator[TensorDictBase]:
         """Yield batches until ``total_frames`` frames are collected (forever if it is -1)."""
+        self._not_in_background("iterate over it")
+        return self._batches()
+
+    def _batches(self) -> Iterator[TensorDictBase]:
         try:
             while self.total_frames < 0 or self.frames < self.total_frames:
                 batch = self.collect()
@@ -312,6 +366,8 @@ class Collector:
         This is one step of iteration, without its extras: the batch is not written to the replay
         buffer nor split by trajectory, and ``total_frames`` is not checked.
         """
+        if threading.current_thread() is not self._thread:
+            self._not_in_background("collect() from another thread")
         env = self.env
         if self._td is None or self.reset_at_each_iter:
             if self._td is not None:  # a reset cuts every running episode: new ids
@@ -343,6 +399,7 @@ class Collector:
         Random actions (``policy=None`` and ``init_random_frames``) come from ``action_spec.rand()``,
         i.e. torch's global RNG: seed it with ``torch.manual_seed`` for reproducible random actions.
         """
+        self._not_in_background("set_seed")
         self.env.set_seed(seed)
         if self._td is not None:
             self._new_episodes_everywhere()
@@ -354,7 +411,10 @@ class Collector:
 
         The single-process collector runs the trainer's own policy object, so without arguments
         this does nothing; it exists so code written for the multi-process collectors runs here too.
+        While collecting in the background (:meth:`start`), it raises what the thread raised, if anything:
+        a loop that calls it after each update learns of a fault at once.
         """
+        self._raise_background_error()
         if weights is None:
             return
         if isinstance(weights, TensorDictBase):
@@ -375,6 +435,7 @@ class Collector:
         them the in-flight TensorDict is left out and the next batch after loading starts with a
         reset. Tensors and plain values only (loads with ``torch.load(weights_only=True)``).
         """
+        self._not_in_background("state_dict")
         td = self._td if _state_in_td(self.env) else None
         return {
             "frames": self.frames,
@@ -388,6 +449,7 @@ class Collector:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned (into a collector built the same way)."""
+        self._not_in_background("load_state_dict")
         self.frames = int(state["frames"])
         saved = state["td"]
         if saved is not None and _state_in_td(self.env):
@@ -409,10 +471,97 @@ class Collector:
             self._new_episodes_everywhere()
 
     def shutdown(self) -> None:
-        """Close the progress bar, and the env if the collector created it."""
+        """Close the progress bar, and the env if the collector created it (stopping background collection first)."""
+        if self._thread is not None:
+            self.async_shutdown()
+            return
         self._close_pbar()
         if self._owns_env and not self.env.is_closed:
             self.env.close()
+
+    # ------------------------------------------------------------- background
+    def start(self) -> None:
+        """Collect on a background thread into ``replay_buffer`` until ``total_frames`` or :meth:`async_shutdown`.
+
+        TorchRL's asynchronous collection: the caller samples from the buffer and trains meanwhile (the
+        buffer's reads and writes are serialised by its lock; the policy is shared, so updates reach the
+        next steps). The thread runs its policy under ``exploration_type`` for itself only (a thread-local
+        interaction type): the caller's own ``set_exploration_type`` blocks, e.g. a deterministic
+        evaluation, neither leak into it nor are changed by it. While it runs, iterating, ``collect()``,
+        ``set_seed`` and ``state_dict`` are refused. An exception in the thread ends it and is raised in
+        the caller by the next :meth:`update_policy_weights_`, :meth:`start`, :meth:`join` or
+        :meth:`async_shutdown`.
+        """
+        self._raise_background_error()
+        if self.replay_buffer is None:
+            raise RuntimeError("Collector.start: background collection writes into a replay buffer: build the "
+                               "collector with replay_buffer=ReplayBuffer(...) (or iterate over it instead)")
+        if self.is_running():
+            raise RuntimeError("Collector.start: already collecting in the background; call async_shutdown() first")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._collect_in_background, name="rlbench-Collector", daemon=True)
+        self._thread.start()
+
+    def _collect_in_background(self) -> None:
+        try:
+            # thread_local: the exploration type set here (and by collect() inside) stays in this thread
+            with set_interaction_type(self.exploration_type, thread_local=True):
+                for _ in self._batches():  # each batch is written to the replay buffer
+                    if self._stop.is_set():
+                        break
+        except BaseException as err:  # handed to the caller (see _raise_background_error)
+            self._background_error = err
+
+    def is_running(self) -> bool:
+        """Whether background collection (:meth:`start`) is in progress."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until background collection ends by itself (``total_frames`` reached), at most ``timeout`` seconds.
+
+        Raises what the thread raised, if anything; ``TimeoutError`` if it is still running after ``timeout``.
+        """
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                self._raise_background_error()
+                raise TimeoutError(f"Collector.join: still collecting after {timeout} s ({self.frames} frames so far)")
+        self._raise_background_error()
+
+    def async_shutdown(self, timeout: float | None = None, close_env: bool = True) -> None:
+        """Stop background collection after the batch in progress, then :meth:`shutdown` (TorchRL's spelling).
+
+        Args:
+            timeout: seconds to wait for the thread (``None``: until its batch is done); ``TimeoutError``
+                if it is still running then (it stops on its own after that batch).
+            close_env: close the env if the collector created it (as :meth:`shutdown`).
+
+        Raises what the background thread raised, if that was not reported yet.
+        """
+        thread = self._thread
+        if thread is not None:
+            self._stop.set()
+            thread.join(timeout)
+            if thread.is_alive():
+                raise TimeoutError(f"Collector.async_shutdown: the background thread is still in a batch after "
+                                   f"{timeout} s; it stops after that batch")
+            self._thread = None
+        self._close_pbar()
+        if close_env and self._owns_env and not self.env.is_closed:
+            self.env.close()
+        self._raise_background_error()
+
+    def _raise_background_error(self) -> None:
+        err, self._background_error = self._background_error, None  # reported once
+        if err is not None:
+            raise RuntimeError(f"Collector: background collection failed after {self.frames} frames: "
+                               f"{type(err).__name__}: {err}") from err
+
+    def _not_in_background(self, what: str) -> None:
+        self._raise_background_error()
+        if self.is_running():
+            raise RuntimeError(f"Collector: cannot {what} while collecting in the background (start()); call "
+                               f"async_shutdown() first")
 
     def __repr__(self) -> str:
         total = "inf" if self.total_frames < 0 else self.total_frames

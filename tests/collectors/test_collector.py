@@ -490,3 +490,138 @@ def test_random_phase_of_a_recurrent_policy_has_its_feature_keys():
                              replay_buffer=rb))
     assert set(batches[0].keys(True, True)) == set(batches[-1].keys(True, True)) and len(rb) == 32
     assert batches[0]["features"].shape == batches[-1]["features"].shape == (2, 4, 8)
+
+
+# ------------------------------------------- TorchRL spellings: create_env_fn, start / async_shutdown (item 21)
+def test_create_env_fn_and_kwargs_as_torchrl_spells_them():
+    from rlbench.envs import EnvCreator
+
+    collector = Collector(create_env_fn=CountingEnv, create_env_kwargs={"max_steps": 3, "batch_size": [2]},
+                          policy=const_policy(1), frames_per_batch=8, total_frames=8)
+    batch = next(iter(collector))
+    assert batch.shape == (2, 4) and int(batch["next", "observation"].max()) == 3  # max_steps=3 reached the env
+    env = collector.env
+    collector.shutdown()
+    assert env.is_closed  # built by the collector, so closed by it
+    made = Collector(create_env_fn=EnvCreator(CountingEnv, {"batch_size": [3]}), frames_per_batch=6)
+    assert made.env.batch_size == (3,)
+    given = CountingEnv(batch_size=[2])
+    Collector(create_env_fn=given, frames_per_batch=4).shutdown()
+    assert not given.is_closed  # the caller's env stays open
+    with pytest.raises(TypeError, match="give env_or_make_env or create_env_fn .* not both"):
+        Collector(given, create_env_fn=CountingEnv, frames_per_batch=4)
+    with pytest.raises(TypeError, match="create_env_kwargs are arguments for a callable .* the env itself"):
+        Collector(create_env_fn=given, create_env_kwargs={"max_steps": 2}, frames_per_batch=4)
+    with pytest.raises(TypeError, match="runs one env, got 2 makers; use SerialEnv/ParallelEnv"):
+        Collector(create_env_fn=[CountingEnv, CountingEnv], frames_per_batch=4)
+    with pytest.raises(TypeError, match="missing the env"):
+        Collector(frames_per_batch=4)
+
+
+def _wait(predicate, seconds=30.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_start_fills_the_replay_buffer_in_the_background_until_total_frames():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(1_000))
+    collector = Collector(CountingEnv(batch_size=[2], max_steps=100), const_policy(1), frames_per_batch=8,
+                          total_frames=96, replay_buffer=rb)
+    collector.start()
+    collector.join(timeout=30)
+    assert not collector.is_running() and len(rb) == 96 and collector.frames == 96
+    assert (rb.storage.get(list(range(96)))["action"] == 1).all()
+    collector.async_shutdown()
+
+
+def test_async_shutdown_stops_an_endless_background_collection_and_training_can_sample_meanwhile():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(100_000), batch_size=16)
+    collector = Collector(create_env_fn=CountingEnv, create_env_kwargs={"batch_size": [4], "max_steps": 50},
+                          policy=const_policy(0), frames_per_batch=16, total_frames=-1, replay_buffer=rb)
+    collector.start()
+    with pytest.raises(RuntimeError, match="already collecting in the background"):
+        collector.start()
+    with pytest.raises(RuntimeError, match="cannot iterate over it while collecting in the background"):
+        iter(collector)
+    with pytest.raises(RuntimeError, match="cannot state_dict while collecting in the background"):
+        collector.state_dict()
+    _wait(lambda: len(rb) >= 64)
+    for _ in range(5):  # the caller trains on what the thread stores
+        sample = rb.sample()
+        assert sample.shape == (16,) and (sample["next", "observation"] == sample["observation"] + 1).all()
+        collector.update_policy_weights_()
+    collector.async_shutdown(timeout=30)
+    frames = collector.frames
+    assert not collector.is_running() and collector.env.is_closed and len(rb) == frames
+    import time
+
+    time.sleep(0.05)
+    assert collector.frames == frames  # nothing collects after the shutdown
+
+
+def test_a_fault_in_the_background_thread_surfaces_in_the_caller():
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    calls = []
+
+    def faulty(td):
+        calls.append(1)
+        if len(calls) > 20:
+            raise ValueError("policy broke at call 21")
+        return td.set("action", torch.zeros(td.shape, dtype=torch.int64))
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(1_000))
+    collector = Collector(CountingEnv(batch_size=[2], max_steps=100), faulty, frames_per_batch=8, total_frames=-1,
+                          replay_buffer=rb)
+    collector.start()
+    _wait(lambda: not collector.is_running(), seconds=30)  # the thread ends: it does not hang
+    with pytest.raises(RuntimeError, match=r"background collection failed after 40 frames: ValueError: policy broke"):
+        collector.update_policy_weights_()
+    collector.async_shutdown()  # reported once: the shutdown itself goes through
+    assert len(rb) == 40  # five whole batches (4 policy calls each) before the failing one
+    collector = Collector(CountingEnv(batch_size=[2]), faulty, frames_per_batch=8, total_frames=-1, replay_buffer=rb)
+    collector.start()
+    with pytest.raises(RuntimeError, match="ValueError: policy broke"):
+        collector.async_shutdown(timeout=30)  # or at the shutdown, if nothing asked before
+
+
+def test_start_needs_a_replay_buffer():
+    with pytest.raises(RuntimeError, match=r"background collection writes into a replay buffer: build the collector "
+                                           r"with replay_buffer="):
+        Collector(CountingEnv(), frames_per_batch=4).start()
+
+
+def test_the_background_exploration_type_stays_in_its_thread():
+    import time
+
+    from rlbench.buffers import LazyTensorStorage, ReplayBuffer
+
+    seen = []
+
+    def slow_policy(td):
+        seen.append(interaction_type())
+        time.sleep(0.002)
+        return td.set("action", torch.zeros(td.shape, dtype=torch.int64))
+
+    rb = ReplayBuffer(storage=LazyTensorStorage(10_000))
+    collector = Collector(CountingEnv(batch_size=[2], max_steps=100), slow_policy, frames_per_batch=8,
+                          total_frames=-1, exploration_type="random", replay_buffer=rb)
+    from tensordict.nn import set_interaction_type
+
+    collector.start()
+    outside = []
+    with set_interaction_type(InteractionType.DETERMINISTIC):  # e.g. an evaluation in the main thread
+        for _ in range(200):
+            outside.append(interaction_type())
+            time.sleep(0.0005)
+    collector.async_shutdown(timeout=30)
+    assert set(outside) == {InteractionType.DETERMINISTIC}
+    assert len(seen) > 10 and set(seen) == {InteractionType.RANDOM}
