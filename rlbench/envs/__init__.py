@@ -1,4 +1,8 @@
-"""Environments: the EnvBase contract, gymnasium wrappers, torch-native envs, batching, transforms."""
+"""Environments: the EnvBase contract, gymnasium wrappers, torch-native envs, batching, transforms.
+
+Every transform of :mod:`rlbench.envs.transforms` is importable from here too (``from rlbench.envs
+import StepCounter``), as TorchRL users write it.
+"""
 from ._workers import WorkerDiedError, WorkerError
 from .batched import SerialEnv
 from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
@@ -6,8 +10,38 @@ from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
 from .libs import DMControlEnv, DMControlWrapper  # dm_control itself is imported when an env is built
+from .makers import EnvCreator
 from .parallel import ParallelEnv
-from .transforms import Compose, Transform, TransformedEnv
+from .random_policy import RandomPolicy
+from .transforms import (  # every transform, as from rlbench.envs.transforms
+    CatFrames,
+    CatTensors,
+    CenterCrop,
+    Compose,
+    DoubleToFloat,
+    EnvSpecs,
+    ExcludeTransform,
+    FlattenObservation,
+    FrameSkipTransform,
+    GrayScale,
+    InitTracker,
+    NoopResetEnv,
+    ObservationNorm,
+    RenameTransform,
+    Resize,
+    RewardClipping,
+    RewardScaling,
+    RewardSum,
+    StepCounter,
+    ToTensorImage,
+    Transform,
+    TransformedEnv,
+    TransformKeyError,
+    UnsqueezeTransform,
+    VecNorm,
+    episode_starts,
+    time_dim,
+)
 from .utils import SpecCheckError, SpecMismatch, check_env_specs, step_mdp
 
 __all__ = [
@@ -37,4 +71,30 @@ __all__ = [
     "MountainCarEnv",
     "MountainCarContinuousEnv",
     "AcrobotEnv",
+    "EnvCreator",
+    "RandomPolicy",
+    "EnvSpecs",
+    "TransformKeyError",
+    "time_dim",
+    "episode_starts",
+    "ToTensorImage",
+    "Resize",
+    "GrayScale",
+    "CenterCrop",
+    "CatFrames",
+    "ObservationNorm",
+    "VecNorm",
+    "RewardScaling",
+    "RewardClipping",
+    "RewardSum",
+    "StepCounter",
+    "InitTracker",
+    "NoopResetEnv",
+    "FrameSkipTransform",
+    "DoubleToFloat",
+    "FlattenObservation",
+    "UnsqueezeTransform",
+    "CatTensors",
+    "RenameTransform",
+    "ExcludeTransform",
 ]

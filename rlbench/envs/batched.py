@@ -16,6 +16,7 @@ from tensordict import TensorDict
 
 from .common import EnvBase
 from .fused import FusedStepper
+from .makers import resolve_makers
 from .serial_gym import SerialFusedStepper, gym_kernel
 
 __all__ = ["SerialEnv"]
@@ -33,6 +34,12 @@ class SerialEnv(EnvBase):
         num_envs: how many sub-envs to create.
         make_env: a callable returning an :class:`EnvBase`, or a list of ``num_envs`` callables.
         device: where the batched data lives (default: the sub-envs' device).
+        validate_actions: check each action's values against ``action_spec`` in ``step``; None (the
+            default) follows sub-env 0 (so ``GymEnv(..., validate_actions=False)`` sub-envs let
+            out-of-range actions through).
+        create_env_fn: TorchRL's name for ``make_env`` (give one of the two).
+        create_env_kwargs: keyword arguments for every maker, or a list of ``num_envs`` dicts (one per
+            sub-env), as TorchRL's ``SerialEnv`` takes them.
 
     Every sub-env must have the same specs. ``set_seed(s)`` seeds sub-env ``i`` with ``s + i``, so
     the sub-envs differ and the whole batch is reproducible. Done sub-envs reset on their own when
@@ -43,18 +50,18 @@ class SerialEnv(EnvBase):
         >>> env = SerialEnv(3, lambda: CountingEnv(max_steps=4))
         >>> env.rollout(5, break_when_any_done=False).shape
         torch.Size([3, 5])
+        >>> SerialEnv(2, create_env_fn=CountingEnv, create_env_kwargs={"max_steps": 2}).rollout(5).shape
+        torch.Size([2, 2])
     """
 
-    def __init__(self, num_envs: int, make_env: Callable[[], EnvBase] | Sequence[Callable[[], EnvBase]],
-                 device=None):
-        if isinstance(make_env, Sequence):
-            if len(make_env) != num_envs:
-                raise ValueError(f"SerialEnv: got {len(make_env)} make_env callables for num_envs={num_envs}")
-            makers = list(make_env)
-        else:
-            makers = [make_env] * num_envs
+    def __init__(self, num_envs: int,
+                 make_env: Callable[[], EnvBase] | Sequence[Callable[[], EnvBase]] | None = None,
+                 device=None, validate_actions: bool | None = None, *, create_env_fn=None, create_env_kwargs=None):
+        num_envs = int(num_envs)
         if num_envs < 1:
             raise ValueError(f"SerialEnv: num_envs must be >= 1, got {num_envs}")
+        makers = resolve_makers("SerialEnv", num_envs, make_env, create_env_fn=create_env_fn,
+                                create_env_kwargs=create_env_kwargs)
         self.envs = [make() for make in makers]
         first = self.envs[0]
         for i, env in enumerate(self.envs[1:], 1):
@@ -63,7 +70,10 @@ class SerialEnv(EnvBase):
                     f"SerialEnv: sub-env {i} has different specs from sub-env 0; every make_env must build "
                     f"the same kind of env.\nsub-env 0: {first!r}\nsub-env {i}: {env!r}"
                 )
-        super().__init__(batch_size=(num_envs, *first.batch_size), device=device or first.device)
+        if validate_actions is None:
+            validate_actions = first.validate_actions
+        super().__init__(batch_size=(num_envs, *first.batch_size), device=device or first.device,
+                         validate_actions=validate_actions)
         self.action_key, self.reward_key = first.action_key, first.reward_key
         self.observation_spec = _stacked(first.observation_spec, num_envs, self.device)
         self.state_spec = _stacked(first.state_spec, num_envs, self.device)
@@ -199,6 +209,9 @@ class SerialEnv(EnvBase):
         outs = [env._complete_done(env._step(sub)) for env, sub in zip(self.envs, self._split(td))]
         out = self._last = self._stack(outs)
         return out
+
+    def _seeds_used(self) -> int:
+        return len(self.envs) - 1 + max(env._seeds_used() for env in self.envs)
 
     def _set_seed(self, seed):
         for i, env in enumerate(self.envs):

@@ -96,6 +96,12 @@ def _strip_legacy_checker(env):
     return env
 
 
+def _check_frame_skip(frame_skip, owner: str) -> int:
+    if isinstance(frame_skip, bool) or not isinstance(frame_skip, int) or frame_skip < 1:
+        raise ValueError(f"{owner}: frame_skip must be an int >= 1 (1: no repeat), got {frame_skip!r}")
+    return frame_skip
+
+
 def _is_vector(env) -> bool:
     return hasattr(env, "num_envs") and hasattr(env, "single_observation_space")
 
@@ -147,7 +153,13 @@ class GymWrapper(EnvBase):
             when False they are one-hot vectors (``OneHot``).
         device: device of the tensors the env returns.
         validate_actions: check continuous actions against ``action_spec`` on every step (integer
-            actions are always range-checked: it costs next to nothing).
+            actions are always range-checked: it costs next to nothing). False passes out-of-range
+            continuous actions to the gym env as they are, as TorchRL does (gymnasium's Pendulum, for
+            one, clips them).
+        frame_skip: repeat each action this many times, summing the rewards; the repeats stop at the
+            end of an episode, so ``("next", ...)`` is always a real step's outcome. Single envs only
+            (a vector env resets a finished sub-env inside the step: use
+            ``TransformedEnv(env, FrameSkipTransform(k))``).
 
     Observations keep gym's structure: a ``Box``/``Discrete`` observation is ``"observation"``,
     a ``Dict`` observation gives its own (nested) keys, a ``Tuple`` gives ``("observation", "0")``, ...
@@ -171,9 +183,11 @@ class GymWrapper(EnvBase):
         categorical_action_encoding: bool = True,
         device=None,
         validate_actions: bool = True,
+        frame_skip: int = 1,
     ):
         if pixels_only and not from_pixels:
             raise ValueError("pixels_only=True needs from_pixels=True")
+        self.frame_skip = _check_frame_skip(frame_skip, type(self).__name__)
         self.backend = backend if backend is not None else _infer_backend(env)
         if self.backend not in ("gymnasium", "gym"):
             raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
@@ -181,6 +195,13 @@ class GymWrapper(EnvBase):
             env = _strip_legacy_checker(env)
         self._env = env
         self.is_vector = _is_vector(env)
+        if self.is_vector and frame_skip > 1:
+            raise NotImplementedError(
+                f"{type(self).__name__}: frame_skip={frame_skip} is not supported for vector envs: a SAME_STEP "
+                f"vector env resets a finished sub-env inside the step, so repeating the action would step the "
+                f"next episode. Use TransformedEnv(env, FrameSkipTransform({frame_skip})), which stops the "
+                f"repeats at the first done sub-env."
+            )
         super().__init__(
             batch_size=(env.num_envs,) if self.is_vector else (), device=device, validate_actions=validate_actions
         )
@@ -363,7 +384,21 @@ class GymWrapper(EnvBase):
         return TensorDict(data, batch_size=self.batch_size, device=self.device)
 
     def _gym_step(self, action):
-        """``env.step(action)`` as ``(obs, reward, terminated, truncated, info)``, whatever the step API."""
+        """``env.step(action)`` as ``(obs, reward, terminated, truncated, info)``, whatever the step API.
+
+        With ``frame_skip > 1`` the action is repeated (until the episode ends) and the rewards summed.
+        """
+        if self.frame_skip == 1:
+            return self._gym_step_once(action)
+        obs, reward, term, trunc, info = self._gym_step_once(action)
+        for _ in range(self.frame_skip - 1):
+            if term or trunc:
+                break
+            obs, r, term, trunc, info = self._gym_step_once(action)
+            reward = reward + r
+        return obs, reward, term, trunc, info
+
+    def _gym_step_once(self, action):
         out = self._env.step(action)
         if len(out) == 5:
             return out
@@ -453,7 +488,6 @@ class GymWrapper(EnvBase):
         return NumpyAccess(key, dtype, self._act_space, self._cheap_checked, self._gym_step, self._gym_reset)
 
     # --------------------------------------------------------------- rollout
-    @torch.no_grad()
     def rollout(self, max_steps: int, policy=None, break_when_any_done: bool = True, auto_reset: bool = True,
                 tensordict=None):
         """Like :meth:`EnvBase.rollout`; random rollouts of a single env take a fast NumPy path.
@@ -484,7 +518,7 @@ class GymWrapper(EnvBase):
         reward = np.zeros((n, 1), np.float32)
         term = np.zeros((n, 1), bool)
         trunc = np.zeros((n, 1), bool)
-        step, reset = self._env.step, self._gym_reset
+        step, reset = (self._env.step if self.frame_skip == 1 else self._gym_step), self._gym_reset
         obs = reset(None, None)
         steps = n
         for t in range(n):
@@ -563,8 +597,11 @@ class GymEnv(GymWrapper):
         pixels_only: keep only ``"pixels"`` as observation.
         num_envs: make a gymnasium vector env of this many copies (``batch_size=[num_envs]``),
             synchronous unless ``vectorization_mode="async"`` is passed.
-        categorical_action_encoding: see :class:`GymWrapper`.
+        categorical_action_encoding: True (the default): ``Discrete`` actions are integer indices
+            (a scalar ``Categorical``); False: one-hot vectors (``OneHot``). See :class:`GymWrapper`.
         device: device of the returned tensors.
+        validate_actions: see :class:`GymWrapper` (False lets out-of-range continuous actions through).
+        frame_skip: repeat each action this many times, summing the rewards (see :class:`GymWrapper`).
         **make_kwargs: passed to ``gymnasium.make`` / ``make_vec`` / ``gym.make``, e.g.
             ``max_episode_steps=100``.
 
@@ -586,9 +623,18 @@ class GymEnv(GymWrapper):
         num_envs: int | None = None,
         categorical_action_encoding: bool = True,
         device=None,
+        validate_actions: bool = True,
+        frame_skip: int = 1,
         **make_kwargs,
     ):
         module = _import_backend(backend)
+        _check_frame_skip(frame_skip, "GymEnv")
+        if num_envs is not None and frame_skip != 1:
+            raise NotImplementedError(
+                f"GymEnv: frame_skip={frame_skip} is not supported with num_envs (a SAME_STEP vector env resets a "
+                f"finished sub-env inside the step): use TransformedEnv(GymEnv(name, num_envs=...), "
+                f"FrameSkipTransform({frame_skip}))"
+            )
         self.env_name = name
         if from_pixels:
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -611,7 +657,8 @@ class GymEnv(GymWrapper):
         else:
             env = module.make(name, **make_kwargs)
         super().__init__(env, backend=backend, from_pixels=from_pixels, pixels_only=pixels_only,
-                         categorical_action_encoding=categorical_action_encoding, device=device)
+                         categorical_action_encoding=categorical_action_encoding, device=device,
+                         validate_actions=validate_actions, frame_skip=frame_skip)
 
     def __repr__(self) -> str:
         head = f"GymEnv(\n    name={self.env_name!r}, backend={self.backend!r},"

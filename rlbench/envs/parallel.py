@@ -244,7 +244,7 @@ class ParallelEnv(EnvBase):
         for key, buf in self._input_leaves:
             value = td.get(key, None)
             if value is not None:
-                buf.copy_(value)
+                buf.copy_(value.detach())  # the workers get values; a policy's graph stays here
         self._workers.send_bytes_all(cmd)
         self._workers.recv_all(timeout=self.timeout)
 
@@ -276,6 +276,9 @@ class ParallelEnv(EnvBase):
                 self._workers.send(i, ("reset", per_worker[i].tolist() if batched else None))
             self._workers.recv_all(indices, timeout=self.timeout)
         return self._out(self._root_leaves)
+
+    def _seeds_used(self) -> int:
+        return self.num_workers
 
     def _set_seed(self, seed):
         for i in range(self.num_workers):

@@ -26,6 +26,10 @@ class RolloutWriter:
     Args:
         batch_size: the env's batch size (the leading dims of every step).
         max_steps: how many steps the buffers hold.
+        differentiable: keep each step's tensors as they are and stack them in :meth:`result`
+            instead of copying them into buffers, so gradients flow from the result back to the steps
+            (``torch.stack(..., out=)`` and in-place copies do not carry them). A differentiable
+            :meth:`EnvBase.rollout <rlbench.envs.EnvBase.rollout>` uses this mode.
 
     Every step must have the keys, shapes and dtypes of the first one; a step that does not raises
     an error naming the key and the step.
@@ -41,8 +45,10 @@ class RolloutWriter:
         (torch.Size([2, 2]), [0.0, 1.0])
     """
 
-    def __init__(self, batch_size: torch.Size, max_steps: int):
+    def __init__(self, batch_size: torch.Size, max_steps: int, differentiable: bool = False):
         self.batch_size = batch_size
+        self.differentiable = differentiable
+        self.kept: list[tuple] = []  # differentiable: ([tensor of each step], level, leaf key, full key)
         self.nb = len(batch_size)
         self.max_steps = max_steps
         self.device = None
@@ -69,7 +75,9 @@ class RolloutWriter:
                     level_of[key[:i]] = len(self.levels)
                     self.levels.append((level_of[key[:i - 1]], key[i - 1]))
             entry = (level_of[key[:-1]], key[-1], key)
-            if value.numel() <= _GROUP_MAX_NUMEL:
+            if self.differentiable:
+                self.kept.append(([], *entry, value.shape, value.dtype))
+            elif value.numel() <= _GROUP_MAX_NUMEL:
                 groups.setdefault((value.dtype, value.device, value.shape), []).append(entry)
             else:
                 buf = torch.empty((*self.batch_size, T, *value.shape[nb:]), dtype=value.dtype, device=value.device)
@@ -94,6 +102,12 @@ class RolloutWriter:
         if not self.allocated:
             self._allocate(td)
         tds = self._tds(td)
+        for values, level, k, key, shape, dtype in self.kept:
+            value = tds[level].get(k)
+            if not isinstance(value, torch.Tensor) or value.shape != shape or value.dtype != dtype:
+                self._explain(t, tds, shape, dtype, [(level, k, key)])
+            del values[t:]  # a rewritten step replaces the old one
+            values.append(value)
         for buf, entries in self.groups:
             try:
                 torch.stack([tds[level].get(k) for level, k, _ in entries], out=buf[t])
@@ -142,6 +156,8 @@ class RolloutWriter:
         """The first ``steps`` steps as one ``[*batch_size, steps]`` TensorDict."""
         nb = self.nb
         out = TensorDict({}, batch_size=(*self.batch_size, steps), device=self.device)
+        for values, _, _, key, _, _ in self.kept:
+            out.set(key, torch.stack(values[:steps], nb))
         for buf, entries in self.groups:
             for j, (_, _, key) in enumerate(entries):
                 out.set(key, buf[:steps, j].movedim(0, nb).contiguous())

@@ -32,6 +32,14 @@ class _EnvOutputError(ValueError):
         self.where, self.expected, self.got, self.hint = where, expected, got, hint
 
 
+class _DoneFlagError(TypeError):
+    """``_reset``/``_step`` returned done flags that are not bool, so ``done`` cannot be derived from them."""
+
+    def __init__(self, message: str, where: str, key: str, dtype: torch.dtype, hint: str):
+        super().__init__(message)
+        self.where, self.key, self.dtype, self.hint = where, key, dtype, hint
+
+
 def tensor_leaves(td: TensorDictBase) -> list:
     """``[(key tuple, tensor), ...]`` of every tensor leaf of ``td``, nested ones included.
 
@@ -353,6 +361,9 @@ def check_env_specs(env, steps: int = 3, seed: int | None = None, raise_error: b
                 ))
     except _EnvOutputError as err:
         found.append(SpecMismatch((f"<{err.where}>",), "batch", err.expected, err.got, err.hint))
+    except _DoneFlagError as err:  # done = terminated | truncated needs bool flags
+        key = (err.key,) if err.where == "_reset" else ("next", err.key)
+        found.append(SpecMismatch(key, "dtype", str(torch.bool), str(err.dtype), err.hint))
     # one entry per key and problem, in the order first seen
     unique: dict = {}
     for m in found:

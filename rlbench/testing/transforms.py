@@ -7,13 +7,19 @@ build the transform and the env it is meant for. The checks:
   specs accept, and only keys those specs declare;
 - ``compose``: inside a ``Compose`` it gives the same results as alone, in and out of an env;
 - ``env``: ``check_env_specs`` passes on the transformed env (unbatched, and batched with partial
-  resets) and a rollout's data match the specs;
+  resets), a rollout's and a ``rand_step``'s data match the specs, and the batched env's
+  ``*_spec_unbatched`` are the unbatched env's specs;
 - ``replay``: applied to a replay-buffer-like batch (``[B, T]`` with ``"next"``, and a flat ``[B]``
   sample) the output matches the specs; with ``replay_exact`` it equals what the transformed env
   produced on the same trajectory;
 - ``inverse`` (action transforms only, ``inverse=True``): ``inv`` turns the caller's action into one the
   base env accepts and leaves the caller's TensorDict untouched;
-- ``serial``: ``check_env_specs`` on a ``SerialEnv`` of transformed envs and on a transformed ``SerialEnv``.
+- ``serial``: ``check_env_specs`` on a ``SerialEnv`` of transformed envs and on a transformed ``SerialEnv``;
+- ``next_keys`` (per-key transforms: ``forward`` and ``_call`` not overridden): listing ``("next", key)``
+  beside each in_key, as TorchRL users do, gives the same replay-sample output (each entry transformed
+  once);
+- ``exported``: one of rlbench's own transforms is importable from ``rlbench.envs`` as well as
+  ``rlbench.envs.transforms``.
 
 The env factories here (:func:`counting_env` and friends) take a batch size and give sub-envs of a
 batch different episode lengths, so batched rollouts cross partial resets.
@@ -26,6 +32,7 @@ from typing import Callable
 import torch
 from tensordict import TensorDictBase
 
+from .. import envs as _envs
 from ..envs import SerialEnv, check_env_specs
 from ..envs.common import EnvBase
 from ..envs.transforms import Compose, ToTensorImage, Transform, TransformedEnv
@@ -173,6 +180,13 @@ def check_env(case: TransformCase) -> None:
         assert data.shape == (*batch_size, 12), f"{case.name}: rollout shape {tuple(data.shape)}"
         assert_matches_specs(env, data, f"{case.name} rollout, batch {batch_size}")
         assert bool(data["next", "done"].any()), f"{case.name}: the rollout should cross an episode end"
+        stepped = env.rand_step(env.reset())
+        assert_matches_specs(env, stepped, f"{case.name} rand_step, batch {batch_size}")
+    batched, single = TransformedEnv(case.env((BATCH,)), case.make()), TransformedEnv(case.env(), case.make())
+    for name in ("observation_spec", "action_spec", "reward_spec", "done_spec", "state_spec"):
+        assert getattr(batched, f"{name}_unbatched") == getattr(single, name), (
+            f"{case.name}: {name}_unbatched of the batched env differs from the unbatched env's {name}"
+        )
 
 
 def check_replay(case: TransformCase) -> None:
@@ -223,6 +237,39 @@ def check_serial(case: TransformCase) -> None:
     transformed_serial.rollout(10, break_when_any_done=False)
 
 
+def check_next_keys(case: TransformCase) -> None:
+    """Listing ``("next", key)`` in in_keys next to ``key`` transforms each replay entry once, as without it.
+
+    Runs for per-key transforms (``forward`` and ``_call`` as :class:`Transform` defines them); the keys
+    of other transforms mean something else (the inputs of a concatenation, say).
+    """
+    plain = case.make()
+    if case.env_only or type(plain).forward is not Transform.forward or type(plain)._call is not Transform._call:
+        return
+    data = _raw_rollout(case, (BATCH,))
+    expected = plain(data.clone())
+    both = case.make()
+    both.in_keys = [*both.in_keys, *[("next", *_key(k)) for k in both.in_keys]]
+    both.out_keys = [*both.out_keys, *[("next", *_key(k)) for k in both.out_keys]]
+    got = both(data.clone())
+    assert set(got.keys(True, True)) == set(expected.keys(True, True)), f"{case.name}: the keys differ"
+    for key in expected.keys(True, True):
+        torch.testing.assert_close(got.get(key), expected.get(key), msg=f"{case.name}: {key!r} with next in_keys")
+
+
+def _key(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def check_exported(case: TransformCase) -> None:
+    """One of rlbench's transforms is importable from ``rlbench.envs`` too (TorchRL users import it there)."""
+    cls = type(case.make())
+    if not cls.__module__.startswith("rlbench.envs.transforms"):
+        return  # a user's own transform
+    assert getattr(_envs, cls.__name__, None) is cls, f"rlbench.envs does not export {cls.__name__}"
+    assert cls.__name__ in _envs.__all__, f"{cls.__name__} is missing from rlbench.envs.__all__"
+
+
 TRANSFORM_CHECKS: dict[str, Callable[[TransformCase], None]] = {
     "alone": check_alone,
     "compose": check_compose,
@@ -230,6 +277,8 @@ TRANSFORM_CHECKS: dict[str, Callable[[TransformCase], None]] = {
     "replay": check_replay,
     "inverse": check_inverse,
     "serial": check_serial,
+    "next_keys": check_next_keys,
+    "exported": check_exported,
 }
 
 

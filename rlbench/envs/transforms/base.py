@@ -326,11 +326,37 @@ class Transform(nn.Module):
         return self._call(td_reset)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        """Transform a TensorDict in place outside any env (e.g. a replay-buffer sample)."""
+        """Transform a TensorDict in place outside any env (e.g. a replay-buffer sample).
+
+        The in_keys are transformed at the root and under ``"next"``. An in_key may also name a
+        ``"next"`` entry itself (TorchRL's way: ``in_keys=["observation", ("next", "observation")]``);
+        each entry is still transformed once.
+
+        Example:
+            >>> import torch
+            >>> from tensordict import TensorDict
+            >>> from rlbench.envs.transforms import RewardScaling
+            >>> td = TensorDict({"reward": torch.ones(1), "next": {"reward": torch.ones(1)}}, [])
+            >>> RewardScaling(0.0, 3.0, in_keys=["reward", ("next", "reward")])(td)["next", "reward"]
+            tensor([3.])
+        """
         self._call(td)
         nxt = td.get("next", None)
-        if nxt is not None:
+        if nxt is None:
+            return td
+        listed = [k[1] if len(k) == 2 else k[1:] for k in self.in_keys
+                  if isinstance(k, tuple) and len(k) > 1 and k[0] == "next"]
+        if not listed:
             self._call(nxt)
+            return td
+        # the root pass transformed the ("next", key) entries already: hide them from the "next" pass,
+        # then write its results back into td["next"] (and drop what it removed)
+        out = self._call(nxt.exclude(*listed))
+        keep = set(out.keys(True, True)) | set(listed)
+        for key in nxt.keys(True, True):
+            if key not in keep:
+                del nxt[key]
+        nxt.update(out)
         return td
 
     # ------------------------------------------------------------------ inverse

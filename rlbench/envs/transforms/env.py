@@ -116,6 +116,14 @@ class TransformedEnv(EnvBase):
         if self._adopted:
             self._transform._clear_caches()
 
+    @property
+    def batch_locked(self) -> bool:
+        """The base env's: an unlocked base env takes its batch size from the input TensorDict."""
+        return self.base_env.batch_locked
+
+    def _seeds_used(self) -> int:
+        return self.base_env._seeds_used()
+
     # ----------------------------------------------------------------- EnvBase
     def step(self, td: TensorDictBase) -> TensorDictBase:
         """Inverse-transform the action, step the base env, forward-transform ``"next"``."""
@@ -152,20 +160,28 @@ class TransformedEnv(EnvBase):
     def reset(self, td: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         """Reset the base env and run the transforms' reset hooks on its output.
 
-        With a ``"_reset"`` mask (a partial reset of a batched env) the result is ``td`` with the
-        reset sub-envs' values replaced, as for any :class:`EnvBase`.
+        ``td`` (when given) goes to the base env's reset through the inverse transforms, so an env that
+        reads its reset's input (the parameters of an unlocked env, TorchRL's ``gen_params``) gets it,
+        and the transforms' reset hooks see it. With a ``"_reset"`` mask (a partial reset of a batched
+        env) the result is ``td`` with the reset sub-envs' values replaced, as for any :class:`EnvBase`.
         """
         mask = None if td is None else td.get("_reset", None)
-        if mask is None or not self.batch_size:
-            return self._transform._reset(td, self.base_env.reset(None, **kwargs))
+        batch = self._call_batch(td)
+        if mask is None or not batch:
+            base_in = None
+            if td is not None:
+                base_in = td.exclude("_reset", "next")
+                if self._has_inv:
+                    base_in = self._transform._inv_call(base_in)
+            return self._transform._reset(td, self.base_env.reset(base_in, **kwargs))
         base_in, taken = self._base_reset_input(td)
         out = self.base_env.reset(base_in, **kwargs)
         # The base env already merged the keys it got from ``td``: those that no transform replaces
         # are right for every sub-env, so only the replaced ones need a torch.where below.
         merged_by_base = {key: out.get(key, None) for key in taken}
         out = self._transform._reset(td, out)
-        mask = mask.reshape(self.batch_size)
-        nb = len(self.batch_size)
+        mask = mask.reshape(batch)
+        nb = len(batch)
         merged = td.exclude("_reset", "next")
         for key in out.keys(True, True):
             value = out.get(key)
@@ -189,7 +205,10 @@ class TransformedEnv(EnvBase):
         """
         out = td.select("_reset", *self._base_same_keys, strict=False)
         taken = [k for k in self._base_same_keys if out.get(k, None) is not None]
+        nb, lead = len(self.batch_size), td.batch_size
         for key, spec in self._base_root_specs:
+            if not self.batch_locked and lead != self.batch_size:  # an unlocked env: the input's batch
+                spec = spec.unbatched(nb).expand(*lead, *spec.shape[nb:])
             value = td.get(key, None)
             if value is None or value.shape != spec.shape or value.dtype != spec.dtype:
                 value = spec.zero()

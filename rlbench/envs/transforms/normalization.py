@@ -97,21 +97,35 @@ class ObservationNorm(Transform):
         return Bounded(low.expand(spec.shape).clone(), high.expand(spec.shape).clone(), spec.shape, dtype, spec.device)
 
     @torch.no_grad()
-    def init_stats(self, num_iter: int, reduce_dim=None, cat_dim=None, key=None) -> None:
+    def init_stats(self, num_iter: int, reduce_dim=None, cat_dim=None, key=None, keep_dims=None) -> None:
         """Estimate ``loc`` and ``scale`` from ``num_iter`` random steps of the parent env.
 
         Runs ``parent.rollout(num_iter, break_when_any_done=False)`` (done sub-envs reset in place),
         takes the observations it visited (shape ``[*batch, num_iter, *event]``) and sets ``loc`` to
-        their mean and ``scale`` to their standard deviation (``torch.std``, clamped to ``eps``).
+        their mean and ``scale`` to their standard deviation (``torch.std``, clamped to ``eps``) over
+        ``reduce_dim``. The arguments are TorchRL's.
 
         Args:
             num_iter: the number of steps to run.
-            reduce_dim: dims of the collected data to reduce (int or tuple). Default: every batch
-                and time dim, so ``loc`` has the observation's event shape.
-            cat_dim: accepted for TorchRL compatibility; the data come from one rollout.
+            reduce_dim: dims of the collected data to reduce (int or tuple; negative dims count from
+                the end, as in TorchRL). Default: every batch and time dim, so ``loc`` has the
+                observation's event shape (TorchRL's default, 0, is the time dim of an unbatched env).
+            cat_dim: TorchRL concatenates several rollouts along this dim; here the data come from one
+                rollout, so it only has to be one of ``reduce_dim`` (as TorchRL requires).
             key: which in_key to compute statistics of (needed only with several in_keys).
+            keep_dims: dims of ``reduce_dim`` to keep as size-1 dims in ``loc``/``scale`` (e.g.
+                ``reduce_dim=(0, -2, -1), keep_dims=(-2, -1)`` on ``[T, C, H, W]`` images gives
+                ``[C, 1, 1]`` per-channel statistics).
+
+        Unlike TorchRL, calling it again re-estimates (and replaces) ``loc`` and ``scale``.
+
+        Example:
+            >>> from rlbench.envs import PendulumEnv, TransformedEnv
+            >>> env = TransformedEnv(PendulumEnv(batch_size=[2]), ObservationNorm(in_keys=["observation"]))
+            >>> env.transform[0].init_stats(20, reduce_dim=-2)  # over time only: one loc per sub-env
+            >>> env.transform[0].loc.shape
+            torch.Size([2, 3])
         """
-        del cat_dim
         parent = self.parent
         if parent is None:
             raise RuntimeError(
@@ -125,13 +139,40 @@ class ObservationNorm(Transform):
         data = parent.rollout(num_iter, break_when_any_done=False).get(key)
         data = data.to(_float_dtype(data.dtype))
         if reduce_dim is None:
-            reduce_dim = tuple(range(len(parent.batch_size) + 1))
-        loc = data.mean(reduce_dim)
-        scale = data.std(reduce_dim).clamp_min(self.eps) if data[..., 0].numel() > 1 else torch.ones_like(loc)
+            dims = tuple(range(len(parent.batch_size) + 1))
+        else:
+            dims = self._dims("reduce_dim", reduce_dim, data.ndim)
+        if cat_dim is not None and self._dims("cat_dim", cat_dim, data.ndim)[0] not in dims:
+            raise ValueError(f"ObservationNorm.init_stats: cat_dim={cat_dim} must be one of reduce_dim={reduce_dim}")
+        kept = () if keep_dims is None else self._dims("keep_dims", keep_dims, data.ndim)
+        if not set(kept) <= set(dims):
+            raise ValueError(
+                f"ObservationNorm.init_stats: keep_dims={keep_dims} must be dims of reduce_dim={reduce_dim}"
+            )
+        loc = data.mean(dims, keepdim=True)
+        if math.prod(data.shape[d] for d in dims) > 1:
+            scale = data.std(dims, keepdim=True).clamp_min(self.eps)
+        else:  # one sample: no spread to measure
+            scale = torch.ones_like(loc)
+        for d in sorted(set(dims) - set(kept), reverse=True):
+            loc, scale = loc.squeeze(d), scale.squeeze(d)
         if not self.standard_normal:
             loc, scale = -loc / scale, 1.0 / scale
         self.loc, self.scale = loc, scale
         self._notify_change()
+
+    @staticmethod
+    def _dims(name: str, dims, ndim: int) -> tuple:
+        """``dims`` (an int or a sequence, negatives from the end) as sorted non-negative dims of ``ndim``."""
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        out = []
+        for d in dims:
+            if not -ndim <= int(d) < ndim:
+                raise ValueError(
+                    f"ObservationNorm.init_stats: {name}={dims} has dim {d}, but the data have {ndim} dims"
+                )
+            out.append(int(d) % ndim)
+        return tuple(sorted(set(out)))
 
     def extra_repr(self):
         def fmt(t):
