@@ -11,7 +11,9 @@ implements three methods (each documented, with an example, on :class:`EnvBase`)
 - ``_set_seed(seed)`` seeds the env's random number generators.
 
 ``step(td)`` writes the result under ``"next"``; ``rollout`` stacks steps into a ``[*batch, T]``
-TensorDict, preallocated after the first step. Actions are checked for key, shape and dtype on every
+TensorDict, preallocated after the first step (or, when the data carry gradients, kept and stacked so
+the result stays differentiable). An env with ``batch_locked = False`` takes its batch size from the
+input TensorDict. Actions are checked for key, shape and dtype on every
 step (cheap attribute comparisons) and for range when ``validate_actions`` is on; the full check of
 every spec runs once, in :func:`~rlbench.envs.check_env_specs`.
 """
