@@ -35,6 +35,38 @@ def _to_float(name: str, value) -> float:
         ) from None
 
 
+def _run_dir(owner: str, where: tuple, exp_name, log_dir, default_log_dir: str) -> Path:
+    """``log_dir / exp_name`` from rlbench's ``(log_dir, exp_name)`` or TorchRL's ``(exp_name, log_dir=...)``.
+
+    Two positional arguments are rlbench's ``(log_dir, exp_name)``. One positional argument is TorchRL's
+    ``exp_name`` when ``log_dir=`` is named, else rlbench's ``log_dir`` (``exp_name`` defaults to ``"run"``).
+    ``exp_name=`` alone is TorchRL's form, under its default folder ``default_log_dir`` (relative to the
+    working directory).
+    """
+    usage = f"{owner}(log_dir, exp_name) or {owner}(exp_name, log_dir=...)"
+    if len(where) > 2:
+        raise TypeError(f"{owner}: at most two positional arguments: {usage}")
+    if len(where) == 2:
+        if log_dir is not None or exp_name is not None:
+            raise TypeError(f"{owner}: {'log_dir' if log_dir is not None else 'exp_name'} given twice: {usage}")
+        log_dir, exp_name = where
+    elif len(where) == 1 and log_dir is not None:
+        if exp_name is not None:
+            raise TypeError(f"{owner}: exp_name given twice ({where[0]!r} and exp_name={exp_name!r}) beside log_dir=: "
+                            f"{usage}")
+        exp_name = where[0]
+    elif len(where) == 1:
+        log_dir = where[0]
+    elif log_dir is None and exp_name is not None:
+        log_dir = default_log_dir
+    elif log_dir is None:
+        raise TypeError(f"{owner}: missing where to log: {usage}")
+    exp_name = "run" if exp_name is None else exp_name
+    if not exp_name or os.sep in str(exp_name) or str(exp_name) in (".", ".."):
+        raise ValueError(f"{owner}: exp_name must be a plain directory name, got {exp_name!r}")
+    return Path(log_dir) / str(exp_name)
+
+
 def _plain(value):
     """Hyperparameters as JSON-friendly values (anything else becomes its ``repr``)."""
     if isinstance(value, (bool, int, float, str)) or value is None:
@@ -60,8 +92,12 @@ class CSVLogger:
 
     Args:
         log_dir: parent directory of the run's directory (created if missing).
-        exp_name: the run's name: its directory under ``log_dir``.
+        exp_name: the run's name: its directory under ``log_dir`` (default ``"run"``).
         flush_every: rows buffered before they are written to disk.
+
+    TorchRL's spelling works too: ``CSVLogger(exp_name, log_dir=...)`` (with ``log_dir=`` named, the
+    positional argument is the experiment's name) and ``CSVLogger(exp_name=...)`` (under ``./csv_logs``,
+    TorchRL's default). Two positional arguments are read in rlbench's order ``(log_dir, exp_name)``.
 
     Example:
         >>> import tempfile
@@ -76,10 +112,10 @@ class CSVLogger:
         ['hparams.json', 'scalars.csv']
     """
 
-    def __init__(self, log_dir: str | os.PathLike, exp_name: str = "run", *, flush_every: int = 100):
-        if not exp_name or os.sep in str(exp_name) or str(exp_name) in (".", ".."):
-            raise ValueError(f"CSVLogger: exp_name must be a plain directory name, got {exp_name!r}")
-        self.run_dir = Path(log_dir) / str(exp_name)
+    def __init__(self, *where: str | os.PathLike, log_dir: str | os.PathLike | None = None,
+                 exp_name: str | None = None, flush_every: int = 100):
+        # *where: rlbench's (log_dir, exp_name) or TorchRL's (exp_name,) -- one parameter cannot be both
+        self.run_dir = _run_dir("CSVLogger", where, exp_name, log_dir, "csv_logs")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / _CSV_NAME
         self.flush_every = max(1, int(flush_every))
@@ -151,7 +187,10 @@ class TensorboardLogger:
 
     Args:
         log_dir: parent directory of the run's event files.
-        exp_name: the run's name: its directory under ``log_dir``.
+        exp_name: the run's name: its directory under ``log_dir`` (default ``"run"``).
+
+    As :class:`CSVLogger`, it also takes TorchRL's ``TensorboardLogger(exp_name, log_dir=...)``
+    (``exp_name=`` alone: under ``./tb_logs``, TorchRL's default).
 
     Example:
         >>> import tempfile
@@ -163,7 +202,9 @@ class TensorboardLogger:
         ...     logger.log_scalar("loss", 0.5, step=1); logger.close()
     """
 
-    def __init__(self, log_dir: str | os.PathLike, exp_name: str = "run"):
+    def __init__(self, *where: str | os.PathLike, log_dir: str | os.PathLike | None = None,
+                 exp_name: str | None = None):
+        run_dir = _run_dir("TensorboardLogger", where, exp_name, log_dir, "tb_logs")
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
@@ -171,7 +212,7 @@ class TensorboardLogger:
                 "TensorboardLogger needs the 'tensorboard' package: pip install rlbench[tensorboard] "
                 f"(or pip install tensorboard). Import failed with: {err}"
             ) from err
-        self.run_dir = Path(log_dir) / str(exp_name)
+        self.run_dir = run_dir
         self.writer = SummaryWriter(log_dir=str(self.run_dir))
 
     def log_scalar(self, name: str, value, step: int) -> None:

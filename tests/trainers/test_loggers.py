@@ -129,3 +129,24 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     assert any((tmp_path / "wandb").glob("offline-run-*"))
     with pytest.raises(ValueError, match="mode must be"):
         WandbLogger(tmp_path, "wb", mode="cloud")
+
+
+def test_csv_logger_takes_torchrls_exp_name_and_log_dir(tmp_path, monkeypatch):
+    # issue 13 item 21: TorchRL writes CSVLogger(exp_name, log_dir=...); rlbench's CSVLogger(log_dir, exp_name) stays
+    spelled = [CSVLogger("exp", log_dir=tmp_path / "a"), CSVLogger(exp_name="exp", log_dir=tmp_path / "b"),
+               CSVLogger(log_dir=tmp_path / "c", exp_name="exp"), CSVLogger(tmp_path / "d", "exp"),
+               CSVLogger(tmp_path / "e", exp_name="exp")]
+    for logger, parent in zip(spelled, "abcde"):
+        assert logger.run_dir == tmp_path / parent / "exp"
+        logger.log_scalar("x", 1.0, step=3)
+        logger.close()
+        assert read_csv_log(logger.path) == {"x": [(3, 1.0)]}
+    assert CSVLogger(tmp_path / "f").run_dir == tmp_path / "f" / "run"  # rlbench's default exp_name
+    monkeypatch.chdir(tmp_path)
+    assert CSVLogger(exp_name="exp").run_dir.resolve() == tmp_path / "csv_logs" / "exp"  # TorchRL's default folder
+    with pytest.raises(TypeError, match=r"CSVLogger: log_dir given twice"):
+        CSVLogger("a", "b", log_dir=tmp_path)
+    with pytest.raises(TypeError, match=r"CSVLogger: exp_name given twice \('a' and exp_name='b'\) beside log_dir="):
+        CSVLogger("a", exp_name="b", log_dir=tmp_path)
+    with pytest.raises(TypeError, match=r"CSVLogger: missing where to log"):
+        CSVLogger()
