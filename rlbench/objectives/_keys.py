@@ -14,7 +14,7 @@ from typing import ClassVar, Iterator
 
 from tensordict.utils import NestedKey
 
-__all__ = ["KeyView", "KeysMixin", "check_key"]
+__all__ = ["KeyView", "KeysMixin", "check_key", "keys_list"]
 
 
 class KeyView:
@@ -63,6 +63,20 @@ def check_key(name: str, key) -> NestedKey:
     if isinstance(key, str) or (isinstance(key, tuple) and key and all(isinstance(k, str) for k in key)):
         return key
     raise TypeError(f"set_keys: key {name!r} must be a str or a tuple of str (a tensordict key), got {key!r}")
+
+
+def keys_list(td) -> str:
+    """The leaf keys of a TensorDict as an error message shows them: ``['action', ('next', 'reward')]``.
+
+    (No list of ``str(key)``: its quotes would be escaped again in a ``KeyError``'s message.)
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> keys_list(TensorDict({"action": 0, "next": {"reward": 1.0}}))
+        "['action', ('next', 'reward')]"
+    """
+    keys = sorted(td.keys(True, True), key=lambda k: (isinstance(k, tuple), str(k)))
+    return "[" + ", ".join(repr(k) for k in keys) + "]"
 
 
 class KeysMixin:

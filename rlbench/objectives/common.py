@@ -29,18 +29,40 @@ The base class handles three things:
   SAC, REDQ) set ``one_step_target``: their ``make_value_estimator`` only sets ``gamma``.
 
 It also gives ``forward`` methods to read the batch (:meth:`LossModule.next_of`,
-:meth:`~LossModule.reward_and_terminated`, :meth:`~LossModule.column`, :meth:`~LossModule.advantage`,
-:meth:`~LossModule.value_target`) and to run its networks on it (:meth:`~LossModule.network_output`,
-:meth:`~LossModule.action_dist`, :meth:`~LossModule.actor_action`, :meth:`~LossModule.state_value`).
-The math itself is in :mod:`rlbench.objectives.functional`: plain functions of tensors. A batch
-goes one way -- the loss's ``forward``, these methods, those functions -- and nothing below calls
-back up.
+:meth:`~LossModule.entry`, :meth:`~LossModule.stored_action`, :meth:`~LossModule.reward_and_terminated`,
+:meth:`~LossModule.column`, :meth:`~LossModule.advantage`, :meth:`~LossModule.value_target`) and to
+run its networks on it (:meth:`~LossModule.network_output`, :meth:`~LossModule.action_dist`,
+:meth:`~LossModule.actor_action`, :meth:`~LossModule.state_value`). The math itself is in
+:mod:`rlbench.objectives.functional`: plain functions of tensors. A batch goes one way -- the loss's
+``forward``, these methods, those functions -- and nothing below calls back up.
+
+**Bad batches are refused by these readers, by name** (so every loss that reads through them
+refuses them the same way):
+
+* a missing entry (the action, ``("next", "observation")``, the reward...) raises a ``KeyError``
+  that names the key, says where it was looked for (the root or ``"next"``) and how to fix it
+  (``set_keys``, or a batch as ``env.rollout()`` / a ``Collector`` / a replay sample gives);
+* a per-transition entry of another shape than ``[*B, 1]`` (or ``[*B]``) raises a ``ValueError``
+  giving the shape expected -- never a silent broadcast;
+* an **empty batch raises** a ``ValueError``: a loss over no transitions is a mean over nothing
+  (NaN), and the cause is upstream (a collector or a replay buffer that gave no data);
+* a **non-finite reward raises** a ``ValueError`` naming the entry, how many values and the first
+  batch index (and so does a non-finite advantage brought by the data). Raising rather than warning:
+  one optimizer step on a NaN loss makes every parameter NaN, so the run is lost either way, and a
+  warning scrolls by while it continues uselessly. The cost is one finiteness check per batch, a
+  ``sum()`` and an ``item()`` (~1.5 us on a CPU at batch 256, under 1% of the smallest loss step; on
+  CUDA the ``item()`` waits for the device), on the reward of the off-policy losses and on the
+  advantage of the on-policy ones, whose inputs are inspected only when it fails. A non-finite loss
+  from finite data (a diverged network) is returned as computed: that is not a data error;
+* a float action where a class index is expected (DQN, C51, discrete SAC, a ``Categorical`` policy)
+  raises a ``TypeError`` naming the dtype expected instead of being truncated.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import enum
+import math
 from typing import ClassVar
 
 import torch
@@ -49,9 +71,93 @@ from tensordict.utils import NestedKey
 from torch import nn
 
 from . import functional as F
-from ._keys import KeysMixin
+from ._keys import KeysMixin, keys_list
 
-__all__ = ["LossModule", "ValueEstimators", "total_loss"]
+__all__ = ["LossModule", "ValueEstimators", "total_loss", "parse_action_space", "torchrl_alias"]
+
+
+#: where a loss's batch comes from, for the errors that find something missing in it
+_SOURCE = ("a loss reads transitions as env.rollout(), a Collector or a replay-buffer sample gives them: "
+           "the observation and the action taken at the root, the step's results (next observation, reward, done, "
+           "terminated) under 'next'")
+
+
+def _shown(key: NestedKey, in_next: bool) -> str:
+    """How an error names an entry: ``'action'``, or ``('next', 'observation')`` when it was looked for under next."""
+    if not in_next:
+        return repr(key)
+    return repr(("next", *key) if isinstance(key, tuple) else ("next", key))
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """No NaN or inf in ``x`` (``True`` for non-float tensors), cheaply: one sum and one ``item()``.
+
+    ``isfinite().all()`` costs three ops, ~4x the sum on a batch of 256; a NaN or inf anywhere makes the
+    sum non-finite (a finite sum overflowing to inf is told apart by the caller's exact check).
+    """
+    return not x.is_floating_point() or math.isfinite(x.sum().item())
+
+
+def _lazy_message(owner: str, name: str, network: nn.Module, lazy: list) -> str:
+    # Why refuse instead of sizing the layers: a loss has no observation spec to build a fake input from,
+    # and building the targets / ensemble copies later (on the first batch) would create parameters after
+    # the training loop built its optimizer from loss.parameters() -- an ensemble of critics would then
+    # never be trained, and the state_dict keys would change after the first batch.
+    in_keys = getattr(network, "in_keys", None)
+    reads = f", holding every key it reads ({list(in_keys)})" if in_keys else ""
+    return (f"{owner}: {name} has uninitialized lazy layers (parameters {lazy[:3]}): the loss copies parameters "
+            f"(targets, ensembles) at construction and has no spec to size them from: run it once on a batch of data "
+            f"first, before building the loss: `{name}(env.fake_tensordict())` (a zero-filled step of the env"
+            f"{reads}; env.reset() will do for networks that read only observations), or give its layers their "
+            f"input sizes (MLP(in_features=...))")
+
+
+def parse_action_space(action_space, owner: str) -> tuple[str | None, int | None]:
+    """``(name, n)`` of a discrete action space given as a string or as a spec (TorchRL's ``action_space=<spec>``).
+
+    ``"categorical"`` (class indices) or ``"one_hot"`` (``"one-hot"`` too), or a ``Categorical`` /
+    ``OneHot`` spec (also inside a ``Composite``, under ``"action"``), which gives the number of
+    actions as well. ``None`` gives ``(None, None)``: decided later (from the network or the data).
+
+    Example:
+        >>> from rlbench.specs import OneHot
+        >>> parse_action_space(OneHot(4), "DQNLoss"), parse_action_space("categorical", "DQNLoss")
+        (('one_hot', 4), ('categorical', None))
+    """
+    if action_space is None:
+        return None, None
+    if isinstance(action_space, str):
+        name = action_space.lower().replace("-", "_")
+        if name in ("one_hot", "categorical"):
+            return name, None
+        raise ValueError(f"{owner}: action_space must be 'one_hot' or 'categorical' (or a OneHot / Categorical "
+                         f"spec), got {action_space!r}")
+    from ..specs import Categorical, Composite, OneHot
+
+    spec = action_space
+    if isinstance(spec, Composite) and "action" in spec.keys():
+        spec = spec["action"]
+    if isinstance(spec, OneHot):
+        return "one_hot", int(spec.n)
+    if isinstance(spec, Categorical):
+        return "categorical", int(spec.n)
+    raise ValueError(f"{owner}: action_space must be 'one_hot', 'categorical' or a OneHot / Categorical spec (one "
+                     f"discrete action), got {type(action_space).__name__}: {action_space!r}")
+
+
+def torchrl_alias(owner: str, name: str, value, alias: str, alias_value, default):
+    """One hyperparameter spelled two ways (rlbench's ``entropy_coef``, TorchRL's ``entropy_coeff``): either, not both.
+
+    Example:
+        >>> torchrl_alias("A2CLoss", "entropy_coef", None, "entropy_coeff", 0.1, 0.01)
+        0.1
+    """
+    if value is not None and alias_value is not None:
+        raise TypeError(f"{owner}: got both {name}={value!r} and {alias}={alias_value!r}; they are the same "
+                        f"hyperparameter ({alias} is TorchRL's spelling): pass one")
+    if value is not None:
+        return value
+    return default if alias_value is None else alias_value
 
 
 class ValueEstimators(enum.Enum):
@@ -196,11 +302,7 @@ class LossModule(KeysMixin, nn.Module):
         # failure would otherwise come later, far from its cause
         lazy = [n for n, p in network.named_parameters() if nn.parameter.is_lazy(p)]
         if lazy:
-            raise ValueError(
-                f"{self._get_name()}: {name} has uninitialized lazy layers (parameters {lazy[:3]}); run it once on "
-                f"a batch of data first (e.g. {name}(env.reset())), or give its layers their input sizes "
-                f"(MLP(in_features=...))"
-            )
+            raise ValueError(_lazy_message(self._get_name(), name, network, lazy))
         if hasattr(self, name) and name in self._network_names:
             raise ValueError(f"convert_to_functional: a network named {name!r} is already registered")
         if not self.functional:
@@ -396,34 +498,65 @@ class LossModule(KeysMixin, nn.Module):
 
     # ------------------------------------------------------------------ reading the batch
     def next_of(self, td: TensorDictBase) -> TensorDictBase:
-        """``td["next"]``, with an error that says what a transition must contain."""
+        """``td["next"]``, with an error that says what a transition must contain; an empty batch is refused."""
+        self._check_nonempty(td)
         nxt = td.get("next", None)
         if not isinstance(nxt, TensorDictBase):
             raise KeyError(f"{self._get_name()}: expected transitions with a 'next' sub-TensorDict (next observation, "
                            f"reward, done, terminated), as env.rollout and the collectors write; "
-                           f"got keys {sorted(map(str, td.keys()))}")
+                           f"got keys {keys_list(td)}")
         return nxt
+
+    def entry(self, td: TensorDictBase, name: str, why: str) -> torch.Tensor:
+        """``td[tensor_keys.<name>]``, read at the root of the batch; if absent, a ``KeyError`` that says ``why``.
+
+        The error names the key and where it was looked for, and says how to fix it (rename it with
+        ``set_keys``, or give the loss a batch of transitions from a rollout or a collector). An
+        empty batch raises a ``ValueError``.
+        """
+        self._check_nonempty(td)
+        key = self._tensor_keys[name] if name in self._tensor_keys else getattr(self.tensor_keys, name)
+        x = td.get(key, None)
+        if x is None:
+            raise self._missing_entry(td, key, name, why)
+        return x
+
+    def stored_action(self, td: TensorDictBase, *, index: bool = False) -> torch.Tensor:
+        """The action taken in each transition (``td[tensor_keys.action]``, at the root), named when missing.
+
+        Args:
+            td: the batch.
+            index: the actions are class indices (a ``Categorical`` action space): a floating-point
+                action is refused with a ``TypeError`` naming the dtype (it would be truncated).
+        """
+        action = self.entry(td, "action", "the action taken in each transition, which the policy wrote at "
+                                          "collection time")
+        if index and (action.is_floating_point() or action.is_complex()):
+            F.check_index(action, f"{self._get_name()}: {self.tensor_keys.action!r}")
+        return action
 
     def reward_and_terminated(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
         """``(r, terminated)`` of each transition as floats ``[*batch, 1]``, read under ``"next"``.
 
         Only ``terminated`` stops bootstrapping: a truncated episode still has a future value. Data
-        without a ``terminated`` entry (older recordings) falls back to ``done``.
+        without a ``terminated`` entry (older recordings) falls back to ``done``. A reward of another
+        shape, or with a non-finite value, raises a ``ValueError`` naming it.
         """
         keys, owner = self.tensor_keys, self._get_name()
         nxt = self.next_of(td)
         reward = nxt.get(keys.reward, None)
         if reward is None:
-            raise KeyError(f"{owner}: no ('next', {keys.reward!r}) entry in the batch (rename it with "
-                           f"set_keys(reward=...)); found next keys {sorted(map(str, nxt.keys(True, True)))}")
+            raise self._missing_entry(nxt, keys.reward, "reward", "the reward of each transition", in_next=True)
         flag = nxt.get(keys.terminated, None)
         if flag is None:
             flag = nxt.get(keys.done, None)
         if flag is None:
-            raise KeyError(f"{owner}: the batch has neither ('next', {keys.terminated!r}) nor ('next', {keys.done!r}); "
-                           f"found next keys {sorted(map(str, nxt.keys(True, True)))}")
-        reward = F.as_column(reward, nxt.batch_size, f"{owner}: {('next', keys.reward)!r}")
-        flag = F.as_column(flag, nxt.batch_size, f"{owner}: {('next', keys.terminated)!r}")
+            raise KeyError(f"{owner}: the batch has neither ('next', {keys.terminated!r}) nor ('next', {keys.done!r}) "
+                           f"(rename them with set_keys(terminated=..., done=...)); {_SOURCE}; "
+                           f"found next keys {keys_list(nxt)}")
+        reward = self._as_column(reward, nxt.batch_size, keys.reward, True)
+        flag = self._as_column(flag, nxt.batch_size, keys.terminated, True)
+        self._check_finite(reward, keys.reward, True, nxt.batch_dims)
         dtype = reward.dtype if reward.is_floating_point() else torch.get_default_dtype()
         return reward.to(dtype), flag.to(dtype)
 
@@ -432,31 +565,73 @@ class LossModule(KeysMixin, nn.Module):
 
         A ``[*batch]`` entry gets its trailing dim; any other shape is refused (never a silent broadcast).
         """
-        key = getattr(self.tensor_keys, name)
-        x = td.get(key, None)
-        if x is None:
-            raise KeyError(f"{self._get_name()}: expected {key!r} in the input ({why}); "
-                           f"got keys {sorted(map(str, td.keys()))}")
-        return F.as_column(x, td.batch_size, f"{self._get_name()}: {key!r}")
+        return self._as_column(self.entry(td, name, why), td.batch_size, self._tensor_keys[name], False)
 
     def advantage(self, td: TensorDictBase) -> torch.Tensor:
         """``td[advantage]`` ``[*batch, 1]``, written first by the value estimator (GAE by default) when missing.
 
         The estimator writes ``advantage`` and ``value_target`` into ``td`` itself, so a training loop can
         call the loss on a full batch once and reuse them, or call ``loss.value_estimator(batch)`` before
-        splitting it into minibatches.
+        splitting it into minibatches. A non-finite advantage raises when the data is the cause (a
+        stored advantage, or the reward it was computed from); from finite data it is returned as is.
         """
+        self._check_nonempty(td)
         key = self.tensor_keys.advantage
-        if td.get(key, None) is None:
+        stored = td.get(key, None) is not None
+        if not stored:
             with torch.no_grad():
                 self.value_estimator(td)
-        return self.column(td, "advantage", f"the value estimator did not write it; use an advantage estimator "
-                                            f"(make_value_estimator('gae')) or provide {key!r}")
+        adv = self.column(td, "advantage", f"the value estimator did not write it; use an advantage estimator "
+                                           f"(make_value_estimator('gae')) or provide {key!r}")
+        if not _all_finite(adv):  # one check per batch; the cause is looked for only when it fails
+            if stored:
+                self._check_finite(adv, key, False, td.batch_dims)
+            nxt = td.get("next", None)
+            reward = nxt.get(self.tensor_keys.reward, None) if isinstance(nxt, TensorDictBase) else None
+            if reward is not None:
+                self._check_finite(reward, self.tensor_keys.reward, True, td.batch_dims)
+        return adv
 
     def value_target(self, td: TensorDictBase) -> torch.Tensor:
         """``td[value_target]`` ``[*batch, 1]``: the critic's regression target, written by the value estimator."""
         return self.column(td, "value_target", f"written by the value estimator along with "
                                                f"{self.tensor_keys.advantage!r}")
+
+    def _check_nonempty(self, td: TensorDictBase) -> None:
+        # a mean over no transitions is NaN: the cause is upstream (no data collected or sampled), say so here
+        if td.batch_size.numel() == 0:  # (TensorDict.numel() is 1 for an empty batch)
+            raise ValueError(f"{self._get_name()}: got an empty batch (batch_size {list(td.batch_size)}): a loss over "
+                             f"no transitions is undefined (its mean would be NaN). Check the collector's "
+                             f"frames_per_batch, that the replay buffer holds data before sampling, and how the "
+                             f"batch is split into minibatches")
+
+    def _as_column(self, x: torch.Tensor, batch_size, key: NestedKey, in_next: bool) -> torch.Tensor:
+        # the common shapes first: the error's text is built only when it is needed
+        if x.ndim == len(batch_size) + 1 and x.shape[-1] == 1 and x.shape[:-1] == batch_size:
+            return x
+        return F.as_column(x, batch_size, f"{self._get_name()}: {_shown(key, in_next)}")
+
+    def _check_finite(self, x: torch.Tensor, key: NestedKey, in_next: bool, batch_dims: int) -> None:
+        if _all_finite(x):
+            return
+        bad = ~torch.isfinite(x)
+        if not bool(bad.any()):  # the sum overflowed, no element is non-finite
+            return
+        shown = _shown(key, in_next)
+        first = tuple(int(i) for i in bad.nonzero()[0][:batch_dims])
+        raise ValueError(
+            f"{self._get_name()}: {shown} holds {int(bad.sum())} non-finite value(s) (NaN or inf), the first at "
+            f"batch index {first}: the loss would be NaN, and one optimizer step on it makes every parameter NaN. "
+            f"Fix the data (the env's reward, a transform) or drop those transitions before the loss: "
+            f"td = td[td[{shown}].reshape(*td.shape, -1).isfinite().all(-1)]")
+
+    def _missing_entry(self, td: TensorDictBase, key: NestedKey, name: str, why: str, *,
+                       in_next: bool = False) -> KeyError:
+        where = "under 'next'" if in_next else "at the root of the batch"
+        return KeyError(
+            f"{self._get_name()}: no {_shown(key, in_next)} entry in the batch ({why}); looked for it {where}, as "
+            f"tensor_keys.{name} = {key!r} (rename it with set_keys({name}=...)). {_SOURCE[0].upper()}{_SOURCE[1:]}. "
+            f"Found {'next ' if in_next else ''}keys {keys_list(td)}")
 
     # ------------------------------------------------------------------ running networks on the batch
     def network_output(self, name: str, td: TensorDictBase, key: NestedKey, *, action: torch.Tensor | None = None,
@@ -464,7 +639,9 @@ class LossModule(KeysMixin, nn.Module):
                        strict: bool = False) -> torch.Tensor:
         """Runs network ``name`` on the entries of ``td`` it reads (its ``in_keys``) and returns its output ``key``.
 
-        The caller's data is never written: the network sees a shallow copy holding its inputs.
+        The caller's data is never written: the network sees a shallow copy holding its inputs. When
+        an input is missing (and the network fails on it), the ``KeyError`` names it, under
+        ``"next"`` when ``td`` is the ``"next"`` part of the batch.
 
         Args:
             name: a registered network.
@@ -479,16 +656,22 @@ class LossModule(KeysMixin, nn.Module):
             params: explicit parameters (e.g. a subset of an ensemble), detached if ``target`` or ``frozen``.
             strict: refuse a batch that lacks one of the inputs, naming it (else the network decides).
         """
-        net = self._network(name)
+        self._check_nonempty(td)
         data = self.network_inputs(name, td, action)
         if strict:
-            missing = [k for k in net.in_keys if k not in data.keys(True, True)]
-            if missing:
-                raise KeyError(f"{self._get_name()}: the {name} reads {missing}, absent from the batch")
-        if params is None and target and hasattr(self, "target_" + name + "_params"):
-            out = self.call_network(name, data, target=True)
-        else:
-            out = self.call_network(name, data, params=params, detach=target or frozen)
+            keys = data.keys(True, True)
+            if any(k not in keys for k in self._network(name).in_keys):
+                raise self._missing_inputs(name, td, action is not None)
+        try:
+            if params is None and target and hasattr(self, "target_" + name + "_params"):
+                out = self.call_network(name, data, target=True)
+            else:
+                out = self.call_network(name, data, params=params, detach=target or frozen)
+        except KeyError as err:
+            missing = self._missing_inputs(name, td, action is not None)
+            if missing is None:
+                raise
+            raise missing from err
         return out.get(key)
 
     def network_inputs(self, name: str, td: TensorDictBase, action: torch.Tensor | None = None) -> TensorDictBase:
@@ -504,9 +687,33 @@ class LossModule(KeysMixin, nn.Module):
         data.set(action_key, action)
         return data
 
+    def _missing_inputs(self, name: str, td: TensorDictBase, action_given: bool) -> KeyError | None:
+        """The ``KeyError`` naming the inputs of network ``name`` absent from ``td``, or ``None`` if none is."""
+        present = set(td.keys(True))
+        action_key = self._tensor_keys.get("action")
+        missing = [k for k in self._network(name).in_keys
+                   if k not in present and not (action_given and k == action_key)]
+        if not missing:
+            return None
+        # the "next" part of a transition holds the step's reward / done flags and no "next" of its own
+        flags = [self._tensor_keys.get(k) for k in ("reward", "done", "terminated")]
+        in_next = "next" not in present and any(f is not None and f in present for f in flags)
+        shown = ", ".join(_shown(k, in_next) for k in missing)
+        where = "under 'next', the next state of each transition" if in_next else "at the root of the batch"
+        return KeyError(f"{self._get_name()}: the {name} reads [{shown}], absent from the batch (looked for "
+                        f"{where}; rename the network's in_keys or the data's keys). {_SOURCE[0].upper()}"
+                        f"{_SOURCE[1:]}. Found {'next ' if in_next else ''}keys {keys_list(td)}")
+
     def action_dist(self, td: TensorDictBase, name: str = "actor_network"):
         """The action distribution the (probabilistic) actor ``name`` gives the states of ``td``."""
-        return self._network(name).get_dist(self.network_inputs(name, td))
+        self._check_nonempty(td)
+        try:
+            return self._network(name).get_dist(self.network_inputs(name, td))
+        except KeyError as err:
+            missing = self._missing_inputs(name, td, False)
+            if missing is None:
+                raise
+            raise missing from err
 
     def actor_action(self, td: TensorDictBase, *, target: bool = False, name: str = "actor_network") -> torch.Tensor:
         """The action a deterministic actor (DDPG, TD3) takes in ``td``'s states.

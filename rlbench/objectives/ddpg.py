@@ -77,7 +77,7 @@ class DDPGLoss(LossModule):
             next_q = self._q(next_td, next_action, target=True)
             reward, terminated = self.reward_and_terminated(td)
             y = F.td0_target(reward, terminated, next_q, self.gamma)
-        q = self._q(td, td.get(self.tensor_keys.action))
+        q = self._q(td, self.stored_action(td))
         loss_value = distance_loss(q, y, self.loss_function).mean()
 
         # actor: maximise Q(s, mu(s)) through a critic whose parameters are held fixed

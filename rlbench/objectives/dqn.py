@@ -13,12 +13,14 @@ per-sample loss by ``"priority_weight"`` (importance weights) when the batch car
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from . import functional as F
-from .common import LossModule
+from .common import LossModule, parse_action_space
 from .utils import distance_loss
 
 __all__ = ["DQNLoss", "DistributionalDQNLoss", "project_distribution"]
@@ -43,11 +45,10 @@ def _check_q_network(network: nn.Module, owner: str) -> None:
                         f"got {type(network).__name__}")
 
 
-def _infer_action_space(network: nn.Module, action_space: str | None) -> str | None:
-    if action_space is not None:
-        if action_space not in ("one_hot", "categorical"):
-            raise ValueError(f"action_space must be 'one_hot' or 'categorical', got {action_space!r}")
-        return action_space
+def _infer_action_space(network: nn.Module, action_space, owner: str) -> str | None:
+    name, _ = parse_action_space(action_space, owner)
+    if name is not None:
+        return name
     for m in network.modules():  # a QValueActor knows its action space
         space = getattr(m, "action_space", None)
         if space in ("one_hot", "categorical"):
@@ -56,17 +57,22 @@ def _infer_action_space(network: nn.Module, action_space: str | None) -> str | N
 
 
 def _action_index(action: torch.Tensor, n_actions: int, batch_shape, action_space: str | None,
-                  owner: str) -> torch.Tensor:
-    """Actions as ``[*B, 1]`` int64 indices, from one-hot or index actions (``action_space=None``: by their shape)."""
+                  what: Callable[[], str]) -> torch.Tensor:
+    """Actions as ``[*B, 1]`` int64 indices, from one-hot or index actions (``action_space=None``: by their shape).
+
+    Index actions must have an integer dtype (a float one would be truncated): ``what()`` names them in the error.
+    """
     one_hot = action_space == "one_hot" or (
         action_space is None and action.shape == (*batch_shape, n_actions) and n_actions > 1
         and (action.dtype == torch.bool or ((action == 0) | (action == 1)).all())
     )
     if one_hot:
         if action.shape[-1] != n_actions:
-            raise ValueError(f"{owner}: one-hot actions of shape {tuple(action.shape)} do not match "
+            raise ValueError(f"{what()}: one-hot actions of shape {tuple(action.shape)} do not match "
                              f"{n_actions} action values")
         return action.to(torch.float32).argmax(-1, keepdim=True)
+    if action.is_floating_point() or action.is_complex():
+        F.check_index(action, what())
     return action.long().reshape(*batch_shape, 1)
 
 
@@ -86,12 +92,17 @@ class DQNLoss(LossModule):
             from the online network (no gradient through the target either way).
         double_dqn: the online network chooses the next action, the target network scores it.
         gamma: discount (``make_value_estimator("td0", gamma=...)`` changes it too).
-        action_space: ``"one_hot"`` or ``"categorical"``; by default taken from the network
-            (a QValueActor knows it) or from the actions' shape.
+        action_space: ``"categorical"`` (actions are class indices, ``[*B]`` or ``[*B, 1]`` integers),
+            ``"one_hot"``, or the env's action spec (``env.action_spec``: a ``Categorical`` or
+            ``OneHot`` spec, as TorchRL's ``action_space=<spec>``); by default taken from the network
+            (a QValueActor knows it) or from the actions' shape. Float index actions are refused
+            (``TypeError``), never truncated. Unlike TorchRL, whose default discrete spec is one-hot,
+            rlbench's envs give scalar ``Categorical`` actions by default; both work here.
 
     Returns (``forward``): ``loss_value`` and the diagnostics ``td_error`` (mean ``|target - Q|``)
     and ``q_value`` (mean predicted ``Q(s, a)``); per-sample ``|target - Q|`` goes into the input
-    under ``"td_error"``.
+    under ``"td_error"``. (TorchRL's DQNLoss names its term ``"loss"``; rlbench keeps ``loss_value``,
+    deliberately: every term of every loss is a ``loss_*`` entry, which :func:`total_loss` sums.)
 
     Example:
         >>> from tensordict import TensorDict
@@ -111,20 +122,20 @@ class DQNLoss(LossModule):
     one_step_target = True
 
     def __init__(self, value_network: nn.Module, *, loss_function: str = "l2", delay_value: bool = True,
-                 double_dqn: bool = False, gamma: float = 0.99, action_space: str | None = None):
+                 double_dqn: bool = False, gamma: float = 0.99, action_space=None):
         super().__init__()
         self.loss_function = self._check_loss_function(loss_function)
         self.double_dqn = double_dqn
         _check_q_network(value_network, "DQNLoss")
         self.delay_value = delay_value
         self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
-        self.action_space = _infer_action_space(value_network, action_space)
+        self.action_space = _infer_action_space(value_network, action_space, self._get_name())
         self.gamma = float(gamma)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         keys, bshape = self.tensor_keys, td.batch_size
         q_all = self._q(td)  # Q(s, .): [*B, n_actions]
-        a = _action_index(td.get(keys.action), q_all.shape[-1], bshape, self.action_space, "DQNLoss")
+        a = _action_index(self.stored_action(td), q_all.shape[-1], bshape, self.action_space, self._what_action)
         q = q_all.gather(-1, a)  # Q(s, a): [*B, 1]
         reward, terminated = self.reward_and_terminated(td)
         with torch.no_grad():
@@ -143,6 +154,9 @@ class DQNLoss(LossModule):
         td.set(keys.priority, td_error)
         loss_value = F.weighted_mean(per_sample, td.get(keys.priority_weight, None))
         return TensorDict(loss_value=loss_value, td_error=td_error.mean(), q_value=q.detach().mean())
+
+    def _what_action(self) -> str:
+        return f"{self._get_name()}: {self.tensor_keys.action!r}"
 
     def _q(self, td: TensorDictBase, *, target: bool = False) -> torch.Tensor:
         """Action values ``[*B, n_actions]`` of the states in ``td`` (online, or the target's)."""
@@ -164,7 +178,7 @@ class DistributionalDQNLoss(LossModule):
         delay_value: keep a target copy of the network.
         support: the atoms; taken from the network's ``support`` buffer when omitted.
         double_dqn: choose the next action with the online network.
-        action_space: as in :class:`DQNLoss`.
+        action_space: as in :class:`DQNLoss` (a string or an action spec).
 
     Example:
         >>> from tensordict import TensorDict
@@ -183,7 +197,7 @@ class DistributionalDQNLoss(LossModule):
     one_step_target = True
 
     def __init__(self, value_network: nn.Module, gamma: float, *, delay_value: bool = True, support=None,
-                 double_dqn: bool = False, action_space: str | None = None):
+                 double_dqn: bool = False, action_space=None):
         super().__init__()
         if support is None:
             support = next((m.support for m in value_network.modules() if isinstance(getattr(m, "support", None),
@@ -204,13 +218,13 @@ class DistributionalDQNLoss(LossModule):
         _check_q_network(value_network, "DistributionalDQNLoss")
         self.delay_value = delay_value
         self.convert_to_functional(value_network, "value_network", create_target_params=delay_value)
-        self.action_space = _infer_action_space(value_network, action_space)
+        self.action_space = _infer_action_space(value_network, action_space, self._get_name())
         self.gamma = float(gamma)
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         keys, bshape = self.tensor_keys, td.batch_size
         log_p = self._log_probs(td)  # log p_j(s, .): [*B, atoms, actions]
-        a = _action_index(td.get(keys.action), log_p.shape[-1], bshape, self.action_space, "DistributionalDQNLoss")
+        a = _action_index(self.stored_action(td), log_p.shape[-1], bshape, self.action_space, self._what_action)
         n_atoms = self.support.numel()
         log_p_a = log_p.gather(-1, a.unsqueeze(-2).expand(*bshape, n_atoms, 1)).squeeze(-1)  # [*B, atoms]
         reward, terminated = self.reward_and_terminated(td)
@@ -229,6 +243,9 @@ class DistributionalDQNLoss(LossModule):
         q = (log_p_a.detach().exp() * self.support.to(log_p_a)).sum(-1)
         return TensorDict(loss_value=F.weighted_mean(per_sample, td.get(keys.priority_weight, None)),
                           td_error=per_sample.detach().mean(), q_value=q.mean())
+
+    def _what_action(self) -> str:
+        return f"{self._get_name()}: {self.tensor_keys.action!r}"
 
     def _log_probs(self, td: TensorDictBase, *, target: bool = False) -> torch.Tensor:
         x = self.network_output("value_network", td, self.tensor_keys.action_value, target=target, strict=True)

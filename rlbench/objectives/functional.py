@@ -10,6 +10,7 @@ are ``[*batch, 1]``.
 * bootstrapped targets: :func:`td0_target`, :func:`nstep_discount`;
 * regression and weighting: :func:`critic_loss`, :func:`weighted_mean`, :func:`normalize`,
   :func:`as_column`;
+* discrete actions: :func:`check_index`, :func:`takes_indices`;
 * PPO's adaptive KL coefficient: :func:`kl_beta_update`;
 * SAC's temperature: :func:`alpha_loss`, :func:`auto_target_entropy`, :func:`target_entropy_tensor`,
   :func:`resolve_target_entropy`.
@@ -29,6 +30,8 @@ __all__ = [
     "rsample_with_log_prob",
     "entropy",
     "as_column",
+    "check_index",
+    "takes_indices",
     "normalize",
     "td0_target",
     "nstep_discount",
@@ -121,9 +124,42 @@ def as_column(x: torch.Tensor, batch_size: Sequence[int], what: str) -> torch.Te
     if x.shape == batch_size:
         return x.unsqueeze(-1)
     if x.shape != (*batch_size, 1):
-        raise ValueError(f"{what} has shape {tuple(x.shape)}; expected {(*batch_size, 1)} "
-                         f"(or {batch_size}) for a batch of size {batch_size}")
+        raise ValueError(f"{what} has shape {tuple(x.shape)}; expected {(*batch_size, 1)}, i.e. [*B, 1] (or [*B] = "
+                         f"{batch_size}): one value per transition of the batch of size {batch_size}")
     return x
+
+
+def check_index(action: torch.Tensor, what: str) -> torch.Tensor:
+    """``action`` if it holds class indices (an integer or bool dtype), else a ``TypeError`` naming the dtype.
+
+    A float action where an index is expected would be truncated by ``.long()`` (1.7 -> 1) without a word.
+
+    Example:
+        >>> check_index(torch.tensor([0, 2]), "'action'")
+        tensor([0, 2])
+        >>> try:
+        ...     check_index(torch.tensor([1.7]), "DQNLoss: 'action'")
+        ... except TypeError as err:
+        ...     print(str(err)[:45])
+        DQNLoss: 'action' has dtype torch.float32, bu
+    """
+    if action.is_floating_point() or action.is_complex():
+        raise TypeError(f"{what} has dtype {action.dtype}, but the action space is categorical: actions must be "
+                        f"integer class indices (torch.int64, shape [*B] or [*B, 1], as a Categorical spec gives), "
+                        f"or one-hot vectors [*B, n_actions] with action_space='one_hot'; a float action would be "
+                        f"truncated")
+    return action
+
+
+def takes_indices(dist) -> bool:
+    """Whether the distribution's samples are class indices (a ``Categorical``, masked or not), which must be integers.
+
+    Example:
+        >>> takes_indices(torch.distributions.Categorical(logits=torch.zeros(2))), takes_indices(
+        ...     torch.distributions.OneHotCategorical(logits=torch.zeros(2)))
+        (True, False)
+    """
+    return isinstance(dist, torch.distributions.Categorical)
 
 
 def normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

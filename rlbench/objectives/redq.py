@@ -101,7 +101,7 @@ class REDQLoss(LossModule):
         self.last_subset: torch.Tensor | None = None
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        keys, nb = self.tensor_keys, td.batch_dims
+        nb = td.batch_dims
         alpha = self.log_alpha.exp().detach()
 
         # target: min over a random subset S of M critics (Algorithm 1, lines 8-9)
@@ -113,7 +113,7 @@ class REDQLoss(LossModule):
             next_q = self._q(next_td, next_action, target=True, subset=subset).min(0).values
             reward, terminated = self.reward_and_terminated(td)
             y = F.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
-        q = self._q(td, td.get(keys.action))  # all N critics: [N, *batch, 1]
+        q = self._q(td, self.stored_action(td))  # all N critics: [N, *batch, 1]
         loss_qvalue = distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean()
 
         # actor against the ensemble mean (Algorithm 1, line 12)

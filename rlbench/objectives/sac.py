@@ -14,7 +14,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from . import functional as F
-from .common import LossModule
+from .common import LossModule, parse_action_space
 from .utils import distance_loss
 
 __all__ = ["SACLoss", "DiscreteSACLoss"]
@@ -104,7 +104,7 @@ class SACLoss(LossModule):
 
     # -------------------------------------------------------------- the paper's equations
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        keys, nb = self.tensor_keys, td.batch_dims
+        nb = td.batch_dims
         alpha = self.log_alpha.exp().detach()
 
         # critic target y = r + gamma (1 - d) (min_j Qbar_j(s', a') - alpha log pi(a'|s'))   (eq. 3, 5)
@@ -114,7 +114,7 @@ class SACLoss(LossModule):
             next_q = self._q(next_td, next_action, target=True).min(0).values
             reward, terminated = self.reward_and_terminated(td)
             y = F.td0_target(reward, terminated, next_q - alpha * next_log_prob, self.gamma)
-        q = self._q(td, td.get(keys.action))  # [num_qvalue_nets, *batch, 1]
+        q = self._q(td, self.stored_action(td))  # [num_qvalue_nets, *batch, 1]
         loss_qvalue = distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean()
 
         # actor: E[alpha log pi(a~|s) - min_i Q_i(s, a~)], a~ reparameterised   (eq. 7)
@@ -156,8 +156,9 @@ class DiscreteSACLoss(LossModule):
         actor_network: a probabilistic actor whose distribution has ``probs``/``logits`` over
             ``num_actions`` classes (``Categorical``, ``OneHotCategorical``, a masked categorical).
         qvalue_network: a ``TensorDictModule`` writing ``"action_value"`` ``[*batch, num_actions]``.
-        action_space: ``"one_hot"`` (stored actions are one-hot vectors) or ``"categorical"`` (indices).
-        num_actions: number of actions.
+        action_space: ``"one_hot"`` (stored actions are one-hot vectors), ``"categorical"`` (integer
+            indices; float ones are refused), or the env's ``OneHot`` / ``Categorical`` action spec.
+        num_actions: number of actions; read from the spec when ``action_space`` is one.
         target_entropy: ``"auto"`` (``0.98 log(num_actions)``, as in the paper) or a number.
         Others as in :class:`SACLoss`.
 
@@ -186,13 +187,22 @@ class DiscreteSACLoss(LossModule):
                     "reward": "reward", "done": "done", "terminated": "terminated"}
     one_step_target = True
 
-    def __init__(self, actor_network, qvalue_network, action_space: str, num_actions: int, *,
+    def __init__(self, actor_network, qvalue_network, action_space, num_actions: int | None = None, *,
                  num_qvalue_nets: int = 2, alpha_init: float = 1.0, fixed_alpha: bool = False,
                  target_entropy: float | str = "auto", delay_qvalue: bool = True, gamma: float = 0.99,
                  loss_function: str = "l2"):
         super().__init__()
-        if action_space not in ("one_hot", "categorical"):
-            raise ValueError(f"DiscreteSACLoss: action_space must be 'one_hot' or 'categorical', got {action_space!r}")
+        action_space, spec_n = parse_action_space(action_space, "DiscreteSACLoss")
+        if action_space is None:
+            raise ValueError("DiscreteSACLoss: action_space is required: 'one_hot', 'categorical' or the env's "
+                             "action spec")
+        if num_actions is None:
+            if spec_n is None:
+                raise ValueError("DiscreteSACLoss: pass num_actions=, or an action spec as action_space (which "
+                                 "gives it)")
+            num_actions = spec_n
+        elif spec_n is not None and int(num_actions) != spec_n:
+            raise ValueError(f"DiscreteSACLoss: num_actions={num_actions} but the action spec has {spec_n} actions")
         if num_actions < 2:
             raise ValueError(f"DiscreteSACLoss: num_actions must be >= 2, got {num_actions}")
         if num_qvalue_nets < 1:
@@ -223,7 +233,8 @@ class DiscreteSACLoss(LossModule):
             next_v = (next_probs * (next_q - alpha * next_log_probs)).sum(-1, keepdim=True)
             reward, terminated = self.reward_and_terminated(td)
             y = F.td0_target(reward, terminated, next_v, self.gamma)
-        q = self._gather(self._q(td), td.get(self.tensor_keys.action))  # Q_i(s, a): [n_q, *batch, 1]
+        action = self.stored_action(td, index=self.action_space == "categorical")
+        q = self._gather(self._q(td), action)  # Q_i(s, a): [n_q, *batch, 1]
         loss_qvalue = distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean()
 
         # actor: E_s[sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a))]   (eq. 12)

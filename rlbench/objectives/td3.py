@@ -135,7 +135,7 @@ class TD3Loss(LossModule):
             next_q = self._q(next_td, next_action, target=True).min(0).values
             reward, terminated = self.reward_and_terminated(td)
             y = F.td0_target(reward, terminated, next_q, self.gamma)
-        q = self._q(td, td.get(self.tensor_keys.action))  # [num_qvalue_nets, *batch, 1]
+        q = self._q(td, self.stored_action(td))  # [num_qvalue_nets, *batch, 1]
         out = TensorDict(loss_qvalue=distance_loss(q, y.expand_as(q), self.loss_function).sum(0).mean())
 
         # delayed policy update: maximise Q_1(s, mu(s)) (sec. 5.2)

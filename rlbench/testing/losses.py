@@ -11,7 +11,16 @@ that names the loss and the entry at fault:
 3. ``set_keys`` renames are read: renaming a key in the loss *and* in the data gives the same
    output, and changing the data under the new key changes a ``loss_*`` entry;
 4. ``set_keys`` with an unknown name raises a ``ValueError`` naming it;
-5. ``state_dict`` round trip: a perturbed copy that loads the original's state gives the same output.
+5. ``state_dict`` round trip: a perturbed copy that loads the original's state gives the same output;
+6. bad batches are refused by name, or do not matter to the loss (its output is unchanged), never
+   turned silently into another number: an empty batch raises a ``ValueError`` saying "empty
+   batch"; without the action, a ``KeyError`` names the action key and where the batch should come
+   from (a rollout or a collector); without an entry of ``"next"`` that the root also has (the next
+   observation), a ``KeyError`` names ``('next', key)``; a reward shaped ``[*B, 3]``, a
+   ``ValueError`` giving ``[*B, 1]``; a NaN reward, a ``ValueError`` naming it "non-finite"; integer
+   actions given as fractional floats, an error naming the dtype. The readers of
+   :class:`~rlbench.objectives.LossModule` (``stored_action``, ``reward_and_terminated``,
+   ``advantage``, ``network_output``...) give these errors; a loss that reads around them fails here.
 
 It works on copies: neither the loss nor the batch given is changed, and the global RNG is left
 as it was. Losses that sample (SAC's reparameterised actions, TD3's smoothing noise, REDQ's
@@ -135,7 +144,68 @@ def _check(loss, td: TensorDictBase, rename: dict, seed: int) -> TensorDictBase:
                 b.add_(1.0)
     twin.load_state_dict(loss.state_dict())
     _assert_same(_call(twin, td, seed), out, f"{name}: after a state_dict round trip")
+
+    # 6. bad batches: refused by name, or irrelevant to the loss -- never another number in silence
+    _check_bad_batches(loss, td, out, name, seed)
     return first
+
+
+def _check_bad_batches(loss, td: TensorDictBase, out: TensorDictBase, name: str, seed: int) -> None:
+    keys = dict(getattr(loss, "_tensor_keys", {}))
+    nxt = td.get("next", None)
+    nxt = nxt if isinstance(nxt, TensorDictBase) else None
+    if td.batch_dims:
+        _expect_refusal(loss, td[(slice(0, 0),) * td.batch_dims], out, seed, f"{name}: an empty batch", ValueError,
+                        ["empty batch"], allow_unchanged=False)
+    action_key = keys.get("action")
+    if action_key is not None and action_key in td.keys(True, True):
+        _expect_refusal(loss, td.exclude(action_key), out, seed, f"{name}: a batch without {action_key!r}", KeyError,
+                        [repr(action_key), "rollout"])
+        action = td.get(action_key)
+        if not action.is_floating_point() and action.dtype != torch.bool:
+            bad = td.clone()
+            bad.set(action_key, action.to(torch.get_default_dtype()) + 0.5)
+            _expect_refusal(loss, bad, out, seed, f"{name}: {action_key!r} as fractional floats", Exception,
+                            [str(torch.get_default_dtype())])
+    if nxt is None:
+        return
+    skip = {keys.get(k) for k in ("reward", "done", "terminated")}
+    for key in nxt.keys(True, True):
+        if key in skip or key not in td.keys(True, True):
+            continue
+        shown = repr(("next", *key) if isinstance(key, tuple) else ("next", key))
+        _expect_refusal(loss, td.exclude(("next", key) if isinstance(key, str) else ("next", *key)), out, seed,
+                        f"{name}: a batch without {shown}", KeyError, [shown])
+    reward_key = keys.get("reward")
+    if reward_key is not None and reward_key in nxt.keys(True, True):
+        reward = nxt.get(reward_key)
+        if reward.is_floating_point():
+            wide = td.clone()
+            wide.get("next").set(reward_key, torch.zeros(*nxt.batch_size, 3, dtype=reward.dtype))
+            _expect_refusal(loss, wide, out, seed, f"{name}: a reward shaped [*B, 3]", ValueError, ["[*B, 1]"])
+            nan = td.clone()
+            r = nan.get("next").get(reward_key).clone()
+            r.view(-1)[0] = float("nan")
+            nan.get("next").set(reward_key, r)
+            _expect_refusal(loss, nan, out, seed, f"{name}: a NaN reward", ValueError, ["non-finite"])
+
+
+def _expect_refusal(loss, bad: TensorDictBase, out: TensorDictBase, seed: int, what: str, error: type,
+                    words: list, *, allow_unchanged: bool = True) -> None:
+    """``loss`` on ``bad`` raises ``error`` with every one of ``words`` in its message, or gives ``out`` unchanged."""
+    try:
+        got = _call(loss, bad, seed)
+    except error as err:
+        msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        missing = [w for w in words if w not in msg]
+        assert not missing, f"{what} raised {type(err).__name__} without naming {missing}: {msg}"
+        return
+    except Exception as err:  # noqa: BLE001 - any other error is the finding
+        raise AssertionError(f"{what} raised {type(err).__name__} instead of a {error.__name__} naming {words}: "
+                             f"{err}") from err
+    assert allow_unchanged and _same(got, out), (
+        f"{what} gave a loss without an error: it should raise a {error.__name__} naming {words} "
+        f"(read the batch through LossModule's readers: stored_action, reward_and_terminated, network_output...)")
 
 
 def check_loss_runs_on(loss: torch.nn.Module, td: TensorDictBase, device) -> TensorDictBase:
@@ -215,6 +285,11 @@ def _call(loss, td: TensorDictBase, seed: int) -> TensorDictBase:
 
 def _losses(out: TensorDictBase) -> dict:
     return {k: v for k, v in out.items() if k.startswith("loss_")}
+
+
+def _same(a: TensorDictBase, b: TensorDictBase) -> bool:
+    return sorted(a.keys()) == sorted(b.keys()) and all(
+        torch.equal(a[k], b[k]) or bool(torch.allclose(a[k], b[k], equal_nan=False)) for k in a.keys())
 
 
 def _assert_same(a: TensorDictBase, b: TensorDictBase, what: str) -> None:

@@ -16,7 +16,7 @@ def _transitions(b=8, obs=3):
 class _ValueRegression(LossModule):
     """A small loss to break on purpose: V(s) regressed onto the reward, with a target copy."""
 
-    default_keys = {"value": "state_value", "reward": "reward"}
+    default_keys = {"value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated"}
 
     def __init__(self, critic, *, detach_diagnostic=True, hard_coded_reward=False):
         super().__init__()
@@ -25,8 +25,10 @@ class _ValueRegression(LossModule):
 
     def forward(self, td):
         value = self.network_output("critic", td, self.tensor_keys.value)
-        reward_key = "reward" if self.hard_coded_reward else self.tensor_keys.reward
-        err = value - td["next", reward_key]
+        reward, _ = self.reward_and_terminated(td)  # checked: shape, finite values
+        if self.hard_coded_reward:  # the bug to catch: a key read around set_keys
+            reward = td["next", "reward"]
+        err = value - reward
         mean_value = value.mean() if not self.detach_diagnostic else value.detach().mean()
         return TensorDict(loss_value=err.pow(2).mean(), mean_value=mean_value)
 

@@ -22,7 +22,8 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from .._keys import KeysMixin
+from .._keys import KeysMixin, keys_list
+from ..functional import as_column
 from .functional import (
     generalized_advantage_estimate,
     td0_return_estimate,
@@ -84,16 +85,28 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
                              f"{list(td.batch_size)}")
         return td_dim % td.batch_dims
 
-    def _get(self, td: TensorDictBase, key, what: str) -> torch.Tensor:
+    def _get(self, td: TensorDictBase, key, what: str, *, in_next: bool = False) -> torch.Tensor:
         val = td.get(key, None)
+        shown = repr(("next", *key) if isinstance(key, tuple) else ("next", key)) if in_next else repr(key)
         if val is None:
             raise KeyError(
                 f"{type(self).__name__}: the TensorDict has no {what} entry {key!r} "
-                f"(rename it with set_keys({what}=...))"
+                f"(rename it with set_keys({what}=...)); looked for {shown}, where a rollout or collector batch has it"
             )
-        if val.shape == td.batch_size:  # accept [*B, T] flags and rewards: add the trailing dim
-            val = val.unsqueeze(-1)
-        return val
+        # [*B, T] flags and rewards get their trailing dim; any other shape than [*B, T, 1] is refused by name
+        return as_column(val, td.batch_size, f"{type(self).__name__}: {shown}")
+
+    def _missing_inputs(self, td: TensorDictBase, nxt: TensorDictBase) -> KeyError | None:
+        """The ``KeyError`` naming the value network's inputs absent from the root or from ``"next"``."""
+        in_keys = getattr(self.value_network, "in_keys", None) or []
+        missing = [repr(k) for k in in_keys if k not in td.keys(True)]
+        missing += [repr(("next", *k) if isinstance(k, tuple) else ("next", k)) for k in in_keys
+                    if k not in nxt.keys(True)]
+        if not missing:
+            return None
+        return KeyError(f"{type(self).__name__}: the value network reads [{', '.join(missing)}], absent from the "
+                        f"TensorDict: it needs them at the root (s_t) and under 'next' (s_t+1), as env.rollout and "
+                        f"the collectors write them; found keys {keys_list(td)}")
 
     def _call_net(self, td: TensorDictBase, params):
         net = self.value_network
@@ -105,11 +118,26 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
     def _values(self, td: TensorDictBase, params=None, target_params=None):
         """``(V(s_t), V(s_{t+1}))`` as ``[*B, T, 1]`` tensors (computed or read)."""
         vkey = self.tensor_keys.value
-        nxt = td.get("next")
+        nxt = self._next(td)
         if self.value_network is None:
-            return self._get(td, vkey, "value"), self._get(nxt, vkey, "value")
+            return self._get(td, vkey, "value"), self._get(nxt, vkey, "value", in_next=True)
         grad = torch.enable_grad() if self.differentiable else torch.no_grad()
         in_keys = getattr(self.value_network, "in_keys", None)
+        try:
+            value, next_value = self._call_values(td, nxt, in_keys, grad, params, target_params)
+        except KeyError as err:
+            missing = self._missing_inputs(td, nxt)
+            if missing is None:
+                raise
+            raise missing from err
+        if value.shape == td.batch_size:
+            value, next_value = value.unsqueeze(-1), next_value.unsqueeze(-1)
+        td.set(vkey, value)
+        nxt.set(vkey, next_value)
+        return value, next_value
+
+    def _call_values(self, td, nxt, in_keys, grad, params, target_params):
+        vkey = self.tensor_keys.value
         with grad:
             if params is not None and target_params is not None and params is not target_params:
                 root = self._call_net(td.exclude("next") if in_keys is None else td.select(*in_keys), params)
@@ -125,18 +153,18 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
                 both = torch.stack([src_root, src_next], 0)  # one call for s_t and s_{t+1}
                 out = self._call_net(both, p).get(vkey)
                 value, next_value = out[0], out[1]
-        if value.shape == td.batch_size:
-            value, next_value = value.unsqueeze(-1), next_value.unsqueeze(-1)
-        td.set(vkey, value)
-        nxt.set(vkey, next_value)
         return value, next_value
 
-    def _inputs(self, td: TensorDictBase):
+    def _next(self, td: TensorDictBase) -> TensorDictBase:
         nxt = td.get("next", None)
-        if nxt is None:
+        if not isinstance(nxt, TensorDictBase):
             raise KeyError(f"{type(self).__name__}: the TensorDict has no 'next' entry "
                            f"(a rollout/collector batch has one)")
-        reward = self._get(nxt, self.tensor_keys.reward, "reward")
+        return nxt
+
+    def _inputs(self, td: TensorDictBase):
+        nxt = self._next(td)
+        reward = self._get(nxt, self.tensor_keys.reward, "reward", in_next=True)
         done = nxt.get(self.tensor_keys.done, None)
         term = nxt.get(self.tensor_keys.terminated, None)
         if done is None and term is None:
@@ -144,10 +172,10 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
                 f"{type(self).__name__}: the TensorDict has neither ('next', {self.tensor_keys.done!r}) nor "
                 f"('next', {self.tensor_keys.terminated!r}); rename them with set_keys(done=..., terminated=...)"
             )
-        if done is not None and done.shape != reward.shape:
-            done = done.reshape(reward.shape)
-        if term is not None and term.shape != reward.shape:
-            term = term.reshape(reward.shape)
+        if done is not None:
+            done = self._get(nxt, self.tensor_keys.done, "done", in_next=True)
+        if term is not None:
+            term = self._get(nxt, self.tensor_keys.terminated, "terminated", in_next=True)
         return reward, done, term
 
     def forward(self, td: TensorDictBase, *, params=None, target_params=None) -> TensorDictBase:
@@ -159,6 +187,7 @@ class ValueEstimatorBase(KeysMixin, nn.Module):
             target_params: parameters to use for ``V(s_{t+1})`` (e.g. a target network's).
         """
         tdim = self._tensor_time_dim(td) - td.batch_dims - 1  # negative dim on [*B, T, 1] tensors
+        self._next(td)
         value, next_value = self._values(td, params, target_params)
         reward, done, term = self._inputs(td)
         ctx = contextlib.nullcontext() if self.differentiable else torch.no_grad()
