@@ -7,7 +7,7 @@ from __future__ import annotations
 from tensordict import TensorDict, TensorDictBase
 
 from . import functional as F
-from .common import LossModule, ValueEstimators
+from .common import LossModule, ValueEstimators, torchrl_alias
 
 __all__ = ["A2CLoss"]
 
@@ -28,10 +28,12 @@ class A2CLoss(LossModule):
         critic_network: a ``TensorDictModule`` writing ``"state_value"`` (optional when the data
             carries ``advantage`` and no critic loss is wanted).
         entropy_bonus: add ``loss_entropy``.
-        entropy_coef: its weight.
-        critic_coef: weight of ``loss_critic``.
+        entropy_coef: its weight (0.01).
+        critic_coef: weight of ``loss_critic`` (0.5).
         loss_critic_type: ``"smooth_l1"`` (default), ``"l2"`` or ``"l1"``.
         normalize_advantage: standardise the advantage over the batch first.
+        entropy_coeff, critic_coeff: TorchRL's spellings of ``entropy_coef`` / ``critic_coef``
+            (either spelling; both at once is a ``TypeError``).
 
     Without ``"advantage"`` in the input, the loss's value estimator (GAE(0.99, 0.95) over the
     critic unless changed with ``make_value_estimator``) writes ``"advantage"`` and
@@ -60,9 +62,13 @@ class A2CLoss(LossModule):
                     "value": "state_value", "reward": "reward", "done": "done", "terminated": "terminated"}
     default_value_estimator = ValueEstimators.GAE
 
-    def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True, entropy_coef: float = 0.01,
-                 critic_coef: float = 0.5, loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False):
+    def __init__(self, actor_network, critic_network=None, *, entropy_bonus: bool = True,
+                 entropy_coef: float | None = None, critic_coef: float | None = None,
+                 loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False,
+                 entropy_coeff: float | None = None, critic_coeff: float | None = None):
         super().__init__()
+        entropy_coef = torchrl_alias("A2CLoss", "entropy_coef", entropy_coef, "entropy_coeff", entropy_coeff, 0.01)
+        critic_coef = torchrl_alias("A2CLoss", "critic_coef", critic_coef, "critic_coeff", critic_coeff, 0.5)
         self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.has_critic = critic_network is not None
@@ -79,7 +85,8 @@ class A2CLoss(LossModule):
             advantage = F.normalize(advantage)
 
         dist = self.action_dist(td)
-        log_prob = F.log_prob(dist, td.get(self.tensor_keys.action), nb)
+        action = self.stored_action(td, index=F.takes_indices(dist))
+        log_prob = F.log_prob(dist, action, nb)
         # grad J = E[grad log pi(a|s) A(s, a)]   (policy-gradient theorem with a baseline)
         out = TensorDict(loss_objective=-(log_prob * advantage.to(log_prob.dtype)).mean())
 

@@ -15,7 +15,7 @@ crosses an episode end (a terminated window does not bootstrap; a truncated one 
 the true final observation), and windows cut by the end of the batch are shorter but still
 exact bootstrapped targets. Apply it to each collected batch *before* extending the replay buffer
 (the buffer then stores ready-made n-step transitions). :class:`MultiStep` is the same as a
-callable object holding ``n`` and ``gamma``.
+callable object holding ``n`` and ``gamma`` (``MultiStep(gamma=0.99, n_steps=3)`` in TorchRL's spelling).
 """
 from __future__ import annotations
 
@@ -110,8 +110,33 @@ def nstep_return(td: TensorDictBase, n: int, gamma: float, *, reward_key: Nested
     return td
 
 
+def _number(x):
+    """A 1-element tensor as a Python number (anything else as it is)."""
+    return x.item() if isinstance(x, torch.Tensor) and x.numel() == 1 else x
+
+
+def _is_steps(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and float(x).is_integer() and x >= 1
+
+
+def _is_discount(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0.0 <= x <= 1.0
+
+
 class MultiStep:
     """``nstep_return`` with fixed ``n`` and ``gamma``, to call on each collected batch.
+
+    Args:
+        n: number of steps (>= 1). ``n_steps`` is TorchRL's name for it; pass one of the two.
+        gamma: discount inside the window, in ``[0, 1]``.
+        n_steps: TorchRL's spelling of ``n``.
+        **keys: ``reward_key``, ``done_key``, ``steps_key``, ``time_dim`` of :func:`nstep_return`.
+
+    TorchRL's argument order, ``MultiStep(gamma, n_steps)``, works too: ``MultiStep(0.99, 3)`` and
+    ``MultiStep(0.99, n_steps=3)`` are ``MultiStep(n=3, gamma=0.99)``. Two positional numbers are
+    read in rlbench's order ``(n, gamma)`` unless only TorchRL's order makes sense (``n`` not a
+    whole number >= 1 but a discount, ``gamma`` a whole number >= 1); the one pair that fits both
+    orders, ``(1, 1)``, means the same in both.
 
     Example:
         >>> from tensordict import TensorDict
@@ -120,12 +145,33 @@ class MultiStep:
         ...                 batch_size=[3])
         >>> ms(td)["next", "reward"].squeeze(-1)
         tensor([1.9000, 1.9000, 1.0000])
+        >>> MultiStep(gamma=0.9, n_steps=2), MultiStep(0.9, 2)  # TorchRL's spellings
+        (MultiStep(n=2, gamma=0.9), MultiStep(n=2, gamma=0.9))
     """
 
-    def __init__(self, n: int, gamma: float, **keys):
-        if int(n) < 1:
-            raise ValueError(f"MultiStep: n must be >= 1, got {n}")
+    def __init__(self, n: int | None = None, gamma: float | None = None, *, n_steps: int | None = None, **keys):
+        n, gamma, n_steps = _number(n), _number(gamma), _number(n_steps)
+        if n_steps is not None:
+            if n is not None and gamma is not None:
+                raise TypeError(f"MultiStep: got both n={n!r} and n_steps={n_steps!r} (n_steps is TorchRL's name "
+                                f"for n): pass one")
+            if n is not None:  # MultiStep(0.99, n_steps=3): TorchRL's first positional argument is gamma
+                gamma = n
+            n = n_steps
+        elif _is_steps(gamma) and _is_discount(n) and not (_is_steps(n) and _is_discount(gamma)):
+            n, gamma = gamma, n  # TorchRL's positional order MultiStep(gamma, n_steps)
+        if n is None or gamma is None:
+            raise TypeError("MultiStep: pass n (or n_steps) and gamma, e.g. MultiStep(n=3, gamma=0.99)")
+        if not _is_steps(n):
+            raise ValueError(f"MultiStep: n must be >= 1 (a whole number of steps), got {n}")
+        if not 0.0 <= float(gamma) <= 1.0:
+            raise ValueError(f"MultiStep: gamma must be in [0, 1], got {gamma}")
         self.n, self.gamma, self.keys = int(n), float(gamma), keys
+
+    @property
+    def n_steps(self) -> int:
+        """TorchRL's name for :attr:`n`."""
+        return self.n
 
     def __call__(self, td: TensorDictBase) -> TensorDictBase:
         return nstep_return(td, self.n, self.gamma, **self.keys)

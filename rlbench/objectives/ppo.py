@@ -17,7 +17,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from . import functional as F
-from .common import LossModule, ValueEstimators
+from ._keys import keys_list
+from .common import LossModule, ValueEstimators, torchrl_alias
 
 __all__ = ["PPOLoss", "ClipPPOLoss", "KLPENPPOLoss"]
 
@@ -62,11 +63,13 @@ class PPOLoss(LossModule):
         increment: factor applied to beta when the KL is too large (2.0, >= 1); ``"kl"`` only.
         decrement: factor applied when it is too small (0.5, in (0, 1]); ``"kl"`` only.
         entropy_bonus: add ``loss_entropy``.
-        entropy_coef: its weight.
-        critic_coef: weight of ``loss_critic``.
+        entropy_coef: its weight (0.01).
+        critic_coef: weight of ``loss_critic`` (1.0).
         loss_critic_type: ``"smooth_l1"`` (default), ``"l2"`` or ``"l1"``.
         normalize_advantage: standardise the advantage over the batch before use.
         clip_value: if set, PPO's clipped value loss around the stored ``"state_value"``.
+        entropy_coeff, critic_coeff: TorchRL's spellings of ``entropy_coef`` / ``critic_coef``
+            (either spelling; both at once is a ``TypeError``).
 
     If the input has no ``"advantage"``, the loss's value estimator (``GAE(gamma=0.99,
     lmbda=0.95)`` over ``critic_network`` unless changed with ``make_value_estimator``) writes
@@ -74,6 +77,12 @@ class PPOLoss(LossModule):
 
     Keys (``set_keys``): ``action``, ``sample_log_prob``, ``advantage``, ``value_target``,
     ``value`` (the critic's output, ``"state_value"``), ``reward``, ``done``, ``terminated``.
+
+    Where rlbench deliberately differs from TorchRL: the collection-time log-probability is read
+    under ``"sample_log_prob"`` (the key rlbench's actors write with ``return_log_prob=True``; recent
+    TorchRL writes ``"action_log_prob"``: ``set_keys(sample_log_prob="action_log_prob")`` reads that),
+    summed over action dims when it comes per dim; and actions of a ``Categorical`` policy are
+    scalar integer indices by default (rlbench's envs give ``Categorical`` specs, TorchRL's one-hot ones).
 
     Example:
         >>> from tensordict import TensorDict
@@ -104,9 +113,15 @@ class PPOLoss(LossModule):
     def __init__(self, actor_network, critic_network=None, *, surrogate: str = "plain",
                  clip_epsilon: float | None = None, dtarg: float | None = None, beta: float | None = None,
                  increment: float | None = None, decrement: float | None = None, entropy_bonus: bool = True,
-                 entropy_coef: float = 0.01, critic_coef: float = 1.0, loss_critic_type: str = "smooth_l1",
-                 normalize_advantage: bool = False, clip_value: float | None = None):
+                 entropy_coef: float | None = None, critic_coef: float | None = None,
+                 loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False,
+                 clip_value: float | None = None, entropy_coeff: float | None = None,
+                 critic_coeff: float | None = None):
         super().__init__()
+        entropy_coef = torchrl_alias(_NAMES.get(surrogate, "PPOLoss"), "entropy_coef", entropy_coef, "entropy_coeff",
+                                     entropy_coeff, 0.01)
+        critic_coef = torchrl_alias(_NAMES.get(surrogate, "PPOLoss"), "critic_coef", critic_coef, "critic_coeff",
+                                    critic_coeff, 1.0)
         if surrogate not in _NAMES:
             raise ValueError(f"PPOLoss: surrogate must be 'plain', 'clip' or 'kl', got {surrogate!r}")
         self.surrogate = surrogate
@@ -130,14 +145,15 @@ class PPOLoss(LossModule):
 
     # -------------------------------------------------------------- the paper's equations
     def forward(self, td: TensorDictBase) -> TensorDictBase:
-        keys, nb = self.tensor_keys, td.batch_dims
+        nb = td.batch_dims
         advantage = self.advantage(td)
         if self.normalize_advantage:
             advantage = F.normalize(advantage)
 
         # r(theta) = pi_theta(a|s) / pi_old(a|s), in log space for stability
         dist = self.action_dist(td)
-        log_ratio = F.log_prob(dist, td.get(keys.action), nb) - self._old_log_prob(td)
+        action = self.stored_action(td, index=F.takes_indices(dist))
+        log_ratio = F.log_prob(dist, action, nb) - self._old_log_prob(td)
         ratio = log_ratio.exp()
         advantage = advantage.to(ratio.dtype)
 
@@ -182,7 +198,7 @@ class PPOLoss(LossModule):
         if old is None:
             raise KeyError(f"{self._get_name()}: expected the collection-time log-probability under {key!r} "
                            f"(build the actor with return_log_prob=True, or set_keys(sample_log_prob=...)); "
-                           f"got keys {sorted(map(str, td.keys()))}")
+                           f"got keys {keys_list(td)}")
         return F.per_sample(old, td.batch_dims).detach()
 
     def _surrogate_args(self, **given) -> dict:
@@ -216,7 +232,8 @@ def ClipPPOLoss(actor_network, critic_network=None, *, clip_epsilon: float = 0.2
 
     ``loss_objective = -E[min(r A, clip(r, 1 - eps, 1 + eps) A)]``; the ``clip_fraction``
     diagnostic is the share of samples whose ratio lies outside ``[1 - eps, 1 + eps]``.
-    Other arguments, terms and keys as in :class:`PPOLoss`.
+    Other arguments, terms and keys as in :class:`PPOLoss` (TorchRL's ``entropy_coeff=`` /
+    ``critic_coeff=`` are accepted for ``entropy_coef`` / ``critic_coef``).
 
     Args:
         actor_network: a probabilistic actor.

@@ -1,12 +1,22 @@
-"""Value estimators: vectorized functional forms (:mod:`.functional`) and TensorDict estimators."""
+"""Value estimators: vectorized functional forms (:mod:`.functional`) and TensorDict estimators.
+
+The functional forms also go by TorchRL's ``vec_*`` names, with TorchRL's positional order.
+"""
 from .estimators import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator, ValueEstimatorBase
 from .functional import (
     generalized_advantage_estimate,
     reverse_linear_recurrence,
     td0_advantage_estimate,
     td0_return_estimate,
+    td1_advantage_estimate,
     td1_return_estimate,
+    td_lambda_advantage_estimate,
     td_lambda_return_estimate,
+    vec_generalized_advantage_estimate,
+    vec_td1_advantage_estimate,
+    vec_td1_return_estimate,
+    vec_td_lambda_advantage_estimate,
+    vec_td_lambda_return_estimate,
 )
 
 __all__ = [
@@ -19,6 +29,13 @@ __all__ = [
     "reverse_linear_recurrence",
     "td0_advantage_estimate",
     "td0_return_estimate",
+    "td1_advantage_estimate",
     "td1_return_estimate",
+    "td_lambda_advantage_estimate",
     "td_lambda_return_estimate",
+    "vec_generalized_advantage_estimate",
+    "vec_td1_advantage_estimate",
+    "vec_td1_return_estimate",
+    "vec_td_lambda_advantage_estimate",
+    "vec_td_lambda_return_estimate",
 ]

@@ -18,6 +18,16 @@ Every multi-step estimator is a backward linear recurrence ``x_t = a_t + c_t * x
 docstring for how. (Speed, ``benchmarks/bench_value_estimators.py``, one thread: ~300x a
 per-step loop at ``[8, 2048]``; at such sizes the cost is the fixed overhead of a few dozen tensor
 ops, ~15-20x one ``torch.cumsum`` over the same data.)
+
+**TorchRL's names.** TorchRL has a per-step and a vectorized (``vec_*``) form of each estimator;
+rlbench has one form, already vectorized, so ``vec_generalized_advantage_estimate``,
+``vec_td_lambda_return_estimate``, ``vec_td_lambda_advantage_estimate``,
+``vec_td1_return_estimate``, ``vec_td1_advantage_estimate`` and the ``td1`` / ``td_lambda``
+advantages are thin wrappers with TorchRL's positional order ``(gamma[, lmbda], [state_value,]
+next_state_value, reward, done, terminated=None, ...)``; every function here takes ``done`` and
+``terminated`` positionally in that order. A tensor ``gamma`` is applied step by step, the discount
+of a step ``k`` ahead being the product of the gammas in between (TorchRL's ``rolling_gamma=True``,
+its default); ``rolling_gamma=False`` with a per-step gamma is refused.
 """
 from __future__ import annotations
 
@@ -30,8 +40,15 @@ __all__ = [
     "td0_return_estimate",
     "td0_advantage_estimate",
     "td1_return_estimate",
+    "td1_advantage_estimate",
     "td_lambda_return_estimate",
+    "td_lambda_advantage_estimate",
     "generalized_advantage_estimate",
+    "vec_td1_return_estimate",
+    "vec_td1_advantage_estimate",
+    "vec_td_lambda_return_estimate",
+    "vec_td_lambda_advantage_estimate",
+    "vec_generalized_advantage_estimate",
 ]
 
 _CHUNK = 64  # time steps per block of the constant-coefficient solver
@@ -290,13 +307,24 @@ def td0_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Ten
     return reward + gamma * (~term).to(reward.dtype) * next_state_value
 
 
-def td0_advantage_estimate(gamma, state_value, next_state_value, reward, terminated=None, *, done=None):
-    """``td0_return_estimate(...) - state_value``."""
+def td0_advantage_estimate(gamma, state_value: torch.Tensor, next_state_value: torch.Tensor, reward: torch.Tensor,
+                           done: torch.Tensor | None = None, terminated: torch.Tensor | None = None) -> torch.Tensor:
+    """``td0_return_estimate(...) - state_value``, in TorchRL's argument order (``done``, then ``terminated``).
+
+    ``terminated`` defaults to ``done`` (every end a true termination); only ``terminated`` matters
+    to a one-step target.
+
+    Example:
+        >>> td0_advantage_estimate(0.5, torch.ones(2, 1), torch.full((2, 1), 4.0), torch.ones(2, 1),
+        ...                        torch.tensor([[False], [True]]))
+        tensor([[2.],
+                [0.]])
+    """
     return td0_return_estimate(gamma, next_state_value, reward, terminated, done=done) - state_value
 
 
-def td_lambda_return_estimate(gamma, lmbda, next_state_value: torch.Tensor, reward: torch.Tensor, *,
-                              done: torch.Tensor | None = None, terminated: torch.Tensor | None = None,
+def td_lambda_return_estimate(gamma, lmbda, next_state_value: torch.Tensor, reward: torch.Tensor,
+                              done: torch.Tensor | None = None, terminated: torch.Tensor | None = None, *,
                               time_dim: int = -2) -> torch.Tensor:
     """The lambda-return ``G_t = r_t + gamma (1 - term_t) [(1 - lambda) V(s_{t+1}) + lambda G_{t+1}]``.
 
@@ -324,8 +352,8 @@ def td_lambda_return_estimate(gamma, lmbda, next_state_value: torch.Tensor, rewa
     return reverse_linear_recurrence(a, gamma * boot * lam, time_dim=time_dim)
 
 
-def td1_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Tensor, *,
-                        done: torch.Tensor | None = None, terminated: torch.Tensor | None = None,
+def td1_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Tensor,
+                        done: torch.Tensor | None = None, terminated: torch.Tensor | None = None, *,
                         time_dim: int = -2) -> torch.Tensor:
     """Discounted return to the episode end (bootstrapped at truncations and at the last step).
 
@@ -342,8 +370,8 @@ def td1_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Ten
 
 
 def generalized_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next_state_value: torch.Tensor,
-                                   reward: torch.Tensor, *, done: torch.Tensor | None = None,
-                                   terminated: torch.Tensor | None = None, time_dim: int = -2):
+                                   reward: torch.Tensor, done: torch.Tensor | None = None,
+                                   terminated: torch.Tensor | None = None, *, time_dim: int = -2):
     """GAE (Schulman et al., 2016): ``A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}``.
 
     ``delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)``. Returns
@@ -370,3 +398,113 @@ def generalized_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next
     else:
         adv = reverse_linear_recurrence(delta, gamma * lmbda * (~done).to(dtype), time_dim=time_dim)
     return adv, adv + state_value
+
+
+# --------------------------------------------------------------------------- TorchRL's names (thin wrappers)
+def _check_rolling(name: str, gamma, rolling_gamma) -> None:
+    # rlbench's recurrence discounts step k ahead by gamma_t ... gamma_{t+k-1}: TorchRL's rolling_gamma=True.
+    # rolling_gamma=False (the start's gamma held for its whole future) is not a linear recurrence.
+    if rolling_gamma is False and _as_float(gamma) is None:
+        raise ValueError(f"{name}: rolling_gamma=False with a per-step gamma is not supported: rlbench discounts by "
+                         f"the product of the per-step gammas (rolling_gamma=True, TorchRL's default)")
+
+
+def td1_advantage_estimate(gamma, state_value: torch.Tensor, next_state_value: torch.Tensor, reward: torch.Tensor,
+                           done: torch.Tensor, terminated: torch.Tensor | None = None,
+                           rolling_gamma: bool | None = None, time_dim: int = -2) -> torch.Tensor:
+    """TD(1) advantage ``td1_return_estimate(...) - state_value``, in TorchRL's signature.
+
+    Example:
+        >>> v, r, d = torch.zeros(3, 1), torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> td1_advantage_estimate(0.5, v, v, r, d).squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    _check_rolling("td1_advantage_estimate", gamma, rolling_gamma)
+    return td1_return_estimate(gamma, next_state_value, reward, done, terminated, time_dim=time_dim) - state_value
+
+
+def td_lambda_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next_state_value: torch.Tensor,
+                                 reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor | None = None,
+                                 rolling_gamma: bool | None = None, time_dim: int = -2) -> torch.Tensor:
+    """TD(lambda) advantage ``td_lambda_return_estimate(...) - state_value``, in TorchRL's signature.
+
+    Example:
+        >>> v, r, d = torch.zeros(3, 1), torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> td_lambda_advantage_estimate(0.5, 1.0, v, v, r, d).squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    _check_rolling("td_lambda_advantage_estimate", gamma, rolling_gamma)
+    ret = td_lambda_return_estimate(gamma, lmbda, next_state_value, reward, done, terminated, time_dim=time_dim)
+    return ret - state_value
+
+
+def vec_td1_return_estimate(gamma, next_state_value: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
+                            terminated: torch.Tensor | None = None, rolling_gamma: bool | None = None,
+                            time_dim: int = -2) -> torch.Tensor:
+    """TorchRL's name and signature for :func:`td1_return_estimate` (already vectorized).
+
+    Example:
+        >>> r, d = torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> vec_td1_return_estimate(0.5, torch.zeros(3, 1), r, d).squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    _check_rolling("vec_td1_return_estimate", gamma, rolling_gamma)
+    return td1_return_estimate(gamma, next_state_value, reward, done, terminated, time_dim=time_dim)
+
+
+def vec_td1_advantage_estimate(gamma, state_value: torch.Tensor, next_state_value: torch.Tensor,
+                               reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor | None = None,
+                               rolling_gamma: bool | None = None, time_dim: int = -2) -> torch.Tensor:
+    """TorchRL's name and signature for :func:`td1_advantage_estimate`.
+
+    Example:
+        >>> v, r, d = torch.zeros(3, 1), torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> vec_td1_advantage_estimate(0.5, v + 1.0, v, r, d).squeeze(-1)
+        tensor([0.7500, 0.5000, 0.0000])
+    """
+    return td1_advantage_estimate(gamma, state_value, next_state_value, reward, done, terminated, rolling_gamma,
+                                  time_dim)
+
+
+def vec_td_lambda_return_estimate(gamma, lmbda, next_state_value: torch.Tensor, reward: torch.Tensor,
+                                  done: torch.Tensor, terminated: torch.Tensor | None = None,
+                                  rolling_gamma: bool | None = None, *, time_dim: int = -2) -> torch.Tensor:
+    """TorchRL's name and signature for :func:`td_lambda_return_estimate` (already vectorized).
+
+    Example:
+        >>> r, d = torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> vec_td_lambda_return_estimate(0.5, 1.0, torch.zeros(3, 1), r, d).squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    _check_rolling("vec_td_lambda_return_estimate", gamma, rolling_gamma)
+    return td_lambda_return_estimate(gamma, lmbda, next_state_value, reward, done, terminated, time_dim=time_dim)
+
+
+def vec_td_lambda_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next_state_value: torch.Tensor,
+                                     reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor | None = None,
+                                     rolling_gamma: bool | None = None, time_dim: int = -2) -> torch.Tensor:
+    """TorchRL's name and signature for :func:`td_lambda_advantage_estimate`.
+
+    Example:
+        >>> v, r, d = torch.zeros(3, 1), torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> vec_td_lambda_advantage_estimate(0.5, 0.0, v, v, r, d).squeeze(-1)  # lambda = 0: TD(0)
+        tensor([1., 1., 1.])
+    """
+    return td_lambda_advantage_estimate(gamma, lmbda, state_value, next_state_value, reward, done, terminated,
+                                        rolling_gamma, time_dim)
+
+
+def vec_generalized_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, next_state_value: torch.Tensor,
+                                       reward: torch.Tensor, done: torch.Tensor,
+                                       terminated: torch.Tensor | None = None, *,
+                                       time_dim: int = -2) -> tuple[torch.Tensor, torch.Tensor]:
+    """TorchRL's name and signature for :func:`generalized_advantage_estimate`: ``(advantage, value_target)``.
+
+    Example:
+        >>> v, r, d = torch.zeros(3, 1), torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> adv, target = vec_generalized_advantage_estimate(0.5, 1.0, v, v, r, d)
+        >>> adv.squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    return generalized_advantage_estimate(gamma, lmbda, state_value, next_state_value, reward, done, terminated,
+                                          time_dim=time_dim)
