@@ -1,7 +1,9 @@
 """Trainers: the pieces of a training loop, and the ``Trainer`` that runs one with hook points.
 
 * :class:`Trainer` runs collect -> (store, sample) -> optimise -> update targets -> push weights ->
-  evaluate -> log, with named stages where user functions are registered (``register_op``).
+  evaluate -> log, with named stages where user functions are registered (``register_op``); TorchRL's
+  hook objects (:class:`ReplayBufferTrainer`, :class:`UpdateWeights`, :class:`LogScalar`,
+  :class:`LogValidationReward`, in :mod:`rlbench.trainers.hooks`) register themselves on it.
 * :class:`RunTracker` does the chores around a hand-written loop (the recipes' loops): clock, training
   returns, periodic evaluation and early stop, logs, and the run's files (checkpoint, CSV logs, curve,
   :func:`write_report`'s HTML report); it returns :class:`TrainResults`.
@@ -14,6 +16,7 @@
 """
 from .checkpoint import UnsafeCheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .evaluation import evaluate_policy
+from .hooks import LogScalar, LogValidationReward, ReplayBufferTrainer, UpdateWeights
 from .loggers import CSVLogger, Logger, MultiLogger, TensorboardLogger, WandbLogger, log_scalars, read_csv_log
 from .progress import ProgressBar
 from .report import write_report
@@ -22,7 +25,8 @@ from .run import RunTracker, make_run_dir
 from .trainer import STAGES, Trainer
 
 __all__ = [
-    "Trainer", "STAGES", "evaluate_policy", "ProgressBar", "RunTracker", "TrainResults", "make_run_dir",
+    "Trainer", "STAGES", "ReplayBufferTrainer", "UpdateWeights", "LogScalar", "LogValidationReward",
+    "evaluate_policy", "ProgressBar", "RunTracker", "TrainResults", "make_run_dir",
     "write_report",
     "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "Logger", "log_scalars", "read_csv_log",
     "save_checkpoint", "load_checkpoint", "UnsafeCheckpointError", "get_rng_state", "set_rng_state",

@@ -13,12 +13,15 @@ One batch of :meth:`Trainer.train` is, in order::
         optimise the sum of loss_td's "loss_*" (grad-norm clipped), update priorities
         post_optim hooks(); target_updater.step()
     post_steps hooks()
-    collector.update_policy_weights_()               # push weights
+    collector.update_policy_weights_()               # push weights (every update_weights_interval batches)
     every eval_interval frames: evaluate, eval hooks -> scalars logged
     every log_interval frames: log losses and returns; post_steps_log hooks(batch) -> scalars logged
 
 Users change the loop by registering functions on those stages (:meth:`Trainer.register_op`),
-never by subclassing.
+never by subclassing. TorchRL's hook objects (:mod:`rlbench.trainers.hooks`: ``ReplayBufferTrainer``,
+``UpdateWeights``, ``LogScalar``, ``LogValidationReward``) register themselves with ``hook.register(trainer)``,
+and the Trainer takes TorchRL's keywords where the concept is the same (``loss_module=``, ``total_frames=``,
+``clip_grad_norm=True`` with ``clip_norm=``...; see :class:`Trainer`).
 """
 from __future__ import annotations
 
@@ -82,6 +85,19 @@ class Trainer:
         progress_bar: show a :class:`ProgressBar` (``tqdm.auto``); a dict is passed to it as kwargs.
         seed: seeds torch, NumPy, Python ``random``, the collector's env and the replay buffer; and
             each evaluation reseeds ``eval_env`` with ``seed + 1 + evaluation index``.
+        update_weights_interval: batches between two ``collector.update_policy_weights_()`` calls
+            (``0``: never; an :class:`~rlbench.trainers.UpdateWeights` hook sets it, pushing on its own schedule).
+        total_frames: stop once this many frames are collected (TorchRL's argument; default: when the
+            collector ends).
+
+    TorchRL's keywords, where the concept is the same: ``loss_module=`` is ``loss``; ``total_frames=`` as
+    above; ``clip_grad_norm=True`` with ``clip_norm=x`` (or ``clip_norm=x`` alone) clips the global norm at
+    ``x``, ``clip_grad_norm=False`` does not clip; ``frame_skip=1``. Others are refused with the rlbench way:
+    ``frame_skip`` other than 1 (frames are the collector's env steps), ``clip_grad_norm=False`` with a
+    ``clip_norm`` (TorchRL then clamps each gradient value), ``save_trainer_file``/``save_trainer_interval``
+    (:meth:`save`), ``async_collection`` (``Collector.start()``). TorchRL's positional order
+    ``(collector, total_frames, frame_skip, loss_module, optimizer)`` differs from this one: pass its
+    arguments by keyword.
 
     The returns of the training episodes (of the batches as the ``batch_process`` hooks leave them) are
     kept in ``trainer.episodes``, an :class:`~rlbench.collectors.EpisodeReturns`; the mean of the last 20
@@ -107,12 +123,28 @@ class Trainer:
         (4, 4, 4)
     """
 
-    def __init__(self, collector, loss, optimizer, replay_buffer=None, *, target_updater=None,
+    def __init__(self, collector=None, loss=None, optimizer=None, replay_buffer=None, *, target_updater=None,
                  optim_steps_per_batch: int = 1, batch_size: int | None = None, num_epochs: int = 1,
                  compute_advantage: bool | None = None, min_buffer_size: int | None = None,
                  clip_grad_norm: float | None = None, logger=None, log_interval: int = 1,
                  eval_env=None, eval_interval: int = 10_000, eval_episodes: int = 5, eval_policy=None,
-                 progress_bar: bool | dict = True, seed: int | None = None):
+                 progress_bar: bool | dict = True, seed: int | None = None, update_weights_interval: int = 1,
+                 total_frames: int | None = None, loss_module=None, frame_skip: int = 1,
+                 clip_norm: float | None = None, **torchrl_only):
+        loss = _torchrl_loss(loss, loss_module)
+        clip_grad_norm = _torchrl_clipping(clip_grad_norm, clip_norm)
+        _refuse_torchrl_only(frame_skip, torchrl_only)
+        if collector is None or loss is None or optimizer is None:
+            missing = [n for n, v in (("collector", collector), ("loss", loss), ("optimizer", optimizer)) if v is None]
+            raise TypeError(f"Trainer: missing {', '.join(missing)} (Trainer(collector, loss, optimizer, ...))")
+        if total_frames is not None and (isinstance(total_frames, bool) or not isinstance(total_frames, int)
+                                         or total_frames < 1):
+            raise ValueError(f"Trainer: total_frames must be a positive int or None, got {total_frames!r}")
+        self.total_frames = total_frames
+        if isinstance(update_weights_interval, bool) or not isinstance(update_weights_interval, int) or \
+                update_weights_interval < 0:
+            raise ValueError(f"Trainer: update_weights_interval must be an int >= 0, got {update_weights_interval!r}")
+        self.update_weights_interval = update_weights_interval
         self.collector, self.loss, self.replay_buffer = collector, loss, replay_buffer
         self.optimizers = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
         for i, opt in enumerate(self.optimizers):
@@ -132,6 +164,7 @@ class Trainer:
         if compute_advantage is None:
             compute_advantage = replay_buffer is None and "advantage" in getattr(loss, "tensor_keys", ())
         self.compute_advantage = bool(compute_advantage)
+        self._min_buffer_size_given = min_buffer_size is not None
         self.min_buffer_size = self.batch_size if min_buffer_size is None else int(min_buffer_size)
         self.clip_grad_norm = clip_grad_norm
         self.logger, self.log_interval = logger, log_interval
@@ -172,6 +205,26 @@ class Trainer:
         self._ops[stage].append(fn)
         return fn
 
+    def set_replay_buffer(self, replay_buffer, batch_size: int | None = None) -> None:
+        """Train off-policy from ``replay_buffer``, as if it had been passed to the constructor.
+
+        What :class:`~rlbench.trainers.ReplayBufferTrainer` does when registered. ``batch_size``: the
+        sample size (default: the one the Trainer was given, else the buffer's); ``min_buffer_size``
+        follows it unless it was given; the buffer is seeded with the Trainer's ``seed``, if any.
+        """
+        if self.replay_buffer is not None and self.replay_buffer is not replay_buffer:
+            raise ValueError("Trainer.set_replay_buffer: the trainer already trains from another replay buffer")
+        size = batch_size if batch_size is not None else (self.batch_size if self.batch_size is not None
+                                                          else getattr(replay_buffer, "batch_size", None))
+        if size is None:
+            raise ValueError("Trainer.set_replay_buffer: off-policy training needs a sample size: batch_size=... "
+                             "(or a replay buffer built with a batch_size)")
+        self.replay_buffer, self.batch_size = replay_buffer, size
+        if not self._min_buffer_size_given:
+            self.min_buffer_size = size
+        if self.seed is not None and hasattr(replay_buffer, "set_seed"):  # as the constructor seeds its buffer
+            replay_buffer.set_seed(int(self.seed))
+
     def _run(self, stage: str, *args):
         ops = self._ops[stage]
         if stage in _TRANSFORMING:
@@ -197,6 +250,8 @@ class Trainer:
                              f"got {batches!r}")
         collector = self.collector
         total = getattr(collector, "total_frames", -1)
+        if self.total_frames is not None:
+            total = self.total_frames if not total or total < 0 else min(total, self.total_frames)
         bar_kwargs = self.progress_bar if isinstance(self.progress_bar, dict) else {}
         bar = ProgressBar(total if total and total > 0 else None, disable=not self.progress_bar,
                           initial=self.frames, **bar_kwargs)
@@ -213,7 +268,8 @@ class Trainer:
                 for sub in self._optim_batches(batch):
                     self._optim_step(sub)
                 self._run("post_steps")
-                collector.update_policy_weights_()
+                if self.update_weights_interval and (self.batches + 1) % self.update_weights_interval == 0:
+                    collector.update_policy_weights_()
                 self.batches += 1
                 frames = self.frames
                 if self.eval_env is not None and frames - self._last_eval >= self.eval_interval:
@@ -226,11 +282,17 @@ class Trainer:
                 done, seen = done + 1, frames
                 if batches is not None and done >= batches:
                     break
+                if self.total_frames is not None and frames >= self.total_frames:
+                    break
         finally:
             bar.close()
             flush = getattr(self.logger, "flush", None)
             if callable(flush):
                 flush()
+
+    def shutdown(self) -> None:
+        """Shut the collector down (TorchRL's ``trainer.shutdown()``); ``train`` leaves it running."""
+        self.collector.shutdown()
 
     @property
     def frames(self) -> int:
@@ -408,3 +470,54 @@ class Trainer:
         hooks = {s: len(f) for s, f in self._ops.items() if f}
         return (f"Trainer({mode}, loss={type(self.loss).__name__}, frames={self.frames}, batches={self.batches}, "
                 f"updates={self.updates}, hooks={hooks})")
+
+
+# ------------------------------------------------------------------------- TorchRL's keywords
+_TORCHRL_ONLY = {
+    "save_trainer_file": "rlbench's Trainer saves with trainer.save(path) (an atomic checkpoint of everything it "
+                         "needs to resume); to save as it goes, register a post_steps hook that calls it",
+    "save_trainer_interval": "rlbench's Trainer saves with trainer.save(path); to save every N frames, register a "
+                             "post_steps hook that calls it when trainer.frames has moved N past the last save",
+    "async_collection": "rlbench collects in the background with Collector(..., replay_buffer=rb).start(); train "
+                        "on rb.sample() in your loop and end with collector.async_shutdown()",
+}
+
+
+def _torchrl_loss(loss, loss_module):
+    if loss is not None and loss_module is not None:
+        raise TypeError("Trainer: give loss or loss_module (TorchRL's name for it), not both")
+    loss = loss_module if loss is None else loss
+    if isinstance(loss, int) and not isinstance(loss, bool):
+        raise TypeError("Trainer: the second argument is the loss; an int there looks like TorchRL's positional "
+                        "order (collector, total_frames, frame_skip, loss_module, optimizer): pass those by keyword "
+                        "(Trainer(collector=..., total_frames=..., loss_module=..., optimizer=...))")
+    return loss
+
+
+def _torchrl_clipping(clip_grad_norm, clip_norm):
+    """The max gradient norm (or None) from rlbench's ``clip_grad_norm`` or TorchRL's bool and ``clip_norm``."""
+    if isinstance(clip_grad_norm, bool):
+        if clip_grad_norm:
+            return 100.0 if clip_norm is None else float(clip_norm)  # TorchRL's default clip_norm
+        if clip_norm is not None:
+            raise ValueError("Trainer: clip_grad_norm=False with clip_norm clamps each gradient value in TorchRL; "
+                             "rlbench's Trainer clips the global gradient norm only: pass clip_grad_norm=<max norm> "
+                             "(or neither, for no clipping)")
+        return None
+    if clip_norm is not None:
+        if clip_grad_norm is not None:
+            raise TypeError("Trainer: give the max gradient norm once: clip_grad_norm=<max norm> (or TorchRL's "
+                            "clip_grad_norm=True, clip_norm=<max norm>)")
+        return float(clip_norm)
+    return clip_grad_norm
+
+
+def _refuse_torchrl_only(frame_skip, extra: dict) -> None:
+    if frame_skip != 1:
+        raise ValueError(f"Trainer: frame_skip={frame_skip!r} is not supported: rlbench counts frames as the env steps "
+                         f"the collector takes (collector.frames), whatever the env skips inside a step; drop "
+                         f"frame_skip (and scale total_frames yourself if you count skipped frames)")
+    for name in extra:
+        if name in _TORCHRL_ONLY:
+            raise TypeError(f"Trainer: {name}= is TorchRL's and not supported: {_TORCHRL_ONLY[name]}")
+        raise TypeError(f"Trainer.__init__() got an unexpected keyword argument {name!r}")

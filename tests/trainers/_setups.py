@@ -33,9 +33,7 @@ def dqn(n_batches, **trainer_kwargs):
     trainer = Trainer(collector, loss, torch.optim.Adam(loss.parameters(), lr=1e-2),
                       ReplayBuffer(storage=LazyTensorStorage(1000)), **kwargs)
     trainer.register_op("post_steps", lambda: explore.step(FPB))
-    # random warm-up batches carry no Q-values: store the same keys from every batch
-    trainer.register_op("batch_process", lambda batch: batch.exclude("action_value", "chosen_action_value"))
-    return trainer
+    return trainer  # random warm-up batches carry the Q-value keys (as zeros): the buffer takes every batch
 
 
 def ppo(n_batches, **trainer_kwargs):
