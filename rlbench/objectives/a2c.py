@@ -43,6 +43,7 @@ class A2CLoss(LossModule):
     ``"state_value"``), ``reward``, ``done``, ``terminated``.
 
     Example:
+        >>> import torch
         >>> from tensordict import TensorDict
         >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
         >>> from torch import nn
