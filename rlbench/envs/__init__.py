@@ -3,7 +3,7 @@
 Every transform of :mod:`rlbench.envs.transforms` is importable from here too (``from rlbench.envs
 import StepCounter``), as TorchRL users write it.
 """
-from ._workers import WorkerDiedError, WorkerError
+from .workers import WorkerDiedError, WorkerError
 from .batched import SerialEnv
 from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
 from .common import DONE_KEYS, EnvBase
@@ -19,6 +19,7 @@ from .transforms import (  # every transform, as from rlbench.envs.transforms
     CenterCrop,
     Compose,
     DoubleToFloat,
+    EndOfLifeTransform,
     EnvSpecs,
     ExcludeTransform,
     FlattenObservation,
@@ -32,7 +33,9 @@ from .transforms import (  # every transform, as from rlbench.envs.transforms
     RewardClipping,
     RewardScaling,
     RewardSum,
+    SignTransform,
     StepCounter,
+    TimeMaxPool,
     ToTensorImage,
     Transform,
     TransformedEnv,
@@ -97,4 +100,7 @@ __all__ = [
     "CatTensors",
     "RenameTransform",
     "ExcludeTransform",
+    "SignTransform",
+    "TimeMaxPool",
+    "EndOfLifeTransform",
 ]

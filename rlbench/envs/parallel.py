@@ -26,7 +26,7 @@ import cloudpickle
 import torch
 from tensordict import TensorDictBase
 
-from ._workers import WorkerGroup
+from .workers import WorkerGroup
 from .batched import _stacked
 from .common import EnvBase
 from .makers import resolve_makers
@@ -152,7 +152,7 @@ class ParallelEnv(EnvBase):
     its specs is dropped (declare it in ``observation_spec`` to receive it).
 
     ``make_env`` is cloudpickled, so lambdas and closures from a notebook cell work. An exception in a
-    worker re-raises in the parent as :class:`~rlbench.envs._workers.WorkerError` with the worker's
+    worker re-raises in the parent as :class:`~rlbench.envs.workers.WorkerError` with the worker's
     traceback, a worker that dies raises ``WorkerDiedError``; either way every worker is shut down.
     ``close()``, ``with ParallelEnv(...) as env:``, garbage collection and interpreter exit end the
     workers. Scripts need the usual ``if __name__ == "__main__":`` guard around the code that creates

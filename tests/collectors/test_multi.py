@@ -13,7 +13,7 @@ from tensordict.nn import TensorDictModule
 
 from rlbench.collectors.multi import MultiAsyncCollector, MultiSyncCollector
 from rlbench.envs import GymEnv
-from rlbench.envs._workers import WorkerDiedError, WorkerError
+from rlbench.envs.workers import WorkerDiedError, WorkerError
 from rlbench.testing import CountingEnv, SlowCountingEnv, ctrl_c_after, processes_gone
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # send this module's classes by value

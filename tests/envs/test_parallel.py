@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rlbench.envs import GymEnv, SerialEnv, check_env_specs
-from rlbench.envs._workers import WorkerDiedError, WorkerError, WorkerGroup
+from rlbench.envs.workers import WorkerDiedError, WorkerError, WorkerGroup
 from rlbench.envs.parallel import ParallelEnv
 from rlbench.testing import ContinuousCountingEnv, CountingEnv, SlowCountingEnv, ctrl_c_after, processes_gone
 
@@ -389,7 +389,7 @@ def test_a_script_without_main_guard_is_told_so(tmp_path, context):
     proc = _run_script(script, context)
     assert proc.returncode == 1 and "rollout" not in proc.stdout
     error = proc.stderr.strip().splitlines()[-1]  # the parent's exception, last in its traceback
-    assert re.match(r"rlbench\.envs\._workers\.WorkerDiedError: ParallelEnv: worker [01] .* could not start", error)
+    assert re.match(r"rlbench\.envs\.workers\.WorkerDiedError: ParallelEnv: worker [01] .* could not start", error)
     assert str(script) in error and 'if __name__ == "__main__":' in error and "re-imported" in error
     assert "OOM" not in proc.stderr
 
@@ -409,7 +409,7 @@ def test_an_explicit_fork_start_method_runs_a_script_without_main_guard(tmp_path
 def test_a_start_method_set_with_multiprocessing_is_honoured():
     import multiprocessing as mp
 
-    from rlbench.envs._workers import default_context
+    from rlbench.envs.workers import default_context
 
     previous = mp.get_start_method(allow_none=True)
     mp.set_start_method("spawn", force=True)
