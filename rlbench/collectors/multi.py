@@ -28,8 +28,8 @@ import cloudpickle
 import torch
 from tensordict import TensorDictBase
 
-from ..envs.workers import WorkerGroup
 from ..envs.utils import td_from_leaves, tensor_leaves
+from ..envs.workers import WorkerGroup
 from .collector import Collector
 from .utils import TRAJ_KEY, _as_transitions, split_trajectories
 

@@ -3,7 +3,6 @@
 Every transform of :mod:`rlbench.envs.transforms` is importable from here too (``from rlbench.envs
 import StepCounter``), as TorchRL users write it.
 """
-from .workers import WorkerDiedError, WorkerError
 from .batched import SerialEnv
 from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarContinuousEnv, MountainCarEnv, PendulumEnv
 from .common import DONE_KEYS, EnvBase
@@ -46,6 +45,7 @@ from .transforms import (  # every transform, as from rlbench.envs.transforms
     time_dim,
 )
 from .utils import SpecCheckError, SpecMismatch, check_env_specs, step_mdp
+from .workers import WorkerDiedError, WorkerError
 
 __all__ = [
     "EnvBase",

@@ -26,11 +26,11 @@ import cloudpickle
 import torch
 from tensordict import TensorDictBase
 
-from .workers import WorkerGroup
 from .batched import _stacked
 from .common import EnvBase
 from .makers import resolve_makers
 from .utils import step_mdp, td_from_leaves, tensor_leaves
+from .workers import WorkerGroup
 
 __all__ = ["ParallelEnv"]
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from rlbench.envs import GymEnv, SerialEnv, check_env_specs
-from rlbench.envs.workers import WorkerDiedError, WorkerError, WorkerGroup
 from rlbench.envs.parallel import ParallelEnv
+from rlbench.envs.workers import WorkerDiedError, WorkerError, WorkerGroup
 from rlbench.testing import ContinuousCountingEnv, CountingEnv, SlowCountingEnv, ctrl_c_after, processes_gone
 
 # Classes and functions of this module travel to the workers by value, as a notebook cell's would
