@@ -42,6 +42,7 @@ from .common import EnvBase
 from .fused import FusedStepper
 from .gym_spaces import ObservationReader, make_action_converter, space_kind, space_to_spec, torch_to_numpy
 from .gym_vector import SameStepVector
+from .libs.gym_mujoco import prepare_gym_mujoco
 
 __all__ = ["GymWrapper", "GymEnv", "NumpyAccess"]
 
@@ -639,6 +640,8 @@ class GymEnv(GymWrapper):
         if from_pixels:
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             make_kwargs.setdefault("render_mode", "rgb_array")
+        if backend == "gymnasium":  # a MuJoCo id: its extra, and MUJOCO_GL chosen before mujoco is imported
+            prepare_gym_mujoco(name, from_pixels)
         if num_envs is not None:
             if backend != "gymnasium":
                 raise ValueError("num_envs is only supported with backend='gymnasium' (legacy gym vector envs are not)")
