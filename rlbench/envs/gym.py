@@ -68,6 +68,35 @@ def _import_backend(backend: str):
     raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
 
 
+_ATARI_EXTRA = 'pip install "rlbench[atari]"'
+
+
+def _ensure_ale_registered(name: str, module) -> None:
+    """Register ale-py's ``"ALE/..."`` ids with gymnasium the first time one is asked for.
+
+    Importing ``ale_py`` registers them (``gymnasium.register_envs(ale_py)`` is the explicit form), so a user
+    never has to. An unknown game raises a ``ValueError`` naming the id and the games that exist.
+    """
+    if not isinstance(name, str) or not name.startswith("ALE/") or name in module.registry:
+        return
+    try:
+        import ale_py
+    except ImportError as err:
+        raise ImportError(f"GymEnv({name!r}): Atari ids need ale-py (which ships the ROMs), not installed: "
+                          f"{_ATARI_EXTRA}") from err
+    module.register_envs(ale_py)
+    if name in module.registry:
+        return
+    games = sorted({s.name for s in module.registry.values() if s.namespace == "ALE"})
+    game = name[len("ALE/"):].split("-v")[0]
+    if game in games:
+        versions = sorted(s.id for s in module.registry.values() if s.namespace == "ALE" and s.name == game)
+        raise ValueError(f"GymEnv({name!r}): ale-py {ale_py.__version__} has no such version of {game}: "
+                         f"it registers {', '.join(versions)}")
+    raise ValueError(f"GymEnv({name!r}): ale-py {ale_py.__version__} has no game (or ROM) {game!r}; its "
+                     f"{len(games)} games are: {', '.join(games)}")
+
+
 def _infer_backend(env) -> str:
     for cls in type(env).__mro__:
         root = cls.__module__.split(".")[0]
@@ -637,6 +666,8 @@ class GymEnv(GymWrapper):
                 f"FrameSkipTransform({frame_skip}))"
             )
         self.env_name = name
+        if backend == "gymnasium":
+            _ensure_ale_registered(name, module)
         if from_pixels:
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             make_kwargs.setdefault("render_mode", "rgb_array")

@@ -5,16 +5,17 @@ every transform also works on its own on any TensorDict (e.g. a replay-buffer sa
 
 Files by concern: ``base`` (Transform, Compose), ``env`` (TransformedEnv), ``image``,
 ``normalization``, ``reward``, ``episode`` (step counting, resets, frame skip), ``observation``
-(dtype and shape), ``keys`` (rename, exclude).
+(dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal).
 """
+from .atari import EndOfLifeTransform
 from .base import Compose, EnvSpecs, Transform, TransformKeyError, episode_starts, time_dim
 from .env import TransformedEnv
 from .episode import FrameSkipTransform, InitTracker, NoopResetEnv, StepCounter
-from .image import CatFrames, CenterCrop, GrayScale, Resize, ToTensorImage
+from .image import CatFrames, CenterCrop, GrayScale, Resize, TimeMaxPool, ToTensorImage
 from .keys import ExcludeTransform, RenameTransform
 from .normalization import ObservationNorm, VecNorm
 from .observation import CatTensors, DoubleToFloat, FlattenObservation, UnsqueezeTransform
-from .reward import RewardClipping, RewardScaling, RewardSum
+from .reward import RewardClipping, RewardScaling, RewardSum, SignTransform
 
 __all__ = [
     "Transform",
@@ -44,4 +45,7 @@ __all__ = [
     "CatTensors",
     "RenameTransform",
     "ExcludeTransform",
+    "SignTransform",
+    "TimeMaxPool",
+    "EndOfLifeTransform",
 ]

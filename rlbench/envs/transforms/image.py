@@ -1,4 +1,4 @@
-"""Image transforms: layout and dtype, resizing, cropping, gray scale, frame stacking."""
+"""Image transforms: layout and dtype, resizing, cropping, gray scale, frame stacking and max-pooling."""
 from __future__ import annotations
 
 import torch
@@ -8,7 +8,7 @@ from tensordict import TensorDictBase
 from ...specs import Bounded, Spec, Unbounded
 from .base import Transform, episode_starts, expand_mask, gather_time, reset_mask, time_dim
 
-__all__ = ["ToTensorImage", "Resize", "GrayScale", "CenterCrop", "CatFrames"]
+__all__ = ["ToTensorImage", "Resize", "GrayScale", "CenterCrop", "CatFrames", "TimeMaxPool"]
 
 IMAGE_KEYS = ["pixels"]
 
@@ -294,3 +294,72 @@ class CatFrames(Transform):
 
     def extra_repr(self):
         return f"N={self.N}, dim={self.dim}, in_keys={self.in_keys}"
+
+
+class TimeMaxPool(Transform):
+    """Element-wise max of each key over the last ``T`` frames the env produced (Mnih et al. 2015).
+
+    Atari renders some sprites on alternate frames only; the Nature DQN takes the max of the last two
+    frames of each frame-skipped step. Put this transform *before* :class:`FrameSkipTransform` in the
+    list: it then sees every sub-step, and the skipped step's frame is the max of its last ``T`` frames.
+    A reset fills the history with the first frame (a partial reset refills only the reset sub-envs).
+    Outside an env (a replay sample) there is no history: the TensorDict is returned unchanged.
+
+    Args:
+        in_keys: image keys (default ``["pixels"]``); written in place.
+        T: the number of frames pooled (>= 1; 1 changes nothing).
+
+    Example:
+        >>> import torch
+        >>> from rlbench.envs.transforms import TransformedEnv
+        >>> from rlbench.testing import CountingEnv
+        >>> env = TransformedEnv(CountingEnv(max_steps=3), TimeMaxPool(in_keys=["observation"]))
+        >>> env.rollout(3)["next", "observation"].squeeze(-1).tolist()  # counting up: the max is the newest
+        [1.0, 2.0, 3.0]
+        >>> pool = TimeMaxPool(in_keys=["observation"])
+        >>> _ = pool._reset(None, env.reset().set("observation", torch.tensor([5.0])))
+        >>> pool._step(None, env.reset().set("observation", torch.tensor([2.0])))["observation"]
+        tensor([5.])
+    """
+
+    def __init__(self, in_keys=None, T: int = 2):
+        super().__init__(IMAGE_KEYS if in_keys is None else in_keys)
+        if int(T) < 1:
+            raise ValueError(f"TimeMaxPool: T must be >= 1, got {T}")
+        self.T = int(T)
+        self._history: dict = {}
+
+    def _reset(self, td, td_reset):
+        mask = reset_mask(td, td_reset.batch_size)
+        for key in self.in_keys:
+            x = td_reset.get(key, None)
+            if x is None:
+                continue
+            hist = self._history.get(key)
+            if mask is None or hist is None or hist[0].shape != x.shape:
+                self._history[key] = [x.clone() for _ in range(self.T - 1)]
+            else:
+                m = expand_mask(mask, x)
+                self._history[key] = [torch.where(m, x, h) for h in hist]
+        return td_reset
+
+    def _step(self, td, next_td):
+        if self.T == 1:
+            return next_td
+        for key in self.in_keys:
+            x = next_td.get(key, None)
+            hist = self._history.get(key)
+            if x is None or hist is None:
+                continue
+            out = x
+            for h in hist:
+                out = torch.maximum(out, h)
+            self._history[key] = hist[1:] + [x.clone()]
+            next_td.set(key, out)
+        return next_td
+
+    def forward(self, td):
+        return td
+
+    def extra_repr(self):
+        return f"in_keys={self.in_keys}, T={self.T}"

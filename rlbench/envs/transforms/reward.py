@@ -1,4 +1,4 @@
-"""Reward transforms: affine scaling, clipping and the running episode return."""
+"""Reward transforms: affine scaling, clipping, sign and the running episode return."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +7,7 @@ from tensordict import TensorDictBase
 from ...specs import Bounded, Unbounded
 from .base import EnvSpecs, Transform, TransformKeyError, episode_starts, gather_time, time_dim
 
-__all__ = ["RewardScaling", "RewardClipping", "RewardSum"]
+__all__ = ["RewardScaling", "RewardClipping", "RewardSum", "SignTransform"]
 
 
 class RewardScaling(Transform):
@@ -153,3 +153,31 @@ class RewardSum(Transform):
             nxt.set(out_key, total)
             td.set(out_key, total - reward)
         return td
+
+
+class SignTransform(Transform):
+    """Replace each value by its sign, in ``{-1, 0, 1}`` (the Atari reward clipping of Mnih et al. 2015).
+
+    The output keeps the input's dtype; a reward spec becomes ``Bounded(-1, 1)``.
+
+    Args:
+        in_keys: keys to transform (default ``["reward"]``).
+        out_keys: where to write the results (default: in place).
+
+    Example:
+        >>> import torch
+        >>> SignTransform()._apply_transform(torch.tensor([-3.5, 0.0, 0.2, 7.0]))
+        tensor([-1.,  0.,  1.,  1.])
+    """
+
+    def __init__(self, in_keys=None, out_keys=None):
+        super().__init__(["reward"] if in_keys is None else in_keys, out_keys)
+
+    def _apply_transform(self, x):
+        return torch.sign(x)
+
+    def _transform_spec(self, spec):
+        return Bounded(-1, 1, spec.shape, spec.dtype, spec.device)
+
+    def transform_reward_spec(self, spec):
+        return self._transform_spec(spec) if "reward" in self.in_keys else spec

@@ -7,6 +7,7 @@ from rlbench.envs.transforms import (
     CenterCrop,
     Compose,
     DoubleToFloat,
+    EndOfLifeTransform,
     ExcludeTransform,
     FlattenObservation,
     FrameSkipTransform,
@@ -19,7 +20,9 @@ from rlbench.envs.transforms import (
     RewardClipping,
     RewardScaling,
     RewardSum,
+    SignTransform,
     StepCounter,
+    TimeMaxPool,
     ToTensorImage,
     Transform,
     UnsqueezeTransform,
@@ -33,6 +36,13 @@ from rlbench.testing.transforms import (
     image_counting_env,
     pixel_counting_env,
 )
+
+
+def _counting_lives(env):
+    """Lives of a counting env (one lost every other step); a constant 3 for envs without a count."""
+    count = getattr(env, "count", None)
+    return 3 if count is None else (3 - count.squeeze(-1).long() // 2)
+
 
 CASES = [
     TransformCase("ToTensorImage", ToTensorImage, env=pixel_counting_env),
@@ -59,6 +69,11 @@ CASES = [
     TransformCase("InitTracker", InitTracker),
     TransformCase("RenameTransform", lambda: RenameTransform(["observation"], ["count"])),
     TransformCase("ExcludeTransform", lambda: ExcludeTransform("total")),
+    TransformCase("SignTransform", lambda: SignTransform(in_keys=["reward", "observation"])),
+    TransformCase("TimeMaxPool", lambda: TimeMaxPool(in_keys=["observation"]), replay_exact=False, env_only=True),
+    TransformCase("TimeMaxPool-pixels", TimeMaxPool, env=pixel_counting_env, replay_exact=False, env_only=True),
+    TransformCase("EndOfLifeTransform", lambda: EndOfLifeTransform(lives_fn=_counting_lives), replay_exact=False,
+                  env_only=True),
     TransformCase("Compose", lambda: Compose(StepCounter(), RewardSum(), ObservationNorm(loc=0.5, scale=3.0))),
 ]
 
