@@ -3,12 +3,15 @@
 Environment names (:func:`make_env`): any gymnasium id (``"CartPole-v1"``), or a torch-native batched
 env as ``"native:CartPole"`` (also ``Pendulum``, ``MountainCar``, ``MountainCarContinuous``,
 ``Acrobot``; a ``-vN`` suffix is accepted and ignored). Atari ids (``"ALE/Pong-v5"``, the ``atari`` extra) get
-the standard preprocessing of :class:`AtariPreprocessing` by default. :func:`start_run` is the first line of every
+the standard preprocessing of :class:`AtariPreprocessing` by default. DeepMind Control Suite tasks are
+``"dmc:DOMAIN-TASK"`` (``"dmc:cartpole-swingup"``, ``"dmc:ball_in_cup-catch"``; the ``dm_control`` extra).
+:func:`start_run` is the first line of every
 recipe's ``train()``: threads, every seed, then the training env. :func:`evaluate` runs
 :func:`rlbench.trainers.evaluate_policy` on a fresh, seeded batched env with one sub-env per episode.
 """
 from __future__ import annotations
 
+import importlib.util
 import random
 from dataclasses import dataclass
 from typing import Callable
@@ -20,7 +23,9 @@ from ..envs import (
     AcrobotEnv,
     CartPoleEnv,
     CatFrames,
+    CatTensors,
     Compose,
+    DMControlEnv,
     EndOfLifeTransform,
     EnvBase,
     FrameSkipTransform,
@@ -53,6 +58,8 @@ NATIVE_ENVS: dict[str, type] = {
 """Torch-native envs by the name used after ``native:``."""
 
 NATIVE_PREFIX = "native:"
+DMC_PREFIX = "dmc:"
+_SUITES = f"{NATIVE_PREFIX}NAME (torch-native), {DMC_PREFIX}DOMAIN-TASK (DeepMind Control) or a gymnasium id"
 
 
 def _native_class(name: str):
@@ -150,17 +157,59 @@ def _make_atari(name: str, num_envs: int, atari, device):
     return SerialEnv(int(num_envs), lambda: prep.make(name, device))
 
 
+def _dmc_names(name: str) -> tuple[str, str]:
+    """``"dmc:ball_in_cup-catch"`` -> ``("ball_in_cup", "catch")``: domains have no ``-``, so split on the first."""
+    domain, sep, task = name[len(DMC_PREFIX):].partition("-")
+    if not (sep and domain and task):
+        raise ValueError(f"make_env: {name!r} is not a DeepMind Control name: expected {DMC_PREFIX}DOMAIN-TASK, "
+                         f"e.g. 'dmc:cartpole-swingup' or 'dmc:ball_in_cup-catch'")
+    return domain, task
+
+
+def _make_dmc(name: str, num_envs: int, device) -> EnvBase:
+    """A DMControlEnv (a SerialEnv of them for ``num_envs > 1``) with its observations concatenated.
+
+    dm_control names each observation array (``"position"``, ``"velocity"``, ...); the recipes' networks
+    read one ``"observation"`` vector, so a ``CatTensors`` transform joins them in the task's order. Doing
+    it here rather than in the model builders keeps every builder (and a user's own network) reading one
+    key, and the replay buffers store one tensor instead of several.
+    """
+    domain, task = _dmc_names(name)
+    env = DMControlEnv(domain, task, device=device)  # an unknown domain or task fails here, listing the valid ones
+    if num_envs > 1:
+        envs = [env] + [DMControlEnv(domain, task, device=device) for _ in range(num_envs - 1)]
+        env = SerialEnv(num_envs, [lambda e=e: e for e in envs])
+    keys = list(env.observation_spec.keys())
+    if keys != ["observation"]:
+        env = TransformedEnv(env, CatTensors(keys, "observation"))
+    return env
+
+
+def _check_suite(name: str) -> None:
+    """Refuse ``"suite:..."`` names of a suite rlbench does not have (gymnasium's ``"module:Id"`` still works)."""
+    prefix = name.split(":", 1)[0]
+    try:
+        is_module = importlib.util.find_spec(prefix) is not None
+    except (ImportError, ValueError):
+        is_module = False
+    if not is_module:
+        raise ValueError(f"make_env: unknown env suite {prefix + ':'!r} in {name!r}: expected {_SUITES} (such as "
+                         f"'native:CartPole', 'dmc:cartpole-swingup', 'CartPole-v1')")
+
+
 def make_env(name: str, num_envs: int = 1, *, seed: int | None = None, device=None,
              atari: AtariPreprocessing | bool | None = None) -> EnvBase:
-    """Build an env from a gymnasium id or a ``"native:Name"`` torch-native env.
+    """Build an env from a gymnasium id, a ``"native:Name"`` torch-native env or a ``"dmc:DOMAIN-TASK"`` task.
 
     Args:
-        name: ``"CartPole-v1"`` (any registered gymnasium id) or ``"native:CartPole"``.
+        name: ``"CartPole-v1"`` (any registered gymnasium id), ``"native:CartPole"``, or
+            ``"dmc:cartpole-swingup"`` (a :class:`~rlbench.envs.DMControlEnv` whose observation arrays are
+            concatenated into one ``"observation"`` vector by :class:`~rlbench.envs.transforms.CatTensors`).
         num_envs: number of sub-envs. Native envs step them as one batch; gymnasium ids become a
-            synchronous gymnasium vector env (``batch_size=[num_envs]``); ``1`` gives an unbatched
-            gymnasium env.
+            synchronous gymnasium vector env (``batch_size=[num_envs]``); ``dmc:`` tasks a
+            :class:`~rlbench.envs.SerialEnv`; ``1`` gives an unbatched env.
         seed: seed the env (``None``: leave it unseeded).
-        device: device of a native env's tensors.
+        device: device of a native or DeepMind Control env's tensors.
         atari: for ``"ALE/..."`` ids: the preprocessing (default ``AtariPreprocessing()``, the Nature/Machado
             recipe), or ``False`` for the raw ALE env. Several Atari sub-envs are a ``SerialEnv``.
 
@@ -178,13 +227,18 @@ def make_env(name: str, num_envs: int = 1, *, seed: int | None = None, device=No
         env = _native_class(name)(batch_size=[int(num_envs)], device=device)
     elif name.startswith(ATARI_PREFIX):
         env = _make_atari(name, int(num_envs), atari, device)
+    elif name.startswith(DMC_PREFIX):
+        env = _make_dmc(name, int(num_envs), device)
     else:
+        if ":" in name:
+            _check_suite(name)
         try:
             env = GymEnv(name, num_envs=int(num_envs)) if num_envs > 1 else GymEnv(name)
         except Exception as err:  # gymnasium's NameNotFound etc.: say what names are accepted
             if "not found" in str(err).lower() or "doesn't exist" in str(err).lower():
-                raise ValueError(f"make_env: unknown env {name!r}: expected a gymnasium id such as 'CartPole-v1' or "
-                                 f"a torch-native env {', '.join(NATIVE_PREFIX + k for k in NATIVE_ENVS)}") from err
+                raise ValueError(f"make_env: unknown env {name!r}: expected a gymnasium id such as 'CartPole-v1', "
+                                 f"a torch-native env {', '.join(NATIVE_PREFIX + k for k in NATIVE_ENVS)} or a "
+                                 f"DeepMind Control task such as 'dmc:cartpole-swingup'") from err
             raise
     if seed is not None:
         env.set_seed(int(seed))
@@ -194,12 +248,16 @@ def make_env(name: str, num_envs: int = 1, *, seed: int | None = None, device=No
 def max_episode_steps(name: str, default: int = 1000) -> int:
     """The time limit of env ``name`` (gymnasium's registered one, or the native env's), else ``default``.
 
+    ``dmc:`` tasks end themselves at their time limit (1000 control steps for the suite's tasks): ``default``.
+
     Example:
         >>> max_episode_steps("CartPole-v1"), max_episode_steps("native:Pendulum")
         (500, 200)
     """
     if name.startswith(NATIVE_PREFIX):
         limit = _native_class(name)().max_episode_steps
+    elif name.startswith(DMC_PREFIX):
+        limit = None
     else:
         import gymnasium
 

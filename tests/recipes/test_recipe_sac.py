@@ -110,3 +110,18 @@ def test_discrete_sac_loss_and_models_follow_the_spec(small):
     loss = sac.make_loss(cartpole, actor, qvalue, small())
     assert isinstance(loss, DiscreteSACLoss) and loss.num_actions == 3
     assert isinstance(sac.make_loss(pendulum, *sac.make_models(pendulum, small()), small()), SACLoss)
+
+
+def test_dmc_cartpole_swingup_from_states(logger, small):
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("dm_control") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail('dm_control is missing under CI=true: pip install "rlbench[dm_control]"')
+        pytest.skip('dm_control is not installed: pip install "rlbench[dm_control]"')
+    results = sac.train(small(env="dmc:cartpole-swingup", eval_every=150), logger=logger, progress=False)
+    assert results.frames == 300 and [row["frames"] for row in results.curve] == [150, 300]
+    assert logger.steps("loss/qvalue") == [150, 200, 250, 300]
+    # cartpole-swingup's reward is in [0, 1] per step over its 1000-step limit
+    assert 0 <= results.final_eval_return <= 1000 and results.eval_episodes == 2

@@ -111,3 +111,75 @@ def test_start_run_seeds_then_makes_the_training_env():
     second = start_run(config).reset()["observation"], torch.rand(2)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     assert first[0].shape == (3, 4) and torch.get_num_threads() == 1
+
+
+# ------------------------------------------------------------------ DeepMind Control ("dmc:") and MuJoCo
+def _needs(module: str, extra: str):
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec(module) is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{module} is missing under CI=true: pip install \"rlbench[{extra}]\"")
+        pytest.skip(f"{module} is not installed: pip install \"rlbench[{extra}]\"")
+
+
+def test_make_env_dmc_concatenates_the_observations_in_the_task_order():
+    _needs("dm_control", "dm_control")
+    from rlbench.envs import DMControlEnv
+
+    env = make_env("dmc:ball_in_cup-catch", seed=2)  # domain with an underscore: split on the first '-'
+    raw = DMControlEnv("ball_in_cup", "catch")
+    raw.set_seed(2)
+    assert list(env.observation_spec.keys()) == ["observation"]
+    assert env.observation_spec["observation"].shape == (8,)  # position (4) + velocity (4)
+    td, ref = env.reset(), raw.reset()
+    torch.testing.assert_close(td["observation"], torch.cat([ref["position"], ref["velocity"]], -1))
+    batched = make_env("dmc:cartpole-swingup", num_envs=3, seed=0)
+    assert batched.batch_size == (3,)
+    assert batched.rollout(4, break_when_any_done=False)["next", "observation"].shape == (3, 4, 5)
+
+
+def test_make_env_dmc_errors_name_the_choices():
+    _needs("dm_control", "dm_control")
+    with pytest.raises(ValueError, match=r"unknown dm_control domain 'cartpolee'.*Did you mean 'cartpole'"):
+        make_env("dmc:cartpolee-swingup")
+    with pytest.raises(ValueError, match=r"no task 'swingupx'.*Its tasks: balance"):
+        make_env("dmc:cartpole-swingupx")
+
+
+def test_make_env_bad_names_say_what_exists():
+    with pytest.raises(ValueError, match=r"'dmc:cartpole' is not a DeepMind Control name: expected dmc:DOMAIN-TASK"):
+        make_env("dmc:cartpole")
+    with pytest.raises(ValueError, match=r"unknown env suite 'foo:'.*native:NAME.*dmc:DOMAIN-TASK.*gymnasium id"):
+        make_env("foo:bar")
+
+
+def test_evaluate_dmc_matches_plain_dm_control_episodes():
+    _needs("dm_control", "dm_control")
+    from rlbench.envs import DMControlEnv
+
+    push = TensorDictModule(lambda o: torch.tanh(o[..., 1:2] - o[..., 0:1]), ["observation"], ["action"])
+    mean, std = evaluate("dmc:cartpole-swingup", push, num_episodes=2, seed=5, max_steps=60)
+    returns = []
+    for i in range(2):  # the batched eval env seeds sub-env i with seed + i
+        env = DMControlEnv("cartpole", "swingup")
+        env.set_seed(5 + i)
+        td, total = env.reset(), 0.0
+        for _ in range(60):
+            obs = torch.cat([td["position"], td["velocity"]], -1)
+            td["action"] = torch.tanh(obs[1:2] - obs[0:1])
+            td = env.step(td)
+            total += float(td["next", "reward"])
+            td = step_mdp(td)
+        returns.append(total)
+    ref = torch.tensor(returns, dtype=torch.float64)
+    assert mean == pytest.approx(float(ref.mean()), rel=1e-5)
+    assert std == pytest.approx(float(ref.std(unbiased=False)), rel=1e-4, abs=1e-6)
+
+
+def test_make_env_gymnasium_mujoco_id():
+    _needs("mujoco", "mujoco")
+    env = make_env("Hopper-v5", seed=0)
+    assert isinstance(env, GymEnv) and env.observation_spec["observation"].shape == (11,)
+    assert max_episode_steps("HalfCheetah-v5") == 1000
