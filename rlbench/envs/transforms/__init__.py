@@ -14,7 +14,14 @@ from .episode import FrameSkipTransform, InitTracker, NoopResetEnv, StepCounter
 from .image import CatFrames, CenterCrop, GrayScale, Resize, TimeMaxPool, ToTensorImage
 from .keys import ExcludeTransform, RenameTransform
 from .normalization import ObservationNorm, VecNorm
-from .observation import CatTensors, DoubleToFloat, FlattenObservation, UnsqueezeTransform
+from .observation import (
+    CatTensors,
+    DoubleToFloat,
+    FlattenObservation,
+    PermuteTransform,
+    SqueezeTransform,
+    UnsqueezeTransform,
+)
 from .reward import RewardClipping, RewardScaling, RewardSum, SignTransform
 
 __all__ = [
@@ -48,4 +55,6 @@ __all__ = [
     "SignTransform",
     "TimeMaxPool",
     "EndOfLifeTransform",
+    "SqueezeTransform",
+    "PermuteTransform",
 ]

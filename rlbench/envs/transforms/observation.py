@@ -1,4 +1,4 @@
-"""Observation shape and dtype transforms: dtype casts, flattening, unsqueezing, concatenation."""
+"""Observation shape and dtype transforms: dtype casts, flattening, (un)squeezing, permuting, concatenation."""
 from __future__ import annotations
 
 import torch
@@ -6,7 +6,8 @@ import torch
 from ...specs import Bounded, Composite, Spec, Unbounded
 from .base import EnvSpecs, Transform, TransformKeyError, _norm_key
 
-__all__ = ["DoubleToFloat", "FlattenObservation", "UnsqueezeTransform", "CatTensors"]
+__all__ = ["DoubleToFloat", "FlattenObservation", "UnsqueezeTransform", "SqueezeTransform", "PermuteTransform",
+           "CatTensors"]
 
 
 def _cast_spec(spec: Spec, dtype: torch.dtype) -> Spec:
@@ -175,6 +176,78 @@ class UnsqueezeTransform(Transform):
 
     def extra_repr(self):
         return f"dim={self.dim}, in_keys={self.in_keys}, in_keys_inv={self.in_keys_inv}"
+
+
+class SqueezeTransform(Transform):
+    """Remove the singleton dim at ``dim`` (negative, counted from the end of the input).
+
+    Example:
+        >>> import torch
+        >>> SqueezeTransform(-1, in_keys=["observation"])._apply_transform(torch.zeros(4, 3, 1)).shape
+        torch.Size([4, 3])
+    """
+
+    def __init__(self, dim: int, in_keys=None, out_keys=None):
+        super().__init__(["observation"] if in_keys is None else in_keys, out_keys)
+        _check_negative("SqueezeTransform", dim)
+        self.dim = int(dim)
+
+    def _apply_transform(self, x):
+        if x.shape[self.dim] != 1:
+            raise ValueError(f"SqueezeTransform: dim {self.dim} of shape {tuple(x.shape)} is not 1")
+        return x.squeeze(self.dim)
+
+    def _transform_spec(self, spec):
+        if spec.shape[self.dim] != 1:
+            raise ValueError(f"SqueezeTransform: dim {self.dim} of the spec's shape {tuple(spec.shape)} is not 1")
+        shape = list(spec.shape)
+        del shape[len(shape) + self.dim]
+        if isinstance(spec, Bounded):
+            return Bounded(spec.low.squeeze(self.dim), spec.high.squeeze(self.dim), shape, spec.dtype, spec.device)
+        return spec._clone_with(torch.Size(shape), spec.device)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, in_keys={self.in_keys}"
+
+
+class PermuteTransform(Transform):
+    """Permute the last ``len(dims)`` dims: ``dims`` is a permutation of ``-len(dims), ..., -1``.
+
+    E.g. ``PermuteTransform((-1, -3, -2))`` turns ``[*, H, W, C]`` images into ``[*, C, H, W]``; leading
+    (batch, time) dims are left in place.
+
+    Example:
+        >>> import torch
+        >>> PermuteTransform((-1, -3, -2), in_keys=["pixels"])._apply_transform(torch.zeros(2, 5, 6, 3)).shape
+        torch.Size([2, 3, 5, 6])
+    """
+
+    def __init__(self, dims, in_keys=None, out_keys=None):
+        super().__init__(["observation"] if in_keys is None else in_keys, out_keys)
+        dims = tuple(int(d) for d in dims)
+        if sorted(dims) != list(range(-len(dims), 0)):
+            raise ValueError(f"PermuteTransform: dims must be a permutation of {tuple(range(-len(dims), 0))} "
+                             f"(negative, counted from the end), got {dims}")
+        self.dims = dims
+
+    def _order(self, ndim: int) -> list:
+        lead = ndim - len(self.dims)
+        return list(range(lead)) + [ndim + d for d in self.dims]
+
+    def _apply_transform(self, x):
+        return x.permute(*self._order(x.ndim))
+
+    def _transform_spec(self, spec):
+        order = self._order(len(spec.shape))
+        shape = [spec.shape[i] for i in order]
+        if isinstance(spec, Bounded):
+            low, high = spec.low.expand(spec.shape), spec.high.expand(spec.shape)
+            return Bounded(low.permute(*order).clone(), high.permute(*order).clone(), shape, spec.dtype,
+                           spec.device)
+        return spec._clone_with(torch.Size(shape), spec.device)
+
+    def extra_repr(self):
+        return f"dims={self.dims}, in_keys={self.in_keys}"
 
 
 class CatTensors(Transform):

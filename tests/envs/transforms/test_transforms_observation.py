@@ -85,3 +85,21 @@ def test_exclude_and_protected_keys():
         TransformedEnv(CountingEnv(), ExcludeTransform("done"))
     td = TensorDict({"a": torch.zeros(2), "next": {"a": torch.zeros(2), "b": torch.zeros(2)}}, [2])
     assert set(ExcludeTransform("a")(td).keys(True, True)) == {("next", "b")}
+
+
+def test_squeeze_and_permute_exact_values_and_specs():
+    from rlbench.envs import PermuteTransform, SqueezeTransform, TransformedEnv
+    from rlbench.testing import PixelCountingEnv
+
+    x = torch.arange(24.0).reshape(2, 3, 4)
+    out = PermuteTransform((-1, -2), in_keys=["x"])._apply_transform(x)
+    assert torch.equal(out, x.transpose(-1, -2))
+    assert torch.equal(SqueezeTransform(-2, in_keys=["x"])._apply_transform(x[:, :1]), x[:, 0])
+    with pytest.raises(ValueError, match="is not 1"):
+        SqueezeTransform(-1, in_keys=["x"])._apply_transform(x)
+    with pytest.raises(ValueError, match="permutation of"):
+        PermuteTransform((-1, -1))
+    env = TransformedEnv(PixelCountingEnv(height=8, width=10), PermuteTransform((-1, -3, -2), in_keys=["pixels"]))
+    assert env.observation_spec["pixels"].shape == (3, 8, 10)
+    raw = PixelCountingEnv(height=8, width=10).rollout(2)["next", "pixels"]
+    assert torch.equal(env.rollout(2)["next", "pixels"], raw.permute(0, 3, 1, 2))
