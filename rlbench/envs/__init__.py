@@ -33,6 +33,7 @@ from .transforms import (  # every transform, as from rlbench.envs.transforms
     RewardClipping,
     RewardScaling,
     RewardSum,
+    SelectTransform,
     SignTransform,
     SqueezeTransform,
     StepCounter,
@@ -107,4 +108,5 @@ __all__ = [
     "EndOfLifeTransform",
     "SqueezeTransform",
     "PermuteTransform",
+    "SelectTransform",
 ]

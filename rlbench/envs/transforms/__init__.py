@@ -12,7 +12,7 @@ from .base import Compose, EnvSpecs, Transform, TransformKeyError, episode_start
 from .env import TransformedEnv
 from .episode import FrameSkipTransform, InitTracker, NoopResetEnv, StepCounter
 from .image import CatFrames, CenterCrop, GrayScale, Resize, TimeMaxPool, ToTensorImage
-from .keys import ExcludeTransform, RenameTransform
+from .keys import ExcludeTransform, RenameTransform, SelectTransform
 from .normalization import ObservationNorm, VecNorm
 from .observation import (
     CatTensors,
@@ -57,4 +57,5 @@ __all__ = [
     "EndOfLifeTransform",
     "SqueezeTransform",
     "PermuteTransform",
+    "SelectTransform",
 ]

@@ -1,9 +1,9 @@
-"""Key transforms: renaming and removing observation entries."""
+"""Key transforms: renaming, removing and selecting observation entries."""
 from __future__ import annotations
 
 from .base import EnvSpecs, Transform, TransformKeyError
 
-__all__ = ["RenameTransform", "ExcludeTransform"]
+__all__ = ["RenameTransform", "ExcludeTransform", "SelectTransform"]
 
 
 def _check_observation_keys(transform, keys, specs: EnvSpecs, verb: str) -> None:
@@ -103,3 +103,44 @@ class ExcludeTransform(Transform):
                 )
             del specs.observation[key]
         return specs
+
+
+class SelectTransform(Transform):
+    """Keep only the given observation keys (the complement of :class:`ExcludeTransform`).
+
+    Observations not listed are removed from the env's outputs and its observation spec; the reward, done
+    flags, the action and the keys the env reads back at each step (its ``state_spec``) always stay.
+    Outside an env, before it has seen one's specs, it removes nothing.
+
+    Example:
+        >>> from rlbench.envs.transforms import TransformedEnv
+        >>> from rlbench.testing import CountingEnv
+        >>> env = TransformedEnv(CountingEnv(), SelectTransform("observation"))
+        >>> sorted(env.observation_spec.keys()), sorted(env.reset().keys())
+        (['observation'], ['done', 'observation', 'terminated', 'truncated'])
+    """
+
+    def __init__(self, *keys):
+        if len(keys) == 1 and isinstance(keys[0], list):
+            keys = tuple(keys[0])
+        super().__init__(list(keys))
+        self._drop: list = []
+
+    def transform_specs(self, specs: EnvSpecs) -> EnvSpecs:
+        self._check_keys(specs)
+        _check_observation_keys(self, self.in_keys, specs, "select")
+        keep = set(self.in_keys)
+        self._drop = [k for k in specs.observation.keys(True, True) if k not in keep and k not in specs.state]
+        for key in self._drop:
+            del specs.observation[key]
+        return specs
+
+    def _call(self, td):
+        keys = td.keys(True)
+        for key in self._drop:
+            if key in keys:
+                del td[key]
+        return td
+
+    def extra_repr(self):
+        return f"keys={self.in_keys}"

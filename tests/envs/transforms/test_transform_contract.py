@@ -21,6 +21,7 @@ from rlbench.envs.transforms import (
     RewardClipping,
     RewardScaling,
     RewardSum,
+    SelectTransform,
     SignTransform,
     SqueezeTransform,
     StepCounter,
@@ -79,6 +80,7 @@ CASES = [
     TransformCase("SqueezeTransform", lambda: SqueezeTransform(-1, in_keys=["observation", "total"])),
     TransformCase("PermuteTransform", lambda: PermuteTransform((-1, -3, -2), in_keys=["pixels"]),
                   env=pixel_counting_env),
+    TransformCase("SelectTransform", lambda: SelectTransform("observation")),
     TransformCase("Compose", lambda: Compose(StepCounter(), RewardSum(), ObservationNorm(loc=0.5, scale=3.0))),
 ]
 

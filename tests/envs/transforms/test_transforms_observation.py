@@ -103,3 +103,17 @@ def test_squeeze_and_permute_exact_values_and_specs():
     assert env.observation_spec["pixels"].shape == (3, 8, 10)
     raw = PixelCountingEnv(height=8, width=10).rollout(2)["next", "pixels"]
     assert torch.equal(env.rollout(2)["next", "pixels"], raw.permute(0, 3, 1, 2))
+
+
+def test_select_keeps_only_the_listed_observations():
+    from rlbench.envs import SelectTransform, TransformedEnv
+    from rlbench.envs.transforms.base import TransformKeyError
+    from rlbench.testing import CountingEnv
+
+    env = TransformedEnv(CountingEnv(max_steps=3), SelectTransform("total"))
+    assert list(env.observation_spec.keys()) == ["total"]
+    td = env.rollout(3)
+    assert "observation" not in td.keys() and "observation" not in td["next"].keys()
+    assert td["next", "reward"].squeeze(-1).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(TransformKeyError, match="cannot select 'done'"):
+        TransformedEnv(CountingEnv(), SelectTransform("done"))
