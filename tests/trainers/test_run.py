@@ -1,4 +1,4 @@
-"""RunTracker and TrainResults: evaluation schedule and seeds, early stop, training returns, logs, run files, report."""
+"""RunTracker: evaluation schedule and seeds, early stop, training returns, logs, run files and report."""
 import base64
 import re
 import time
@@ -9,7 +9,7 @@ import torch
 
 from rlbench.collectors import EpisodeReturns
 from rlbench.testing import ListLogger
-from rlbench.trainers import RunTracker, TrainResults, load_checkpoint, read_csv_log, write_report
+from rlbench.trainers import RunTracker, load_checkpoint, read_csv_log
 from rlbench.trainers.run import FINAL_EVAL_SEED_OFFSET, PERIODIC_EVAL_SEED_OFFSET
 
 
@@ -103,49 +103,3 @@ def test_run_files_and_report(tmp_path):
     png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1))
     assert png.startswith(b"\x89PNG")
     assert "final mean evaluation return: 2.0 over 3 episodes" in html
-
-
-def test_report_escapes_strings(tmp_path):
-    r = TrainResults("<b>x</b>", "<script>alert(1)</script>", 1.0, 0.0, 2, 10, 1.0, 1.0,
-                     curve=[{"frames": 10, "train_time": 1.0, "eval_return": 1.0, "eval_std": 0.0}],
-                     config={"env": "<script>"})
-    html = write_report(tmp_path / "r.html", r).read_text()
-    assert "<script>" not in html and "&lt;script&gt;" in html
-
-
-@pytest.mark.parametrize("algo, env", [("$$", "CartPole-v1"), ("dqn", "my$}{$env"), ("x", r"$\foo$-v0"),
-                                       ("a$b$c", "$x^2$ and $"), ("cost $5", r"\$ \alpha")])
-def test_report_draws_names_with_dollar_signs_as_plain_text(tmp_path, algo, env):
-    # issue 13 item 12: matplotlib read "$...$" in the title as math text (an odd count raised ValueError)
-    r = TrainResults(algo, env, 1.0, 0.0, 2, 10, 1.0, 1.0, train_curve=[(5, 0.5)],
-                     curve=[{"frames": 10, "train_time": 1.0, "eval_return": 1.0, "eval_std": 0.0}])
-    html = write_report(tmp_path / "r.html", r).read_text()
-    png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html).group(1))
-    assert png.startswith(b"\x89PNG")
-    import html as html_lib
-
-    assert f"<h1>{html_lib.escape(algo)} on {html_lib.escape(env)}</h1>" in html  # the page keeps HTML escaping
-
-
-def test_report_title_is_the_names_verbatim():
-    from rlbench.trainers.report import _curve_figure
-
-    r = TrainResults("a$b", "$x$", 1.0, 0.0, 2, 10, 1.0, 1.0,
-                     curve=[{"frames": 10, "train_time": 1.0, "eval_return": 1.0, "eval_std": 0.0}])
-    title = _curve_figure(r).axes[0].title
-    assert title.get_text() == "a$b on $x$"  # drawn as written: no math, no backslashes
-
-
-def test_train_results_has_its_own_module_and_keeps_its_old_import_paths():
-    import ast
-    import inspect
-
-    import rlbench.trainers
-    import rlbench.trainers.report as report
-    import rlbench.trainers.run as run
-    from rlbench.trainers.results import TrainResults as from_results
-
-    assert rlbench.trainers.TrainResults is run.TrainResults is from_results is TrainResults
-    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(report)))
-                if isinstance(node, ast.ImportFrom)}
-    assert "run" not in imported and "results" in imported  # report no longer imports run (no cycle)
