@@ -8,46 +8,7 @@ from tensordict import TensorDict
 import rlbench.envs
 import rlbench.envs.transforms
 from rlbench.envs import CartPoleEnv, GymEnv, PendulumEnv, SerialEnv, TransformedEnv
-from rlbench.specs import Bounded, Categorical, Composite
 from rlbench.testing import ContinuousCountingEnv, CountingEnv
-
-
-# --------------------------------------------------------------------------------- RandomPolicy
-def test_random_policy_writes_actions_from_the_spec():
-    from rlbench.envs import RandomPolicy
-
-    env = PendulumEnv(batch_size=[3], seed=0)
-    policy = RandomPolicy(env.action_spec)
-    td = policy(env.reset())
-    assert td["action"].shape == (3, 1) and env.action_spec.is_in(td["action"])
-    roll = env.rollout(20, policy)
-    assert roll.shape == (3, 20) and env.action_spec.is_in(roll["action"])
-    assert roll["action"].std() > 0.5  # uniform on [-2, 2]: std 1.15
-
-
-def test_random_policy_seeded_composite_and_key():
-    from rlbench.envs import RandomPolicy
-
-    spec = Categorical(4, (5,))
-    a = RandomPolicy(spec, generator=torch.Generator().manual_seed(1))(TensorDict({}, [5]))
-    b = RandomPolicy(spec, generator=torch.Generator().manual_seed(1))(TensorDict({}, [5]))
-    assert torch.equal(a["action"], b["action"])
-    td = RandomPolicy(spec, action_key="move")(TensorDict({}, [5]))
-    assert list(td.keys()) == ["move"]
-    full = Composite(action=Bounded(-1.0, 1.0, (5, 2)), aux=Categorical(3, (5,)), shape=(5,))
-    td = RandomPolicy(full)(TensorDict({}, [5]))
-    assert full.is_in(td.select("action", "aux"))
-    assert "RandomPolicy" in repr(RandomPolicy(spec))
-
-
-# --------------------------------------------------------------------------------- EnvCreator
-def test_env_creator_is_exported():
-    from rlbench.envs import EnvCreator
-    from rlbench.envs.makers import EnvCreator as Original
-
-    assert EnvCreator is Original
-    env = EnvCreator(CountingEnv, {"max_steps": 2})()
-    assert env.rollout(5).shape == (2,)
 
 
 # ---------------------------------------------------------------------------------- rand_step
