@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _buffer_data import transitions
 from tensordict import TensorDict
 
 from rlbench.buffers import (
@@ -12,7 +13,7 @@ from rlbench.buffers import (
 )
 
 
-def test_list_storage_any_objects(transitions):
+def test_list_storage_any_objects():
     rb = ReplayBuffer(storage=ListStorage(3), batch_size=2)
     rb.add("a")
     rb.extend([{"b": 1}, 3.5, None])

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from _buffer_data import transitions
 from tensordict import TensorDict
 
 from rlbench.buffers import (
@@ -13,7 +14,7 @@ from rlbench.buffers import (
 )
 
 
-def test_memmap_files_and_bounded_ram(tmp_path, transitions):
+def test_memmap_files_and_bounded_ram(tmp_path):
     s = LazyMemmapStorage(1000, scratch_dir=tmp_path)
     s.prepare(transitions(2))
     assert (tmp_path / "data" / "observation.memmap").exists()

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _buffer_data import transitions
 from tensordict import TensorDict
 
 from rlbench.buffers import (
@@ -14,7 +15,7 @@ from rlbench.buffers import (
 
 
 @pytest.mark.parametrize("make", [lambda: LazyTensorStorage(10), lambda: LazyMemmapStorage(10)])
-def test_lazy_allocation_from_first_write(make, tmp_path, transitions):
+def test_lazy_allocation_from_first_write(make, tmp_path):
     s = make()
     if isinstance(s, LazyMemmapStorage):
         s.scratch_dir = tmp_path
@@ -59,7 +60,7 @@ def test_multi_dim_storage(cls, tmp_path):
         rb.extend(TensorDict({"x": torch.zeros(2, 4, dtype=torch.int64)}, [2, 4]))
 
 
-def test_first_extend_of_zero_rows(tmp_path, transitions):
+def test_first_extend_of_zero_rows(tmp_path):
     for storage in (LazyMemmapStorage(10, scratch_dir=tmp_path / "mm"), LazyTensorStorage(10), ListStorage(10)):
         rb = ReplayBuffer(storage=storage, batch_size=2)
         index = rb.extend(transitions(0))

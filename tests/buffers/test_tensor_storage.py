@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _buffer_data import transitions
 from tensordict import TensorDict
 
 from rlbench.buffers import (
@@ -11,7 +12,7 @@ from rlbench.buffers import (
 )
 
 
-def test_plain_tensors(transitions):
+def test_plain_tensors():
     s = LazyTensorStorage(5)
     rb = ReplayBuffer(storage=s)
     rb.extend(torch.arange(12.0).reshape(6, 2))  # wraps: the first row is overwritten
@@ -22,7 +23,7 @@ def test_plain_tensors(transitions):
         rb.extend(transitions(2))
 
 
-def test_mismatch_errors_name_the_key(transitions):
+def test_mismatch_errors_name_the_key():
     rb = ReplayBuffer(storage=LazyTensorStorage(10))
     rb.extend(transitions(3))
     bad = transitions(2)

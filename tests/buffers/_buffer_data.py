@@ -1,10 +1,13 @@
-"""Shared fixtures of the buffer tests."""
-import pytest
+"""Data shared by the buffer tests (imported as ``_buffer_data``, like tests/trainers/_setups.py).
+
+Not a conftest.py: with ``--doctest-modules`` a second conftest module clashes with tests/conftest.py.
+"""
 import torch
 from tensordict import TensorDict
 
 
-def _transitions(n, start=0):
+def transitions(n, start=0):
+    """N transitions whose observation rows are ``[i, i, i, i]`` for i in start..start+n-1."""
     obs = torch.arange(start, start + n, dtype=torch.float32).unsqueeze(-1).expand(n, 4).clone()
     return TensorDict({
         "observation": obs,
@@ -12,9 +15,3 @@ def _transitions(n, start=0):
         "next": {"observation": obs + 1, "reward": torch.ones(n, 1),
                  "done": torch.zeros(n, 1, dtype=torch.bool)},
     }, [n])
-
-
-@pytest.fixture
-def transitions():
-    """``transitions(n, start=0)``: n transitions with observation rows ``[i, i, i, i]`` for i in start..start+n-1."""
-    return _transitions
