@@ -21,7 +21,7 @@ def test_gradient_is_half_width_times_tanh_derivative():
     low, high = torch.tensor([-1.0, 0.0]), torch.tensor([3.0, 0.5])
     x = torch.tensor([0.3, -1.2], requires_grad=True)
     ScaleToBounds(low, high)(x).sum().backward()
-    expected = (high - low) / 2 * (1 - np.tanh(np.array([0.3, -1.2], dtype=np.float32)) ** 2)
+    expected = (high - low).numpy() / 2 * (1 - np.tanh(np.array([0.3, -1.2], dtype=np.float32)) ** 2)
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
 
 
