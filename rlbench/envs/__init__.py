@@ -17,6 +17,7 @@ from .transforms import (  # every transform, as from rlbench.envs.transforms
     CatTensors,
     CenterCrop,
     Compose,
+    DeviceCastTransform,
     DoubleToFloat,
     EndOfLifeTransform,
     EnvSpecs,
@@ -109,4 +110,5 @@ __all__ = [
     "SqueezeTransform",
     "PermuteTransform",
     "SelectTransform",
+    "DeviceCastTransform",
 ]

@@ -5,10 +5,11 @@ every transform also works on its own on any TensorDict (e.g. a replay-buffer sa
 
 Files by concern: ``base`` (Transform, Compose), ``env`` (TransformedEnv), ``image``,
 ``normalization``, ``reward``, ``episode`` (step counting, resets, frame skip), ``observation``
-(dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal).
+(dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal), ``device`` (device casts).
 """
 from .atari import EndOfLifeTransform
 from .base import Compose, EnvSpecs, Transform, TransformKeyError, episode_starts, time_dim
+from .device import DeviceCastTransform
 from .env import TransformedEnv
 from .episode import FrameSkipTransform, InitTracker, NoopResetEnv, StepCounter
 from .image import CatFrames, CenterCrop, GrayScale, Resize, TimeMaxPool, ToTensorImage
@@ -58,4 +59,5 @@ __all__ = [
     "SqueezeTransform",
     "PermuteTransform",
     "SelectTransform",
+    "DeviceCastTransform",
 ]

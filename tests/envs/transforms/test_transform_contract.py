@@ -6,6 +6,7 @@ from rlbench.envs.transforms import (
     CatTensors,
     CenterCrop,
     Compose,
+    DeviceCastTransform,
     DoubleToFloat,
     EndOfLifeTransform,
     ExcludeTransform,
@@ -81,6 +82,9 @@ CASES = [
     TransformCase("PermuteTransform", lambda: PermuteTransform((-1, -3, -2), in_keys=["pixels"]),
                   env=pixel_counting_env),
     TransformCase("SelectTransform", lambda: SelectTransform("observation")),
+    TransformCase("DeviceCastTransform", lambda: DeviceCastTransform("cpu"), inverse=True),
+    TransformCase("DeviceCastTransform-continuous", lambda: DeviceCastTransform("cpu", "cpu"),
+                  env=continuous_counting_env, inverse=True),
     TransformCase("Compose", lambda: Compose(StepCounter(), RewardSum(), ObservationNorm(loc=0.5, scale=3.0))),
 ]
 
