@@ -38,6 +38,7 @@ from .transforms import (  # every transform, as from rlbench.envs.transforms
     SignTransform,
     SqueezeTransform,
     StepCounter,
+    TensorDictPrimer,
     TimeMaxPool,
     ToTensorImage,
     Transform,
@@ -111,4 +112,5 @@ __all__ = [
     "PermuteTransform",
     "SelectTransform",
     "DeviceCastTransform",
+    "TensorDictPrimer",
 ]

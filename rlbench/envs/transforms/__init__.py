@@ -5,7 +5,8 @@ every transform also works on its own on any TensorDict (e.g. a replay-buffer sa
 
 Files by concern: ``base`` (Transform, Compose), ``env`` (TransformedEnv), ``image``,
 ``normalization``, ``reward``, ``episode`` (step counting, resets, frame skip), ``observation``
-(dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal), ``device`` (device casts).
+(dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal), ``device`` (device casts),
+``primer`` (entries filled at reset).
 """
 from .atari import EndOfLifeTransform
 from .base import Compose, EnvSpecs, Transform, TransformKeyError, episode_starts, time_dim
@@ -23,6 +24,7 @@ from .observation import (
     SqueezeTransform,
     UnsqueezeTransform,
 )
+from .primer import TensorDictPrimer
 from .reward import RewardClipping, RewardScaling, RewardSum, SignTransform
 
 __all__ = [
@@ -60,4 +62,5 @@ __all__ = [
     "PermuteTransform",
     "SelectTransform",
     "DeviceCastTransform",
+    "TensorDictPrimer",
 ]

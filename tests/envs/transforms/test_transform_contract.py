@@ -26,12 +26,14 @@ from rlbench.envs.transforms import (
     SignTransform,
     SqueezeTransform,
     StepCounter,
+    TensorDictPrimer,
     TimeMaxPool,
     ToTensorImage,
     Transform,
     UnsqueezeTransform,
     VecNorm,
 )
+from rlbench.specs import Categorical, Unbounded
 from rlbench.testing import TransformCase, check_transform_contract
 from rlbench.testing.transforms import (
     TRANSFORM_CHECKS,
@@ -85,6 +87,8 @@ CASES = [
     TransformCase("DeviceCastTransform", lambda: DeviceCastTransform("cpu"), inverse=True),
     TransformCase("DeviceCastTransform-continuous", lambda: DeviceCastTransform("cpu", "cpu"),
                   env=continuous_counting_env, inverse=True),
+    TransformCase("TensorDictPrimer", lambda: TensorDictPrimer(
+        {"hidden": Unbounded((2, 3)), "count": Categorical(4, (1,))}, default_value={"hidden": 0.5})),
     TransformCase("Compose", lambda: Compose(StepCounter(), RewardSum(), ObservationNorm(loc=0.5, scale=3.0))),
 ]
 
