@@ -13,6 +13,7 @@ from .makers import EnvCreator
 from .parallel import ParallelEnv
 from .random_policy import RandomPolicy
 from .transforms import (  # every transform, as from rlbench.envs.transforms
+    ActionMask,
     CatFrames,
     CatTensors,
     CenterCrop,
@@ -113,4 +114,5 @@ __all__ = [
     "SelectTransform",
     "DeviceCastTransform",
     "TensorDictPrimer",
+    "ActionMask",
 ]

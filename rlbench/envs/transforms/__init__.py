@@ -6,8 +6,10 @@ every transform also works on its own on any TensorDict (e.g. a replay-buffer sa
 Files by concern: ``base`` (Transform, Compose), ``env`` (TransformedEnv), ``image``,
 ``normalization``, ``reward``, ``episode`` (step counting, resets, frame skip), ``observation``
 (dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal), ``device`` (device casts),
-``primer`` (entries filled at reset).
+``primer`` (entries filled at reset),
+``action_mask`` (allowed discrete actions).
 """
+from .action_mask import ActionMask
 from .atari import EndOfLifeTransform
 from .base import Compose, EnvSpecs, Transform, TransformKeyError, episode_starts, time_dim
 from .device import DeviceCastTransform
@@ -63,4 +65,5 @@ __all__ = [
     "SelectTransform",
     "DeviceCastTransform",
     "TensorDictPrimer",
+    "ActionMask",
 ]
