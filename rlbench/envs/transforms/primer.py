@@ -22,8 +22,10 @@ class TensorDictPrimer(Transform):
     Args:
         primers: the entries' specs, without the env's batch dims: a ``Composite`` or a dict of key to
             spec (e.g. ``{"hidden": Unbounded((2, 8))}``).
-        default_value: the reset value, a number or a dict of key to number (keys not in it get 0).
+        default_value (keyword only, as ``random``: TorchRL's positional order differs): the reset value,
+            a number or a dict of key to number (keys not in it get 0).
         random: fill the entries with ``spec.rand()`` at reset instead of ``default_value``.
+        **specs: more entries as keyword arguments (``TensorDictPrimer(hidden=Unbounded((8,)))``).
 
     Example:
         >>> from rlbench.envs.transforms import TransformedEnv
@@ -36,9 +38,12 @@ class TensorDictPrimer(Transform):
         [[0.5, 0.5], [0.5, 0.5]]
     """
 
-    def __init__(self, primers: Composite | dict, default_value=0.0, random: bool = False):
+    def __init__(self, primers: Composite | dict | None = None, *, default_value=0.0, random: bool = False,
+                 **specs: Spec):
         if isinstance(primers, Composite):
             primers = dict(primers.items(True, True))
+        if specs:
+            primers = {**(primers or {}), **specs}
         if not isinstance(primers, dict) or not primers:
             raise TypeError(f"TensorDictPrimer: primers is a non-empty Composite or dict of specs, got {primers!r}")
         for key, spec in primers.items():

@@ -66,9 +66,19 @@ def test_outside_an_env_fills_missing_entries_only():
     assert out["h"].tolist() == [[3.0, 3.0]] * 4 and out["next", "h"].tolist() == [[1.0, 1.0]] * 4
 
 
+def test_specs_as_keyword_arguments_and_keyword_only_options():
+    t = TensorDictPrimer({"a": Unbounded((1,))}, b=Categorical(3, (2,)), default_value=2.0)
+    td = t(TensorDict({}, [2]))
+    assert td["a"].tolist() == [[2.0], [2.0]] and td["b"].tolist() == [[2, 2], [2, 2]]
+    with pytest.raises(TypeError):
+        TensorDictPrimer({"a": Unbounded((1,))}, True)  # TorchRL's (primers, random): refused, not misread
+
+
 def test_bad_arguments():
     with pytest.raises(TypeError, match="non-empty Composite or dict"):
         TensorDictPrimer({})
+    with pytest.raises(TypeError, match="non-empty Composite or dict"):
+        TensorDictPrimer()
     with pytest.raises(TypeError, match="leaf Spec"):
         TensorDictPrimer({"h": 3})
     with pytest.raises(KeyError, match="not primers"):
