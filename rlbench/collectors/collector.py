@@ -20,79 +20,20 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from tensordict import TensorDict, TensorDictBase
-from tensordict.nn import TensorDictModule, set_interaction_type
+from tensordict.nn import set_interaction_type
 
-from ..envs.classic import ClassicControlEnv
 from ..envs.common import EnvBase
 from ..envs.makers import resolve_makers
 from ..envs.rollout_writer import RolloutWriter
-from ..modules.actors import Actor, ValueOperator
+from ._env_state import env_rng_state, set_env_rng_state, state_in_td
 from ._fused import fused_loop
+from ._policy_call import NotDirect, direct_call, resolve_exploration
 from .episodes import EpisodeReturns
 from .utils import TRAJ_KEY, ExplorationType, _as_transitions, _flag_bt, assign_traj_ids, split_trajectories
 
 __all__ = ["Collector"]
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve_exploration(value) -> ExplorationType:
-    if isinstance(value, ExplorationType):
-        return value
-    try:
-        return ExplorationType(value) if not isinstance(value, str) else ExplorationType[value.upper()]
-    except (KeyError, ValueError):
-        choices = ", ".join(e.name for e in ExplorationType)
-        raise ValueError(f"Collector: exploration_type must be an ExplorationType ({choices}), got {value!r}") from None
-
-
-def _direct_call(policy):
-    """A faster equivalent of a plain ``TensorDictModule(module, in_keys, out_keys)``, or None.
-
-    A ``TensorDictModule`` call goes through tensordict's dispatch wrappers and ``nn.Module.__call__``
-    (several microseconds, a real share of a step with a small MLP). For the plain case -- exact
-    class, default options, no hooks -- reading the inputs, calling the wrapped module and writing
-    the outputs is the same thing. Anything else runs the module as it is.
-    """
-    if not _is_plain_module(policy):
-        return None
-    hooks = torch.nn.modules.module
-    if (
-        getattr(policy, "_kwargs", 0) is not None or getattr(policy, "method", 0) is not None
-        or getattr(policy, "method_kwargs", 0) or getattr(policy, "inplace", None) is not True
-        or policy._forward_hooks or policy._forward_pre_hooks
-        or getattr(hooks, "_global_forward_hooks", None) or getattr(hooks, "_global_forward_pre_hooks", None)
-        or not policy.in_keys or not policy.out_keys
-    ):
-        return None
-    module, in_keys, out_keys = policy.module, list(policy.in_keys), list(policy.out_keys)
-    n_out = len(out_keys)
-
-    def call(td):
-        out = module(*[td.get(k) for k in in_keys])
-        if type(out) is torch.Tensor and n_out == 1:
-            td.set(out_keys[0], out)
-        elif isinstance(out, tuple) and len(out) == n_out:
-            for k, v in zip(out_keys, out):
-                td.set(k, v)
-        else:  # raised before anything is written; the caller then runs the TensorDictModule itself
-            raise _NotDirect
-        return td
-
-    # for the fused loop (rlbench.collectors._fused), which calls the module on tensors directly
-    call.module, call.in_keys, call.out_keys, call.n_out = module, in_keys, out_keys, n_out
-    return call
-
-
-def _is_plain_module(policy) -> bool:
-    """A TensorDictModule whose call is exactly "read in_keys, run module, write out_keys"."""
-    if type(policy) is TensorDictModule or type(policy) is ValueOperator:
-        return True
-    return type(policy) is Actor and not policy.safe  # a safe Actor also projects into its spec
-
-
-class _NotDirect(Exception):
-    pass
 
 
 def _env_or_maker(env_or_make_env, create_env_fn, create_env_kwargs):
@@ -114,52 +55,6 @@ def _env_or_maker(env_or_make_env, create_env_fn, create_env_kwargs):
     if create_env_kwargs is None and not isinstance(given, Sequence):
         return given  # a callable (checked below): as before
     return resolve_makers("Collector", 1, given, create_env_kwargs=create_env_kwargs)[0]
-
-
-def _env_chain(env) -> list:
-    """``env`` and the envs it wraps (``TransformedEnv.base_env``), outermost first."""
-    chain = [env]
-    while isinstance(getattr(chain[-1], "__dict__", {}).get("base_env"), EnvBase):
-        chain.append(chain[-1].__dict__["base_env"])
-    return chain
-
-
-def _state_in_td(env) -> bool:
-    """Whether the env's whole state travels in its TensorDict (so saving the root saves the env)."""
-    return isinstance(_env_chain(env)[-1], ClassicControlEnv)
-
-
-# The classic envs draw reset states ahead from their generator (ClassicControlEnv._fresh_rows): the
-# unused rest of that pool is as much part of their random state as the generator itself.
-_POOL_ATTRS = ("_pool", "_pool_pos")
-
-
-def _env_rng_state(env) -> list:
-    out = []
-    for layer in _env_chain(env):
-        gens = {k: v.get_state() for k, v in vars(layer).items() if isinstance(v, torch.Generator)}
-        none = [k for k in ("action_generator",) if getattr(layer, k, 0) is None]
-        extra = {k: getattr(layer, k) for k in _POOL_ATTRS if hasattr(layer, k)} if _state_in_td(layer) else {}
-        out.append({"generators": gens, "none": none, "extra": extra})
-    return out
-
-
-def _set_env_rng_state(env, state: list) -> None:
-    chain = _env_chain(env)
-    if len(chain) != len(state):
-        raise ValueError(f"Collector.load_state_dict: the saved env had {len(state)} layer(s) (env and wrapped "
-                         f"envs), this one has {len(chain)}; build the collector's env the same way")
-    for layer, st in zip(chain, state):
-        for k, gen_state in st["generators"].items():
-            gen = getattr(layer, k, None)
-            if not isinstance(gen, torch.Generator):  # e.g. action_generator before any set_seed
-                gen = torch.Generator(device=layer.device)
-                setattr(layer, k, gen)
-            gen.set_state(gen_state)
-        for k in st["none"]:
-            setattr(layer, k, None)
-        for k, v in st["extra"].items():
-            setattr(layer, k, v)
 
 
 class Collector:
@@ -284,7 +179,7 @@ class Collector:
         if policy is not None and not callable(policy):
             raise TypeError(f"Collector: policy must be a callable td -> td (or None), got {type(policy).__name__}")
         self.policy = policy
-        self._direct = _direct_call(policy)
+        self._direct = direct_call(policy)
         n_envs = env.batch_size.numel()
         frames_per_batch = int(frames_per_batch)
         if frames_per_batch < 1 or frames_per_batch % n_envs:
@@ -301,7 +196,7 @@ class Collector:
             raise ValueError(f"Collector: total_frames must be positive or -1 (no end), got {total_frames}")
         self.total_frames = total_frames
         self.init_random_frames = int(init_random_frames)
-        self.exploration_type = _resolve_exploration(exploration_type)
+        self.exploration_type = resolve_exploration(exploration_type)
         self.split_trajs = split_trajs
         self.reset_at_each_iter = reset_at_each_iter
         self.device = env.device if device is None else torch.device(device)
@@ -436,7 +331,7 @@ class Collector:
         reset. Tensors and plain values only (loads with ``torch.load(weights_only=True)``).
         """
         self._not_in_background("state_dict")
-        td = self._td if _state_in_td(self.env) else None
+        td = self._td if state_in_td(self.env) else None
         return {
             "frames": self.frames,
             "td": None if td is None else {"data": td.clone().to_dict(), "batch_size": list(td.batch_size)},
@@ -444,7 +339,7 @@ class Collector:
             "next_id": self._next_id,
             "fresh_ids": self._fresh_ids,
             "episodes": self.episodes.state_dict(),
-            "env_rng": _env_rng_state(self.env),
+            "env_rng": env_rng_state(self.env),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -452,7 +347,7 @@ class Collector:
         self._not_in_background("load_state_dict")
         self.frames = int(state["frames"])
         saved = state["td"]
-        if saved is not None and _state_in_td(self.env):
+        if saved is not None and state_in_td(self.env):
             self._td = TensorDict(saved["data"], batch_size=saved["batch_size"], device=self.env.device)
         else:
             self._td = None
@@ -466,7 +361,7 @@ class Collector:
             self.episodes.recent.extend(state["episode_returns"])
             self.episodes.carry = {} if self._fresh_ids else dict(zip(self._traj_ids.tolist(),
                                                                       state["running_return"].tolist()))
-        _set_env_rng_state(self.env, state["env_rng"])
+        set_env_rng_state(self.env, state["env_rng"])
         if self._td is None:  # the env restarts: its running episodes end here
             self._new_episodes_everywhere()
 
@@ -616,7 +511,7 @@ class Collector:
             for t in range(start, stop):
                 try:
                     out = policy(td)
-                except _NotDirect:  # an output only tensordict knows how to write: use the module itself
+                except NotDirect:  # an output only tensordict knows how to write: use the module itself
                     logger.debug("Collector: %s returns an output layout the direct path leaves to tensordict",
                                  type(self.policy.module).__name__)
                     self._direct = None

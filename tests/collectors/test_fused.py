@@ -138,7 +138,7 @@ def test_fused_hands_over_a_wrong_dtype_action(name):
 
 def test_rlbench_actor_and_value_operator_take_the_direct_call():
     """rlbench.modules' Actor (unless safe) and ValueOperator are plain modules: the fast path applies."""
-    from rlbench.collectors.collector import _direct_call
+    from rlbench.collectors._policy_call import direct_call as _direct_call
     from rlbench.modules import MLP, Actor, ValueOperator
     from rlbench.specs import Bounded
 
