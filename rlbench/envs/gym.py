@@ -29,7 +29,6 @@ rewards are float32 ``[*batch, 1]``; done flags are bool ``[*batch, 1]``. Random
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 from typing import Any, Callable, NamedTuple
 
@@ -40,90 +39,15 @@ from tensordict import TensorDict
 from ..specs import Bounded, Categorical, Composite, MultiCategorical
 from .common import EnvBase
 from .fused import FusedStepper
+from .gym_backend import ensure_ale_registered, import_backend, infer_backend, strip_legacy_checker
 from .gym_spaces import ObservationReader, make_action_converter, space_kind, space_to_spec, torch_to_numpy
 from .gym_vector import SameStepVector
 from .libs.gym_mujoco import prepare_gym_mujoco
 
 __all__ = ["GymWrapper", "GymEnv", "NumpyAccess"]
 
-logger = logging.getLogger(__name__)
 
-_GYM_EXTRA = "pip install rlbench[gym]  (installs gym==0.26.2)"
 _RENDER_EXTRA = "pip install rlbench[notebooks]  (or just pip install pygame)"
-
-
-def _import_backend(backend: str):
-    if backend == "gymnasium":
-        import gymnasium
-
-        return gymnasium
-    if backend == "gym":
-        try:
-            import gym
-        except ImportError as err:
-            raise ImportError(
-                f"backend='gym' needs the legacy gym package, which is not installed: {_GYM_EXTRA}"
-            ) from err
-        return gym
-    raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
-
-
-_ATARI_EXTRA = 'pip install "rlbench[atari]"'
-
-
-def _ensure_ale_registered(name: str, module) -> None:
-    """Register ale-py's ``"ALE/..."`` ids with gymnasium the first time one is asked for.
-
-    Importing ``ale_py`` registers them (``gymnasium.register_envs(ale_py)`` is the explicit form), so a user
-    never has to. An unknown game raises a ``ValueError`` naming the id and the games that exist.
-    """
-    if not isinstance(name, str) or not name.startswith("ALE/") or name in module.registry:
-        return
-    try:
-        import ale_py
-    except ImportError as err:
-        raise ImportError(f"GymEnv({name!r}): Atari ids need ale-py (which ships the ROMs), not installed: "
-                          f"{_ATARI_EXTRA}") from err
-    module.register_envs(ale_py)
-    if name in module.registry:
-        return
-    games = sorted({s.name for s in module.registry.values() if s.namespace == "ALE"})
-    game = name[len("ALE/"):].split("-v")[0]
-    if game in games:
-        versions = sorted(s.id for s in module.registry.values() if s.namespace == "ALE" and s.name == game)
-        raise ValueError(f"GymEnv({name!r}): ale-py {ale_py.__version__} has no such version of {game}: "
-                         f"it registers {', '.join(versions)}")
-    raise ValueError(f"GymEnv({name!r}): ale-py {ale_py.__version__} has no game (or ROM) {game!r}; its "
-                     f"{len(games)} games are: {', '.join(games)}")
-
-
-def _infer_backend(env) -> str:
-    for cls in type(env).__mro__:
-        root = cls.__module__.split(".")[0]
-        if root in ("gymnasium", "gym"):
-            return root
-    return "gymnasium"  # a duck-typed env: its API is detected per call anyway
-
-
-def _strip_legacy_checker(env):
-    """Remove gym 0.26's PassiveEnvChecker from a wrapper chain: it uses ``np.bool8``, gone in NumPy 2."""
-    def is_checker(e):
-        return type(e).__name__ == "PassiveEnvChecker" and type(e).__module__.startswith("gym.")
-
-    while is_checker(env):
-        logger.debug("GymWrapper: unwrapping gym's PassiveEnvChecker (it fails under NumPy 2)")
-        env = env.env
-    outer = env
-    for _ in range(64):  # a wrapper chain, bounded in case some env keeps an unrelated `.env`
-        inner = getattr(outer, "env", None)
-        if inner is None:
-            break
-        if is_checker(inner):
-            logger.debug("GymWrapper: removing gym's PassiveEnvChecker from %r (it fails under NumPy 2)", env)
-            outer.env = inner.env
-            continue
-        outer = inner
-    return env
 
 
 def _check_frame_skip(frame_skip, owner: str) -> int:
@@ -218,11 +142,11 @@ class GymWrapper(EnvBase):
         if pixels_only and not from_pixels:
             raise ValueError("pixels_only=True needs from_pixels=True")
         self.frame_skip = _check_frame_skip(frame_skip, type(self).__name__)
-        self.backend = backend if backend is not None else _infer_backend(env)
+        self.backend = backend if backend is not None else infer_backend(env)
         if self.backend not in ("gymnasium", "gym"):
             raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
         if self.backend == "gym":
-            env = _strip_legacy_checker(env)
+            env = strip_legacy_checker(env)
         self._env = env
         self.is_vector = _is_vector(env)
         if self.is_vector and frame_skip > 1:
@@ -657,7 +581,7 @@ class GymEnv(GymWrapper):
         frame_skip: int = 1,
         **make_kwargs,
     ):
-        module = _import_backend(backend)
+        module = import_backend(backend)
         _check_frame_skip(frame_skip, "GymEnv")
         if num_envs is not None and frame_skip != 1:
             raise NotImplementedError(
@@ -667,7 +591,7 @@ class GymEnv(GymWrapper):
             )
         self.env_name = name
         if backend == "gymnasium":
-            _ensure_ale_registered(name, module)
+            ensure_ale_registered(name, module)
         if from_pixels:
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
             make_kwargs.setdefault("render_mode", "rgb_array")
