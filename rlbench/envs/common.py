@@ -60,6 +60,13 @@ def _batch_size(batch_size, owner: str) -> torch.Size:
     return torch.Size(dims)
 
 
+def check_frame_skip(frame_skip, owner: str) -> int:
+    """``frame_skip`` as an int >= 1 (how many env steps one action is repeated for), or a ``ValueError``."""
+    if isinstance(frame_skip, bool) or not hasattr(frame_skip, "__index__") or operator.index(frame_skip) < 1:
+        raise ValueError(f"{owner}: frame_skip must be >= 1 (an int; 1: no repeat), got {frame_skip!r}")
+    return operator.index(frame_skip)
+
+
 def check_seed(seed, owner: str, count: int = 1) -> int | None:
     """``seed`` as an int in ``[0, 2**63 - count]`` (``count`` seeds ``seed, seed + 1, ...`` are used), or None.
 

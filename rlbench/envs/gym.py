@@ -37,7 +37,7 @@ import torch
 from tensordict import TensorDict
 
 from ..specs import Bounded, Categorical, Composite, MultiCategorical
-from .common import EnvBase
+from .common import EnvBase, check_frame_skip
 from .fused import FusedStepper
 from .gym_backend import ensure_ale_registered, import_backend, infer_backend, strip_legacy_checker
 from .gym_spaces import ObservationReader, make_action_converter, space_kind, space_to_spec, torch_to_numpy
@@ -48,12 +48,6 @@ __all__ = ["GymWrapper", "GymEnv", "NumpyAccess"]
 
 
 _RENDER_EXTRA = "pip install rlbench[notebooks]  (or just pip install pygame)"
-
-
-def _check_frame_skip(frame_skip, owner: str) -> int:
-    if isinstance(frame_skip, bool) or not isinstance(frame_skip, int) or frame_skip < 1:
-        raise ValueError(f"{owner}: frame_skip must be an int >= 1 (1: no repeat), got {frame_skip!r}")
-    return frame_skip
 
 
 def _is_vector(env) -> bool:
@@ -141,7 +135,7 @@ class GymWrapper(EnvBase):
     ):
         if pixels_only and not from_pixels:
             raise ValueError("pixels_only=True needs from_pixels=True")
-        self.frame_skip = _check_frame_skip(frame_skip, type(self).__name__)
+        self.frame_skip = check_frame_skip(frame_skip, type(self).__name__)
         self.backend = backend if backend is not None else infer_backend(env)
         if self.backend not in ("gymnasium", "gym"):
             raise ValueError(f"backend must be 'gymnasium' or 'gym', got {backend!r}")
@@ -582,7 +576,7 @@ class GymEnv(GymWrapper):
         **make_kwargs,
     ):
         module = import_backend(backend)
-        _check_frame_skip(frame_skip, "GymEnv")
+        check_frame_skip(frame_skip, "GymEnv")
         if num_envs is not None and frame_skip != 1:
             raise NotImplementedError(
                 f"GymEnv: frame_skip={frame_skip} is not supported with num_envs (a SAME_STEP vector env resets a "

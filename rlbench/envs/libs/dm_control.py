@@ -34,7 +34,7 @@ import torch
 from tensordict import TensorDict
 
 from ...specs import Bounded, Categorical, Composite, Spec, Unbounded
-from ..common import EnvBase
+from ..common import EnvBase, check_frame_skip
 from .mujoco_gl import render_help, select_mujoco_gl
 
 __all__ = ["DMControlWrapper", "DMControlEnv"]
@@ -178,8 +178,7 @@ class DMControlWrapper(EnvBase):
     ):
         if pixels_only and not from_pixels:
             raise ValueError("pixels_only=True needs from_pixels=True")
-        if int(frame_skip) < 1:
-            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        frame_skip = check_frame_skip(frame_skip, type(self).__name__)
         if from_pixels and (int(height) < 1 or int(width) < 1):
             raise ValueError(f"height and width must be >= 1, got height={height}, width={width}")
         super().__init__(batch_size=(), device=device, validate_actions=validate_actions)

@@ -5,6 +5,7 @@ import torch
 from tensordict import TensorDictBase
 
 from ...specs import Binary, Bounded, Unbounded
+from ..common import check_frame_skip
 from ..utils import step_mdp
 from .base import EnvSpecs, Transform, TransformKeyError, episode_starts, reset_mask, time_dim
 
@@ -218,9 +219,7 @@ class FrameSkipTransform(Transform):
 
     def __init__(self, frame_skip: int = 1):
         super().__init__()
-        if int(frame_skip) < 1:
-            raise ValueError(f"FrameSkipTransform: frame_skip must be >= 1, got {frame_skip}")
-        self.frame_skip = int(frame_skip)
+        self.frame_skip = check_frame_skip(frame_skip, "FrameSkipTransform")
 
     def transform_reward_spec(self, spec):
         if isinstance(spec, Bounded) and self.frame_skip > 1:
