@@ -1,6 +1,6 @@
 """ALE Pong with make_env's full Atari preprocessing against the same preprocessing by hand with NumPy.
 
-Ours: ``make_env("ALE/Pong-v5")`` (:class:`rlbench.recipes.envs.AtariPreprocessing`: no-op reset up to 30,
+Ours: ``make_env("ALE/Pong-v5")`` (:class:`rlbench.envs.AtariPreprocessing`: no-op reset up to 30,
 frame skip 4 with the max of the last two frames, end-of-life flag, gray, 84x84 bilinear, stack of 4,
 reward sign, sticky actions 0.25), ``env.rollout(N, break_when_any_done=False)`` with random actions,
 every step recorded into a TensorDict. The baseline, in the same process: the same steps written with

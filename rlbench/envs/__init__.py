@@ -8,7 +8,7 @@ from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarCont
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
-from .libs import DMControlEnv, DMControlWrapper  # dm_control itself is imported when an env is built
+from .libs import AtariPreprocessing, DMControlEnv, DMControlWrapper  # their packages load when an env is built
 from .makers import EnvCreator
 from .parallel import ParallelEnv
 from .random_policy import RandomPolicy
@@ -32,6 +32,7 @@ __all__ = [
     "GymWrapper",
     "DMControlEnv",
     "DMControlWrapper",
+    "AtariPreprocessing",
     "space_to_spec",
     "numpy_to_torch",
     "torch_to_numpy",

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlbench.envs import GymEnv, check_env_specs
+from rlbench.envs import AtariPreprocessing, GymEnv, check_env_specs
 from rlbench.envs.gym_backend import ensure_ale_registered as _ensure_ale_registered
 from rlbench.envs.transforms.atari import ale_lives
-from rlbench.recipes.envs import AtariPreprocessing, make_env
+from rlbench.recipes.envs import make_env
 
 
 @pytest.fixture(scope="module", autouse=True)
