@@ -100,6 +100,9 @@ class TransformedEnv(EnvBase):
         self.done_spec = specs.done
         self.action_spec = specs.action
         self.state_spec = specs.state
+        # A transform may move the data (DeviceCastTransform): the env's device is where its output lives,
+        # so rollouts, rand_action and collectors build their TensorDicts there.
+        self.device = torch.device(specs.device)
         self._has_inv = self._transform.has_inverse
         base = self.base_env
         keys = dict(base.observation_spec.items(True, True))

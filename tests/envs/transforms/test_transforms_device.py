@@ -63,3 +63,21 @@ def test_cuda_outputs_and_specs_on_cuda_actions_back_on_cpu():
     data = env.rollout(6, break_when_any_done=False)
     assert data["next", "reward"].device.type == "cuda"
     assert check_env_specs(env) == []
+    assert env.device == cuda
+
+
+def test_transformed_env_device_follows_a_transform_that_moves_the_data():
+    # The env's device is where its specs (and so its data) live after the transforms: a transform that
+    # declares another device (here a spec-only one, as no second device exists on a CPU machine) moves it.
+    from rlbench.envs.transforms import Transform
+
+    class DeclareMeta(Transform):
+        def transform_specs(self, specs):
+            specs.device = torch.device("meta")
+            return specs
+
+    base = CountingEnv(max_steps=5)
+    env = TransformedEnv(base, DeviceCastTransform("cpu"))
+    assert env.device == CPU
+    env.append_transform(DeclareMeta())
+    assert env.device == torch.device("meta") and base.device == CPU
