@@ -42,8 +42,8 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 
 # "dm-control", not "dm_control": pip < 23.3 does not normalise extra names (PEP 685) and would skip it
-echo "[setup] installing rlbench with the notebooks, dev, gym, dm_control, atari and mujoco extras"
-python -m pip install -q --progress-bar off -e ".[notebooks,dev,gym,dm-control,atari,mujoco]" 2>&1 | grep -v "^WARNING: Location" || true
+echo "[setup] installing rlbench with the notebooks, dev, gym, dm_control, atari, mujoco and ray extras"
+python -m pip install -q --progress-bar off -e ".[notebooks,dev,gym,dm-control,atari,mujoco,ray]" 2>&1 | grep -v "^WARNING: Location" || true
 python -c "import rlbench, torch, tensordict, gymnasium, papermill, nbval, dm_control, mujoco, ale_py, imageio" \
     || { echo "[setup] installation failed: see the pip output above"; exit 1; }
 
