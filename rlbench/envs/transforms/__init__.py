@@ -7,7 +7,7 @@ Files by concern: ``base`` (Transform, Compose), ``env`` (TransformedEnv), ``ima
 ``normalization``, ``reward``, ``episode`` (step counting, resets, frame skip), ``observation``
 (dtype and shape), ``keys`` (rename, exclude), ``atari`` (the ALE life-loss signal), ``device`` (device casts),
 ``primer`` (entries filled at reset),
-``action_mask`` (allowed discrete actions).
+``action_mask`` (allowed discrete actions), ``video`` (recording frames as videos through a logger).
 """
 from .action_mask import ActionMask
 from .atari import EndOfLifeTransform
@@ -28,6 +28,7 @@ from .observation import (
 )
 from .primer import TensorDictPrimer
 from .reward import RewardClipping, RewardScaling, RewardSum, SignTransform
+from .video import VideoRecorder
 
 __all__ = [
     "Transform",
@@ -66,4 +67,5 @@ __all__ = [
     "DeviceCastTransform",
     "TensorDictPrimer",
     "ActionMask",
+    "VideoRecorder",
 ]

@@ -34,6 +34,7 @@ from rlbench.envs.transforms import (
     Transform,
     UnsqueezeTransform,
     VecNorm,
+    VideoRecorder,
 )
 from rlbench.specs import Categorical, Unbounded
 from rlbench.testing import TransformCase, check_transform_contract
@@ -50,6 +51,16 @@ def _counting_lives(env):
     """Lives of a counting env (one lost every other step); a constant 3 for envs without a count."""
     count = getattr(env, "count", None)
     return 3 if count is None else (3 - count.squeeze(-1).long() // 2)
+
+
+class _VideoList:
+    """A logger that keeps the videos a VideoRecorder writes."""
+
+    def __init__(self):
+        self.videos = []
+
+    def log_video(self, name, frames, step, fps=30):
+        self.videos.append((name, frames, step))
 
 
 CASES = [
@@ -92,6 +103,8 @@ CASES = [
     TransformCase("TensorDictPrimer", lambda: TensorDictPrimer(
         {"hidden": Unbounded((2, 3)), "count": Categorical(4, (1,))}, default_value={"hidden": 0.5})),
     TransformCase("ActionMask", ActionMask, env=masked_counting_env, inverse=True),
+    TransformCase("VideoRecorder", lambda: VideoRecorder(_VideoList(), "contract"), env=pixel_counting_env),
+    TransformCase("VideoRecorder-CHW", lambda: VideoRecorder(_VideoList(), "contract", skip=2), env=image_counting_env),
     TransformCase("Compose", lambda: Compose(StepCounter(), RewardSum(), ObservationNorm(loc=0.5, scale=3.0))),
 ]
 
