@@ -1,6 +1,7 @@
 """Networks, policies, critics, distributions and exploration, all speaking TensorDict.
 
-Files by concern: ``networks`` (MLP, ConvNet, dueling and noisy layers), ``distributions``
+Files by concern: ``networks`` (MLP, ConvNet, dueling and noisy layers), ``encoders`` (the Nature-DQN
+and DMC pixel encoders), ``distributions``
 (TanhNormal, Delta, masked categoricals), ``actors`` (Actor, ProbabilisticActor, ValueOperator,
 Q-value actors, actor-critic containers), ``distributional`` (C51 heads), ``exploration``
 (epsilon-greedy, Gaussian and Ornstein-Uhlenbeck noise) and ``recurrent`` (LSTM/GRU modules that
@@ -33,6 +34,7 @@ from .distributions import (
     TanhDelta,
     TanhNormal,
 )
+from .encoders import DMCEncoder, NatureCNN, scale_pixels
 from .exploration import AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule, exploring
 from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
 from .recurrent import GRUModule, LSTMModule, RecurrentStatePrimer, recurrent_mode, set_recurrent_mode
@@ -71,6 +73,9 @@ __all__ = [
     "recurrent_mode",
     "MLP",
     "ConvNet",
+    "NatureCNN",
+    "DMCEncoder",
+    "scale_pixels",
     "DuelingHead",
     "DuelingCnnDQNet",
     "NoisyLinear",
