@@ -50,9 +50,9 @@ def test_scale_pixels():
 
 
 def test_bad_shapes_are_refused_with_the_smallest_size():
-    with pytest.raises(ValueError, match=r"NatureCNN: frames of 32x32 are too small .* at least 36x36"):
+    with pytest.raises(ValueError, match=r"NatureCNN: frames of 32x32 are too small .*at least 36x36"):
         NatureCNN((4, 32, 32))
-    with pytest.raises(ValueError, match=r"DMCEncoder: frames of 14x14 are too small .* at least 15x15"):
+    with pytest.raises(ValueError, match=r"DMCEncoder: frames of 14x14 are too small .*at least 15x15"):
         DMCEncoder((3, 14, 14))
     with pytest.raises(ValueError, match=r"input_shape must be \(channels, height, width\), got \(84, 84\)"):
         DMCEncoder((84, 84))
