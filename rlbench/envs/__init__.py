@@ -10,6 +10,7 @@ from .gym import GymEnv, GymWrapper
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
 from .libs import AtariPreprocessing, DMControlEnv, DMControlWrapper  # their packages load when an env is built
 from .makers import EnvCreator
+from .model_based import ModelBasedEnvBase, ModelOutputError, WorldModelEnv
 from .parallel import ParallelEnv
 from .random_policy import RandomPolicy
 from .transforms import *  # noqa: F403 - every transform, as from rlbench.envs.transforms
@@ -43,5 +44,8 @@ __all__ = [
     "MountainCarContinuousEnv",
     "AcrobotEnv",
     "EnvCreator",
+    "ModelBasedEnvBase",
+    "WorldModelEnv",
+    "ModelOutputError",
     "RandomPolicy",
 ] + list(_transform_names)

@@ -34,6 +34,8 @@ from .distributions import (
     TanhDelta,
     TanhNormal,
 )
+from .dreamer import *  # noqa: F403 - Dreamer's networks (ObsEncoder, RSSMPrior, ...)
+from .dreamer import __all__ as _dreamer_names
 from .encoders import DMCEncoder, NatureCNN, scale_pixels
 from .exploration import AdditiveGaussianModule, EGreedyModule, OrnsteinUhlenbeckProcessModule, exploring
 from .networks import MLP, ConvNet, DuelingCnnDQNet, DuelingHead, NoisyLinear, reset_noise
@@ -82,3 +84,4 @@ __all__ = [
     "reset_noise",
     "ScaleToBounds",
 ]
+__all__ += list(_dreamer_names)

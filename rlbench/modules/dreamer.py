@@ -1,0 +1,497 @@
+"""Dreamer's networks (Hafner et al. 2020, "Dream to Control"): world model, actor and value.
+
+The world model learns a latent state space from 64x64 pixels; the actor and the value learn inside it.
+
+The model state is TorchRL's pair: ``"belief"`` (the deterministic GRU state ``h_t``) and
+``"state"`` (the stochastic state ``s_t ~ N(mean, std)``). The parts:
+
+- :class:`ObsEncoder`: pixels ``[*B, 3, 64, 64]`` -> embedding ``[*B, 1024]`` (4 conv 4x4 stride 2,
+  depth 32, 64, 128, 256, ReLU).
+- :class:`ObsDecoder`: ``(state, belief)`` -> reconstructed pixels (the transposed stack: 5x5, 5x5,
+  6x6, 6x6 kernels, stride 2).
+- :class:`RSSMPrior`: ``(state, belief, action)`` -> prior mean/std, a sampled next state, next belief:
+  the transition ``p(s_{t+1} | h_{t+1})``, ``h_{t+1} = GRU(h_t, [s_t, a_t])``.
+- :class:`RSSMPosterior`: ``(belief, embedding)`` -> posterior mean/std and a sampled state:
+  ``q(s_t | h_t, e_t)``.
+- :class:`RSSMRollout`: scans prior then posterior over a ``[B, T]`` sequence (a TensorDict module).
+- :func:`dreamer_mlp` (reward and value heads) and :func:`dreamer_actor` (a Tanh-Normal
+  :class:`~rlbench.modules.ProbabilisticActor`).
+- :func:`dreamer_world_model`: encoder, RSSM scan, decoder and reward head as one
+  ``TensorDictSequential``; :func:`dreamer_imagination_env`: a
+  :class:`~rlbench.envs.WorldModelEnv` stepping the prior (for the actor's imagination).
+
+Keys (as TorchRL's Dreamer names them). A real sequence ``td`` of shape ``[B, T]`` holds
+``"pixels"``, ``"action"`` and ``("next", "pixels")``, ``("next", "reward")``; optionally the initial
+``"state"``/``"belief"`` (zeros when absent). The world model writes ``("next", "encoded_latents")``,
+``("next", "prior_mean")``, ``("next", "prior_std")``, ``("next", "belief")``, ``("next",
+"posterior_mean")``, ``("next", "posterior_std")``, ``("next", "state")``, ``("next",
+"reco_pixels")``, ``("next", "reward")`` (the predicted reward: the loss reads the true one first),
+and the root ``"state"``/``"belief"`` each step started from.
+
+How to (a) get posterior states, reconstructions and predicted rewards for a real rollout::
+
+    world_model = dreamer_world_model(encoder, rssm_rollout, decoder, reward_head)
+    with torch.no_grad():
+        out = world_model(real_rollout.copy())          # [B, T] (or [T]: add a batch dim first)
+    out["next", "state"], out["next", "belief"]         # posterior latent of each observed frame
+    out["next", "reco_pixels"]                          # its reconstruction, [B, T, 3, 64, 64]
+    out["next", "reward"]                               # predicted reward (true one: real_rollout)
+
+(b) imagine open-loop from a posterior state given actions (``actions`` ``[B, H, A]``)::
+
+    prior = rssm_rollout.prior                          # the RSSMPrior inside the scan
+    state, belief = out["next", "state"][:, t], out["next", "belief"][:, t]
+    frames = []
+    for k in range(H):
+        _, _, state, belief = prior(state, belief, actions[:, k])
+        frames.append(decoder(state, belief))           # imagined frame after action k
+    imagined = torch.stack(frames, 1)                   # [B, H, 3, 64, 64]
+
+(or with a policy: ``dreamer_imagination_env(...).rollout(H, policy, tensordict=start,
+auto_reset=False)``, ``start`` a TensorDict of ``"state"``/``"belief"``). :func:`imagine` does (b).
+
+Example:
+    >>> import torch
+    >>> from tensordict import TensorDict
+    >>> enc, dec = ObsEncoder(), ObsDecoder(state_dim=30, belief_dim=200)
+    >>> prior, post = RSSMPrior(action_dim=1), RSSMPosterior()
+    >>> wm = dreamer_world_model(enc, RSSMRollout(prior, post), dec, dreamer_mlp(230, 1, depth=2))
+    >>> td = TensorDict({"pixels": torch.rand(2, 5, 3, 64, 64), "action": torch.rand(2, 5, 1) * 2 - 1,
+    ...                  "next": {"pixels": torch.rand(2, 5, 3, 64, 64)}}, [2, 5])
+    >>> out = wm(td)
+    >>> out["next", "reco_pixels"].shape, out["next", "state"].shape, out["next", "reward"].shape
+    (torch.Size([2, 5, 3, 64, 64]), torch.Size([2, 5, 30]), torch.Size([2, 5, 1]))
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
+from tensordict.utils import NestedKey
+from torch import nn
+from torch.nn import functional as F
+
+from .actors import ProbabilisticActor
+from .distributions import TanhNormal
+from .networks import MLP
+
+__all__ = [
+    "ObsEncoder",
+    "ObsDecoder",
+    "RSSMPrior",
+    "RSSMPosterior",
+    "RSSMRollout",
+    "DreamerActorParams",
+    "dreamer_mlp",
+    "dreamer_actor",
+    "dreamer_world_model",
+    "dreamer_imagination_env",
+    "imagine",
+]
+
+_FRAME = 64  # the conv stacks are built for 64x64 frames (Hafner et al. 2020, appendix A)
+_EMBED = 1024  # 256 channels x 2 x 2 after four stride-2 4x4 convs of a 64x64 frame
+
+
+def _check_frames(x: torch.Tensor, key: NestedKey, owner: str, channels: int) -> None:
+    """A clear error for frames that are not ``[*B, C, 64, 64]`` floats."""
+    if x.ndim >= 3 and tuple(x.shape[-3:]) == (channels, _FRAME, _FRAME) and x.is_floating_point():
+        return
+    found = f"shape {tuple(x.shape)}, dtype {x.dtype}"
+    if x.ndim >= 3 and x.shape[-1] == channels and x.shape[-3] != channels:
+        fix = ("the frames are channels-last (H, W, C): add ToTensorImage() to the env (it also turns uint8 into "
+               "floats in [0, 1])")
+    elif not x.is_floating_point():
+        fix = "add ToTensorImage() to the env (uint8 frames -> floats in [0, 1], channels first)"
+    else:
+        fix = f"add Resize({_FRAME}, {_FRAME}) to the env (after ToTensorImage())"
+    raise ValueError(f"{owner}: {key!r} must hold float frames [*batch, {channels}, {_FRAME}, {_FRAME}] "
+                     f"(the Dreamer conv stack is built for {_FRAME}x{_FRAME}), found {found}: {fix}")
+
+
+class ObsEncoder(nn.Module):
+    """Dreamer's pixel encoder: 4 conv layers 4x4 stride 2, depth ``channels * (1, 2, 4, 8)``, ReLU.
+
+    Args:
+        channels: depth of the first layer (32 in the paper).
+        in_channels: channels of the frames (3 for RGB).
+        key: the name of the input in error messages (the key its TensorDictModule reads).
+
+    Frames ``[*B, C, 64, 64]`` (floats, e.g. ToTensorImage's ``[0, 1]``) give ``[*B, 8 * channels * 4]``
+    (1024 for the default). Frames of another size raise a ``ValueError`` naming the key, the shape found
+    and the fix (a ``Resize(64, 64)`` transform).
+
+    Example:
+        >>> ObsEncoder()(torch.rand(2, 7, 3, 64, 64)).shape
+        torch.Size([2, 7, 1024])
+    """
+
+    def __init__(self, channels: int = 32, in_channels: int = 3, key: NestedKey = "pixels"):
+        super().__init__()
+        self.in_channels, self.key = in_channels, key
+        depths = [in_channels] + [channels * m for m in (1, 2, 4, 8)]
+        layers = []
+        for i in range(4):
+            layers += [nn.Conv2d(depths[i], depths[i + 1], 4, stride=2), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+        self.out_features = depths[-1] * 2 * 2
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        _check_frames(pixels, self.key, type(self).__name__, self.in_channels)
+        lead = pixels.shape[:-3]
+        return self.net(pixels.reshape(-1, *pixels.shape[-3:])).reshape(*lead, self.out_features)
+
+
+class ObsDecoder(nn.Module):
+    """Dreamer's pixel decoder: ``(state, belief)`` -> the mean of the frame, ``[*B, 3, 64, 64]``.
+
+    A linear layer to ``32 * channels`` features seen as a 1x1 image, then transposed convs with
+    kernels 5, 5, 6, 6, stride 2 and depths ``channels * (4, 2, 1)``, 3 (ReLU between): 1 -> 5 -> 13
+    -> 30 -> 64 pixels.
+
+    Args:
+        state_dim, belief_dim: sizes of the stochastic and deterministic states.
+        channels: the encoder's first depth (32 in the paper).
+        out_channels: channels of the frames.
+
+    Example:
+        >>> ObsDecoder(state_dim=30, belief_dim=200)(torch.randn(4, 30), torch.randn(4, 200)).shape
+        torch.Size([4, 3, 64, 64])
+    """
+
+    def __init__(self, state_dim: int = 30, belief_dim: int = 200, channels: int = 32, out_channels: int = 3):
+        super().__init__()
+        self.width = 32 * channels
+        self.fc = nn.Linear(state_dim + belief_dim, self.width)
+        depths = [self.width, channels * 4, channels * 2, channels, out_channels]
+        layers = []
+        for i, k in enumerate((5, 5, 6, 6)):
+            layers.append(nn.ConvTranspose2d(depths[i], depths[i + 1], k, stride=2))
+            if i < 3:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, state: torch.Tensor, belief: torch.Tensor) -> torch.Tensor:
+        x = self.fc(torch.cat((state, belief), -1))
+        lead = x.shape[:-1]
+        out = self.net(x.reshape(-1, self.width, 1, 1))
+        return out.reshape(*lead, *out.shape[-3:])
+
+
+def _gaussian(stats: torch.Tensor, scale_lb: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(mean, std, a reparameterised sample)`` from the concatenated ``[mean, raw std]`` output."""
+    mean, raw = stats.chunk(2, -1)
+    std = F.softplus(raw) + scale_lb  # Hafner et al.: softplus plus a minimum std (0.1)
+    return mean, std, mean + std * torch.randn_like(std)
+
+
+class RSSMPrior(nn.Module):
+    """The RSSM transition: ``h' = GRU(h, ELU(W [s, a]))``, ``p(s' | h') = N(mean, std)``.
+
+    Args:
+        action_dim: size of the action.
+        hidden_dim: width of the hidden layers (200).
+        belief_dim: size of the GRU state ``"belief"`` (200).
+        state_dim: size of the stochastic ``"state"`` (30).
+        scale_lb: the minimum std (0.1).
+
+    ``forward(state, belief, action)`` returns ``(prior_mean, prior_std, next_state, next_belief)``;
+    ``next_state`` is a reparameterised sample, so imagined trajectories are differentiable.
+    As a TensorDictModule: ``in_keys=["state", "belief", "action"]``, ``out_keys=[("next",
+    "prior_mean"), ("next", "prior_std"), ("next", "state"), ("next", "belief")]``.
+
+    Example:
+        >>> prior = RSSMPrior(action_dim=2)
+        >>> m, s, state, belief = prior(torch.zeros(5, 30), torch.zeros(5, 200), torch.zeros(5, 2))
+        >>> state.shape, belief.shape, bool((s >= 0.1).all())
+        (torch.Size([5, 30]), torch.Size([5, 200]), True)
+    """
+
+    def __init__(self, action_dim: int, hidden_dim: int = 200, belief_dim: int = 200, state_dim: int = 30,
+                 scale_lb: float = 0.1):
+        super().__init__()
+        self.action_dim, self.state_dim, self.belief_dim, self.scale_lb = action_dim, state_dim, belief_dim, scale_lb
+        self.embed = nn.Sequential(nn.Linear(state_dim + action_dim, hidden_dim), nn.ELU())
+        self.rnn = nn.GRUCell(hidden_dim, belief_dim)
+        self.head = nn.Sequential(nn.Linear(belief_dim, hidden_dim), nn.ELU(), nn.Linear(hidden_dim, 2 * state_dim))
+
+    def forward(self, state: torch.Tensor, belief: torch.Tensor, action: torch.Tensor):
+        x = self.embed(torch.cat((state, action), -1))
+        lead = x.shape[:-1]
+        belief = self.rnn(x.reshape(-1, x.shape[-1]), belief.reshape(-1, self.belief_dim)).reshape(*lead, -1)
+        mean, std, state = _gaussian(self.head(belief), self.scale_lb)
+        return mean, std, state, belief
+
+
+class RSSMPosterior(nn.Module):
+    """The RSSM filter ``q(s | h, e) = N(mean, std)`` from the belief and the frame's embedding.
+
+    Args:
+        hidden_dim: width of the hidden layer (200).
+        belief_dim: size of the belief (200).
+        embed_dim: size of the encoder's output (1024).
+        state_dim: size of the stochastic state (30).
+        scale_lb: the minimum std (0.1).
+
+    ``forward(belief, embedding)`` returns ``(posterior_mean, posterior_std, state)``. As a
+    TensorDictModule: ``in_keys=[("next", "belief"), ("next", "encoded_latents")]``,
+    ``out_keys=[("next", "posterior_mean"), ("next", "posterior_std"), ("next", "state")]``.
+
+    Example:
+        >>> m, s, state = RSSMPosterior()(torch.zeros(5, 200), torch.zeros(5, 1024))
+        >>> state.shape
+        torch.Size([5, 30])
+    """
+
+    def __init__(self, hidden_dim: int = 200, belief_dim: int = 200, embed_dim: int = _EMBED, state_dim: int = 30,
+                 scale_lb: float = 0.1):
+        super().__init__()
+        self.state_dim, self.scale_lb = state_dim, scale_lb
+        self.net = nn.Sequential(nn.Linear(belief_dim + embed_dim, hidden_dim), nn.ELU(),
+                                 nn.Linear(hidden_dim, 2 * state_dim))
+
+    def forward(self, belief: torch.Tensor, embedding: torch.Tensor):
+        return _gaussian(self.net(torch.cat((belief, embedding), -1)), self.scale_lb)
+
+
+def _unwrap(module: nn.Module, cls: type, name: str) -> nn.Module:
+    inner = module.module if isinstance(module, TensorDictModule) else module
+    if not isinstance(inner, nn.Module):
+        raise TypeError(f"RSSMRollout: {name} must be an {cls.__name__} (or a TensorDictModule wrapping one), "
+                        f"got {type(module).__name__}")
+    return inner
+
+
+class RSSMRollout(TensorDictModuleBase):
+    """Scans the RSSM over a ``[B, T]`` sequence: prior step with the action, then posterior with the frame.
+
+    For each ``t``: ``prior(state_t, belief_t, action_t)`` gives the prior of step ``t+1`` and
+    ``belief_{t+1}``; ``posterior(belief_{t+1}, embedding_{t+1})`` gives ``state_{t+1}``, the start of the
+    next step. The loop runs on plain tensors and writes every entry once, stacked over time (no
+    TensorDict is built per step).
+
+    Args:
+        prior: an :class:`RSSMPrior` (or a TensorDictModule wrapping one).
+        posterior: an :class:`RSSMPosterior` (or a TensorDictModule wrapping one).
+        burn_in: the first ``burn_in`` steps only warm up the state (the losses skip them); a sequence
+            must have more steps than this, or a ``ValueError`` says so.
+        state_key, belief_key, action_key, embedding_key: the keys read (the embedding under ``"next"``).
+
+    Reads ``"action"``, ``("next", "encoded_latents")`` and, if present, the initial ``"state"`` /
+    ``"belief"`` at ``t = 0`` (zeros otherwise). Writes the root ``"state"``/``"belief"`` each step
+    starts from and, under ``"next"``, ``prior_mean``, ``prior_std``, ``belief``, ``posterior_mean``,
+    ``posterior_std``, ``state``. A ``[T]`` input is treated as one sequence.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> scan = RSSMRollout(RSSMPrior(action_dim=1), RSSMPosterior(), burn_in=2)
+        >>> td = TensorDict({"action": torch.zeros(3, 4, 1), "next": {"encoded_latents": torch.zeros(3, 4, 1024)}},
+        ...                 [3, 4])
+        >>> scan(td)["next", "posterior_std"].shape
+        torch.Size([3, 4, 30])
+        >>> scan(td[:, :2])
+        Traceback (most recent call last):
+        ...
+        ValueError: RSSMRollout: the sequence has T=2 steps, but the model's burn-in is 2 steps ...
+    """
+
+    def __init__(self, prior: nn.Module, posterior: nn.Module, *, burn_in: int = 0, state_key: NestedKey = "state",
+                 belief_key: NestedKey = "belief", action_key: NestedKey = "action",
+                 embedding_key: NestedKey = "encoded_latents"):
+        super().__init__()
+        self.prior = _unwrap(prior, RSSMPrior, "prior")
+        self.posterior = _unwrap(posterior, RSSMPosterior, "posterior")
+        if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
+            raise ValueError(f"RSSMRollout: burn_in must be an int >= 0, got {burn_in!r}")
+        self.burn_in = burn_in
+        self.state_key, self.belief_key, self.action_key = state_key, belief_key, action_key
+        self.in_keys = [action_key, ("next", embedding_key), state_key, belief_key]
+        self.out_keys = [state_key, belief_key] + [("next", k) for k in (
+            "prior_mean", "prior_std", belief_key, "posterior_mean", "posterior_std", state_key)]
+
+    def check_length(self, steps: int) -> None:
+        """Raise a ``ValueError`` when a sequence of ``steps`` steps is too short for the burn-in."""
+        if steps <= self.burn_in:
+            raise ValueError(
+                f"RSSMRollout: the sequence has T={steps} steps, but the model's burn-in is {self.burn_in} steps "
+                f"(they only warm up the state): sequences need at least {self.burn_in + 1} steps. Sample longer "
+                f"slices (SliceSampler(slice_len=...)) or build the model with a smaller burn_in")
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        td = tensordict if tensordict.batch_dims >= 2 else tensordict.unsqueeze(0)
+        if td.batch_dims < 1:
+            raise ValueError("RSSMRollout: expected a [B, T] (or [T]) sequence, got a TensorDict without batch dims")
+        steps = td.shape[-1]
+        self.check_length(steps)
+        action = td.get(self.action_key)
+        embed = td.get(("next", self.in_keys[1][1]))
+        lead = td.shape[:-1]
+        p = next(self.prior.parameters())
+        state = td.get(self.state_key, None)
+        belief = td.get(self.belief_key, None)
+        state = action.new_zeros(*lead, self.prior.state_dim, dtype=p.dtype) if state is None else state[..., 0, :]
+        belief = action.new_zeros(*lead, self.prior.belief_dim, dtype=p.dtype) if belief is None \
+            else belief[..., 0, :]
+        cols = [[] for _ in range(8)]
+        for t in range(steps):
+            cols[0].append(state)
+            cols[1].append(belief)
+            prior_mean, prior_std, _, belief = self.prior(state, belief, action[..., t, :])
+            post_mean, post_std, state = self.posterior(belief, embed[..., t, :])
+            for c, v in zip(cols[2:], (prior_mean, prior_std, belief, post_mean, post_std, state)):
+                c.append(v)
+        stacked = [torch.stack(c, -2) for c in cols]
+        td.set(self.state_key, stacked[0])
+        td.set(self.belief_key, stacked[1])
+        for key, value in zip(self.out_keys[2:], stacked[2:]):
+            td.set(key, value)
+        return tensordict if td is tensordict else td.squeeze(0)
+
+
+class DreamerActorParams(nn.Module):
+    """Turns ``2 * A`` features into Dreamer's Tanh-Normal parameters ``(loc, scale)``.
+
+    ``loc = 5 tanh(x / 5)`` and ``scale = softplus(y + log(e^5 - 1)) + min_std``: the std starts near 5
+    before the tanh, a broad initial policy (Hafner et al. 2020, appendix A, ``init_std=5``).
+
+    Example:
+        >>> loc, scale = DreamerActorParams()(torch.zeros(3, 4))
+        >>> loc.shape, round(float(scale[0, 0]), 3)
+        (torch.Size([3, 2]), 5.0)
+    """
+
+    def __init__(self, init_std: float = 5.0, min_std: float = 1e-4, mean_scale: float = 5.0):
+        super().__init__()
+        self.raw_init = math.log(math.expm1(init_std))
+        self.min_std, self.mean_scale = min_std, mean_scale
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = x.chunk(2, -1)
+        return self.mean_scale * torch.tanh(mean / self.mean_scale), F.softplus(raw + self.raw_init) + self.min_std
+
+
+def dreamer_mlp(in_features: int, out_features: int = 1, *, num_cells: int = 400, depth: int = 3) -> MLP:
+    """Dreamer's dense heads: ``depth`` ELU layers of ``num_cells`` (reward: 2, value: 3, actor: 4).
+
+    Example:
+        >>> dreamer_mlp(230, depth=2)(torch.randn(4, 200), torch.randn(4, 30)).shape
+        torch.Size([4, 1])
+    """
+    return MLP(in_features=in_features, out_features=out_features, num_cells=num_cells, depth=depth,
+               activation_class=nn.ELU)
+
+
+def dreamer_actor(action_dim: int, in_features: int, *, in_keys=("state", "belief"), num_cells: int = 400,
+                  depth: int = 4, low=-1.0, high=1.0) -> ProbabilisticActor:
+    """Dreamer's actor: an ELU MLP to :class:`DreamerActorParams`, sampled from a :class:`TanhNormal`.
+
+    It reads ``in_keys`` (the latent state) and writes ``"loc"``, ``"scale"`` and ``"action"`` (in
+    ``[low, high]``). Run it under ``set_exploration_type(ExplorationType.RANDOM)`` to sample (the
+    actor loss does); otherwise it acts with the squashed mean.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> actor = dreamer_actor(2, 230)
+        >>> td = actor(TensorDict(state=torch.zeros(5, 30), belief=torch.zeros(5, 200), batch_size=[5]))
+        >>> td["action"].shape
+        torch.Size([5, 2])
+    """
+    net = nn.Sequential(dreamer_mlp(in_features, 2 * action_dim, num_cells=num_cells, depth=depth),
+                        DreamerActorParams())
+    module = TensorDictModule(_Cat(net), in_keys=list(in_keys), out_keys=["loc", "scale"])
+    return ProbabilisticActor(module, in_keys=["loc", "scale"], distribution_class=TanhNormal,
+                              distribution_kwargs={"low": low, "high": high})
+
+
+class _Cat(nn.Module):
+    """Concatenates its inputs on the last dim before ``net`` (a TensorDictModule passes one per key)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *xs: torch.Tensor):
+        return self.net(torch.cat(xs, -1))
+
+
+def dreamer_world_model(encoder: nn.Module, rssm_rollout: RSSMRollout, decoder: nn.Module, reward: nn.Module, *,
+                        pixels_key: NestedKey = "pixels") -> TensorDictSequential:
+    """The world model on a real ``[B, T]`` sequence: encode the next frames, scan the RSSM, decode, predict reward.
+
+    Returns ``TensorDictSequential(encoder, rssm_rollout, decoder, reward)`` with the keys of the
+    module docstring: ``("next", pixels_key) -> ("next", "encoded_latents")``; the scan; ``("next",
+    "state"), ("next", "belief") -> ("next", "reco_pixels")`` and ``-> ("next", "reward")``.
+    ``reward`` is any module ``(state, belief) -> [*B, 1]`` (e.g. :func:`dreamer_mlp`).
+    """
+    latent = [("next", rssm_rollout.state_key), ("next", rssm_rollout.belief_key)]
+    return TensorDictSequential(
+        TensorDictModule(encoder, in_keys=[("next", pixels_key)], out_keys=[("next", "encoded_latents")]),
+        rssm_rollout,
+        TensorDictModule(decoder, in_keys=latent, out_keys=[("next", "reco_pixels")]),
+        TensorDictModule(reward, in_keys=latent, out_keys=[("next", "reward")]),
+    )
+
+
+def dreamer_imagination_env(prior: RSSMPrior, reward: nn.Module, action_spec, *, device=None):
+    """A :class:`~rlbench.envs.WorldModelEnv` whose step is the RSSM prior: imagination for the actor loss.
+
+    Observations ``"state"`` and ``"belief"``; the reward is ``reward(state, belief)`` of the next
+    latent. The env is unlocked: ``rollout(H, actor, tensordict=start, auto_reset=False)`` imagines
+    from any batch of start latents (e.g. every posterior state of a replay batch).
+
+    Args:
+        prior: the world model's :class:`RSSMPrior` (``rssm_rollout.prior``).
+        reward: the reward head ``(state, belief) -> [*B, 1]``.
+        action_spec: the action spec of one step (unbatched; e.g. ``env.action_spec_unbatched``).
+        device: the env's device.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> from rlbench.specs import Bounded
+        >>> prior = RSSMPrior(action_dim=1)
+        >>> env = dreamer_imagination_env(prior, dreamer_mlp(230, depth=2), Bounded(-1.0, 1.0, (1,)))
+        >>> start = TensorDict(state=torch.zeros(6, 30), belief=torch.zeros(6, 200), batch_size=[6])
+        >>> with torch.no_grad():
+        ...     dream = env.rollout(4, dreamer_actor(1, 230), tensordict=start, auto_reset=False)
+        >>> dream.shape, dream["next", "reward"].shape
+        (torch.Size([6, 4]), torch.Size([6, 4, 1]))
+    """
+    from ..envs.model_based import WorldModelEnv
+    from ..specs import Composite, Unbounded
+
+    prior = _unwrap(prior, RSSMPrior, "prior")
+    step = TensorDictModule(prior, in_keys=["state", "belief", "action"],
+                            out_keys=["prior_mean", "prior_std", "state", "belief"])
+    obs = Composite(state=Unbounded((prior.state_dim,)), belief=Unbounded((prior.belief_dim,)), shape=())
+    return WorldModelEnv(step, TensorDictModule(reward, in_keys=["state", "belief"], out_keys=["reward"]),
+                         batch_size=[], observation_spec=obs, action_spec=action_spec, device=device)
+
+
+@torch.no_grad()
+def imagine(prior: RSSMPrior, decoder: nn.Module, state: torch.Tensor, belief: torch.Tensor,
+            actions: torch.Tensor, reward: nn.Module | None = None) -> dict:
+    """Open-loop imagination: roll the prior from ``(state, belief)`` ``[B, *]`` through ``actions`` ``[B, H, A]``.
+
+    Returns ``{"state", "belief", "reco_pixels"[, "reward"]}`` stacked ``[B, H, ...]``: the latent after
+    each action and its decoded frame (and predicted reward), without gradients. Sampled states (the
+    prior's noise) are used, as when the actor imagines.
+
+    Example:
+        >>> prior, dec = RSSMPrior(action_dim=1), ObsDecoder()
+        >>> out = imagine(prior, dec, torch.zeros(2, 30), torch.zeros(2, 200), torch.zeros(2, 3, 1))
+        >>> out["reco_pixels"].shape
+        torch.Size([2, 3, 3, 64, 64])
+    """
+    prior = _unwrap(prior, RSSMPrior, "prior")
+    states, beliefs = [], []
+    for k in range(actions.shape[-2]):
+        _, _, state, belief = prior(state, belief, actions[..., k, :])
+        states.append(state)
+        beliefs.append(belief)
+    out = {"state": torch.stack(states, -2), "belief": torch.stack(beliefs, -2)}
+    out["reco_pixels"] = decoder(out["state"], out["belief"])
+    if reward is not None:
+        out["reward"] = reward(out["state"], out["belief"])
+    return out
