@@ -1,8 +1,9 @@
 """Value estimators: vectorized functional forms (:mod:`.functional`) and TensorDict estimators.
 
 The functional forms also go by TorchRL's ``vec_*`` names, with TorchRL's positional order.
+:class:`VTrace` / :func:`vtrace_advantage_estimate` are IMPALA's off-policy targets.
 """
-from .estimators import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator, ValueEstimatorBase
+from .estimators import GAE, TD0Estimator, TD1Estimator, TDLambdaEstimator, ValueEstimatorBase, VTrace
 from .functional import (
     generalized_advantage_estimate,
     reverse_linear_recurrence,
@@ -17,6 +18,7 @@ from .functional import (
     vec_td1_return_estimate,
     vec_td_lambda_advantage_estimate,
     vec_td_lambda_return_estimate,
+    vtrace_advantage_estimate,
 )
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "TD1Estimator",
     "TDLambdaEstimator",
     "ValueEstimatorBase",
+    "VTrace",
     "generalized_advantage_estimate",
     "reverse_linear_recurrence",
     "td0_advantage_estimate",
@@ -38,4 +41,5 @@ __all__ = [
     "vec_td1_return_estimate",
     "vec_td_lambda_advantage_estimate",
     "vec_td_lambda_return_estimate",
+    "vtrace_advantage_estimate",
 ]

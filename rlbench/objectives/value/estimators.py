@@ -1,4 +1,4 @@
-"""Value estimators that work on TensorDicts: ``TD0Estimator``, ``TD1Estimator``, ``TDLambdaEstimator``, ``GAE``.
+"""Value estimators on TensorDicts: ``TD0Estimator``, ``TD1Estimator``, ``TDLambdaEstimator``, ``GAE``, ``VTrace``.
 
 Called on a rollout-shaped TensorDict ``[*B, T]`` (time is its last batch dim unless ``time_dim``
 says otherwise), an estimator
@@ -12,7 +12,9 @@ says otherwise), an estimator
 3. writes ``"advantage"`` and ``"value_target"`` and returns the TensorDict.
 
 Every key is configurable with ``set_keys`` (``reward``, ``done``, ``terminated``, ``value``,
-``advantage``, ``value_target``); reward and flags are read under ``"next"``.
+``advantage``, ``value_target``); reward and flags are read under ``"next"``. :class:`VTrace` also
+reads the taken ``action`` and the behaviour policy's ``sample_log_prob``, and runs its actor for
+the current policy's log-probability.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
+from .. import functional as F
 from .._keys import KeysMixin, keys_list
 from ..functional import as_column
 from .functional import (
@@ -29,9 +32,10 @@ from .functional import (
     td0_return_estimate,
     td1_return_estimate,
     td_lambda_return_estimate,
+    vtrace_advantage_estimate,
 )
 
-__all__ = ["ValueEstimatorBase", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "GAE"]
+__all__ = ["ValueEstimatorBase", "TD0Estimator", "TD1Estimator", "TDLambdaEstimator", "GAE", "VTrace"]
 
 
 def _hyper(name: str, value):
@@ -298,3 +302,104 @@ class GAE(ValueEstimatorBase):
         if self.average_gae:
             adv = (adv - adv.mean()) / adv.std().clamp_min(1e-8)
         return adv, target
+
+
+class VTrace(ValueEstimatorBase):
+    """V-trace (Espeholt et al. 2018, "IMPALA", sec. 4): off-policy targets for data a lagging policy collected.
+
+    Writes ``"value_target"`` (the V-trace target ``v_s``) and ``"advantage"``
+    (``rho_s (r_s + gamma v_{s+1} - V(x_s))``, the policy-gradient weight of sec. 4.2), from the
+    behaviour log-probability stored at collection time (``"sample_log_prob"``: ``log mu``) and the
+    log-probability of the stored ``"action"`` under ``actor_network`` now (``log pi``); see
+    :func:`~rlbench.objectives.value.functional.vtrace_advantage_estimate`. Both networks run without
+    gradient unless ``differentiable``.
+
+    Args:
+        gamma: discount.
+        actor_network: the policy being learnt, a probabilistic actor (``get_dist(td)``).
+        value_network: the critic (``None`` to read stored ``"state_value"`` entries).
+        rho_thresh: ``rho_bar``, truncation of the importance weights (1.0).
+        c_thresh: ``c_bar``, truncation of the trace coefficients (1.0).
+        average_adv: standardise the advantage over the whole batch.
+        differentiable, time_dim: see :class:`ValueEstimatorBase`.
+
+    Keys (``set_keys``): those of :class:`ValueEstimatorBase`, plus ``action`` and ``sample_log_prob``.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule as Prob
+        >>> from tensordict.nn import ProbabilisticTensorDictSequential as Seq
+        >>> actor = Seq(TensorDictModule(torch.nn.Linear(4, 2), ["observation"], ["logits"]),
+        ...             Prob(["logits"], ["action"], distribution_class=torch.distributions.Categorical,
+        ...                  return_log_prob=True, log_prob_key="sample_log_prob"))
+        >>> critic = TensorDictModule(torch.nn.Linear(4, 1), ["observation"], ["state_value"])
+        >>> td = actor(TensorDict(observation=torch.randn(2, 5, 4), batch_size=[2, 5]))
+        >>> td["next"] = TensorDict(observation=torch.randn(2, 5, 4), reward=torch.ones(2, 5, 1),
+        ...                         done=torch.zeros(2, 5, 1, dtype=torch.bool), batch_size=[2, 5])
+        >>> td = VTrace(gamma=0.99, actor_network=actor, value_network=critic)(td)
+        >>> td["advantage"].shape, td["value_target"].shape
+        (torch.Size([2, 5, 1]), torch.Size([2, 5, 1]))
+    """
+
+    default_keys = {**ValueEstimatorBase.default_keys, "action": "action", "sample_log_prob": "sample_log_prob"}
+
+    def __init__(self, gamma, actor_network: nn.Module, value_network: nn.Module | None = None, *,
+                 rho_thresh: float = 1.0, c_thresh: float = 1.0, average_adv: bool = False,
+                 differentiable: bool = False, time_dim: int | None = None):
+        super().__init__(gamma=gamma, value_network=value_network, differentiable=differentiable, time_dim=time_dim)
+        if not hasattr(actor_network, "get_dist"):
+            raise TypeError(f"VTrace: actor_network must be a probabilistic actor with a get_dist(td) method "
+                            f"(rlbench.modules.ProbabilisticActor), got {type(actor_network).__name__}")
+        for name, thresh in (("rho_thresh", rho_thresh), ("c_thresh", c_thresh)):
+            if not float(thresh) > 0:
+                raise ValueError(f"VTrace: {name} must be > 0, got {thresh}")
+        self.actor_network = actor_network
+        self.rho_thresh, self.c_thresh = float(rho_thresh), float(c_thresh)
+        self.average_adv = average_adv
+
+    def forward(self, td: TensorDictBase, *, params=None, target_params=None) -> TensorDictBase:
+        """Writes ``advantage`` and ``value_target`` into ``td`` and returns it.
+
+        Args:
+            td: a ``[*B, T]`` TensorDict with ``"next"``, the taken action and ``sample_log_prob``.
+            params: parameters to use for ``V(x_t)`` (swapped into the value network).
+            target_params: parameters to use for ``V(x_{t+1})``.
+        """
+        tdim = self._tensor_time_dim(td) - td.batch_dims - 1
+        self._next(td)
+        value, next_value = self._values(td, params, target_params)
+        reward, done, term = self._inputs(td)
+        log_pi, log_mu = self._log_probs(td)
+        ctx = contextlib.nullcontext() if self.differentiable else torch.no_grad()
+        with ctx:
+            adv, target = vtrace_advantage_estimate(self._on(self.gamma, reward), log_pi, log_mu, value, next_value,
+                                                    reward, done, term, self.rho_thresh, self.c_thresh, tdim)
+            if self.average_adv:
+                adv = F.normalize(adv)
+        td.set(self.tensor_keys.advantage, adv)
+        td.set(self.tensor_keys.value_target, target)
+        return td
+
+    def _log_probs(self, td: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log pi(a|x), log mu(a|x))`` of the stored actions, each ``[*B, T, 1]``."""
+        keys, nb = self.tensor_keys, td.batch_dims
+        log_mu = td.get(keys.sample_log_prob, None)
+        if log_mu is None:
+            raise KeyError(f"VTrace: the TensorDict has no behaviour log-probability {keys.sample_log_prob!r} (build "
+                           f"the collecting actor with return_log_prob=True, or rename it with "
+                           f"set_keys(sample_log_prob=...)); found keys {keys_list(td)}")
+        action = td.get(keys.action, None)
+        if action is None:
+            raise KeyError(f"VTrace: the TensorDict has no action entry {keys.action!r} (rename it with "
+                           f"set_keys(action=...)); found keys {keys_list(td)}")
+        in_keys = list(getattr(self.actor_network, "in_keys", None) or [])
+        missing = [k for k in in_keys if k not in td.keys(True)]
+        if missing:
+            raise KeyError(f"VTrace: the actor reads {missing}, absent from the TensorDict; found keys {keys_list(td)}")
+        grad = torch.enable_grad() if self.differentiable else torch.no_grad()
+        with grad:
+            dist = self.actor_network.get_dist(td.select(*in_keys) if in_keys else td)
+            if F.takes_indices(dist):
+                F.check_index(action, f"VTrace: {keys.action!r}")
+            log_pi = F.log_prob(dist, action, nb)
+        return log_pi, F.per_sample(log_mu, nb)

@@ -28,6 +28,9 @@ next_state_value, reward, done, terminated=None, ...)``; every function here tak
 ``terminated`` positionally in that order. A tensor ``gamma`` is applied step by step, the discount
 of a step ``k`` ahead being the product of the gammas in between (TorchRL's ``rolling_gamma=True``,
 its default); ``rolling_gamma=False`` with a per-step gamma is refused.
+
+:func:`vtrace_advantage_estimate` is IMPALA's off-policy target (Espeholt et al., 2018), the same
+kind of recurrence with per-step coefficients ``gamma * min(c_bar, pi / mu)``.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ __all__ = [
     "vec_td_lambda_return_estimate",
     "vec_td_lambda_advantage_estimate",
     "vec_generalized_advantage_estimate",
+    "vtrace_advantage_estimate",
 ]
 
 _CHUNK = 64  # time steps per block of the constant-coefficient solver
@@ -112,9 +116,21 @@ def _filter_const(a: torch.Tensor, kappa: float) -> torch.Tensor:
     local = (a.view(n * nc, L) @ _geometric_matrix(kappa, L, a.dtype, a.device)).view(n, nc, L)
     starts = _filter_const(local[:, :, 0], kappa ** L)  # x at each block start
     g = _cached("G", kappa, L, a.dtype, a.device, lambda: _powers(kappa, L, a.dtype, a.device).flip(0)[:L].clone())
-    local[:, :-1].addcmul_(starts[:, 1:].unsqueeze(-1), g)
-    out = local.view(n, nc * L)
+    local = _add_carry(local, starts[:, 1:].unsqueeze(-1), g)
+    out = local.reshape(n, nc * L)
     return out[:, :t] if pad else out
+
+
+def _add_carry(local: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``local`` with ``x * y`` added to every block but the last (``[n, blocks, L]``).
+
+    In place when no gradient is recorded (the fast path); otherwise out of place, since the block
+    starts were computed from views of ``local`` that autograd saved (a differentiable estimator).
+    """
+    if not (torch.is_grad_enabled() and (local.requires_grad or x.requires_grad or y.requires_grad)):
+        local[:, :-1].addcmul_(x, y)
+        return local
+    return torch.cat([torch.addcmul(local[:, :-1], x, y), local[:, -1:]], 1)
 
 
 def _solve_const(a: torch.Tensor, kappa: float, cut: torch.Tensor | None) -> torch.Tensor:
@@ -188,8 +204,8 @@ def _solve_general(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     local = torch.stack(xs[::-1], -1)  # [n, nc, L]
     carry_w = torch.stack(gs[::-1], -1)
     starts = _solve_general(local[..., 0], carry_w[..., 0])  # x at each block start
-    local[:, :-1].addcmul_(carry_w[:, :-1], starts[:, 1:].unsqueeze(-1))
-    out = local.view(n, nc * L)
+    local = _add_carry(local, carry_w[:, :-1], starts[:, 1:].unsqueeze(-1))
+    out = local.reshape(n, nc * L)
     return out[:, :t] if pad else out
 
 
@@ -508,3 +524,78 @@ def vec_generalized_advantage_estimate(gamma, lmbda, state_value: torch.Tensor, 
     """
     return generalized_advantage_estimate(gamma, lmbda, state_value, next_state_value, reward, done, terminated,
                                           time_dim=time_dim)
+
+
+# --------------------------------------------------------------------------- off-policy: V-trace
+def _clipped_ratio(log_ratio: torch.Tensor, thresh) -> torch.Tensor:
+    """``min(thresh, exp(log_ratio))``, clipped in log space (no overflow for a large ratio under a finite cap)."""
+    if isinstance(thresh, torch.Tensor):
+        return torch.minimum(log_ratio.exp(), thresh.to(log_ratio))
+    thresh = float(thresh)
+    if thresh <= 0.0:
+        raise ValueError(f"vtrace_advantage_estimate: the truncation levels must be > 0, got {thresh}")
+    return log_ratio.clamp(max=math.log(thresh)).exp() if math.isfinite(thresh) else log_ratio.exp()
+
+
+def vtrace_advantage_estimate(gamma, log_pi: torch.Tensor, log_mu: torch.Tensor, state_value: torch.Tensor,
+                              next_state_value: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
+                              terminated: torch.Tensor | None = None, rho_thresh=1.0, c_thresh=1.0,
+                              time_dim: int = -2) -> tuple[torch.Tensor, torch.Tensor]:
+    """V-trace targets and advantages (Espeholt et al. 2018, "IMPALA", sec. 4): ``(advantage, value_target)``.
+
+    With ``rho_t = min(rho_bar, pi(a_t|x_t) / mu(a_t|x_t))``, ``c_t = min(c_bar, pi / mu)`` and
+    ``delta_t = rho_t (r_t + gamma (1 - terminated_t) V(x_{t+1}) - V(x_t))``, the target is the
+    recursive form of the paper's eq. (1)::
+
+        v_t = V(x_t) + delta_t + gamma c_t (1 - done_t) (v_{t+1} - V(x_{t+1}))
+
+    and the policy-gradient advantage (sec. 4.2) is
+    ``rho_t (r_t + gamma (1 - terminated_t) v_{t+1} - V(x_t))``. The recursion stops at episode ends
+    and at the last step, where ``v_{t+1}`` is ``next_state_value`` (the bootstrap value, of the true
+    final observation at a truncation; zeroed by ``terminated``). With ``log_pi == log_mu`` and
+    thresholds ``>= 1``, ``v_t`` is the TD(1) return bootstrapped at the data's end.
+
+    Args:
+        gamma: discount (a number, or a tensor broadcastable to the inputs: per-step discounts).
+        log_pi: log-probability of the taken action under the policy being learnt (``pi``).
+        log_mu: its log-probability under the behaviour policy that collected it (``mu``;
+            the collector's ``"sample_log_prob"``).
+        state_value: ``V(x_t)``.
+        next_state_value: ``V(x_{t+1})``.
+        reward: ``r_t``.
+        done: episode ends (``terminated | truncated``).
+        terminated: true terminations (default: ``done``).
+        rho_thresh: ``rho_bar``, the truncation of the importance weights in ``delta_t`` and the
+            advantage (1.0 in the paper).
+        c_thresh: ``c_bar``, the truncation of the trace coefficients (1.0 in the paper).
+        time_dim: the time dimension (``-2`` for ``[*B, T, 1]`` inputs).
+
+    Example:
+        >>> v, r, d = torch.zeros(3, 1), torch.ones(3, 1), torch.zeros(3, 1, dtype=torch.bool)
+        >>> lp = torch.zeros(3, 1)
+        >>> adv, vs = vtrace_advantage_estimate(0.5, lp, lp, v, v, r, d)  # on-policy: the discounted return
+        >>> vs.squeeze(-1)
+        tensor([1.7500, 1.5000, 1.0000])
+        >>> log_mu = lp + torch.tensor(2.0).log()  # mu is twice as likely: rho = c = 0.5
+        >>> adv, vs = vtrace_advantage_estimate(0.5, lp, log_mu, v, v, r, d)
+        >>> vs.squeeze(-1)  # v_2 = 0.5, v_1 = 0.5 + 0.5 * 0.5 * v_2, v_0 = 0.5 + 0.5 * 0.5 * v_1
+        tensor([0.6562, 0.6250, 0.5000])
+    """
+    time_dim = _prepare("vtrace_advantage_estimate", time_dim, log_pi=log_pi, log_mu=log_mu, state_value=state_value,
+                        next_state_value=next_state_value, reward=reward, done=done, terminated=terminated)
+    done, term = _flags(done, terminated, reward)
+    dtype = state_value.dtype
+    log_ratio = (log_pi - log_mu).to(dtype)
+    rho = _clipped_ratio(log_ratio, rho_thresh)
+    c = _clipped_ratio(log_ratio, c_thresh)
+    discount = gamma * (~term).to(dtype)
+    # delta_t = rho_t (r_t + gamma V(x_{t+1}) - V(x_t)); v_t - V(x_t) = delta_t + gamma c_t (v_{t+1} - V(x_{t+1}))
+    delta = rho * (reward + discount * next_state_value - state_value)
+    vs_minus_v = reverse_linear_recurrence(delta, gamma * c * (~done).to(dtype), time_dim=time_dim)
+    vs = state_value + vs_minus_v
+    # v_{t+1}: the next target inside an episode; the bootstrap value after an episode's end or the last step
+    t = vs.shape[time_dim]
+    shifted = torch.cat([vs.narrow(time_dim, 1, t - 1), next_state_value.narrow(time_dim, t - 1, 1)], time_dim)
+    next_vs = torch.where(done, next_state_value, shifted)
+    advantage = rho * (reward + discount * next_vs - state_value)
+    return advantage, vs
