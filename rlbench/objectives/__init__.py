@@ -10,13 +10,15 @@ networks.
 Files by concern: ``common`` (the base: networks, targets, keys, estimators, reading the batch),
 ``functional`` (the losses' math as plain tensor functions), ``utils`` (updaters, distances),
 ``value/`` (estimators), ``multistep``, and one file per algorithm family (``dqn``, ``ddpg``,
-``td3``, ``sac``, ``redq``, ``a2c``, ``ppo``). A loss's ``forward`` calls ``common`` and
+``td3``, ``sac``, ``redq``, ``a2c``, ``ppo``, ``impala``). A loss's ``forward`` calls ``common`` and
 ``functional``, which never call back: to follow one update, read the loss's file, then those two.
 """
 from .a2c import A2CLoss
 from .common import LossModule, ValueEstimators, total_loss
 from .ddpg import DDPGLoss
+from .dreamer import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss
 from .dqn import DistributionalDQNLoss, DQNLoss, project_distribution
+from .impala import IMPALALoss
 from .multistep import MultiStep, nstep_return
 from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
 from .redq import REDQLoss
@@ -49,9 +51,13 @@ __all__ = [
     "DiscreteSACLoss",
     "REDQLoss",
     "A2CLoss",
+    "DreamerModelLoss",
+    "DreamerActorLoss",
+    "DreamerValueLoss",
     "PPOLoss",
     "ClipPPOLoss",
     "KLPENPPOLoss",
+    "IMPALALoss",
     "nstep_return",
     "MultiStep",
     "SoftUpdate",

@@ -390,8 +390,9 @@ class VTrace(ValueEstimatorBase):
                            f"set_keys(sample_log_prob=...)); found keys {keys_list(td)}")
         action = td.get(keys.action, None)
         if action is None:
-            raise KeyError(f"VTrace: the TensorDict has no action entry {keys.action!r} (rename it with "
-                           f"set_keys(action=...)); found keys {keys_list(td)}")
+            raise KeyError(f"VTrace: the TensorDict has no action entry {keys.action!r} (the action taken at each "
+                           f"step, which a rollout or a collector batch holds; rename it with set_keys(action=...)); "
+                           f"found keys {keys_list(td)}")
         in_keys = list(getattr(self.actor_network, "in_keys", None) or [])
         missing = [k for k in in_keys if k not in td.keys(True)]
         if missing:

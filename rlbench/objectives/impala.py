@@ -1,0 +1,148 @@
+"""IMPALA's actor-critic loss with V-trace targets.
+
+Espeholt et al., "IMPALA: Scalable Distributed Deep-RL with Importance Weighted Actor-Learner
+Architectures", 2018, arXiv:1802.01561, sec. 4.2. Actors collect with a policy ``mu`` that lags the
+learner's ``pi`` by a few updates; V-trace (:class:`~rlbench.objectives.value.VTrace`) corrects the
+value targets and the policy gradient for that lag with truncated importance weights.
+"""
+from __future__ import annotations
+
+from tensordict import TensorDict, TensorDictBase
+
+from . import functional as F
+from .common import LossModule, ValueEstimators, torchrl_alias
+
+__all__ = ["IMPALALoss"]
+
+_VTRACE_NAMES = ("vtrace", "v_trace", "v-trace")
+
+
+class IMPALALoss(LossModule):
+    """IMPALA: policy gradient weighted by V-trace advantages, a critic regressed on V-trace targets, an entropy bonus.
+
+    Terms (Espeholt et al. 2018, sec. 4.2; ``v_s`` the V-trace target, ``rho_s = min(rho_bar, pi/mu)``):
+
+    * ``loss_objective = -E[log pi(a_s|x_s) A_s]`` with the advantage
+      ``A_s = rho_s (r_s + gamma v_{s+1} - V(x_s))`` held constant;
+    * ``loss_critic = critic_coef * E[d(V(x_s), v_s)]`` (the paper's baseline loss, ``d`` squared error);
+    * ``loss_entropy = -entropy_coef * E[H(pi(.|x_s))]`` (if ``entropy_bonus``).
+
+    Diagnostics: ``entropy``.
+
+    Without ``"advantage"`` in the input, the loss's value estimator writes ``"advantage"`` and
+    ``"value_target"`` first: by default :class:`~rlbench.objectives.value.VTrace` over the current
+    actor and critic (``gamma``, ``rho_thresh``, ``c_thresh`` as given here), which needs the batch
+    as trajectories ``[*B, T]`` (time last, as a collector yields it), the behaviour log-probability
+    under ``"sample_log_prob"`` (rlbench's actors write it with ``return_log_prob=True``) and the
+    rewards and flags under ``"next"``. ``make_value_estimator("vtrace", gamma=..., rho_thresh=...)``
+    rebuilds it; the on-policy estimators (``"gae"``, ...) are accepted too.
+
+    Args:
+        actor_network: a probabilistic actor (``get_dist(td)``) reading the observation keys.
+        critic_network: a ``TensorDictModule`` writing ``"state_value"``.
+        gamma: discount of the default V-trace estimator (0.99).
+        rho_thresh: ``rho_bar``, truncation of the importance weights (1.0, as in the paper).
+        c_thresh: ``c_bar``, truncation of the trace coefficients (1.0).
+        entropy_bonus: add ``loss_entropy``.
+        entropy_coef: its weight (0.01, the paper's Atari value).
+        critic_coef: weight of ``loss_critic`` (0.5, the paper's baseline cost).
+        loss_critic_type: ``"l2"`` (default, as in the paper), ``"smooth_l1"`` or ``"l1"``.
+        normalize_advantage: standardise the advantage over the batch first.
+        entropy_coeff, critic_coeff: TorchRL's spellings of ``entropy_coef`` / ``critic_coef``.
+
+    Keys (``set_keys``): ``action``, ``sample_log_prob``, ``advantage``, ``value_target``, ``value``
+    (the critic's output, ``"state_value"``), ``reward``, ``done``, ``terminated``.
+
+    Example:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from tensordict.nn import TensorDictModule, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential
+        >>> from torch import nn
+        >>> actor = ProbabilisticTensorDictSequential(
+        ...     TensorDictModule(nn.Linear(3, 2), ["observation"], ["logits"]),
+        ...     ProbabilisticTensorDictModule(["logits"], ["action"],
+        ...                                   distribution_class=torch.distributions.Categorical,
+        ...                                   return_log_prob=True, log_prob_key="sample_log_prob"))
+        >>> critic = TensorDictModule(nn.Linear(3, 1), ["observation"], ["state_value"])
+        >>> td = actor(TensorDict(observation=torch.randn(4, 10, 3), batch_size=[4, 10]))  # 4 unrolls of 10 steps
+        >>> td["next"] = TensorDict(observation=torch.randn(4, 10, 3), reward=torch.ones(4, 10, 1),
+        ...                         done=torch.zeros(4, 10, 1, dtype=torch.bool), batch_size=[4, 10])
+        >>> out = IMPALALoss(actor, critic)(td)  # V-trace targets first, from the current actor and critic
+        >>> sorted(out.keys()), td["value_target"].shape
+        (['entropy', 'loss_critic', 'loss_entropy', 'loss_objective'], torch.Size([4, 10, 1]))
+    """
+
+    default_keys = {"action": "action", "sample_log_prob": "sample_log_prob", "advantage": "advantage",
+                    "value_target": "value_target", "value": "state_value", "reward": "reward", "done": "done",
+                    "terminated": "terminated"}
+
+    def __init__(self, actor_network, critic_network, *, gamma: float = 0.99, rho_thresh: float = 1.0,
+                 c_thresh: float = 1.0, entropy_bonus: bool = True, entropy_coef: float | None = None,
+                 critic_coef: float | None = None, loss_critic_type: str = "l2", normalize_advantage: bool = False,
+                 entropy_coeff: float | None = None, critic_coeff: float | None = None):
+        super().__init__()
+        entropy_coef = torchrl_alias("IMPALALoss", "entropy_coef", entropy_coef, "entropy_coeff", entropy_coeff, 0.01)
+        critic_coef = torchrl_alias("IMPALALoss", "critic_coef", critic_coef, "critic_coeff", critic_coeff, 0.5)
+        self._require_probabilistic(actor_network)
+        if critic_network is None:
+            raise TypeError("IMPALALoss: critic_network is required (V-trace targets bootstrap from V(x))")
+        self.convert_to_functional(actor_network, "actor_network")
+        self.convert_to_functional(critic_network, "critic_network")
+        self.gamma, self.rho_thresh, self.c_thresh = float(gamma), float(rho_thresh), float(c_thresh)
+        self.entropy_bonus, self.entropy_coef, self.critic_coef = entropy_bonus, entropy_coef, critic_coef
+        self.loss_critic_type = self._check_loss_function(loss_critic_type, "loss_critic_type")
+        self.normalize_advantage = normalize_advantage
+
+    # -------------------------------------------------------------- the paper's equations
+    def forward(self, td: TensorDictBase) -> TensorDictBase:
+        nb = td.batch_dims
+        # A_s = rho_s (r_s + gamma v_{s+1} - V(x_s)), from V-trace when the batch does not carry it
+        advantage = self.advantage(td).detach()
+        if self.normalize_advantage:
+            advantage = F.normalize(advantage)
+
+        dist = self.action_dist(td)
+        action = self.stored_action(td, index=F.takes_indices(dist))
+        log_prob = F.log_prob(dist, action, nb)
+        # grad J ~ E_mu[rho_s grad log pi(a_s|x_s) (r_s + gamma v_{s+1} - V(x_s))]   (sec. 4.2)
+        out = TensorDict(loss_objective=-(log_prob * advantage.to(log_prob.dtype)).mean())
+
+        # the baseline regresses on the V-trace target v_s
+        loss_critic = F.critic_loss(self.state_value(td), self.value_target(td), self.loss_critic_type)
+        out.set("loss_critic", self.critic_coef * loss_critic)
+
+        entropy = F.entropy(dist, nb)
+        if self.entropy_bonus:
+            out.set("loss_entropy", -self.entropy_coef * entropy.mean())
+        out.set("entropy", entropy.detach().mean())
+        return out
+
+    # -------------------------------------------------------------- plumbing
+    def make_value_estimator(self, value_type=None, **hyperparams):
+        """Builds the loss's value estimator; returns ``self``.
+
+        Args:
+            value_type: ``"vtrace"`` (the default) or one of the on-policy :class:`ValueEstimators`.
+            **hyperparams: for V-trace ``gamma``, ``rho_thresh``, ``c_thresh``, ``average_adv``,
+                ``differentiable``, ``time_dim`` (missing ones: the loss's); otherwise as in
+                :meth:`LossModule.make_value_estimator`.
+        """
+        from .value import VTrace
+
+        if value_type is not None and not (isinstance(value_type, str) and value_type.lower() in _VTRACE_NAMES):
+            ValueEstimators.parse(value_type)  # an unknown name raises here, listing the choices
+            hyperparams.setdefault("gamma", self.gamma)
+            return super().make_value_estimator(value_type, **hyperparams)
+        hp = {"gamma": self.gamma, "rho_thresh": self.rho_thresh, "c_thresh": self.c_thresh, **hyperparams}
+        hp.setdefault("value_network", self.critic_network)
+        hp.setdefault("actor_network", self.actor_network)
+        try:
+            est = VTrace(**hp)
+        except TypeError as err:
+            raise TypeError(f"IMPALALoss.make_value_estimator('vtrace'): {err}") from None
+        est.set_keys(**{k: v for k, v in self._tensor_keys.items() if k in est._tensor_keys})
+        self._set_estimator(est)
+        return self
+
+    def _estimator_network(self):
+        return self.critic_network
