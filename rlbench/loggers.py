@@ -15,6 +15,13 @@ __all__ = ["Logger", "log_scalars"]
 class Logger(Protocol):
     """Receives scalars as training runs.
 
+    ``log_scalar`` is the whole protocol. Optional methods that callers look for (and skip, or say they
+    need, when missing): ``log_scalars(values, step)`` (see :func:`log_scalars`), ``log_hparams(dict)``,
+    ``flush()``, ``close()``, and ``log_video(name, frames, step, fps=30)``: ``frames`` a ``uint8``
+    (or float in ``[0, 1]``) tensor ``[T, H, W, C]`` or ``[T, C, H, W]`` -- what
+    :class:`rlbench.envs.transforms.VideoRecorder` needs (rlbench.trainers' ``CSVLogger`` writes mp4
+    files, ``TensorboardLogger``, ``WandbLogger`` and ``MultiLogger`` have it too).
+
     Example:
         >>> class ListLogger:
         ...     def __init__(self):

@@ -11,13 +11,24 @@
   returns come from :class:`rlbench.collectors.EpisodeReturns` (the Trainer's ``trainer.episodes``,
   a collector's ``collector.episodes``).
 * Loggers (:class:`CSVLogger`, :class:`TensorboardLogger`, :class:`WandbLogger`, :class:`MultiLogger`)
-  follow the :class:`rlbench.loggers.Logger` protocol. :func:`save_checkpoint` / :func:`load_checkpoint`
+  follow the :class:`rlbench.loggers.Logger` protocol; their ``log_video`` writes videos (the CSV logger's as
+  mp4 files: :func:`write_mp4`, read back with :func:`read_video`). :func:`save_checkpoint` / :func:`load_checkpoint`
   save and restore models, optimisers, buffers, collectors and RNG states, loading safely (``weights_only``).
 """
 from .checkpoint import UnsafeCheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .evaluation import evaluate_policy
 from .hooks import LogScalar, LogValidationReward, ReplayBufferTrainer, UpdateWeights
-from .loggers import CSVLogger, Logger, MultiLogger, TensorboardLogger, WandbLogger, log_scalars, read_csv_log
+from .loggers import (
+    CSVLogger,
+    Logger,
+    MultiLogger,
+    TensorboardLogger,
+    WandbLogger,
+    log_scalars,
+    read_csv_log,
+    read_video,
+    write_mp4,
+)
 from .progress import ProgressBar
 from .report import write_report
 from .results import TrainResults
@@ -29,5 +40,6 @@ __all__ = [
     "evaluate_policy", "ProgressBar", "RunTracker", "TrainResults", "make_run_dir",
     "write_report",
     "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "Logger", "log_scalars", "read_csv_log",
+    "read_video", "write_mp4",
     "save_checkpoint", "load_checkpoint", "UnsafeCheckpointError", "get_rng_state", "set_rng_state",
 ]

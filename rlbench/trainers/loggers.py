@@ -1,12 +1,14 @@
-"""Loggers: where a trainer's scalars go.
+"""Loggers: where a trainer's scalars (and videos) go.
 
 Every logger here follows the :class:`rlbench.loggers.Logger` protocol -- ``log_scalar(name, value,
 step)`` -- so a trainer takes any of them, a :class:`MultiLogger` of several, or the notebook
 ``rlbench.widgets.TrainingMonitor``. Extras they share: ``log_scalars(values, step)`` (several at one
-step), ``log_hparams(dict)``, ``flush()`` and ``close()``.
+step), ``log_hparams(dict)``, ``log_video(name, frames, step, fps=30)`` (what
+:class:`~rlbench.envs.transforms.VideoRecorder` writes through), ``flush()`` and ``close()``.
 
-:class:`CSVLogger` needs nothing beyond the standard library. :class:`TensorboardLogger` and
-:class:`WandbLogger` import their package only when built, with an error naming the extra to install.
+:class:`CSVLogger` needs nothing beyond the standard library for scalars; its videos are mp4 files
+(H.264, written with PyAV: ``import av``), read back with :func:`read_video`. :class:`TensorboardLogger`
+and :class:`WandbLogger` import their package only when built, with an error naming the extra to install.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from typing import Any, Mapping
 
 from ..loggers import Logger, log_scalars
 
-__all__ = ["Logger", "log_scalars", "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "read_csv_log"]
+__all__ = ["Logger", "log_scalars", "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "read_csv_log",
+           "video_frames", "write_mp4", "read_video"]
 
 _CSV_NAME = "scalars.csv"
 _HPARAMS_NAME = "hparams.json"
@@ -80,6 +83,158 @@ def _plain(value):
     return repr(value)
 
 
+_VIDEO_DIR = "videos"
+_SIZE_TAG = "rlbench-size="  # the true size of a video padded to even dims, in the mp4's "comment" tag
+_CHANNELS = (1, 3, 4)
+
+
+def video_frames(name: str, frames):
+    """``frames`` as a contiguous ``uint8 [T, H, W, 3]`` NumPy array, validated (what every ``log_video`` takes).
+
+    Args:
+        name: the video's name (for messages).
+        frames: a torch tensor or NumPy array (or nested lists), ``[T, H, W, C]`` or ``[T, C, H, W]``, with
+            ``C`` 1 (gray: repeated to RGB), 3 (RGB) or 4 (RGBA: alpha dropped). When both dim 1 and the last
+            dim could be channels (``[T, 3, 4, 3]``), the frames are read as channels-last ``[T, H, W, C]``
+            (the layout envs render and :class:`~rlbench.envs.transforms.VideoRecorder` writes). A leading
+            batch of one video (``[1, T, C, H, W]``, TensorBoard's and TorchRL's layout) is accepted too.
+            ``uint8`` values are used as they are, floats are read in ``[0, 1]`` (clamped) and other
+            integers in ``[0, 255]`` (clamped).
+
+    Raises:
+        ValueError: naming the shape found and the shapes expected.
+
+    Example:
+        >>> import torch
+        >>> video_frames("demo", torch.ones(5, 3, 4, 6)).shape  # float [T, C, H, W] in [0, 1]
+        (5, 4, 6, 3)
+        >>> int(video_frames("demo", torch.ones(5, 3, 4, 6)).max())
+        255
+    """
+    import numpy as np
+    import torch
+
+    x = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(np.asarray(frames))
+    x = x.detach().cpu()
+    found = list(x.shape)
+    expected = "[T, H, W, C] or [T, C, H, W] with C = 1, 3 or 4"
+    if x.ndim == 5 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 4:
+        raise ValueError(f"log_video({name!r}): frames must be {expected} (a 4-D tensor), got shape {found}")
+    if x.shape[0] == 0:
+        raise ValueError(f"log_video({name!r}): no frames (shape {found}); a video needs at least one")
+    if x.shape[-1] not in _CHANNELS:
+        if x.shape[1] not in _CHANNELS:
+            raise ValueError(f"log_video({name!r}): frames must be {expected}, got shape {found}: neither the "
+                             f"last dim nor dim 1 is a channel count")
+        x = x.permute(0, 2, 3, 1)
+    if x.shape[-1] == 1:
+        x = x.expand(*x.shape[:-1], 3)
+    elif x.shape[-1] == 4:
+        x = x[..., :3]
+    if x.dtype == torch.bool:
+        x = x.to(torch.uint8) * 255
+    elif x.dtype.is_floating_point:
+        x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    elif x.dtype != torch.uint8:
+        x = x.clamp(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(x.numpy())
+
+
+def _import_av(what: str):
+    try:
+        import av
+    except ImportError as err:
+        raise ImportError(f"{what} needs PyAV for mp4 (H.264) files: pip install av (it comes with "
+                          f"rlbench[notebooks]). Import failed with: {err}") from err
+    return av
+
+
+def write_mp4(path: str | os.PathLike, frames, fps: float = 30) -> Path:
+    """Write ``frames`` (see :func:`video_frames` for the layouts) as an H.264 mp4 file with PyAV.
+
+    The pixel format is ``yuv420p`` (what every browser plays), which needs even sizes: an odd height or
+    width is padded by repeating the last row or column, and the true size is kept in the file's
+    ``comment`` tag so that :func:`read_video` crops it back. H.264 is lossy (``crf`` 18: close to
+    visually lossless), so decoded pixels differ from the originals by a few levels.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> path = write_mp4(os.path.join(tempfile.mkdtemp(), "demo.mp4"), torch.zeros(4, 7, 9, 3, dtype=torch.uint8))
+        >>> read_video(path).shape
+        torch.Size([4, 7, 9, 3])
+    """
+    from fractions import Fraction
+
+    import numpy as np
+
+    av = _import_av("write_mp4")
+    arr = video_frames(str(path), frames)
+    if not fps > 0:
+        raise ValueError(f"write_mp4: fps must be > 0, got {fps!r}")
+    _, height, width, _ = arr.shape
+    if height % 2 or width % 2:
+        arr = np.pad(arr, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    codec = "libx264" if "libx264" in av.codecs_available else "h264"
+    # faststart: the index goes first, so a browser starts playing before the whole file has loaded
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        container.metadata["comment"] = f"{_SIZE_TAG}{height}x{width}"
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
+        stream.options = {"crf": "18"}
+        for image in arr:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())  # flush the encoder's delayed frames
+    return path
+
+
+def read_video(path: str | os.PathLike):
+    """Decode a video file (e.g. a :class:`CSVLogger` mp4) as a ``uint8`` tensor ``[T, H, W, 3]`` (RGB).
+
+    A file written by :func:`write_mp4` comes back at its original size (its even-size padding removed).
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> frames = torch.full((3, 8, 8, 3), 128, dtype=torch.uint8)
+        >>> back = read_video(write_mp4(os.path.join(tempfile.mkdtemp(), "grey.mp4"), frames))
+        >>> back.shape, bool((back.int() - 128).abs().max() <= 3)
+        (torch.Size([3, 8, 8, 3]), True)
+    """
+    import numpy as np
+    import torch
+
+    av = _import_av("read_video")
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"read_video: {path} has no video stream")
+        images = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        comment = container.metadata.get("comment", "")
+    if not images:
+        raise ValueError(f"read_video: {path} holds no frames")
+    video = torch.from_numpy(np.stack(images))
+    if comment.startswith(_SIZE_TAG):
+        height, width = (int(v) for v in comment[len(_SIZE_TAG):].split("x"))
+        video = video[:, :height, :width].contiguous()
+    return video
+
+
+def _new_video_path(folder: Path, name: str, step: int) -> Path:
+    """``folder/<name>_<step>.mp4`` with a file-safe name and a zero-padded step (files sort by step).
+
+    An existing file is never overwritten: ``-1``, ``-2``, ... are appended instead.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)).strip(".") or "video"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{safe}_{int(step):09d}"
+    path, n = folder / f"{stem}.mp4", 0
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.mp4"
+    return path
+
+
 class CSVLogger:
     """Write scalars to ``log_dir/exp_name/scalars.csv`` in long format: one ``step,name,value`` row each.
 
@@ -88,7 +243,8 @@ class CSVLogger:
     new column, i.e. a rewrite of the file, whenever a new metric first appears. Rows are appended
     as they come (line-buffered writes, flushed every ``flush_every`` rows and on :meth:`flush` /
     :meth:`close`) so a crashed run keeps its log. Read it back with :func:`read_csv_log`.
-    Hyperparameters go to ``hparams.json`` beside it.
+    Hyperparameters go to ``hparams.json`` beside it, videos (:meth:`log_video`) to mp4 files in
+    ``videos/`` beside it.
 
     Args:
         log_dir: parent directory of the run's directory (created if missing).
@@ -147,6 +303,24 @@ class CSVLogger:
         old = json.loads(path.read_text()) if path.exists() else {}
         old.update(_plain(dict(hparams)))
         path.write_text(json.dumps(old, indent=1, sort_keys=True))
+
+    def log_video(self, name: str, frames, step: int, fps: float = 30) -> Path:
+        """Write ``frames`` as ``videos/<name>_<step>.mp4`` (H.264, PyAV) beside the CSV; returns its path.
+
+        ``frames``: ``[T, H, W, C]`` or ``[T, C, H, W]``, uint8 or float in ``[0, 1]`` (see
+        :func:`video_frames`; channels-last when ambiguous). The name is made file-safe (``"eval/video"``
+        becomes ``eval_video``), the step zero-padded; an existing file is never overwritten (a second
+        video at the same step gets ``-1``, ``-2``... appended). Read one back with :func:`read_video`.
+
+        Example:
+            >>> import tempfile, torch
+            >>> logger = CSVLogger(tempfile.mkdtemp(), "demo")
+            >>> path = logger.log_video("eval/video", torch.zeros(6, 3, 16, 16), step=500)
+            >>> path.relative_to(logger.run_dir).as_posix(), read_video(path).shape
+            ('videos/eval_video_000000500.mp4', torch.Size([6, 16, 16, 3]))
+        """
+        frames = video_frames(name, frames)  # validated before any file is made
+        return write_mp4(_new_video_path(self.run_dir / _VIDEO_DIR, name, step), frames, fps=fps)
 
     def flush(self) -> None:
         if self._file is not None:
@@ -226,6 +400,17 @@ class TensorboardLogger:
         """Record hyperparameters as a text summary (TensorBoard's hparams plugin wants final metrics too)."""
         self.writer.add_text("hparams", json.dumps(_plain(dict(hparams)), indent=1, sort_keys=True))
 
+    def log_video(self, name: str, frames, step: int, fps: float = 30) -> None:
+        """``SummaryWriter.add_video`` of ``frames`` (layouts as :func:`video_frames`; channels-last when ambiguous).
+
+        TensorBoard encodes the clip itself (as an animated GIF, through the ``moviepy`` package, which it
+        asks for when missing).
+        """
+        import torch
+
+        video = torch.from_numpy(video_frames(name, frames)).permute(0, 3, 1, 2).unsqueeze(0)  # [1, T, C, H, W]
+        self.writer.add_video(str(name), video, global_step=int(step), fps=fps)
+
     def flush(self) -> None:
         self.writer.flush()
 
@@ -265,7 +450,8 @@ class WandbLogger:
             ) from err
         if mode not in ("offline", "online", "disabled"):
             raise ValueError(f"WandbLogger: mode must be 'offline', 'online' or 'disabled', got {mode!r}")
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, name=str(exp_name), dir=str(log_dir), mode=mode, reinit=True,
                               **init_kwargs)
 
@@ -279,6 +465,19 @@ class WandbLogger:
     def log_hparams(self, hparams: Mapping[str, Any]) -> None:
         self.run.config.update(_plain(dict(hparams)), allow_val_change=True)
 
+    def log_video(self, name: str, frames, step: int, fps: float = 30) -> Path:
+        """Log ``frames`` as a ``wandb.Video`` under ``name`` (layouts as :func:`video_frames`).
+
+        The mp4 is written by :func:`write_mp4` into ``log_dir/videos`` and handed to wandb as a file (a
+        NumPy array would need ``moviepy`` to encode it); returns its path.
+        """
+        import wandb
+
+        frames = video_frames(name, frames)
+        path = write_mp4(_new_video_path(self.log_dir / _VIDEO_DIR, name, step), frames, fps=fps)
+        self.run.log({str(name): wandb.Video(str(path), fps=max(1, round(fps)), format="mp4")}, step=int(step))
+        return path
+
     def flush(self) -> None:
         pass  # wandb writes as it goes
 
@@ -289,7 +488,8 @@ class WandbLogger:
 class MultiLogger:
     """Send every call to several loggers (e.g. a CSV file and the notebook monitor).
 
-    Loggers without an optional method (``log_hparams``, ``flush``, ``close``) are skipped for it.
+    Loggers without an optional method (``log_hparams``, ``log_video``, ``flush``, ``close``) are skipped
+    for it; :meth:`log_video` raises when none of them has one (the video would be lost).
 
     Example:
         >>> class ListLogger:
@@ -326,6 +526,15 @@ class MultiLogger:
 
     def log_hparams(self, hparams: Mapping[str, Any]) -> None:
         self._each("log_hparams", hparams)
+
+    def log_video(self, name: str, frames, step: int, fps: float = 30) -> list:
+        """``log_video`` on every logger that has one; returns their results (e.g. a CSVLogger's path)."""
+        writers = [lg for lg in self.loggers if callable(getattr(lg, "log_video", None))]
+        if not writers:
+            raise TypeError(f"MultiLogger.log_video: none of its loggers "
+                            f"({', '.join(type(lg).__name__ for lg in self.loggers)}) has log_video; add a CSVLogger "
+                            f"(mp4 files), TensorboardLogger or WandbLogger")
+        return [lg.log_video(name, frames, step=step, fps=fps) for lg in writers]
 
     def flush(self) -> None:
         self._each("flush")
