@@ -16,7 +16,6 @@ Files by concern: ``common`` (the base: networks, targets, keys, estimators, rea
 from .a2c import A2CLoss
 from .common import LossModule, ValueEstimators, total_loss
 from .ddpg import DDPGLoss
-from .dreamer import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss
 from .dqn import DistributionalDQNLoss, DQNLoss, project_distribution
 from .impala import IMPALALoss
 from .multistep import MultiStep, nstep_return
@@ -51,9 +50,6 @@ __all__ = [
     "DiscreteSACLoss",
     "REDQLoss",
     "A2CLoss",
-    "DreamerModelLoss",
-    "DreamerActorLoss",
-    "DreamerValueLoss",
     "PPOLoss",
     "ClipPPOLoss",
     "KLPENPPOLoss",
