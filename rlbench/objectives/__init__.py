@@ -17,6 +17,7 @@ from .a2c import A2CLoss
 from .common import LossModule, ValueEstimators, total_loss
 from .ddpg import DDPGLoss
 from .dqn import DistributionalDQNLoss, DQNLoss, project_distribution
+from .dreamer import DreamerActorLoss, DreamerModelLoss, DreamerValueLoss
 from .impala import IMPALALoss
 from .multistep import MultiStep, nstep_return
 from .ppo import ClipPPOLoss, KLPENPPOLoss, PPOLoss
@@ -50,6 +51,9 @@ __all__ = [
     "DiscreteSACLoss",
     "REDQLoss",
     "A2CLoss",
+    "DreamerModelLoss",
+    "DreamerActorLoss",
+    "DreamerValueLoss",
     "PPOLoss",
     "ClipPPOLoss",
     "KLPENPPOLoss",
