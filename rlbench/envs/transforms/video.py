@@ -133,7 +133,8 @@ class VideoRecorder(Transform):
             ``uint8 [T, H, W, 3]``. rlbench's :class:`~rlbench.trainers.CSVLogger` writes mp4 files.
         tag: the videos' name.
         in_keys: the one image key to record (default ``["pixels"]``).
-        skip: record every ``skip``-th frame (1: all). The count restarts with each video.
+        skip: record every ``skip``-th frame (1: all). The count restarts with each episode's video
+            (not at a ``max_frames`` cut).
         center_crop: crop each frame to its central ``size`` (int) or ``(height, width)`` pixels.
         make_grid: for a batched env, tile all sub-envs (True) or record sub-env 0 only (False).
         fps: frames per second of the written videos.
@@ -239,7 +240,7 @@ class VideoRecorder(Transform):
         if (self._seen - 1) % self.skip == 0:
             self.frames.append(frame)
         if self.max_frames is not None and len(self.frames) >= self.max_frames:
-            self.dump()
+            self._write(None, None)  # a chunk of a running episode: the skip count and episode ends go on
 
     def _reset(self, td, td_reset):
         frames = self._frames_of(td_reset)
@@ -296,8 +297,12 @@ class VideoRecorder(Transform):
             What the logger's ``log_video`` returns (the mp4 path for a ``CSVLogger``), or ``None`` when
             there was nothing to write (no video is written then). If the logger raises, the frames stay.
         """
+        out = self._write(suffix, step)
+        self._seen, self._ended = 0, None  # the next video starts afresh
+        return out
+
+    def _write(self, suffix, step):
         if not self.frames:
-            self._seen, self._ended = 0, None
             return None
         video = torch.stack(self.frames)
         name = self.tag if suffix is None else f"{self.tag}_{suffix}"
@@ -305,7 +310,6 @@ class VideoRecorder(Transform):
             step = self.iter if self.step is None else self.step
         out = self.logger.log_video(name, video, step=int(step), fps=self.fps)
         self.frames = []
-        self._seen, self._ended = 0, None
         self.iter += 1
         return out
 
