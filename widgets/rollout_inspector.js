@@ -1,7 +1,8 @@
 // RolloutInspector view: a frame, a timeline (slider, play/pause, arrow keys), the step's values and
 // canvas plots of reward, episode return and a chosen key, all with a cursor at the current step.
 // Synced fields (rlbench/widgets/rollout_inspector.py): title, meta, series, frames, frame_offsets,
-// step, env. Everything is decoded once here; scrubbing never talks to the kernel.
+// agent_frames, agent_frame_offsets, step, env. The raw frame and the agent's view (a tiled stack) are
+// two panels side by side (lib/frame_panels.js), each with its own frame store. Everything is decoded once here; scrubbing never talks to the kernel.
 // What is shown is worked out in lib/rollout_view.js and lib/playback.js (pure, node-tested); this
 // file builds the DOM, applies those results and wires the events.
 import { h } from "./lib/escape.js";
@@ -9,7 +10,8 @@ import { decodeOffsets, FrameStore } from "./lib/rollout_data.js";
 import { clampIndex } from "./lib/indices.js";
 import { drawCursor, drawPlot } from "./lib/plot_canvas.js";
 import { fitCanvas, fitWidth, paintShapes, watchWidth } from "./lib/canvas.js";
-import { decodeRollout, deriveEnv, frameAt, frameCaption, initialPlotKey, orderSeries } from "./lib/rollout_view.js";
+import { decodeRollout, deriveEnv, frameCaption, initialPlotKey, orderSeries } from "./lib/rollout_view.js";
+import { allDrawn, framePanels, panelFrame } from "./lib/frame_panels.js";
 import { plotSpecs, prefetchSpan, rolloutSubtitle, stepText, timelineShapes, valueCell } from "./lib/rollout_view.js";
 import { advancePlayback, keyCommand, playbackTarget } from "./lib/playback.js";
 
@@ -21,10 +23,13 @@ function decodeImage(bytes, mime) {
   return createImageBitmap(new Blob([bytes], { type: mime }));
 }
 
-function frameStore(model, rollout) {
-  if (!rollout.frames) return null;
-  const offsets = decodeOffsets(model.get("frame_offsets"));
-  return new FrameStore({ data: model.get("frames"), offsets, mime: rollout.frames.mime, decode: decodeImage });
+/** One frame store per panel: the raw frames in `frames`, the agent's view in `agent_frames`. */
+function panelStores(model, panels) {
+  const fields = { frame: ["frames", "frame_offsets"], agent: ["agent_frames", "agent_frame_offsets"] };
+  return panels.map((p) => {
+    const [data, offsets] = fields[p.id];
+    return new FrameStore({ data: model.get(data), offsets: decodeOffsets(model.get(offsets)), mime: p.frames.mime, decode: decodeImage });
+  });
 }
 
 // ------------------------------------------------------------------ DOM skeleton
@@ -50,15 +55,20 @@ function plotBox(label) {
   };
 }
 
-function frameDom(frames) {
-  const canvas = h("canvas", { class: "rlb-ri-frame" });
+function frameDom(panels) {
   const caption = h("div", { class: "rlb-note rlb-ri-frame-caption" });
-  if (!frames) {
-    return { canvas, caption, el: h("div", { class: "rlb-ri-framebox rlb-ri-noframe" }, h("div", { class: "rlb-note" }, "no frames")) };
+  if (!panels.length) {
+    return { canvases: [], caption, el: h("div", { class: "rlb-ri-framebox rlb-ri-noframe" }, h("div", { class: "rlb-note" }, "no frames")) };
   }
-  canvas.width = frames.width;
-  canvas.height = frames.height;
-  return { canvas, caption, el: h("div", { class: "rlb-ri-framebox" }, canvas, caption) };
+  const canvases = panels.map((p) => {
+    const canvas = h("canvas", { class: p.id === "agent" ? "rlb-ri-agent" : "rlb-ri-frame" });
+    canvas.width = p.frames.width;
+    canvas.height = p.frames.height;
+    return canvas;
+  });
+  const figures = panels.map((p, i) => h("figure", { class: "rlb-ri-panel", "data-panel": p.id }, canvases[i],
+    p.label ? h("figcaption", { class: "rlb-note" }, p.label) : null));
+  return { canvases, caption, el: h("div", { class: "rlb-ri-framebox" }, h("div", { class: "rlb-ri-panels" }, figures), caption) };
 }
 
 function controlsDom(steps, step) {
@@ -99,7 +109,7 @@ function buildDom(title, rollout, v) {
   const envSelect = batch > 1 ? h("select", { class: "rlb-ri-env", "aria-label": "env" },
     Array.from({ length: batch }, (_, b) => h("option", { value: String(b) }, `env ${b}`))) : null;
   const notes = h("ul", { class: "rlb-ri-notes" }, (meta.notes || []).map((n) => h("li", { class: "rlb-note" }, n)));
-  const frame = frameDom(rollout.frames);
+  const frame = frameDom(v.panels);
   const controls = controlsDom(rollout.steps, v.step);
   const values = valuesDom(rollout.specs);
   const plots = plotsDom(meta, rollout.specs, v.plotKey);
@@ -109,7 +119,7 @@ function buildDom(title, rollout, v) {
     h("div", { class: "rlb-ri-main" }, h("div", { class: "rlb-ri-left" }, frame.el, controls.el), values.el),
     plots.el);
   return {
-    root, subtitle, envSelect, canvas: frame.canvas, frameCaption: frame.caption, ...controls,
+    root, subtitle, envSelect, canvases: frame.canvases, frameCaption: frame.caption, ...controls,
     valueRows: values.rows, plots: plots.boxes, keySelect: plots.keySelect,
   };
 }
@@ -142,23 +152,35 @@ function drawPlots(v) {
 }
 
 function showFrame(v) {
-  const { store, ui } = v;
-  if (!store) return;
-  const frame = frameAt(v.rollout.frames, v.rollout.perEnv, v.env, v.step);
-  const token = ++v.drawToken;
+  v.drawn = {};
+  v.panels.forEach((panel, i) => showPanel(v, panel, i));
+}
+
+/** Draw panel `i` at the current env / step; once every panel shows this step, mark the root
+ *  (data-drawn-step) and fire "rlb-frame" (tests and the latency readout wait for it). */
+function showPanel(v, panel, i) {
+  const { ui } = v;
+  const store = v.stores[i], canvas = ui.canvases[i];
+  const frame = panelFrame(panel, v.env, v.step);
+  const step = v.step;
+  const token = ++v.drawTokens[i];
   store.cancelPrefetch();  // what the user asks for now goes before any background decode
   const paint = (img) => {
-    if (token !== v.drawToken) return;  // a later move already asked for another frame
-    ui.canvas.getContext("2d").drawImage(img, 0, 0, ui.canvas.width, ui.canvas.height);
-    ui.frameCaption.textContent = frameCaption(frame.step, v.step);
+    if (token !== v.drawTokens[i]) return;  // a later move already asked for another frame
+    canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+    v.drawn[panel.id] = step;
+    if (i === 0) {
+      ui.frameCaption.textContent = frameCaption(frame.step, step);
+      ui.root.dataset.drawnFrame = String(frame.index);
+    }
+    if (!allDrawn(v.panels, v.drawn, v.step)) return;
     ui.root.dataset.drawnStep = String(v.step);
-    ui.root.dataset.drawnFrame = String(frame.index);
     const ms = v.inputTime ? performance.now() - v.inputTime : 0;
-    ui.root.dispatchEvent(new CustomEvent("rlb-frame", { detail: { step: v.step, frame: frame.index, ms } }));
+    ui.root.dispatchEvent(new CustomEvent("rlb-frame", { detail: { step: v.step, frame: Number(ui.root.dataset.drawnFrame), ms } }));
   };
   // neighbours are decoded only once this frame is up: started earlier they would compete with it
   // for the decoder (a prefetch may cross into the next env's frames, which is harmless)
-  const warm = () => { if (token === v.drawToken) store.prefetch(frame.index, ...prefetchSpan(v.playing)); };
+  const warm = () => { if (token === v.drawTokens[i]) store.prefetch(frame.index, ...prefetchSpan(v.playing)); };
   const hit = store.peek(frame.index);
   if (hit !== undefined) { paint(hit); warm(); }
   else store.get(frame.index).then((img) => { paint(img); warm(); }, (err) => { ui.frameCaption.textContent = `could not decode frame: ${err}`; });
@@ -214,10 +236,12 @@ function setPlaying(v, on) {
 // ------------------------------------------------------------------ render: wiring only
 function render({ model, el }) {
   const rollout = decodeRollout(model.get("meta"), model.get("series"));
+  const panels = framePanels(rollout.meta);
   const v = {
-    rollout, store: frameStore(model, rollout), plotKey: initialPlotKey(rollout), derived: null,
+    rollout, panels, stores: panelStores(model, panels), drawn: {}, drawTokens: panels.map(() => 0),
+    plotKey: initialPlotKey(rollout), derived: null,
     env: clampIndex(model.get("env") || 0, rollout.batch), step: clampIndex(model.get("step") || 0, rollout.steps),
-    playing: false, rafId: 0, lastTime: 0, carry: 0, drawToken: 0,
+    playing: false, rafId: 0, lastTime: 0, carry: 0,
     inputTime: 0,  // performance.now() of the last slider move, for the latency readout
   };
   const ui = v.ui = buildDom(model.get("title"), rollout, v);
@@ -257,7 +281,7 @@ function render({ model, el }) {
     unwatch();
     model.off("change:step", onStep);
     model.off("change:env", onEnv);
-    if (v.store) v.store.cache.clear();
+    for (const store of v.stores) store.cache.clear();
   };
 }
 

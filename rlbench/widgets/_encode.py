@@ -340,3 +340,157 @@ def _frames_note(stride: int, size: tuple[int, int], source: tuple[int, int]) ->
         return ""
     text = parts[0] if stride > 1 else "showing every frame"
     return f"{text} at {size[0]}×{size[1]}" + (f" ({parts[-1]})" if size != source else "")
+
+
+# ---------------------------------------------------------------------------------------------- image layouts
+
+#: a channel-first stack has at most this many channels (above it, [C, H, W] is not taken as images)
+MAX_STACK_CHANNELS = 32
+
+_LAYOUT_HELP = ("expected one image per step: [H, W, C] or [C, H, W] with C = 1 (grey) or 3 (RGB), a grey [H, W], "
+                f"or a stack of k frames: [k*C, H, W] (what CatFrames writes, k*C <= {MAX_STACK_CHANNELS}), "
+                "[H, W, k*C], [k, H, W, C] or [k, C, H, W]")
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """How one step's image tensor is laid out, from its per-step shape (see :func:`image_layout`).
+
+    ``stack`` frames of ``channels`` channels each, ``height`` x ``width``; ``order`` names the axes of
+    the per-step tensor (``"hw"``, ``"hwc"``, ``"chw"`` with the stack folded into ``c``, ``"khwc"``,
+    ``"kchw"``). A single image has ``stack == 1``.
+    """
+
+    order: str
+    stack: int
+    channels: int
+    height: int
+    width: int
+
+    @property
+    def is_stack(self) -> bool:
+        return self.stack > 1
+
+    def describe(self) -> str:
+        """"4 stacked 84×84 grey frames" / "one 64×64 RGB frame" (shown under the agent's view)."""
+        kind = {1: "grey", 3: "RGB", 4: "RGBA"}[self.channels]
+        size = f"{self.width}×{self.height}"
+        return f"{self.stack} stacked {size} {kind} frames" if self.is_stack else f"one {size} {kind} frame"
+
+    def frames_hwc(self, x) -> np.ndarray:
+        """One step's tensor as ``[stack, H, W, channels]`` (a NumPy array, dtype unchanged)."""
+        if isinstance(x, torch.Tensor):
+            x = x.detach().to("cpu").numpy()
+        a = np.asarray(x)
+        if self.order == "hw":
+            return a[None, :, :, None]
+        if self.order == "hwc":
+            if self.is_stack:  # [H, W, k*C]
+                return np.moveaxis(a.reshape(self.height, self.width, self.stack, self.channels), 2, 0)
+            return a[None]
+        if self.order == "chw":
+            return np.moveaxis(a.reshape(self.stack, self.channels, self.height, self.width), 1, -1)
+        if self.order == "khwc":
+            return a
+        return np.moveaxis(a, 1, -1)  # kchw
+
+    def grid(self) -> tuple[int, int]:
+        """``(columns, rows)`` of the tiles: a strip up to 3 frames, else a near-square grid (4 -> 2×2)."""
+        if self.stack <= 3:
+            return self.stack, 1
+        cols = math.ceil(math.sqrt(self.stack))
+        return cols, math.ceil(self.stack / cols)
+
+    def tiled_hw(self, gap: int = 2) -> tuple[int, int]:
+        """``(height, width)`` of :meth:`to_rgb` images."""
+        cols, rows = self.grid()
+        return rows * self.height + (rows - 1) * gap, cols * self.width + (cols - 1) * gap
+
+    def to_rgb(self, x, gap: int = 2) -> np.ndarray:
+        """One step's tensor as ONE uint8 RGB image: the image itself, or the stack's frames tiled.
+
+        Tiles run oldest first, left to right then top to bottom, ``gap`` px of grey between them.
+        """
+        frames = to_rgb_uint8(self.frames_hwc(x))  # [k, H, W, 3]
+        if not self.is_stack:
+            return frames[0]
+        cols, rows = self.grid()
+        out = np.full(self.tiled_hw(gap) + (3,), 128, dtype=np.uint8)
+        for i in range(self.stack):
+            r, c = divmod(i, cols)
+            y, x0 = r * (self.height + gap), c * (self.width + gap)
+            out[y:y + self.height, x0:x0 + self.width] = frames[i]
+        return out
+
+
+def image_layout(shape: Sequence[int], stack: int | None = None, what: str = "frames") -> ImageLayout:
+    """Recognise the images in a per-step shape, or say which shape was found and what is expected.
+
+    The channel axis is the small one: ``[H, W, C]`` (gymnasium, dm_control renders) or ``[C, H, W]``
+    (image transforms such as ``ToTensorImage``), ``C`` at most :data:`MAX_STACK_CHANNELS`. ``C = 1`` or ``3``
+    is one image; any other ``C`` is a stack (``CatFrames`` along the channel dim): ``k = C / 3`` RGB frames
+    when ``C`` is a multiple of 3, else ``k = C`` grey frames. ``stack=k`` overrides that guess
+    (``[3, 84, 84]`` as 3 grey frames: ``stack=3``; an RGBA ``[H, W, 4]``: ``stack=1``).
+
+    Args:
+        shape: the per-step shape (batch and time dims removed).
+        stack: frames per step, when the guess above is wrong.
+        what: the name used in error messages (e.g. ``"frames_key 'pixels'"``).
+
+    Example:
+        >>> image_layout([4, 84, 84]).describe()
+        '4 stacked 84×84 grey frames'
+        >>> image_layout([64, 64, 3]).describe(), image_layout([3, 64, 64]).order
+        ('one 64×64 RGB frame', 'chw')
+    """
+    shape = [int(s) for s in shape]
+    found = f"{what} holds {shape} per step"
+    if stack is not None and (int(stack) != stack or stack < 1):
+        raise ValueError(f"{what}: stack must be a positive int (frames per step), got {stack!r}")
+    if len(shape) == 2:
+        order, k, c, h, w = "hw", 1, 1, shape[0], shape[1]
+    elif len(shape) == 3:
+        first, last = shape[0], shape[-1]
+        if last in (1, 3) and first not in (1, 3):
+            order = "hwc"
+        elif first in (1, 3) and last not in (1, 3):
+            order = "chw"
+        elif first <= MAX_STACK_CHANNELS < last:
+            order = "chw"
+        elif last <= MAX_STACK_CHANNELS < first:
+            order = "hwc"
+        elif max(first, last) <= MAX_STACK_CHANNELS:  # tiny images: the reading with the squarer picture
+            def squareness(a: int, b: int) -> float:
+                return min(a, b) / max(a, b)
+
+            order = "hwc" if squareness(shape[0], shape[1]) >= squareness(shape[1], shape[2]) else "chw"
+        else:
+            raise ValueError(f"{found}; {_LAYOUT_HELP}")
+        if order == "hwc":
+            total, h, w = last, shape[0], shape[1]
+        else:
+            total, h, w = first, shape[1], shape[2]
+        if stack is not None:
+            k = int(stack)
+            if total % k or total // k not in ((1, 3, 4) if k == 1 else (1, 3)):
+                raise ValueError(f"{found}: {total} channels do not split into stack={k} grey or RGB frames; "
+                                 f"{_LAYOUT_HELP}")
+            c = total // k
+        elif total in (1, 3):
+            k, c = 1, total
+        else:
+            k, c = (total // 3, 3) if total % 3 == 0 else (total, 1)
+    elif len(shape) == 4:
+        if shape[-1] in (1, 3, 4):
+            order, k, h, w, c = "khwc", shape[0], shape[1], shape[2], shape[3]
+        elif shape[1] in (1, 3):
+            order, k, c, h, w = "kchw", shape[0], shape[1], shape[2], shape[3]
+        else:
+            raise ValueError(f"{found}; {_LAYOUT_HELP}")
+        if stack is not None and stack != k:
+            raise ValueError(f"{found}: a stack of {k} frames, not stack={stack}")
+    else:
+        raise ValueError(f"{found}; {_LAYOUT_HELP}")
+    if h < 1 or w < 1 or k < 1:
+        raise ValueError(f"{found}: an empty image; {_LAYOUT_HELP}")
+    return ImageLayout(order=order, stack=k, channels=c, height=h, width=w)

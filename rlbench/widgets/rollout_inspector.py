@@ -11,15 +11,19 @@ Synced fields (the view's contract, ``widgets/rollout_inspector.js``):
 - ``meta``: dict with ``batch`` (B), ``steps`` (T), ``series`` (one entry per buffer: ``name``,
   ``key``, ``shape``, ``dtype``, ``kind`` in bool/int/float, ``format`` f4/f8, ``size``), ``reward``,
   ``done``, ``terminated``, ``truncated``, ``plot_key`` (series names or null), ``frames`` (count,
-  kept ``steps``, ``width``/``height``, ``mime``, ``stride``, ``note``; or null), ``notes``, ``bytes``.
+  kept ``steps``, ``width``/``height``, ``mime``, ``stride``, ``note``, source ``key`` or null; or null),
+  ``agent_frames`` (the same for the agent's view, plus ``layout``, ``stack``, ``columns``, ``rows``,
+  ``tile_width``, ``tile_height`` of its tiles; or null), ``notes``, ``bytes``.
 - ``series``: list of bytes, ``series[i]`` is ``meta["series"][i]`` laid out ``[B, T, size]``.
 - ``frames``: bytes, the compressed frames (env-major); ``frame_offsets``: Uint32 offsets.
+- ``agent_frames`` / ``agent_frame_offsets``: the agent's view, tiled one image per step, the same way.
 - ``step`` / ``env``: set them from Python to move the view; scrubbing in the browser does not write
   them back (it sends nothing to the kernel).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,7 +31,16 @@ import torch
 import traitlets
 from tensordict import TensorDictBase
 
-from ._encode import FramePack, as_key_tuple, encode_frames, encode_series, key_name, to_rgb_uint8
+from ._encode import (
+    FramePack,
+    ImageLayout,
+    as_key_tuple,
+    encode_frames,
+    encode_series,
+    image_layout,
+    key_name,
+    to_rgb_uint8,
+)
 from .base import Inspector
 
 __all__ = ["RolloutInspector"]
@@ -67,24 +80,91 @@ def _find(td: TensorDictBase, candidates: Sequence[tuple]) -> tuple | None:
     return None
 
 
-def _frame_source(td: TensorDictBase, frames: Any, frames_key: Any, notes: list[str]):
-    """Resolve where frames come from. Returns ``(get, (H, W), excluded_key)`` or ``None``."""
+#: the agent's view is downscaled only above this longest side (max_side applies to the raw frame)
+AGENT_MAX_SIDE = 640
+
+#: where a rollout keeps the raw RGB frame beside a preprocessed ``"pixels"`` (looked up when raw_key is None)
+RAW_FRAME_KEYS = (("raw", "pixels"), ("pixels_raw",), ("raw_pixels",))
+
+
+@dataclass
+class _Source:
+    """Frames to encode: ``get(b, steps)`` gives RGB images of ``hw``.
+
+    ``key`` is the rollout key they came from (kept out of the series), ``layout`` how its images are laid out.
+    """
+
+    get: Callable[[int, Sequence[int]], Sequence[Any]]
+    hw: tuple[int, int]
+    key: tuple | None = None
+    layout: ImageLayout | None = None
+
+
+def _keys_text(td: TensorDictBase) -> list[str]:
+    return sorted(key_name(k) for k in td.keys(include_nested=True, leaves_only=True))
+
+
+def _key_source(td: TensorDictBase, key: tuple, stack: int | None, what: str) -> _Source:
+    value = td.get(key)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"RolloutInspector: {what} {key_name(key)!r} should hold images per step, got "
+                         f"{type(value).__name__}")
+    layout = image_layout(value.shape[2:], stack, what=f"RolloutInspector: {what} {key_name(key)!r}")
+
+    def get(b: int, steps: Sequence[int]) -> list:
+        return [layout.to_rgb(value[b, s]) for s in steps]
+
+    return _Source(get, layout.tiled_hw(), key, layout)
+
+
+def _frame_sources(td: TensorDictBase, frames: Any, frames_key: Any, raw_key: Any, stack: int | None,
+                   notes: list[str]) -> tuple[_Source | None, _Source | None]:
+    """Resolve the frames: ``(main, agent_view)``, either None.
+
+    ``main`` is the raw frame (``frames=``, ``raw_key``, or a single-image ``frames_key``); ``agent_view``
+    is ``frames_key`` as the agent sees it, when it is a stack or when a raw frame is shown beside it.
+    """
+    keys = td.keys(include_nested=True)
+    raw = None
+    if frames is not None:
+        raw = _frame_source(td, frames)
+    elif raw_key is not None:
+        key = as_key_tuple(raw_key)
+        if key not in keys:
+            raise KeyError(f"RolloutInspector: raw_key={raw_key!r} is not in the rollout; its keys are "
+                           f"{_keys_text(td)}")
+        raw = _key_source(td, key, None, "raw_key")
+    else:
+        key = next((k for k in RAW_FRAME_KEYS if k in keys and k != as_key_tuple(frames_key or ())), None)
+        if key is not None:
+            raw = _key_source(td, key, None, "raw frame key")
+    if raw is not None and raw.layout is not None and raw.layout.is_stack:
+        raise ValueError(f"RolloutInspector: {key_name(raw.key)!r} holds {raw.layout.describe()}; the raw frame "
+                         "should be one RGB or grey image per step (show stacks through frames_key)")
+    obs = None
+    if frames_key is not None:
+        key = as_key_tuple(frames_key)
+        if key in keys:
+            obs = _key_source(td, key, stack, "frames_key")
+        elif frames_key != "pixels":
+            raise KeyError(f"RolloutInspector: frames_key={frames_key!r} is not in the rollout; its keys are "
+                           f"{_keys_text(td)}")
+    if raw is None and obs is None:
+        if frames_key is not None:
+            notes.append("no frames: the rollout has no 'pixels' (use GymEnv(..., from_pixels=True), "
+                         "or pass frames=[env.render() ...] or frames=env.render)")
+        return None, None
+    if raw is None and not obs.layout.is_stack:
+        return obs, None  # one image per step: that is the frame
+    if raw is None:
+        notes.append(f"no raw frame beside the agent's view ({key_name(obs.key)}): pass frames=[env.render() ...], "
+                     "or keep the raw frame in the rollout as ('raw', 'pixels') (see the RolloutInspector docs)")
+    return raw, obs
+
+
+def _frame_source(td: TensorDictBase, frames: Any) -> _Source:
+    """Frames given by the user (``frames=``): a list, an array/tensor, or a render callable."""
     B, T = td.batch_size
-    if frames is None:
-        key = as_key_tuple(frames_key) if frames_key is not None else None
-        if key is None or key not in td.keys(include_nested=True):
-            if key is not None and frames_key != "pixels":
-                raise KeyError(f"RolloutInspector: frames_key={frames_key!r} is not in the rollout; its keys are "
-                               f"{sorted(key_name(k) for k in td.keys(include_nested=True, leaves_only=True))}")
-            if key is not None:
-                notes.append("no frames: the rollout has no 'pixels' (use GymEnv(..., from_pixels=True), "
-                             "or pass frames=[env.render() ...] or frames=env.render)")
-            return None
-        value = td.get(key)
-        if not isinstance(value, torch.Tensor) or value.ndim < 5:
-            raise ValueError(f"RolloutInspector: frames_key {key_name(key)!r} should hold images [T, H, W, C], "
-                             f"got {type(value).__name__} of shape {list(getattr(value, 'shape', []))}")
-        return _indexable_source(value, B, T, key_name(key)) + (key,)
     if callable(frames):
         render: Callable = frames
 
@@ -103,12 +183,12 @@ def _frame_source(td: TensorDictBase, frames: Any, frames_key: Any, notes: list[
                 f"(like CartPoleEnv.render(td)); it failed with: {err}. For an env that can only draw its "
                 "current state, collect frames=[env.render() ...] during the rollout, or use "
                 "GymEnv(..., from_pixels=True)") from err
-        return get_rendered, tuple(first.shape[-3:-1]), None
+        return _Source(get_rendered, tuple(first.shape[-3:-1]))
     if isinstance(frames, (torch.Tensor, np.ndarray)):
         arr = frames if frames.ndim >= 5 or B > 1 else frames[None]
         if arr.ndim < 5:
             raise ValueError(f"frames for a rollout of {B} envs should be [B, T, H, W, C], got {list(frames.shape)}")
-        return _indexable_source(arr, B, T, "frames") + (None,)
+        return _Source(*_indexable_source(arr, B, T, "frames"))
     if isinstance(frames, (list, tuple)):
         per_env = [frames] if B == 1 else list(frames)
         if len(per_env) != B or (B > 1 and not all(isinstance(f, (list, tuple)) for f in per_env)):
@@ -121,7 +201,7 @@ def _frame_source(td: TensorDictBase, frames: Any, frames_key: Any, notes: list[
             return [per_env[b][s] for s in steps]
 
         first = to_rgb_uint8(per_env[0][0])
-        return get_listed, tuple(first.shape[-3:-1]), None
+        return _Source(get_listed, tuple(first.shape[-3:-1]))
     raise TypeError(f"frames should be a list of images, an array/tensor [T, H, W, C], or a callable "
                     f"rendering a [n] slice of the rollout (such as CartPoleEnv().render); got {type(frames).__name__}")
 
@@ -144,10 +224,13 @@ def _indexable_source(value, B: int, T: int, what: str):
     return get, tuple(first.shape[-3:-1])
 
 
-def prepare_rollout(td: Any, *, frames: Any = None, frames_key: Any = "pixels", plot_key: Any = None,
-                    max_frames: int = 1000, max_frame_bytes: int = 30_000_000, max_side: int = 640,
-                    frame_format: str = "jpeg", quality: int = 80) -> dict:
-    """Everything the view needs, encoded: ``{"meta", "series", "frames", "frame_offsets"}``.
+def prepare_rollout(td: Any, *, frames: Any = None, frames_key: Any = "pixels", raw_key: Any = None,
+                    stack: int | None = None, plot_key: Any = None, max_frames: int = 1000,
+                    max_frame_bytes: int = 30_000_000, max_side: int = 640, frame_format: str = "jpeg",
+                    quality: int = 80) -> dict:
+    """Everything the view needs, encoded.
+
+    Keys: ``"meta"``, ``"series"``, ``"frames"``, ``"frame_offsets"``, ``"agent_frames"``, ``"agent_frame_offsets"``.
 
     Separate from the widget so it is testable and timeable without Jupyter (see the class for the
     arguments).
@@ -163,18 +246,26 @@ def prepare_rollout(td: Any, *, frames: Any = None, frames_key: Any = "pixels", 
     td, shape = _as_rollout(td)
     B, T = td.batch_size
     notes: list[str] = []
-    source = _frame_source(td, frames, frames_key, notes)
-    pack = FramePack()
+    main, agent = _frame_sources(td, frames, frames_key, raw_key, stack, notes)
     exclude = []
-    if source is not None:
-        get, hw, excluded = source
-        if excluded is not None:
-            exclude.append(excluded)
-            exclude.append(("next",) + excluded)  # the next frame is the following step's frame
-        pack = encode_frames(get, B, T, hw, max_side=max_side, max_frames=max_frames,
-                             max_bytes=max_frame_bytes, fmt=frame_format, quality=quality)
+    for source in (main, agent):
+        if source is not None and source.key is not None:
+            exclude.append(source.key)
+            exclude.append(("next",) + source.key)  # the next frame is the following step's frame
+    # with both panels, the agent's view (small grey tiles) gets a third of the byte budget
+    budget = max_frame_bytes if agent is None or main is None else max_frame_bytes * 2 // 3
+
+    def encode(source: _Source, max_bytes: int, side: int) -> FramePack:
+        pack = encode_frames(source.get, B, T, source.hw, max_side=side, max_frames=max_frames,
+                             max_bytes=max_bytes, fmt=frame_format, quality=quality)
         if pack.note:
             notes.append(pack.note)
+        return pack
+
+    pack = encode(main, budget, max_side) if main is not None else FramePack()
+    # the agent's view keeps its own (small) size: its pixels are the point
+    agent_budget = max_frame_bytes - budget if main is not None else budget
+    agent_pack = encode(agent, agent_budget, max(max_side, AGENT_MAX_SIDE)) if agent else FramePack()
     series = encode_series(td, exclude=exclude)
     notes.extend(series.skipped)
     names = {m["name"] for m in series.meta}
@@ -197,29 +288,80 @@ def prepare_rollout(td: Any, *, frames: Any = None, frames_key: Any = "pixels", 
         "batch": B, "steps": T, "batch_size": shape,
         "series": series.meta, "reward": reward, "done": name_of(_DONE_KEYS),
         "terminated": name_of(_TERMINATED_KEYS), "truncated": name_of(_TRUNCATED_KEYS),
-        "plot_key": chosen, "frames": pack.meta() if pack.count else None, "notes": notes,
-        "bytes": series.nbytes + len(pack.data) + len(pack.offsets),
+        "plot_key": chosen, "frames": _frames_meta(pack, main), "agent_frames": _frames_meta(agent_pack, agent),
+        "notes": notes,
+        "bytes": series.nbytes + sum(len(p.data) + len(p.offsets) for p in (pack, agent_pack)),
     }
-    return {"meta": meta, "series": series.buffers, "frames": pack.data, "frame_offsets": pack.offsets}
+    return {"meta": meta, "series": series.buffers, "frames": pack.data, "frame_offsets": pack.offsets,
+            "agent_frames": agent_pack.data, "agent_frame_offsets": agent_pack.offsets}
+
+
+def _frames_meta(pack: FramePack, source: _Source | None) -> dict | None:
+    """The pack's meta plus where it came from.
+
+    ``key`` (None for ``frames=``) and, for a key, its ``layout`` sentence and tile grid (``stack``,
+    ``columns``, ``rows``, ``tile_width``, ``tile_height``).
+    """
+    if not pack.count:
+        return None
+    meta = pack.meta()
+    meta["key"] = key_name(source.key) if source.key is not None else None
+    layout = source.layout
+    if layout is not None:
+        cols, rows = layout.grid()
+        meta.update(layout=layout.describe(), stack=layout.stack, columns=cols, rows=rows,
+                    tile_width=layout.width, tile_height=layout.height)
+    return meta
 
 
 class RolloutInspector(Inspector):
     """Scrub through a rollout: frames, the step's values, and plots of reward, return and a key.
 
+    Frames, and the observation as the agent sees it. Two picture panels, each shown when there is
+    something for it:
+
+    - the **frame**: the raw picture of the step, from ``frames=``, from ``raw_key``, or from
+      ``frames_key`` itself when that holds one image per step (a DeepMind Control
+      ``DMControlEnv(..., from_pixels=True)`` rollout's uint8 ``[T, H, W, 3]``, a gymnasium
+      ``from_pixels`` frame, a ``ToTensorImage`` float ``[T, 3, H, W]`` in ``[0, 1]``);
+    - the **agent's view**: ``frames_key`` when it is a stack of frames (Atari after
+      ``rlbench.recipes.make_env("ALE/Pong-v5")``: float ``[T, 4, 84, 84]``, four grey frames, shown as
+      a 2×2 grid, oldest first), or when a raw frame is shown beside it (e.g. the 64×64 picture a
+      Dreamer encoder reads next to the full render).
+
+    The per-step layout is recognised from the shape (:func:`~rlbench.widgets._encode.image_layout`):
+    ``[H, W, C]`` or ``[C, H, W]`` with ``C`` = 1 or 3, a grey ``[H, W]``, and stacks ``[k*C, H, W]``,
+    ``[H, W, k*C]``, ``[k, H, W, C]``, ``[k, C, H, W]`` (``C = 3`` when ``k*C`` is a multiple of 3, else
+    grey); anything else is refused with the shape found. Floats are ``[0, 1]`` intensities, uint8
+    ``0..255``.
+
+    To keep Atari's raw frame beside the preprocessed stack, copy it before the preprocessing::
+
+        base = GymEnv("ALE/Pong-v5", frameskip=1)
+        raw = TransformedEnv(base, RenameTransform(["observation"], [("raw", "pixels")], create_copy=True))
+        env = TransformedEnv(raw, AtariPreprocessing().transforms())
+        RolloutInspector(env.rollout(200))  # ("raw", "pixels") is found by itself
+
     Args:
         td: a rollout TensorDict of batch size ``[T]`` or ``[B, T]`` (``env.rollout(...)``, a
             collector batch). Nested keys show as ``next.reward``; bool/int/float keys of any dtype
             work, keys with more than 64 values per step are listed but not shown.
-        frames_key: key holding images ``[.., T, H, W, C]`` (default ``"pixels"``, what
-            ``GymEnv(..., from_pixels=True)`` writes; used when present).
-        frames: frames from elsewhere instead: a list of ``env.render()`` images (``T`` of them, or
-            ``T + 1`` with the reset frame first), an array/tensor ``[T, H, W, C]`` or ``[B, T, ...]``,
-            or a callable that renders a ``[n]`` slice of the rollout (e.g. ``CartPoleEnv.render``, so
-            only the frames that are kept are ever drawn).
+        frames_key: the observation key holding images (default ``"pixels"``, used when present):
+            one image per step is the frame; a stack is the agent's view.
+        raw_key: key of the raw RGB frame kept beside a preprocessed ``frames_key`` (default: the
+            first of ``("raw", "pixels")``, ``"pixels_raw"``, ``"raw_pixels"`` in the rollout).
+        frames: raw frames from elsewhere (instead of ``raw_key``): a list of ``env.render()`` images
+            (``T`` of them, or ``T + 1`` with the reset frame first), an array/tensor ``[T, H, W, C]`` or
+            ``[B, T, ...]``, or a callable that renders a ``[n]`` slice of the rollout (e.g.
+            ``CartPoleEnv.render``, so only the frames that are kept are ever drawn).
+        stack: frames per step in ``frames_key``, when the guess from the shape is wrong (``[3, 84, 84]``
+            is taken as one RGB image: ``stack=3`` shows three grey frames).
         plot_key: the key plotted under reward and return (default: ``action``).
-        max_frames: at most this many frames in total (every k-th step is kept beyond it).
-        max_frame_bytes: about this many compressed bytes of frames in total (default 30 MB).
-        max_side: frames are downscaled to this longest side (pixels).
+        max_frames: at most this many frames per panel (every k-th step is kept beyond it).
+        max_frame_bytes: about this many compressed bytes of frames in total (default 30 MB; with two
+            panels the agent's view gets a third).
+        max_side: raw frames are downscaled to this longest side (pixels); the agent's view keeps its
+            size up to 640.
         frame_format: ``"jpeg"`` (default) or ``"webp"``. quality: encoder quality.
 
     The widget says what it dropped ("showing every 4th frame at 300×200").
@@ -231,6 +373,10 @@ class RolloutInspector(Inspector):
         >>> w = RolloutInspector(td, frames=env.render, max_side=150)
         >>> w.meta["steps"], w.meta["frames"]["width"], w.meta["frames"]["height"]
         (20, 150, 100)
+        >>> td["pixels"] = torch.rand(20, 4, 84, 84)  # a stack of 4 grey frames, as CatFrames writes
+        >>> w = RolloutInspector(td, frames=env.render, max_side=150)
+        >>> w.meta["agent_frames"]["layout"], w.meta["agent_frames"]["width"]
+        ('4 stacked 84×84 grey frames', 170)
     """
 
     _view = "rollout_inspector"
@@ -239,25 +385,29 @@ class RolloutInspector(Inspector):
     series = traitlets.List().tag(sync=True)
     frames = traitlets.Bytes(b"").tag(sync=True)
     frame_offsets = traitlets.Bytes(b"").tag(sync=True)
+    agent_frames = traitlets.Bytes(b"").tag(sync=True)
+    agent_frame_offsets = traitlets.Bytes(b"").tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
     env = traitlets.Int(0).tag(sync=True)
 
-    def __init__(self, td: Any, *, frames_key: Any = "pixels", frames: Any = None, plot_key: Any = None,
-                 max_frames: int = 1000, max_frame_bytes: int = 30_000_000, max_side: int = 640,
-                 frame_format: str = "jpeg", quality: int = 80, title: str | None = None, **kwargs):
-        payload = prepare_rollout(td, frames=frames, frames_key=frames_key, plot_key=plot_key,
-                                  max_frames=max_frames, max_frame_bytes=max_frame_bytes, max_side=max_side,
-                                  frame_format=frame_format, quality=quality)
+    def __init__(self, td: Any, *, frames_key: Any = "pixels", frames: Any = None, raw_key: Any = None,
+                 stack: int | None = None, plot_key: Any = None, max_frames: int = 1000,
+                 max_frame_bytes: int = 30_000_000, max_side: int = 640, frame_format: str = "jpeg",
+                 quality: int = 80, title: str | None = None, **kwargs):
+        payload = prepare_rollout(td, frames=frames, frames_key=frames_key, raw_key=raw_key, stack=stack,
+                                  plot_key=plot_key, max_frames=max_frames, max_frame_bytes=max_frame_bytes,
+                                  max_side=max_side, frame_format=frame_format, quality=quality)
         meta = payload["meta"]
         if title is None:
             envs = f"{meta['batch']} envs × " if meta["batch"] > 1 else ""
             title = f"Rollout: {envs}{meta['steps']} steps"
         super().__init__(title=title, meta=meta, series=payload["series"], frames=payload["frames"],
-                         frame_offsets=payload["frame_offsets"], **kwargs)
+                         frame_offsets=payload["frame_offsets"], agent_frames=payload["agent_frames"],
+                         agent_frame_offsets=payload["agent_frame_offsets"], **kwargs)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of data this inspector sends to the browser (series + frames + offsets)."""
+        """Bytes of data this inspector sends to the browser (series + both frame panels + offsets)."""
         return int(self.meta.get("bytes", 0))
 
     # ------------------------------------------------------------------ fallbacks
@@ -268,6 +418,10 @@ class RolloutInspector(Inspector):
             f = m["frames"]
             note = f" ({f['note']})" if f["note"] else ""
             rows.append(("frames", f"{f['count']} at {f['width']}×{f['height']}{note}"))
+        if m.get("agent_frames"):
+            a = m["agent_frames"]
+            rows.append(("agent's view",
+                         f"{a['key']}: {a['layout']}, {a['count']} at {a['width']}×{a['height']}"))
         rows.append(("keys", ", ".join(s["name"] for s in m["series"])))
         reward = self._column(m.get("reward"))
         if reward is not None:
