@@ -61,6 +61,7 @@ ALGORITHMS: dict[str, str] = {
     "td3": "rlbench.recipes.td3",
     "sac": "rlbench.recipes.sac",
     "redq": "rlbench.recipes.redq",
+    "impala": "rlbench.recipes.impala",
 }
 """Recipe name -> module path. One line per algorithm."""
 
