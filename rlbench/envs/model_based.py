@@ -151,6 +151,7 @@ class ModelBasedEnvBase(EnvBase):
             where = "reward_model"
         else:
             reward = src.get(self.reward_key, None)
+            reward = out.get(self.reward_key, None) if reward is None else reward
             where = "world_model"
         if reward is None:
             raise KeyError(f"{type(self).__name__}: the {where} wrote no {self.reward_key!r} entry (its outputs: "
