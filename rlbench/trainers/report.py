@@ -1,4 +1,8 @@
-"""The HTML report of a training run: learning curve (a PNG embedded as base64) and config, one self-contained file."""
+"""The HTML report of a training run: learning curve (a PNG embedded as base64), config, and the run's videos.
+
+The page is one file except for the videos: they stay mp4 files beside it (e.g. a ``CSVLogger``'s
+``videos/`` folder), linked by paths relative to the report so that the run folder can be moved whole.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +12,7 @@ import numpy as np
 
 from .results import TrainResults
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "report_videos"]
 
 
 def _curve_figure(results: TrainResults):
@@ -47,8 +51,48 @@ def _curve_png(results: TrainResults) -> bytes:
     return buf.getvalue()
 
 
+def report_videos(results: TrainResults) -> list[Path]:
+    """The videos a report shows, as existing file paths.
+
+    ``results.videos`` (relative paths are from ``results.run_dir``), or when empty the mp4 files in
+    ``videos/`` folders under ``results.run_dir`` (where a :class:`~rlbench.trainers.CSVLogger` in the run
+    folder writes them), sorted by path. Missing files are left out.
+
+    Example:
+        >>> from rlbench.trainers import TrainResults
+        >>> report_videos(TrainResults("ppo", "CartPole-v1", 1.0, 0.0, 1, 10, 1.0, 1.0))  # no run folder
+        []
+    """
+    base = Path(results.run_dir) if results.run_dir else None
+    if results.videos:
+        paths = [Path(v) if base is None or Path(v).is_absolute() else base / v for v in results.videos]
+    elif base is not None and base.is_dir():
+        paths = sorted(base.glob("**/videos/*.mp4"))
+    else:
+        paths = []
+    return [p for p in paths if p.is_file()]
+
+
+def _videos_html(videos: list[Path], report_dir: Path) -> str:
+    import html
+    from urllib.parse import quote
+
+    if not videos:
+        return ""
+    items = []
+    for video in videos:
+        rel = Path(os.path.relpath(video.resolve(), report_dir.resolve())).as_posix()
+        src = html.escape(quote(rel), quote=True)  # a URL path: spaces, "#", "?" percent-encoded
+        items.append(f'<figure><video controls preload="metadata" src="{src}"></video>'
+                     f"<figcaption>{html.escape(video.name)}</figcaption></figure>")
+    return "<h2>Videos</h2>" + "".join(items)
+
+
 def write_report(path: str | os.PathLike, results: TrainResults) -> Path:
-    """Write a small self-contained HTML report: learning curve (PNG embedded as base64) and config.
+    """Write a small HTML report: learning curve (PNG embedded as base64), evaluations, config and videos.
+
+    The videos (see :func:`report_videos`) are ``<video controls>`` elements whose sources are paths
+    relative to the report's folder; every string shown is HTML-escaped.
 
     Example:
         >>> import tempfile, os
@@ -63,6 +107,7 @@ def write_report(path: str | os.PathLike, results: TrainResults) -> Path:
     import base64
     import html
 
+    path = Path(path)
     png = base64.b64encode(_curve_png(results)).decode("ascii") if results.curve or results.train_curve else ""
     esc = html.escape
     rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in results.config.items())
@@ -73,15 +118,15 @@ def write_report(path: str | os.PathLike, results: TrainResults) -> Path:
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{esc(results.algo)} on {esc(results.env)}</title>
 <style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}video{{max-width:100%}}</style></head><body>
 <h1>{esc(results.algo)} on {esc(results.env)}</h1>
 <p><b>{esc(results.summary())}</b> (std {results.final_eval_std:.1f}); {results.frames} env steps,
 {results.train_time:.1f} s of training, {results.wall_time:.1f} s in all. {esc(solved)}</p>
 {f'<img alt="learning curve" src="data:image/png;base64,{png}">' if png else ''}
 <h2>Evaluations</h2><table><tr><th>env steps</th><th>train s</th><th>mean return</th><th>std</th></tr>{curve}</table>
 <h2>Config</h2><table>{rows}</table>
+{_videos_html(report_videos(results), path.parent)}
 </body></html>
 """
-    path = Path(path)
     path.write_text(page)
     return path

@@ -51,6 +51,10 @@ class TrainResults:
     """Paths of the files written: checkpoint, logs, curve, report, results."""
     config: dict = field(default_factory=dict)
     """The config that ran."""
+    videos: list = field(default_factory=list)
+    """Paths of the run's videos (mp4 files, e.g. recorded evaluation episodes), absolute or relative to
+    ``run_dir``; :func:`~rlbench.trainers.write_report` shows them (and, when this is empty, the mp4 files
+    it finds in ``videos/`` folders under ``run_dir``)."""
 
     def summary(self) -> str:
         """The one-line result the CLI prints last."""
