@@ -1,0 +1,166 @@
+"""Dreamer's networks: the paper's conv stacks, the RSSM scan against a per-step loop, bad frames (issue 15)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+
+from rlbench.modules import (
+    DreamerActorParams,
+    ExplorationType,
+    ObsDecoder,
+    ObsEncoder,
+    RSSMPosterior,
+    RSSMPrior,
+    RSSMRollout,
+    dreamer_actor,
+    dreamer_imagination_env,
+    dreamer_mlp,
+    dreamer_world_model,
+    imagine,
+    set_exploration_type,
+)
+from rlbench.specs import Bounded
+
+
+def test_encoder_is_four_4x4_stride_2_convs_of_depth_32_64_128_256():
+    enc = ObsEncoder()
+    convs = [m for m in enc.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (3, 32, (4, 4), (2, 2)), (32, 64, (4, 4), (2, 2)), (64, 128, (4, 4), (2, 2)), (128, 256, (4, 4), (2, 2))]
+    x = torch.rand(2, 3, 3, 64, 64)
+    out = enc(x)
+    assert out.shape == (2, 3, 1024)
+    torch.testing.assert_close(out[1, 2], enc.net(x[1, 2:3]).flatten())  # leading dims are only flattened
+
+
+def test_decoder_is_the_transposed_stack_and_gives_64x64():
+    dec = ObsDecoder(state_dim=30, belief_dim=200)
+    convs = [m for m in dec.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
+        (1024, 128, 5, 2), (128, 64, 5, 2), (64, 32, 6, 2), (32, 3, 6, 2)]
+    assert dec(torch.randn(2, 4, 30), torch.randn(2, 4, 200)).shape == (2, 4, 3, 64, 64)
+
+
+@pytest.mark.parametrize("frames, fix", [
+    (torch.rand(2, 3, 84, 84), "Resize(64, 64)"),
+    (torch.zeros(2, 64, 64, 3, dtype=torch.uint8), "ToTensorImage()"),
+    (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), "ToTensorImage()"),
+])
+def test_frames_of_another_shape_are_refused_with_the_fix(frames, fix):
+    with pytest.raises(ValueError) as err:
+        ObsEncoder(key=("next", "pixels"))(frames)
+    msg = str(err.value)
+    assert "('next', 'pixels')" in msg and str(tuple(frames.shape)) in msg and fix in msg
+
+
+def test_world_model_names_the_pixels_key_of_a_bad_frame():
+    wm = dreamer_world_model(ObsEncoder(key=("next", "pixels")), RSSMRollout(RSSMPrior(1), RSSMPosterior()),
+                             ObsDecoder(), dreamer_mlp(230, depth=2))
+    td = TensorDict({"action": torch.zeros(1, 2, 1), "next": {"pixels": torch.rand(1, 2, 3, 96, 96)}}, [1, 2])
+    with pytest.raises(ValueError, match=r"\('next', 'pixels'\).*\(1, 2, 3, 96, 96\).*Resize\(64, 64\)"):
+        wm(td)
+
+
+def reference_scan(prior, post, action, embed, state, belief):
+    """The RSSM filter one step at a time, through TensorDictModules as TorchRL writes it."""
+    p = TensorDictModule(prior, ["state", "belief", "action"], ["prior_mean", "prior_std", "_", "belief"])
+    q = TensorDictModule(post, ["belief", "embed"], ["posterior_mean", "posterior_std", "state"])
+    steps = []
+    td = TensorDict(state=state, belief=belief, batch_size=state.shape[:1])
+    for t in range(action.shape[1]):
+        root = td.select("state", "belief").clone()
+        td.set("action", action[:, t])
+        p(td)
+        td.set("embed", embed[:, t])
+        q(td)
+        steps.append(TensorDict(root=root, nxt=td.exclude("_", "action", "embed").clone(), batch_size=td.batch_size))
+    return torch.stack(steps, 1)
+
+
+def test_rssm_rollout_matches_a_per_step_loop():
+    torch.manual_seed(0)
+    prior, post = RSSMPrior(action_dim=2, hidden_dim=16, belief_dim=12, state_dim=5), \
+        RSSMPosterior(hidden_dim=16, belief_dim=12, embed_dim=7, state_dim=5)
+    action, embed = torch.randn(3, 6, 2), torch.randn(3, 6, 7)
+    s0, h0 = torch.randn(3, 5), torch.randn(3, 12)
+    td = TensorDict({"action": action, "state": s0[:, None].expand(3, 6, 5).clone(),
+                     "belief": h0[:, None].expand(3, 6, 12).clone(), "next": {"encoded_latents": embed}}, [3, 6])
+    torch.manual_seed(1)
+    out = RSSMRollout(prior, post)(td)
+    torch.manual_seed(1)  # the same noise: the prior samples first, then the posterior, at every step
+    ref = reference_scan(prior, post, action, embed, s0, h0)
+    for k in ("prior_mean", "prior_std", "belief", "posterior_mean", "posterior_std", "state"):
+        torch.testing.assert_close(out["next", k], ref["nxt", k])
+    torch.testing.assert_close(out["state"], ref["root", "state"])
+    torch.testing.assert_close(out["belief"], ref["root", "belief"])
+    torch.testing.assert_close(out["state"][:, 1:], out["next", "state"][:, :-1])  # each step starts from the last
+
+
+def test_rssm_rollout_zero_initial_state_one_sequence_and_burn_in():
+    prior, post = RSSMPrior(1), RSSMPosterior()
+    scan = RSSMRollout(TensorDictModule(prior, ["state", "belief", "action"], ["a", "b", "c", "d"]), post, burn_in=3)
+    assert scan.prior is prior  # a TensorDictModule is unwrapped
+    td = TensorDict({"action": torch.zeros(5, 1), "next": {"encoded_latents": torch.zeros(5, 1024)}}, [5])
+    out = scan(td)
+    assert out.shape == (5,) and out["next", "state"].shape == (5, 30)
+    assert out["state"][0].abs().sum() == 0 and out["belief"][0].abs().sum() == 0
+    with pytest.raises(ValueError, match=r"T=3 steps, but the model's burn-in is 3 steps.*at least 4.*slice_len"):
+        scan(td[:3])
+    with pytest.raises(ValueError, match="burn_in must be an int >= 0"):
+        RSSMRollout(prior, post, burn_in=-1)
+
+
+def test_prior_std_floor_and_reparameterised_state():
+    prior = RSSMPrior(action_dim=1, scale_lb=0.1)
+    s = torch.zeros(4, 30, requires_grad=True)
+    mean, std, state, belief = prior(s, torch.zeros(4, 200), torch.ones(4, 1))
+    assert bool((std > 0.1).all())
+    state.sum().backward()
+    assert s.grad is not None and bool(s.grad.abs().sum() > 0)
+
+
+def test_actor_is_a_tanh_normal_in_bounds_with_a_broad_initial_std():
+    loc, scale = DreamerActorParams()(torch.zeros(1, 6))
+    torch.testing.assert_close(scale, torch.full((1, 3), 5.0 + 1e-4))
+    assert loc.abs().max() == 0
+    actor = dreamer_actor(3, 230, low=-2.0, high=2.0)
+    td = TensorDict(state=torch.randn(64, 30), belief=torch.randn(64, 200), batch_size=[64])
+    with set_exploration_type(ExplorationType.RANDOM):
+        a = actor(td.clone())["action"]
+    assert a.shape == (64, 3) and bool((a.abs() <= 2).all()) and a.requires_grad  # rsample
+    det = actor(td.clone())["action"]
+    torch.testing.assert_close(det, 2 * torch.tanh(actor.module[0](td.clone())["loc"]))
+
+
+def test_imagine_matches_stepping_the_prior_by_hand():
+    prior, dec, rew = RSSMPrior(2), ObsDecoder(), dreamer_mlp(230, depth=2)
+    s, h, acts = torch.randn(2, 30), torch.randn(2, 200), torch.rand(2, 4, 2)
+    torch.manual_seed(3)
+    out = imagine(prior, dec, s, h, acts, reward=rew)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for k in range(4):
+            _, _, s, h = prior(s, h, acts[:, k])
+        torch.testing.assert_close(out["state"][:, -1], s)
+        torch.testing.assert_close(out["reco_pixels"][:, -1], dec(s, h))
+        torch.testing.assert_close(out["reward"][:, -1], rew(s, h))
+
+
+def test_imagination_env_steps_the_prior_with_the_reward_head():
+    prior, rew = RSSMPrior(1), dreamer_mlp(230, depth=2)
+    env = dreamer_imagination_env(prior, rew, Bounded(-1.0, 1.0, (1,)))
+    start = TensorDict(state=torch.randn(3, 30), belief=torch.randn(3, 200), batch_size=[3])
+    acts = torch.rand(3, 2, 1)
+    k = iter(range(2))
+    torch.manual_seed(5)
+    with torch.no_grad():
+        dream = env.rollout(2, lambda td: td.set("action", acts[:, next(k)]), tensordict=start, auto_reset=False)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        _, _, s, h = prior(start["state"], start["belief"], acts[:, 0])
+        _, _, s, h = prior(s, h, acts[:, 1])
+    torch.testing.assert_close(dream["next", "state"][:, -1], s)
+    torch.testing.assert_close(dream["next", "reward"][:, -1], rew(s, h))
