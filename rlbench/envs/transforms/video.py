@@ -111,9 +111,12 @@ class VideoRecorder(Transform):
     - at :meth:`close` (the env's ``close`` does not reach its transforms: call ``recorder.close()``,
       or let :func:`rlbench.trainers.evaluate_policy` do it).
 
-    No empty video is ever written. Each video is logged under ``tag`` (``f"{tag}_{suffix}"`` with
-    :meth:`dump`'s ``suffix``) at the step given to :meth:`dump`, else :attr:`step` when set (e.g. the
-    training frame count, set before an evaluation), else the number of videos dumped before.
+    No empty video is ever written, nor one of a reset alone: a reset's frame is kept once a step follows
+    it (so the automatic reset after an evaluation's last episode leaves nothing behind).
+
+    Each video is logged under ``tag`` (``f"{tag}_{suffix}"`` with :meth:`dump`'s ``suffix``) at the step
+    given to :meth:`dump`, else :attr:`step` when set (e.g. the training frame count, set before an
+    evaluation), else the number of videos dumped before.
 
     Images may be ``[H, W, C]`` (integer, as envs render: ``GymEnv(..., from_pixels=True)``,
     ``DMControlEnv(..., from_pixels=True)``) or ``[C, H, W]`` floats in ``[0, 1]`` (after
@@ -200,6 +203,7 @@ class VideoRecorder(Transform):
         self._layout: str | None = None
         self._last: torch.Tensor | None = None  # grid mode: the latest frame of every sub-env
         self._ended: torch.Tensor | None = None  # grid mode: sub-envs that ended an episode since the last dump
+        self._reset_frame: torch.Tensor | None = None  # the last reset's frame, until a step follows it
 
     # ------------------------------------------------------------------ specs
     def transform_observation_spec(self, spec: Composite) -> Composite:
@@ -227,8 +231,11 @@ class VideoRecorder(Transform):
             frames = _center_crop(frames, self.center_crop)
         return frames
 
-    def _record(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        """Add one frame from the ``[N, H, W, 3]`` frames (``mask``: the sub-envs whose frame is new)."""
+    def _record(self, frames: torch.Tensor, mask: torch.Tensor | None = None, reset: bool = False) -> None:
+        """Add one frame from the ``[N, H, W, 3]`` frames (``mask``: the sub-envs whose frame is new).
+
+        A reset's frame waits for the step after it: a reset that no step follows adds nothing.
+        """
         if self.make_grid and frames.shape[0] > 1:
             if self._last is not None and mask is not None and self._last.shape == frames.shape:
                 frames = torch.where(mask.reshape(-1, 1, 1, 1), frames, self._last)
@@ -236,6 +243,15 @@ class VideoRecorder(Transform):
             frame = tile_frames(frames)
         else:
             frame = frames[0]
+        if reset:
+            self._reset_frame = frame  # a later reset before any step shows the newer state
+            return
+        if self._reset_frame is not None:
+            first, self._reset_frame = self._reset_frame, None
+            self._keep(first)
+        self._keep(frame)
+
+    def _keep(self, frame: torch.Tensor) -> None:
         self._seen += 1
         if (self._seen - 1) % self.skip == 0:
             self.frames.append(frame)
@@ -251,13 +267,13 @@ class VideoRecorder(Transform):
         grid = self.make_grid and frames.shape[0] > 1
         if mask is None:  # a full reset: whatever was recorded belongs to an episode that is over
             self.dump()
-            self._record(frames)
+            self._record(frames, reset=True)
         elif grid:
             if bool(mask.any()):
-                self._record(frames, mask)
+                self._record(frames, mask, reset=True)
         elif bool(mask[0]):  # the recorded sub-env starts an episode (its last one was dumped at its end)
             self.dump()
-            self._record(frames)
+            self._record(frames, reset=True)
         return td_reset
 
     def _step(self, td, next_td):
@@ -298,7 +314,7 @@ class VideoRecorder(Transform):
             there was nothing to write (no video is written then). If the logger raises, the frames stay.
         """
         out = self._write(suffix, step)
-        self._seen, self._ended = 0, None  # the next video starts afresh
+        self._seen, self._ended, self._reset_frame = 0, None, None  # the next video starts afresh
         return out
 
     def _write(self, suffix, step):

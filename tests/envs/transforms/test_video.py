@@ -85,6 +85,18 @@ def test_a_reset_before_the_end_closes_the_episode_so_far():
     assert logger.lengths() == [4]
 
 
+def test_a_reset_that_no_step_follows_makes_no_video():
+    logger = VideoList()
+    env = TransformedEnv(PixelCountingEnv(max_steps=3, height=2, width=2), VideoRecorder(logger, "r"))
+    env.reset()
+    env.reset()
+    env.transform[0].close()
+    assert logger.videos == []
+    env.rollout(6, break_when_any_done=False)  # ends on a done: the automatic reset after it waits for a step
+    env.transform[0].close()
+    assert logger.lengths() == [4, 4]
+
+
 def test_float_channels_first_images_after_to_tensor_image():
     raw_logger, float_logger = VideoList(), VideoList()
     raw = TransformedEnv(PixelCountingEnv(max_steps=4, height=5, width=7), VideoRecorder(raw_logger, "raw"))
