@@ -15,7 +15,11 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
+# One BLAS thread, as the harness gives torch one thread: on a shared machine NumPy's OpenBLAS pool spins
+# on every core and makes both timings erratic (the baseline's matrix products measured 10-50x slower).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import best_time, parse_args, report  # noqa: E402
