@@ -7,7 +7,8 @@
 * :class:`RunTracker` does the chores around a hand-written loop (the recipes' loops): clock, training
   returns, periodic evaluation and early stop, logs, and the run's files (checkpoint, CSV logs, curve,
   :func:`write_report`'s HTML report); it returns :class:`TrainResults`.
-* :func:`evaluate_policy` is the one evaluator: returns of a policy's episodes in an env. Training
+* :func:`evaluate_policy` is the one evaluator: returns of a policy's episodes in an env (filmed with
+  ``recorder=VideoRecorder(...)``; :func:`record_episode` films one episode into a logger). Training
   returns come from :class:`rlbench.collectors.EpisodeReturns` (the Trainer's ``trainer.episodes``,
   a collector's ``collector.episodes``).
 * Loggers (:class:`CSVLogger`, :class:`TensorboardLogger`, :class:`WandbLogger`, :class:`MultiLogger`)
@@ -16,7 +17,7 @@
   save and restore models, optimisers, buffers, collectors and RNG states, loading safely (``weights_only``).
 """
 from .checkpoint import UnsafeCheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from .evaluation import evaluate_policy
+from .evaluation import evaluate_policy, record_episode
 from .hooks import LogScalar, LogValidationReward, ReplayBufferTrainer, UpdateWeights
 from .loggers import (
     CSVLogger,
@@ -37,7 +38,7 @@ from .trainer import STAGES, Trainer
 
 __all__ = [
     "Trainer", "STAGES", "ReplayBufferTrainer", "UpdateWeights", "LogScalar", "LogValidationReward",
-    "evaluate_policy", "ProgressBar", "RunTracker", "TrainResults", "make_run_dir",
+    "evaluate_policy", "record_episode", "ProgressBar", "RunTracker", "TrainResults", "make_run_dir",
     "write_report",
     "CSVLogger", "TensorboardLogger", "WandbLogger", "MultiLogger", "Logger", "log_scalars", "read_csv_log",
     "read_video", "write_mp4",
