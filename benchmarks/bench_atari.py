@@ -2,11 +2,14 @@
 
 Ours: ``make_env("ALE/Pong-v5")`` (:class:`rlbench.envs.AtariPreprocessing`: no-op reset up to 30,
 frame skip 4 with the max of the last two frames, end-of-life flag, gray, 84x84 bilinear, stack of 4,
-reward sign, sticky actions 0.25), ``env.rollout(N, break_when_any_done=False)`` with random actions,
-every step recorded into a TensorDict. The baseline, in the same process: the same steps written with
-NumPy over ``gymnasium.make("ALE/Pong-v5", frameskip=1)`` (separable bilinear resize as two matrix
-products, a ring of 4 frames), each stacked observation, reward and flag stored into preallocated
-arrays as a rollout does. Target: <= 1.2x.
+reward sign, sticky actions 0.25; ``make()`` builds the fused :class:`rlbench.envs.libs.atari.AtariEnv`),
+``env.rollout(N, break_when_any_done=False)`` with random actions, every step recorded into a
+TensorDict. Two more lines, for the record: the same rollout driven by a ``RandomPolicy`` (the generic
+step-by-step path a collector takes) and the plain transform chain (``make(fused=False)``).
+The baseline, in the same process: the same steps written with NumPy over
+``gymnasium.make("ALE/Pong-v5", frameskip=1)`` (separable bilinear resize as two matrix products, a ring
+of 4 frames), each stacked observation, reward and flag stored into preallocated arrays as a rollout
+does. Target: <= 1.2x.
 
 Run: ``python benchmarks/bench_atari.py`` (``--quick`` for a seconds-long smoke run).
 """
@@ -24,6 +27,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import best_time, parse_args, report  # noqa: E402
 
+from rlbench.envs import AtariPreprocessing, RandomPolicy  # noqa: E402
 from rlbench.recipes.envs import make_env  # noqa: E402
 
 
@@ -101,19 +105,35 @@ class NumpyPong:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     n = 100 if args.quick else 2_000
-    env = make_env("ALE/Pong-v5", seed=0)
+    env = make_env("ALE/Pong-v5", seed=0)  # AtariPreprocessing().make(): the fused AtariEnv
+    chain = AtariPreprocessing().make("ALE/Pong-v5", fused=False)  # the same steps as a transform chain
+    chain.set_seed(0)
+    policy = RandomPolicy(env.action_spec)  # a policy: the generic step path that collectors take
     plain = NumpyPong(seed=0)
-    env.rollout(20, break_when_any_done=False)  # warm-up
-    plain.rollout(20)
-    base = ours = float("inf")
-    for _ in range(args.repeats):  # interleaved: both timings see the same machine load
+    runs = {
+        "ours": lambda: env.rollout(n, break_when_any_done=False),
+        "policy": lambda: env.rollout(n, policy, break_when_any_done=False),
+        "chain": lambda: chain.rollout(n, break_when_any_done=False),
+    }
+    plain.rollout(20)  # warm-up
+    env.rollout(20, break_when_any_done=False)
+    chain.rollout(20, break_when_any_done=False)
+    base, best = float("inf"), dict.fromkeys(runs, float("inf"))
+    for _ in range(args.repeats):  # interleaved: every timing sees the same machine load
         base = min(base, best_time(lambda: plain.rollout(n), 1))
-        ours = min(ours, best_time(lambda: env.rollout(n, break_when_any_done=False), 1))
+        for name, run in runs.items():
+            best[name] = min(best[name], best_time(run, 1))
     us = 1e6 / n
-    report(f"ALE Pong rollout with the full Atari preprocessing ({n} agent steps = {4 * n} frames, per step)",
-           ours * us, base * us, "us", "the same preprocessing by hand with NumPy", target="<= 1.2x",
-           json_path=args.json)
+    what = f"({n} agent steps = {4 * n} frames, per step)"
+    baseline = "the same preprocessing by hand with NumPy"
+    report(f"ALE Pong rollout with the full Atari preprocessing {what}", best["ours"] * us, base * us, "us",
+           baseline, target="<= 1.2x", json_path=args.json)
+    report(f"  same, with a policy (the generic step path) {what}", best["policy"] * us, base * us, "us",
+           baseline, json_path=args.json)
+    report(f"  same, as the plain transform chain (make(fused=False)) {what}", best["chain"] * us, base * us,
+           "us", baseline, json_path=args.json)
     env.close()
+    chain.close()
 
 
 if __name__ == "__main__":

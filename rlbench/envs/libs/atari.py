@@ -39,11 +39,14 @@ class AtariPreprocessing:
     Each field is one step; ``0`` / ``False`` turns it off. :func:`rlbench.recipes.make_env` applies these
     defaults to every ``"ALE/..."`` id (pass ``atari=AtariPreprocessing(...)`` to change them, ``atari=False``
     for the raw env).
-    The ALE env is made with ``frameskip=1`` (ale-py's own v5 skip of 4 does no max-pooling) and the frame
-    skip, max-pooling and the rest are rlbench transforms, in this order: ``RenameTransform`` (``"observation"``
+    The ALE env is made with ``frameskip=1`` (ale-py's own v5 skip of 4 does no max-pooling). The steps are
+    defined by rlbench transforms, in this order (:meth:`transforms`): ``RenameTransform`` (``"observation"``
     -> ``"pixels"``), ``NoopResetEnv``, ``TimeMaxPool``, ``FrameSkipTransform``, ``EndOfLifeTransform``,
     ``ToTensorImage``, ``GrayScale``, ``Resize``, ``CatFrames``, ``SignTransform``. The result: ``"pixels"`` float
     in ``[0, 1]`` of shape ``[frame_stack, screen_size, screen_size]`` (``[4, 84, 84]``).
+    :meth:`make` returns an :class:`AtariEnv`, which runs that chain inside one env step with exactly its
+    data (specs, pixels, rewards, flags, random draws) at about half the cost; ``make(name, fused=False)``
+    gives the chain itself, ``TransformedEnv(GymEnv(name, frameskip=1, ...), transforms())``.
 
     Attributes:
         noop_max: at each reset, up to this many random frames (drawn uniformly in ``{0..noop_max}``), 30 in
@@ -77,7 +80,11 @@ class AtariPreprocessing:
     repeat_action_probability: float = 0.25
 
     def transforms(self) -> Compose:
-        """The preprocessing transforms for a ``GymEnv("ALE/...", frameskip=1)``, in order."""
+        """The preprocessing transforms for a ``GymEnv("ALE/...", frameskip=1)``, in order.
+
+        ``TransformedEnv(GymEnv(name, frameskip=1, repeat_action_probability=...), transforms())`` is the env
+        that :class:`AtariEnv` (what :meth:`make` returns) reproduces step for step.
+        """
         steps = [RenameTransform(["observation"], ["pixels"])]
         if self.noop_max:
             steps.append(NoopResetEnv(int(self.noop_max)))
@@ -196,6 +203,10 @@ class AtariEnv(EnvBase):
     def gym_env(self):
         """The wrapped gymnasium env (``base_env.gym_env``)."""
         return self.base_env.gym_env
+
+    def render(self):
+        """The base env's ``render()`` (the raw frame for an env made with ``render_mode="rgb_array"``)."""
+        return self.base_env.render()
 
     def _raise_action_error(self, action):
         why = self.action_spec.mismatch(action) or "values out of range"
