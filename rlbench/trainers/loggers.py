@@ -85,7 +85,8 @@ def _plain(value):
 
 _VIDEO_DIR = "videos"
 _SIZE_TAG = "rlbench-size="  # the true size of a video padded to even dims, in the mp4's "comment" tag
-_CHANNELS = (1, 3, 4)
+_LAST = (1, 3, 4)  # channels-last: gray, RGB, RGBA
+_FIRST = (1, 3)  # channels-first: gray, RGB (4 would be a stack of 4 gray frames as often as RGBA)
 
 
 def video_frames(name: str, frames):
@@ -93,9 +94,9 @@ def video_frames(name: str, frames):
 
     Args:
         name: the video's name (for messages).
-        frames: a torch tensor or NumPy array (or nested lists), ``[T, H, W, C]`` or ``[T, C, H, W]``, with
-            ``C`` 1 (gray: repeated to RGB), 3 (RGB) or 4 (RGBA: alpha dropped). When both dim 1 and the last
-            dim could be channels (``[T, 3, 4, 3]``), the frames are read as channels-last ``[T, H, W, C]``
+        frames: a torch tensor or NumPy array (or nested lists), ``[T, H, W, C]`` with ``C`` 1 (gray: repeated
+            to RGB), 3 (RGB) or 4 (RGBA: alpha dropped), or ``[T, C, H, W]`` with ``C`` 1 or 3. When both dim 1
+            and the last dim could be channels (``[T, 3, 4, 3]``), the frames are read as channels-last ``[T, H, W, C]``
             (the layout envs render and :class:`~rlbench.envs.transforms.VideoRecorder` writes). A leading
             batch of one video (``[1, T, C, H, W]``, TensorBoard's and TorchRL's layout) is accepted too.
             ``uint8`` values are used as they are, floats are read in ``[0, 1]`` (clamped) and other
@@ -117,15 +118,15 @@ def video_frames(name: str, frames):
     x = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(np.asarray(frames))
     x = x.detach().cpu()
     found = list(x.shape)
-    expected = "[T, H, W, C] or [T, C, H, W] with C = 1, 3 or 4"
+    expected = "[T, H, W, C] (C = 1, 3 or 4) or [T, C, H, W] (C = 1 or 3)"
     if x.ndim == 5 and x.shape[0] == 1:
         x = x[0]
     if x.ndim != 4:
         raise ValueError(f"log_video({name!r}): frames must be {expected} (a 4-D tensor), got shape {found}")
     if x.shape[0] == 0:
         raise ValueError(f"log_video({name!r}): no frames (shape {found}); a video needs at least one")
-    if x.shape[-1] not in _CHANNELS:
-        if x.shape[1] not in _CHANNELS:
+    if x.shape[-1] not in _LAST:
+        if x.shape[1] not in _FIRST:
             raise ValueError(f"log_video({name!r}): frames must be {expected}, got shape {found}: neither the "
                              f"last dim nor dim 1 is a channel count")
         x = x.permute(0, 2, 3, 1)

@@ -75,8 +75,9 @@ def test_video_frames_layouts_and_dtypes():
 
 
 @pytest.mark.parametrize("shape, match", [
-    ((5, 8, 8), r"log_video\('v'\): frames must be \[T, H, W, C\] or \[T, C, H, W\].*got shape \[5, 8, 8\]"),
+    ((5, 8, 8), r"log_video\('v'\): frames must be \[T, H, W, C\] \(C = 1, 3 or 4\) or .*got shape \[5, 8, 8\]"),
     ((5, 8, 8, 2), r"got shape \[5, 8, 8, 2\]: neither the last dim nor dim 1 is a channel count"),
+    ((5, 4, 8, 8), r"\(C = 1 or 3\), got shape \[5, 4, 8, 8\]"),  # 4 channels first: a frame stack, not RGBA
     ((2, 5, 8, 8, 3), r"got shape \[2, 5, 8, 8, 3\]"),
     ((0, 8, 8, 3), r"no frames \(shape \[0, 8, 8, 3\]\)"),
 ])

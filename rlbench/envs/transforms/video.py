@@ -19,15 +19,18 @@ from .base import Transform, reset_mask
 
 __all__ = ["VideoRecorder"]
 
-_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA (alpha dropped)
+_LAST = (1, 3, 4)  # channels-last: gray, RGB, RGBA (alpha dropped) as renderers give them
+_FIRST = (1, 3)  # channels-first: gray, RGB; 4 would be ambiguous with Atari's stack of 4 gray frames
 
 
 def image_layout(shape, dtype: torch.dtype) -> str:
     """``"HWC"`` or ``"CHW"``: where the channels of an image of event shape ``shape`` are.
 
-    The channel dim holds 1, 3 or 4 entries. When both ends could (e.g. ``[3, 4, 3]``), a floating image
-    is read as channels-first (what :class:`~rlbench.envs.transforms.ToTensorImage` produces) and an
-    integer one as channels-last (what envs render).
+    Channels-last images have 1, 3 or 4 (RGBA) channels, channels-first ones 1 or 3 (a ``[4, 84, 84]``
+    observation is a stack of four gray frames, not one image). When both ends could be channels (e.g.
+    ``[3, 4, 3]``), a floating image is read as channels-first (what
+    :class:`~rlbench.envs.transforms.ToTensorImage` produces) and an integer one as channels-last (what
+    envs render).
 
     Example:
         >>> import torch
@@ -36,25 +39,25 @@ def image_layout(shape, dtype: torch.dtype) -> str:
     """
     shape = tuple(shape)
     if len(shape) != 3:
-        raise ValueError(f"an image has 3 dims, [H, W, C] or [C, H, W] with C in {list(_CHANNELS)}; "
+        raise ValueError(f"an image has 3 dims, [H, W, C] (C in {list(_LAST)}) or [C, H, W] (C in {list(_FIRST)}); "
                          f"got event shape {list(shape)}")
-    last, first = shape[-1] in _CHANNELS, shape[0] in _CHANNELS
+    last, first = shape[-1] in _LAST, shape[0] in _FIRST
     if last and first:
         return "CHW" if dtype.is_floating_point else "HWC"
     if last:
         return "HWC"
     if first:
         return "CHW"
-    raise ValueError(f"an image is [H, W, C] or [C, H, W] with C in {list(_CHANNELS)} (gray, RGB, RGBA); got event "
-                     f"shape {list(shape)}. A stack of frames (CatFrames) is not one image: put the VideoRecorder "
-                     f"before the stacking transform.")
+    raise ValueError(f"an image is [H, W, C] (C in {list(_LAST)}: gray, RGB, RGBA) or [C, H, W] (C in {list(_FIRST)}); "
+                     f"got event shape {list(shape)}. A stack of frames (CatFrames) is not one image: put the "
+                     f"VideoRecorder before the stacking transform.")
 
 
 def to_rgb_uint8(images: torch.Tensor, layout: str) -> torch.Tensor:
     """``[N, *image]`` images in ``layout`` as ``uint8 [N, H, W, 3]`` (a new tensor on the CPU).
 
     Floating images are read in ``[0, 1]`` (clamped), integer images in ``[0, 255]``; one channel is
-    repeated to three, a fourth (alpha) is dropped.
+    repeated to three, a fourth (alpha, channels-last only) is dropped.
     """
     x = images.detach()
     if layout == "CHW":
@@ -120,7 +123,8 @@ class VideoRecorder(Transform):
 
     Images may be ``[H, W, C]`` (integer, as envs render: ``GymEnv(..., from_pixels=True)``,
     ``DMControlEnv(..., from_pixels=True)``) or ``[C, H, W]`` floats in ``[0, 1]`` (after
-    :class:`~rlbench.envs.transforms.ToTensorImage`), with ``C`` 1 (gray), 3 (RGB) or 4 (alpha dropped);
+    :class:`~rlbench.envs.transforms.ToTensorImage`), with ``C`` 1 (gray), 3 (RGB) or, channels-last, 4 (alpha
+    dropped);
     see :func:`image_layout` for shapes that could be either. Frames are kept as ``uint8 [H, W, 3]``.
 
     **Batched envs**: with ``make_grid=True`` (the default, as in TorchRL) each frame tiles every sub-env

@@ -177,6 +177,9 @@ def test_errors():
     with pytest.raises(ValueError, match=r"not one image: put the VideoRecorder before the stacking transform"):
         TransformedEnv(PixelCountingEnv(height=8, width=8),
                        Compose(ToTensorImage(), GrayScale(), CatFrames(5, dim=-3), VideoRecorder(VideoList(), "x")))
+    with pytest.raises(ValueError, match=r"event shape \[4, 8, 8\]. A stack of frames"):  # Atari's frame stack
+        TransformedEnv(PixelCountingEnv(height=8, width=8),
+                       Compose(ToTensorImage(), GrayScale(), CatFrames(4, dim=-3), VideoRecorder(VideoList(), "x")))
     with pytest.raises(ValueError, match="records one image key"):
         VideoRecorder(VideoList(), "x", in_keys=["pixels", "other"])
     with pytest.raises(ValueError, match="skip must be an integer >= 1"):
