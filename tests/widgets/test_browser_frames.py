@@ -11,17 +11,9 @@ import pytest
 
 pytest.importorskip("anywidget")
 
-from rlbench.widgets.rollout_inspector import RolloutInspector  # noqa: E402
+from _pictures import CANVAS_STATS  # noqa: E402
 
-# mean, spread and distinct grey levels of a canvas's pixels (a blank or one-colour canvas has spread 0)
-CANVAS_STATS = """(c) => {
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let sum = 0, sq = 0; const levels = new Set();
-  for (let i = 0; i < d.length; i += 4) { const v = d[i]; sum += v; sq += v * v; levels.add(v); }
-  const n = d.length / 4, mean = sum / n;
-  return { mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)), levels: levels.size, w: c.width, h: c.height,
-           url: c.toDataURL() };
-}"""
+from rlbench.widgets.rollout_inspector import RolloutInspector  # noqa: E402
 
 
 def atari_rollout(steps=8):
