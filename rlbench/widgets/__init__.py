@@ -19,10 +19,11 @@ __all__ = ["Inspector", "SpecInspector", "TrainingMonitor", "show", "pack_array"
 
 
 def _optional(name: str):
-    """RolloutInspector / ReplayInspector (built beside this package); None while absent."""
+    """RolloutInspector / ReplayInspector / DreamInspector (built beside this package); None while absent."""
     import importlib
 
-    module = {"RolloutInspector": ".rollout_inspector", "ReplayInspector": ".replay_inspector"}[name]
+    module = {"RolloutInspector": ".rollout_inspector", "ReplayInspector": ".replay_inspector",
+              "DreamInspector": ".dream_inspector", "DreamWorldModel": ".dream_inspector"}[name]
     try:
         mod = importlib.import_module(module, __name__)
     except ModuleNotFoundError as err:
@@ -70,7 +71,7 @@ def show(obj, **kwargs):
 
 
 def __getattr__(name):
-    if name in ("RolloutInspector", "ReplayInspector"):
+    if name in ("RolloutInspector", "ReplayInspector", "DreamInspector", "DreamWorldModel"):
         cls = _optional(name)
         if cls is not None:
             return cls
