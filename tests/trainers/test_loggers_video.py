@@ -89,6 +89,13 @@ def test_bad_frames_raise_naming_the_shape(tmp_path, shape, match):
     logger.close()
 
 
+def test_csv_writes_videos_after_its_csv_is_closed(tmp_path):
+    # RunTracker.finish closes the run's logger before the report; an env's recorder may dump later
+    logger = CSVLogger(tmp_path, "r")
+    logger.close()
+    assert read_video(logger.log_video("late", _blocks(2, 8, 8), step=0)).shape == (2, 8, 8, 3)
+
+
 def test_csv_never_overwrites_a_video(tmp_path):
     logger = CSVLogger(tmp_path, "r")
     a = logger.log_video("clip", _blocks(2, 8, 8), step=3)
