@@ -110,8 +110,12 @@ def _key_source(td: TensorDictBase, key: tuple, stack: int | None, what: str) ->
         raise ValueError(f"RolloutInspector: {what} {key_name(key)!r} should hold images per step, got "
                          f"{type(value).__name__}")
     layout = image_layout(value.shape[2:], stack, what=f"RolloutInspector: {what} {key_name(key)!r}")
+    direct = (not layout.is_stack and layout.order in ("hwc", "chw") and layout.channels in (1, 3)
+              and layout.width > 4)
 
     def get(b: int, steps: Sequence[int]) -> list:
+        if direct:  # views: each frame is converted once, by its encoder thread (to_rgb_uint8 reads this layout)
+            return [value[b, s] for s in steps]
         return [layout.to_rgb(value[b, s]) for s in steps]
 
     return _Source(get, layout.tiled_hw(), key, layout)
