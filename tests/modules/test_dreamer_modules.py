@@ -41,7 +41,17 @@ def test_decoder_is_the_transposed_stack_and_gives_64x64():
     convs = [m for m in dec.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
         (1024, 128, 5, 2), (128, 64, 5, 2), (64, 32, 6, 2), (32, 3, 6, 2)]
-    assert dec(torch.randn(2, 4, 30), torch.randn(2, 4, 200)).shape == (2, 4, 3, 64, 64)
+    s, h = torch.randn(2, 4, 30, requires_grad=True), torch.randn(2, 4, 200)
+    out = dec(s, h)
+    assert out.shape == (2, 4, 3, 64, 64)
+    # the first layer runs as a matrix product (a 1x1 input): the same numbers as the conv stack itself
+    ref = dec.net(dec.fc(torch.cat((s, h), -1)).reshape(8, 1024, 1, 1)).reshape(2, 4, 3, 64, 64)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    got = torch.autograd.grad(out, [s, *dec.parameters()], g)
+    want = torch.autograd.grad(ref, [s, *dec.parameters()], g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("frames, fix", [
