@@ -23,7 +23,8 @@ def _optional(name: str):
     import importlib
 
     module = {"RolloutInspector": ".rollout_inspector", "ReplayInspector": ".replay_inspector",
-              "DreamInspector": ".dream_inspector", "DreamWorldModel": ".dream_inspector"}[name]
+              "DreamInspector": ".dream_inspector", "DreamWorldModel": ".dream_inspector",
+              "DreamerAdapter": ".dream_inspector"}[name]
     try:
         mod = importlib.import_module(module, __name__)
     except ModuleNotFoundError as err:
@@ -71,7 +72,7 @@ def show(obj, **kwargs):
 
 
 def __getattr__(name):
-    if name in ("RolloutInspector", "ReplayInspector", "DreamInspector", "DreamWorldModel"):
+    if name in ("RolloutInspector", "ReplayInspector", "DreamInspector", "DreamWorldModel", "DreamerAdapter"):
         cls = _optional(name)
         if cls is not None:
             return cls

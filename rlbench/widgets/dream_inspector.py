@@ -6,13 +6,14 @@ open-loop rollout from a chosen start step (it has seen frames up to the start o
 real actions). Below them, the real reward against the posterior's prediction and the imagined one, and
 the frame error of the reconstruction and of the dream, so compounding error shows as a curve.
 
-Time convention (one for the arrays and for the world-model protocol):
+Time convention (one for the arrays and for the world-model protocol), Dreamer's ``(frame, reward)`` pairs:
 
-- ``real_frames[t]`` is the observation at step ``t`` and ``real_reward[t]`` the reward of step ``t``'s
-  action (``("next", "reward")`` of a rollout);
+- ``real_frames[t]`` is a frame and ``real_reward[t]`` the reward that arrived with it. From an rlbench
+  rollout that is ``("next", "pixels")[t]`` with ``("next", "reward")[t]``, what Dreamer's world model
+  encodes (with ``"pixels"`` frames the reward of the step before is used, and step 0 has none);
 - ``reconstructions[t]`` and ``predicted_reward[t]`` are the posterior's versions of those;
-- an imagined rollout from start ``s`` sees frames ``0..s``; its frame ``j`` predicts ``real_frames[s + 1 + j]``
-  and its reward ``j`` predicts ``real_reward[s + j]`` (the step whose action led to that frame).
+- an imagined rollout from start ``s`` has seen frames ``0..s`` and is then fed the actions taken after
+  frame ``s``; its frame ``j`` and reward ``j`` predict ``real_frames[s + 1 + j]`` and ``real_reward[s + 1 + j]``.
 
 Synced fields (``widgets/dream_inspector.js``): ``title``; ``meta`` (``steps``, ``starts`` as
 ``[{step, first, count}]`` into the dream frames, ``panels`` {real, reco, dream: frame-pack meta or null},
@@ -33,23 +34,28 @@ import traitlets
 from ._encode import FramePack, encode_frames, image_layout, key_name, to_rgb_uint8
 from .base import Inspector, pack_array
 
-__all__ = ["DreamInspector", "DreamWorldModel", "prepare_dream"]
+__all__ = ["DreamInspector", "DreamWorldModel", "DreamerAdapter", "prepare_dream", "dream_arrays"]
 
 
 @runtime_checkable
 class DreamWorldModel(Protocol):
     """What :class:`DreamInspector` asks of a world model (two methods, called under ``torch.no_grad()``).
 
-    ``observe(rollout)``: ``rollout`` is a ``[T]`` TensorDict (one env's real steps: ``frames_key``,
-    ``"action"``, ``("next", "reward")``, ...). Returns a ``[T]`` TensorDict holding ``"reconstruction"``
-    (the decoded posterior: images ``[T, C, H, W]`` or ``[T, H, W, C]``), ``"reward"`` (predicted reward of
-    each step, ``[T]`` or ``[T, 1]``, aligned with ``("next", "reward")``) and the posterior state entries
-    the model needs to imagine from (e.g. ``"belief"`` and ``"state"``); ``posterior[s]`` is passed back.
+    ``observe(rollout)``: ``rollout`` is a ``[T]`` TensorDict (one env's real steps: ``"pixels"``,
+    ``"action"``, ``("next", "pixels")``, ``("next", "reward")``, ...). Returns a ``[T]`` TensorDict holding
+    ``"reconstruction"`` (the decoded posterior of each frame the inspector shows, ``frames_key``: images
+    ``[T, C, H, W]`` or ``[T, H, W, C]``), ``"reward"`` (the predicted reward that came with that frame,
+    ``[T]`` or ``[T, 1]``) and the posterior state entries the model imagines from (e.g. ``"state"`` and
+    ``"belief"``); ``posterior[s]`` is passed back to ``imagine``.
 
-    ``imagine(state, actions)``: ``state`` is ``posterior[s]`` (batch size ``[]``), ``actions`` the real
-    actions ``rollout["action"][s : s + H]``. Returns an ``[H]`` TensorDict with ``"reconstruction"`` (the
-    decoded prior states: frame ``j`` predicts the real frame ``s + 1 + j``) and ``"reward"`` (reward ``j``
-    predicts the real reward of step ``s + j``).
+    ``imagine(state, actions)``: ``state`` is ``posterior[s]`` (batch size ``[]``), ``actions`` ``[H, ...]``
+    the real actions taken after frame ``s`` (``rollout["action"][s + 1 : s + 1 + H]`` for
+    ``("next", "pixels")`` frames, ``[s : s + H]`` for ``"pixels"`` frames). Returns an ``[H]`` TensorDict with
+    ``"reconstruction"`` (the decoded prior states) and ``"reward"``: entry ``j`` predicts frame ``s + 1 + j``
+    and the reward that came with it.
+
+    Dreamer's world model (:func:`rlbench.modules.dreamer.dreamer_world_model`) has no such methods: the
+    inspector wraps it in :class:`DreamerAdapter` by itself.
     """
 
     def observe(self, rollout): ...
@@ -276,7 +282,7 @@ def _entry(td, key: str, what: str):
 
 
 def dream_arrays(world_model: Any, rollout: Any, *, starts: Sequence[int] | None = None, horizon: int = 15,
-                 frames_key: Any = "pixels", action_key: Any = "action", reward_key: Any = ("next", "reward"),
+                 frames_key: Any = None, action_key: Any = "action", reward_key: Any = ("next", "reward"),
                  env: int = 0) -> dict:
     """Run the :class:`DreamWorldModel` protocol on a real rollout: the keyword arguments of ``from_arrays``.
 
@@ -298,6 +304,8 @@ def dream_arrays(world_model: Any, rollout: Any, *, starts: Sequence[int] | None
     """
     from tensordict import TensorDictBase
 
+    if not isinstance(world_model, DreamWorldModel) and DreamerAdapter.fits(world_model):
+        world_model = DreamerAdapter(world_model)
     if not (callable(getattr(world_model, "observe", None)) and callable(getattr(world_model, "imagine", None))):
         raise TypeError(f"DreamInspector: the world model ({type(world_model).__name__}) needs observe(rollout) and "
                         "imagine(state, actions) methods (see rlbench.widgets.DreamWorldModel); for plain arrays "
@@ -311,6 +319,11 @@ def dream_arrays(world_model: Any, rollout: Any, *, starts: Sequence[int] | None
         raise ValueError(f"DreamInspector: the real rollout should have batch size [T] or [B, T], got "
                          f"{list(rollout.batch_size)}")
     T = rollout.batch_size[0]
+    keys = rollout.keys(include_nested=True)
+    if frames_key is None:
+        frames_key = ("next", "pixels") if ("next", "pixels") in keys else "pixels"
+    # ("next", "pixels")[t] is the frame after action t: the action taken after it is action t + 1
+    shift = 1 if isinstance(frames_key, tuple) and len(frames_key) > 1 and frames_key[0] == "next" else 0
     for key, what in ((frames_key, "frames_key"), (action_key, "action_key")):
         if key not in rollout.keys(include_nested=True):
             raise KeyError(f"DreamInspector: {what}={key!r} is not in the rollout; its keys are "
@@ -330,12 +343,87 @@ def dream_arrays(world_model: Any, rollout: Any, *, starts: Sequence[int] | None
                 raise ValueError(f"DreamInspector: start step {s} is outside the rollout: with {T} steps a dream "
                                  f"can start at 0..{T - 2}")
             h = min(horizon, T - 1 - s)
-            dream = world_model.imagine(posterior[s], actions[s:s + h])
+            dream = world_model.imagine(posterior[s], actions[s + shift:s + shift + h])
             imagined[s] = _entry(dream, "reconstruction", "imagine(state, actions)")
             imagined_reward[s] = _entry(dream, "reward", "imagine(state, actions)")
-    reward = rollout.get(reward_key) if reward_key is not None and reward_key in rollout.keys(True) else None
+    reward = None
+    if reward_key is not None and reward_key in keys:
+        reward = rollout.get(reward_key).reshape(T, -1)[:, 0].to(torch.float32)
+        if not shift:  # "pixels"[t] came with the reward of step t - 1
+            reward = torch.cat([reward.new_full((1,), float("nan")), reward[:-1]])
     return {"real_frames": rollout.get(frames_key), "reconstructions": reco, "imagined": imagined,
             "real_reward": reward, "predicted_reward": predicted, "imagined_reward": imagined_reward}
+
+
+class DreamerAdapter:
+    """:class:`DreamWorldModel` for Dreamer's world model (:func:`rlbench.modules.dreamer.dreamer_world_model`).
+
+    ``observe`` runs the world model on the ``[T]`` rollout (it encodes ``("next", "pixels")``) and returns
+    ``("next", "reco_pixels")``, ``("next", "reward")`` and the posterior ``("next", "state")`` /
+    ``("next", "belief")``; ``imagine`` rolls the RSSM prior through the actions and decodes each latent
+    (:func:`rlbench.modules.dreamer.imagine`, sampled prior states, as when the actor imagines). The prior,
+    decoder and reward head are found inside the world model, or given.
+
+    Args:
+        world_model: the ``TensorDictSequential`` of ``dreamer_world_model``.
+        prior: the :class:`~rlbench.modules.dreamer.RSSMPrior` (default: the scan's).
+        decoder: ``(state, belief) -> frames`` (default: the module writing ``("next", "reco_pixels")``).
+        reward: ``(state, belief) -> reward`` (default: the module writing ``("next", "reward")``).
+    """
+
+    def __init__(self, world_model: Any, *, prior: Any = None, decoder: Any = None, reward: Any = None):
+        parts = self._parts(world_model)
+        self.world_model = world_model
+        self.prior = prior if prior is not None else parts.get("prior")
+        self.decoder = decoder if decoder is not None else parts.get("decoder")
+        self.reward = reward if reward is not None else parts.get("reward")
+        missing = [name for name in ("prior", "decoder") if getattr(self, name) is None]
+        if missing:
+            raise TypeError(f"DreamerAdapter: no {' or '.join(missing)} found in {type(world_model).__name__}; "
+                            "pass prior=rssm_rollout.prior / decoder=ObsDecoder(...) (see dreamer_world_model)")
+
+    @staticmethod
+    def _parts(world_model: Any) -> dict:
+        from ..modules.dreamer import RSSMRollout
+
+        parts = {}
+        for module in getattr(world_model, "module", []) if hasattr(world_model, "module") else []:
+            if isinstance(module, RSSMRollout):
+                parts["prior"] = module.prior
+            out_keys = [tuple(k) if isinstance(k, tuple) else (k,) for k in getattr(module, "out_keys", [])]
+            if ("next", "reco_pixels") in out_keys:
+                parts["decoder"] = module.module
+            elif ("next", "reward") in out_keys:
+                parts["reward"] = module.module
+        return parts
+
+    @classmethod
+    def fits(cls, world_model: Any) -> bool:
+        """True for a Dreamer world model (an RSSM scan and a ``reco_pixels`` decoder inside)."""
+        try:
+            parts = cls._parts(world_model)
+        except ImportError:  # pragma: no cover - the modules are part of rlbench
+            return False
+        return "prior" in parts and "decoder" in parts
+
+    def observe(self, rollout):
+        from tensordict import TensorDict
+
+        out = self.world_model(rollout.copy())
+        nxt = out.get("next")
+        return TensorDict({"reconstruction": nxt.get("reco_pixels"), "reward": nxt.get("reward"),
+                           "state": nxt.get("state"), "belief": nxt.get("belief")}, rollout.batch_size)
+
+    def imagine(self, state, actions):
+        from tensordict import TensorDict
+
+        from ..modules.dreamer import imagine
+
+        out = imagine(self.prior, self.decoder, state["state"][None], state["belief"][None], actions[None],
+                      reward=self.reward)
+        H = actions.shape[0]
+        reward = out["reward"][0] if "reward" in out else torch.full((H,), float("nan"))
+        return TensorDict({"reconstruction": out["reco_pixels"][0], "reward": reward}, [H])
 
 
 # ---------------------------------------------------------------------------------------------- widget
@@ -345,10 +433,11 @@ class DreamInspector(Inspector):
 
     Two ways in:
 
-    - ``DreamInspector(world_model, rollout, starts=None, horizon=15)``: the world model follows
-      :class:`DreamWorldModel` (``observe(rollout)`` -> posterior with ``"reconstruction"`` and
-      ``"reward"``; ``imagine(posterior[s], actions[s:s+H])`` -> ``"reconstruction"`` and ``"reward"``).
-      The model is run once, here, under ``torch.no_grad()``; the browser only scrubs.
+    - ``DreamInspector(world_model, rollout, starts=None, horizon=15)``: Dreamer's world model
+      (``dreamer_world_model(...)``, wrapped in :class:`DreamerAdapter` by itself) or any model following
+      :class:`DreamWorldModel` (``observe(rollout)`` -> posterior with ``"reconstruction"`` and ``"reward"``;
+      ``imagine(posterior[s], actions after frame s)`` -> ``"reconstruction"`` and ``"reward"``). The model
+      is run once, here, under ``torch.no_grad()``; the browser only scrubs.
     - ``DreamInspector.from_arrays(real_frames, reconstructions, imagined, ...)``: the arrays directly.
 
     Pick the start of the dream in the view's drop-down (``start`` from Python); scrub with the slider,
@@ -360,8 +449,9 @@ class DreamInspector(Inspector):
         rollout: the real steps, a ``[T]`` TensorDict (or ``[B, T]``: ``env`` picks one).
         starts: start steps of the dreams (default: 4 spread over the rollout).
         horizon: imagined steps per dream (cut at the rollout's end).
-        frames_key, action_key, reward_key: keys of the rollout (``"pixels"``, ``"action"``,
-            ``("next", "reward")``).
+        frames_key: the frames shown and reconstructed (default ``("next", "pixels")``, what Dreamer
+            encodes, else ``"pixels"``).
+        action_key, reward_key: keys of the rollout (``"action"``, ``("next", "reward")``).
         env: which env of a ``[B, T]`` rollout.
         float_range: the ``(low, high)`` of float frames (``(-0.5, 0.5)`` for decoders trained on
             centred pixels); uint8 frames are ``0..255``.
@@ -391,7 +481,7 @@ class DreamInspector(Inspector):
     start = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, world_model: Any = None, rollout: Any = None, *, starts: Sequence[int] | None = None,
-                 horizon: int = 15, frames_key: Any = "pixels", action_key: Any = "action",
+                 horizon: int = 15, frames_key: Any = None, action_key: Any = "action",
                  reward_key: Any = ("next", "reward"), env: int = 0, float_range: tuple[float, float] = (0.0, 1.0),
                  max_side: int = 640, frame_format: str = "jpeg", quality: int = 90, title: str | None = None,
                  _payload: dict | None = None, **kwargs):
@@ -425,9 +515,9 @@ class DreamInspector(Inspector):
             imagined: ``{start_step: frames [H_s, ...]}``, or an array ``[S, H, ...]`` with ``start_steps``.
                 Frame ``j`` from start ``s`` predicts real frame ``s + 1 + j``, so ``H_s <= T - 1 - s``.
             start_steps: the start step of each row of an ``imagined`` array.
-            real_reward: ``[T]`` (or ``[T, 1]``) rewards, ``("next", "reward")`` of the real steps.
+            real_reward: ``[T]`` (or ``[T, 1]``): the reward that came with each real frame.
             predicted_reward: ``[T]``, the posterior's prediction of ``real_reward``.
-            imagined_reward: ``{start_step: [H_s]}`` or ``[S, H]``; value ``j`` predicts ``real_reward[s + j]``.
+            imagined_reward: ``{start_step: [H_s]}`` or ``[S, H]``; value ``j`` predicts ``real_reward[s + 1 + j]``.
             float_range: the ``(low, high)`` of float frames.
             max_side: longest side of the sent frames.
             frame_format: ``"jpeg"`` or ``"webp"``.
@@ -489,7 +579,8 @@ class DreamInspector(Inspector):
         if imagined is not None and self.meta["starts"]:
             first = self.meta["starts"][min(self.start, len(self.meta["starts"]) - 1)]
             row = imagined[self.meta["starts"].index(first)][:first["count"]]
-            ax.plot(np.arange(first["step"], first["step"] + len(row)), row, label=f"dream from {first['step']}", lw=1)
+            steps = np.arange(first["step"] + 1, first["step"] + 1 + len(row))  # reward j came with frame s + 1 + j
+            ax.plot(steps, row, label=f"dream from {first['step']}", lw=1)
         ax.set_xlabel("step")
         ax.legend(loc="upper left", fontsize=8)
         ax.set_title(self.title, fontsize=9)

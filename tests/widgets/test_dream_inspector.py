@@ -39,10 +39,12 @@ def test_world_model_protocol_end_to_end():
     assert m["steps"] == T and m["horizon"] == 5
     assert m["panels"]["real"]["count"] == T and m["panels"]["dream"]["count"] == 12
     assert set(m["series"]) == {"real_reward", "predicted_reward", "imagined_reward", "reco_error", "dream_error"}
-    np.testing.assert_array_equal(w.values("real_reward"), td["next", "reward"][:, 0].numpy())
+    # "pixels" frames: frame t came with the reward of step t - 1 (none for the first)
+    assert np.isnan(w.values("real_reward")[0])
+    np.testing.assert_array_equal(w.values("real_reward")[1:], td["next", "reward"][:-1, 0].numpy())
     np.testing.assert_allclose(w.values("predicted_reward"), 0.5 * td["action"][:, 0].numpy())
     imagined = w.values("imagined_reward")
-    np.testing.assert_allclose(imagined[1], 0.5 * td["action"][4:9, 0].numpy())  # reward j predicts step s + j
+    np.testing.assert_allclose(imagined[1], 0.5 * td["action"][4:9, 0].numpy())  # fed the actions after frame 4
     assert np.isnan(imagined[2, 2:]).all()
     # the dream error, independently: frame j from start s is frame s rolled by sum(a[s..s+j]) + drift*(j+1)
     real = td["pixels"].numpy()
@@ -156,3 +158,54 @@ def test_state_is_binary_and_exported():
     frames = len(w.real) + len(w.real_offsets) + len(w.dream) + len(w.dream_offsets)
     assert w.nbytes == frames + 16 + 8  # + the rewards and the dream error, float32
     assert "dreams" in w.summary_html()
+
+
+# ---------------------------------------------------------------- Dreamer's own world model
+def tiny_dreamer():
+    from rlbench.modules.dreamer import (
+        ObsDecoder,
+        ObsEncoder,
+        RSSMPosterior,
+        RSSMPrior,
+        RSSMRollout,
+        dreamer_mlp,
+        dreamer_world_model,
+    )
+
+    torch.manual_seed(0)
+    prior = RSSMPrior(action_dim=1, hidden_dim=8, belief_dim=8, state_dim=4)
+    posterior = RSSMPosterior(hidden_dim=8, belief_dim=8, embed_dim=4 * 8 * 4, state_dim=4)
+    decoder = ObsDecoder(state_dim=4, belief_dim=8, channels=4)
+    reward = dreamer_mlp(12, 1, num_cells=8, depth=1)
+    world_model = dreamer_world_model(ObsEncoder(channels=4), RSSMRollout(prior, posterior), decoder, reward)
+    return world_model, prior, decoder, reward
+
+
+def test_dreamer_world_model_is_adapted_and_aligned():
+    from rlbench.modules.dreamer import imagine
+    from rlbench.widgets.dream_inspector import DreamerAdapter
+
+    world_model, prior, decoder, reward = tiny_dreamer()
+    n = 7
+    pixels = torch.rand(n + 1, 3, 64, 64)
+    td = TensorDict({"pixels": pixels[:-1], "action": torch.rand(n, 1) * 2 - 1,
+                     "next": {"pixels": pixels[1:], "reward": torch.arange(n, dtype=torch.float32)[:, None]}}, [n])
+    assert DreamerAdapter.fits(world_model) and not DreamerAdapter.fits(FakeWorldModel())
+    torch.manual_seed(1)
+    w = DreamInspector(world_model, td, starts=[1, 4], horizon=3)
+    # the same calls by hand, under the same noise: the posterior of the next frames, then the prior
+    torch.manual_seed(1)
+    with torch.no_grad():
+        out = world_model(td.copy())
+        dreams = [imagine(prior, decoder, out["next", "state"][s][None], out["next", "belief"][s][None],
+                          td["action"][s + 1:s + 1 + h][None], reward=reward) for s, h in ((1, 3), (4, 2))]
+    assert w.meta["starts"] == [{"step": 1, "first": 0, "count": 3}, {"step": 4, "first": 3, "count": 2}]
+    # ("next", "pixels") frames, each with the reward that came with it
+    np.testing.assert_array_equal(w.values("real_reward"), np.arange(n, dtype=np.float32))
+    np.testing.assert_allclose(w.values("predicted_reward"), out["next", "reward"][:, 0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(w.values("imagined_reward")[0], dreams[0]["reward"][0, :, 0].numpy(), rtol=1e-5)
+    real = td["next", "pixels"].numpy()
+    rgb = lambda x: np.round(np.clip(x, 0, 1) * 255 + 1e-6) / 255  # noqa: E731
+    expected = ((rgb(dreams[1]["reco_pixels"][0, 1].numpy()) - rgb(real[4 + 2])) ** 2).mean()
+    assert w.values("dream_error")[1, 1] == pytest.approx(expected, abs=1e-3)
+    assert w.meta["panels"]["reco"]["width"] == 64 and w.meta["panels"]["dream"]["count"] == 5

@@ -2,7 +2,7 @@
 // step: which frame of each panel, the captions, and the specs of the reward and frame-error plots.
 // Pure (no DOM, no canvas): widgets/tests/dream_view.test.mjs.
 // Time convention (rlbench/widgets/dream_inspector.py): the dream from start s has seen frames 0..s;
-// its frame j predicts real frame s + 1 + j, its reward j the real reward of step s + j.
+// its frame j and its reward j predict real frame s + 1 + j and the reward that came with it.
 import { unpackArray } from "./buffers.js";
 import { clampIndex } from "./indices.js";
 import { PALETTE } from "./plot_canvas.js";
@@ -71,7 +71,7 @@ function dreamMarks(start) {
 }
 
 /** drawPlot spec of the rewards (width and height left out), or null without any reward:
- *  real, the posterior's prediction, and the dream's (at steps s .. s + H - 1). */
+ *  real, the posterior's prediction, and the dream's (its reward j at step s + 1 + j, with its frame). */
 export function rewardPlot(dream, startIndex, textColor) {
   const { series: s, steps, starts } = dream;
   const i = clampIndex(startIndex, starts.length);
@@ -80,7 +80,7 @@ export function rewardPlot(dream, startIndex, textColor) {
   if (s.real_reward) lines.push({ values: full(s.real_reward), label: "real", color: COLORS.real });
   if (s.predicted_reward) lines.push({ values: full(s.predicted_reward), label: "posterior", color: COLORS.reco });
   if (s.imagined_reward && start) {
-    lines.push({ values: placeRow(s.imagined_reward, i, start.count, start.step, steps), label: "dream", color: COLORS.dream });
+    lines.push({ values: placeRow(s.imagined_reward, i, start.count, start.step + 1, steps), label: "dream", color: COLORS.dream });
   }
   if (!lines.length) return null;
   return { steps, series: lines, boundaries: dreamMarks(start), title: "reward", textColor };

@@ -42,11 +42,11 @@ test("dream frame j from start s shows at step s + 1 + j", () => {
   assert.equal(stepForStart(d, 1), 4);
 });
 
-test("imagined rewards sit at s + j, dream errors at s + 1 + j; NaN elsewhere", () => {
+test("imagined rewards and dream errors sit at s + 1 + j, with their frame; NaN elsewhere", () => {
   const d = dream();
   const r = rewardPlot(d, 1, "#000");
   assert.deepEqual(r.series.map((s) => s.label), ["real", "dream"]);
-  assert.deepEqual(Array.from(r.series[1].values), [NaN, NaN, NaN, 20, 21, NaN]);
+  assert.deepEqual(Array.from(r.series[1].values), [NaN, NaN, NaN, NaN, 20, 21]);
   assert.deepEqual(r.boundaries, [3, 5]);
   const e = errorPlot(d, 0, "#000");
   assert.deepEqual(e.series.map((s) => s.label), ["reconstruction", "dream"]);
