@@ -45,6 +45,7 @@ CASES = {
     "td3": ["Pendulum-v1"],
     "sac": ["Pendulum-v1"],
     "redq": ["Pendulum-v1"],
+    "impala": ["CartPole-v1"],  # asynchronous: 2 local actor processes, so timings vary run to run
 }
 """Envs each algorithm is benchmarked on: a name, or (name, config changes for that case)."""
 
