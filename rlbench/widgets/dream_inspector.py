@@ -493,11 +493,8 @@ class DreamInspector(Inspector):
                                   action_key=action_key, reward_key=reward_key, env=env)
             _payload = prepare_dream(**arrays, float_range=float_range, max_side=max_side,
                                      frame_format=frame_format, quality=quality)
-        meta = _payload["meta"]
         if title is None:
-            n = len(meta["starts"])
-            dreams = f", {n} dream{'s' if n > 1 else ''} of up to {meta['horizon']} steps" if n else ""
-            title = f"Dream: {meta['steps']} real steps{dreams}"
+            title = "Dream"  # the view's subtitle says how many steps and dreams
         super().__init__(title=title, **_payload, **kwargs)
 
     @classmethod

@@ -68,3 +68,51 @@ def test_dream_panels_scrub_together_offline(offline_page, tmp_path, artifacts):
     assert plot
     page.locator(ROOT).screenshot(path=str(artifacts / "dream_inspector_saved.png"))
     assert watch.errors == [] and watch.blocked == [] and watch.dialogs == []
+
+
+LIVE_CELLS = ["""
+import sys, torch
+sys.path.insert(0, {tests!r})
+from _pictures import FakeWorldModel, real_rollout
+from rlbench.widgets import DreamInspector, RolloutInspector
+td = real_rollout()
+td["pixels_stack"] = torch.cat([td["pixels"][:, :1]] * 4, dim=1)  # [T, 4, 16, 16]: a grey stack
+DreamInspector(FakeWorldModel(drift=1), td, frames_key="pixels", starts=[2, 6], horizon=4)
+""", "RolloutInspector(td, frames_key='pixels_stack', raw_key='pixels')"]
+
+
+def test_dream_and_stacked_rollout_live_in_jupyterlab(jupyter_lab, browser, artifacts, page_watch, open_and_run_all):
+    """The new synced fields (nested packed series, the agent's view) through real comms and the widget manager."""
+    import os
+
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    tests = str(Path(__file__).resolve().parent)
+    nb.cells = [nbformat.v4.new_code_cell(c.strip().replace("{tests!r}", repr(tests))) for c in LIVE_CELLS]
+    nb.metadata["kernelspec"] = {"name": os.environ.get("RLBENCH_KERNEL", "rlbench"), "display_name": "rlbench",
+                                 "language": "python"}
+    nbformat.write(nb, jupyter_lab.root / "dream.ipynb")
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    watch = page_watch(page)
+    try:
+        open_and_run_all(page, f"{jupyter_lab.url}/lab/tree/dream.ipynb")
+        page.wait_for_selector(f"{ROOT}[data-drawn-step='0']", timeout=120_000)
+        page.select_option(f"{ROOT} .rlb-di-start", "0")
+        page.eval_on_selector(f"{ROOT} .rlb-di-slider", "(el) => { el.value = '4'; el.dispatchEvent(new Event("
+                              "'input', {bubbles: true})); }")
+        wait_drawn(page, 4)
+        assert panel(page, "dream").get_attribute("data-frame") == "1"
+        assert page.eval_on_selector(f"{ROOT} .rlb-di-dream", CANVAS_STATS)["std"] > 20
+        rollout = page.locator(".rlb-rollout-inspector")
+        rollout.wait_for(timeout=60_000)
+        page.wait_for_selector(".rlb-rollout-inspector[data-drawn-step='0']", timeout=30_000)
+        agent = page.eval_on_selector(".rlb-ri-agent", CANVAS_STATS)
+        assert (agent["w"], agent["h"]) == (34, 34) and agent["std"] > 20  # 2x2 tiles of 16x16, 2 px gaps
+        page.locator(ROOT).screenshot(path=str(artifacts / "jupyterlab_dream_inspector.png"))
+        assert watch.dialogs == [] and watch.errors == []
+    except Exception:
+        page.screenshot(path=str(artifacts / "jupyterlab_dream_FAILED.png"))
+        raise
+    finally:
+        context.close()

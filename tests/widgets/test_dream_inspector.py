@@ -71,7 +71,7 @@ def test_world_model_protocol_end_to_end():
 def test_perfect_model_dreams_the_real_frames():
     w = DreamInspector(FakeWorldModel(drift=0), real_rollout(), starts=[2], horizon=6)
     assert np.nanmax(w.values("dream_error")) < 1e-6
-    assert w.title == "Dream: 12 real steps, 1 dream of up to 6 steps"
+    assert w.title == "Dream" and "from step 2 (6 steps)" in w.summary_html()
 
 
 def test_default_starts_and_a_batched_rollout():

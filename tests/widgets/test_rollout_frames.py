@@ -195,3 +195,16 @@ def test_raw_key_errors():
     td["raw_pixels"] = torch.rand(3, 4, 10, 10)
     with pytest.raises(ValueError, match=r"'raw_pixels' holds 4 stacked 10×10 grey frames; the raw frame should"):
         prepare_rollout(td)
+
+
+def test_batched_stacks_are_env_major_like_the_frames():
+    stacks = torch.zeros(2, 3, 4, 20, 20)
+    for b in range(2):
+        for t in range(3):
+            stacks[b, t, :, :, :] = (1 + b * 3 + t) / 8  # one grey level per env and step
+    td = TensorDict({"pixels": stacks, "next": {"reward": torch.zeros(2, 3, 1)}}, [2, 3])
+    p = prepare_rollout(td)
+    a = p["meta"]["agent_frames"]
+    assert a["count"] == 6 and a["steps"] == [0, 1, 2]
+    levels = [float(img[:20, :20, 0].mean()) for img in decoded(p, "agent_frames")]
+    np.testing.assert_allclose(levels, [(1 + b * 3 + t) / 8 * 255 for b in range(2) for t in range(3)], atol=3)
