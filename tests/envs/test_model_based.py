@@ -11,7 +11,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from rlbench.envs import ModelBasedEnvBase, ModelOutputError, WorldModelEnv
+from rlbench.envs import ModelBasedEnvBase, ModelOutputError, WorldModelEnv, check_env_specs
 from rlbench.specs import Bounded, Composite, Unbounded
 from rlbench.testing import ContinuousCountingEnv
 
@@ -61,6 +61,7 @@ def test_rollout_imagines_from_the_given_start_states():
         td = env.rollout(5, policy, tensordict=start, auto_reset=False)
         z, a, r = reference(dyn, rew, pol, start["latent"], 5)
     assert td.shape == (6, 5)
+    assert check_env_specs(env) == []  # the env contract holds for a learned step too
     torch.testing.assert_close(td["latent"][:, 0], start["latent"])
     torch.testing.assert_close(td["next", "latent"], z)
     torch.testing.assert_close(td["action"], a)
