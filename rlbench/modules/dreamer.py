@@ -138,6 +138,24 @@ class ObsEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_features = depths[-1] * 2 * 2
 
+    def check_spec(self, spec) -> None:
+        """Refuse, before any training, an env whose frames this encoder cannot read.
+
+        ``spec`` is the frames' spec (e.g. ``env.observation_spec["pixels"]``): its last three dims must
+        be ``(C, 64, 64)`` and its dtype a float; otherwise the ``ValueError`` of :meth:`forward` (key,
+        shape found, the transform that fixes it).
+
+        Example:
+            >>> from rlbench.specs import Unbounded
+            >>> ObsEncoder().check_spec(Unbounded((8, 3, 64, 64)))
+            >>> ObsEncoder().check_spec(Unbounded((3, 84, 84)))
+            Traceback (most recent call last):
+            ...
+            ValueError: ObsEncoder: 'pixels' must hold float frames [*batch, 3, 64, 64] ... Resize(64, 64) ...
+        """
+        _check_frames(torch.empty(spec.shape, dtype=spec.dtype, device="meta"), self.key, type(self).__name__,
+                      self.in_channels)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         _check_frames(pixels, self.key, type(self).__name__, self.in_channels)
         lead = pixels.shape[:-3]

@@ -22,7 +22,7 @@ from rlbench.modules import (
     imagine,
     set_exploration_type,
 )
-from rlbench.specs import Bounded
+from rlbench.specs import Bounded, Unbounded
 
 
 def test_encoder_is_four_4x4_stride_2_convs_of_depth_32_64_128_256():
@@ -64,6 +64,17 @@ def test_frames_of_another_shape_are_refused_with_the_fix(frames, fix):
         ObsEncoder(key=("next", "pixels"))(frames)
     msg = str(err.value)
     assert "('next', 'pixels')" in msg and str(tuple(frames.shape)) in msg and fix in msg
+
+
+def test_check_spec_refuses_a_pixel_env_without_resize_before_training():
+    from rlbench.testing import PixelCountingEnv
+
+    env = PixelCountingEnv()
+    spec = env.observation_spec["pixels"]
+    with pytest.raises(ValueError) as err:
+        ObsEncoder().check_spec(spec)
+    assert "'pixels'" in str(err.value) and str(tuple(spec.shape)) in str(err.value)
+    ObsEncoder().check_spec(Unbounded((4, 3, 64, 64)))  # float CHW 64x64 frames pass
 
 
 def test_world_model_names_the_pixels_key_of_a_bad_frame():
