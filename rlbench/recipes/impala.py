@@ -52,7 +52,18 @@ import torch
 from ..collectors import EpisodeReturns, MultiAsyncCollector
 from ..objectives import IMPALALoss, total_loss
 from ..trainers import ProgressBar, RunTracker, TrainResults
-from .config import NON_NEGATIVE, POSITIVE, PROBABILITY, WIDTHS, RecipeConfig, check_fields, integer, one_of
+from .config import (
+    NAME,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    WIDTHS,
+    RecipeConfig,
+    check_fields,
+    integer,
+    one_of,
+    optional,
+)
 from .envs import evaluate, make_env, start_run
 from .models import make_stochastic_actor, make_value_network
 
@@ -78,6 +89,8 @@ class Config(RecipeConfig):
     """Stop once a periodic evaluation reaches this mean return (None: whole budget; 475 solves CartPole-v1)."""
     backend: str = "local"
     """Where the actors run: 'local' (worker processes, MultiAsyncCollector) or 'ray' (Ray actors, RayCollector)."""
+    ray_address: str | None = None
+    """backend='ray': the cluster to join ('auto': the one `ray start --head` runs here; None: a local instance)."""
     num_workers: int = 2
     """Actors collecting in parallel (processes or Ray actors), each with its own copy of the policy."""
     num_envs: int = 16
@@ -108,9 +121,9 @@ class Config(RecipeConfig):
     def __post_init__(self):
         super().__post_init__()
         check_fields(self, {
-            "backend": one_of(*BACKENDS), "num_workers": integer(1), "num_envs": integer(1),
-            "unroll_length": integer(1), "lr": POSITIVE, "gamma": PROBABILITY, "rho_thresh": POSITIVE,
-            "c_thresh": POSITIVE, "entropy_coef": NON_NEGATIVE, "critic_coef": NON_NEGATIVE,
+            "backend": one_of(*BACKENDS), "ray_address": optional(NAME), "num_workers": integer(1),
+            "num_envs": integer(1), "unroll_length": integer(1), "lr": POSITIVE, "gamma": PROBABILITY,
+            "rho_thresh": POSITIVE, "c_thresh": POSITIVE, "entropy_coef": NON_NEGATIVE, "critic_coef": NON_NEGATIVE,
             "max_grad_norm": POSITIVE, "hidden_sizes": WIDTHS})
 
     @property
@@ -136,7 +149,8 @@ def make_collector(config: Config, actor):
     """The actors: ``config.num_workers`` asynchronous collectors of ``config.frames_per_batch`` frames each.
 
     ``backend="local"``: a :class:`~rlbench.collectors.MultiAsyncCollector` (one process per actor);
-    ``"ray"``: a :class:`~rlbench.collectors.RayCollector` with ``sync=False`` (one Ray actor each).
+    ``"ray"``: a :class:`~rlbench.collectors.RayCollector` with ``sync=False`` (one Ray actor each, on the
+    cluster at ``config.ray_address``, or a local Ray instance it starts and stops).
     Each actor builds ``make_env(config.env, config.num_envs)``; actor ``i``'s envs are seeded from
     ``config.seed`` on.
     """
@@ -144,10 +158,10 @@ def make_collector(config: Config, actor):
     if config.backend == "ray":
         from ..collectors import RayCollector  # the ray extra: imported only when asked for
 
-        collector = RayCollector([maker] * config.num_workers, actor, num_collectors=config.num_workers,
-                                 frames_per_batch=config.frames_per_batch, total_frames=config.frames, sync=False)
-        collector.set_seed(config.seed)
-        return collector
+        ray_init = None if config.ray_address is None else {"address": config.ray_address}
+        return RayCollector([maker] * config.num_workers, actor, num_collectors=config.num_workers,
+                            frames_per_batch=config.frames_per_batch, total_frames=config.frames, sync=False,
+                            collector_kwargs={"seed": config.seed}, ray_init_config=ray_init)
     return MultiAsyncCollector([maker] * config.num_workers, actor, frames_per_batch=config.frames_per_batch,
                                total_frames=config.frames, seed=config.seed)
 
