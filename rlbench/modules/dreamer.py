@@ -347,9 +347,9 @@ class RSSMRollout(TensorDictModuleBase):
                 f"slices (SliceSampler(slice_len=...)) or build the model with a smaller burn_in")
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        td = tensordict if tensordict.batch_dims >= 2 else tensordict.unsqueeze(0)
-        if td.batch_dims < 1:
+        if tensordict.batch_dims < 1:
             raise ValueError("RSSMRollout: expected a [B, T] (or [T]) sequence, got a TensorDict without batch dims")
+        td = tensordict if tensordict.batch_dims >= 2 else tensordict.unsqueeze(0)
         steps = td.shape[-1]
         self.check_length(steps)
         action = td.get(self.action_key)
