@@ -31,11 +31,13 @@ from .value import (
     TD1Estimator,
     TDLambdaEstimator,
     ValueEstimatorBase,
+    VTrace,
     generalized_advantage_estimate,
     reverse_linear_recurrence,
     td0_return_estimate,
     td1_return_estimate,
     td_lambda_return_estimate,
+    vtrace_advantage_estimate,
 )
 
 __all__ = [
@@ -70,9 +72,11 @@ __all__ = [
     "TD1Estimator",
     "TDLambdaEstimator",
     "ValueEstimatorBase",
+    "VTrace",
     "generalized_advantage_estimate",
     "reverse_linear_recurrence",
     "td0_return_estimate",
     "td1_return_estimate",
     "td_lambda_return_estimate",
+    "vtrace_advantage_estimate",
 ]
