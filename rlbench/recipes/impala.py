@@ -25,7 +25,9 @@ sums, so the paper's ``epsilon = 0.01`` and clipping norm do not carry over. On 
 defaults reached a mean evaluation return of 475 within 40k-130k frames (5 of 5 seeds; a few seconds of
 training on 2 cores; ``benchmarks/learning.py`` measures it).
 Atari (``"ALE/..."``) gets the standard preprocessing of :func:`~rlbench.recipes.make_env` (84x84 gray
-frames, 4 stacked, sign-clipped rewards) and the Nature-DQN ConvNet in both networks.
+frames, 4 stacked, sign-clipped rewards) and the Nature-DQN ConvNet in both networks; the defaults above
+are CartPole's, not tuned for Atari (the paper trains for 200M frames with a learning rate around 6e-4:
+``--config lr=6e-4 hidden_sizes=256`` and a far larger ``--frames`` are where to start).
 
 Config fields inherited from :class:`~rlbench.recipes.config.RecipeConfig`, with the defaults IMPALA runs
 with (IMPALA's own fields follow in :class:`Config`)::
