@@ -7,7 +7,7 @@ from torch import nn
 
 from rlbench.objectives import IMPALALoss, total_loss
 from rlbench.objectives.value import GAE, VTrace, vtrace_advantage_estimate
-from rlbench.testing import categorical_actor, check_loss_contract, rollout_batch, value_critic
+from rlbench.testing import categorical_actor, check_loss_contract, check_loss_runs_on, rollout_batch, value_critic
 
 OBS, N_ACT = 4, 3
 
@@ -130,3 +130,10 @@ def test_construction_errors():
         IMPALALoss(actor, value_critic(OBS), entropy_coef=0.1, entropy_coeff=0.1)
     with pytest.raises(KeyError, match="sample_log_prob.*return_log_prob=True"):
         IMPALALoss(actor, value_critic(OBS))(trajectories().exclude("sample_log_prob"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda():
+    out = check_loss_runs_on(IMPALALoss(categorical_actor(OBS, N_ACT), value_critic(OBS)), trajectories(), "cuda")
+    assert out["loss_objective"].device.type == "cuda"

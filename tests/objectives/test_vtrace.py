@@ -303,3 +303,13 @@ def test_gradients_of_the_vectorized_form_are_exact():
                     c_thresh=0.9)
 
     assert torch.autograd.gradcheck(f, leaves)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    x = random_inputs((4, 70, 1), seed=6)
+    on_gpu = {k: v.cuda() for k, v in x.items()}
+    for got, want in zip(call(0.9, on_gpu, c_thresh=0.9), call(0.9, x, c_thresh=0.9)):
+        assert got.device.type == "cuda"
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-10, atol=1e-10)
