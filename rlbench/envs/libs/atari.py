@@ -339,10 +339,10 @@ class AtariEnv(EnvBase):
         spec, gen, convert, advance = self.action_spec, self.action_generator, self._convert, self._advance
         k = self._stack_n
         ring = [self._first_frame] * k  # the frames of the current stack, oldest first
-        current = self._stack  # the stack the next step starts from
-        # written step by step: the output is the only large memory touched (no frame kept for later)
-        root_pixels = _big_empty((n, *current.shape), current.dtype)
-        next_pixels = _big_empty((n, *current.shape), current.dtype)
+        starts = {0: self._stack}  # the root stacks that are not the previous step's next stack: resets
+        # written step by step, and the roots copied from it at the end: the output is the only large
+        # memory touched (no frame is kept for later)
+        next_pixels = _big_empty((n, *self._stack.shape), self._stack.dtype)
         actions = []
         reward = np.zeros((n, 1), np.float32)
         term, trunc = np.zeros((n, 1), bool), np.zeros((n, 1), bool)
@@ -351,11 +351,9 @@ class AtariEnv(EnvBase):
         for t in range(n):
             action = spec.rand(generator=gen)  # as rand_action draws it
             actions.append(action)
-            root_pixels[t] = current
             frame, reward[t, 0], te, tr, eol[t, 0] = advance(convert(action))
             ring = ring[1:] + [frame]
-            current = next_pixels[t]
-            torch.cat(ring, -3, out=current)
+            torch.cat(ring, -3, out=next_pixels[t])
             term[t, 0], trunc[t, 0] = te, tr
             if te or tr:
                 if break_when_any_done:
@@ -363,12 +361,16 @@ class AtariEnv(EnvBase):
                     break
                 if t < n - 1:  # as step_and_maybe_reset; the last step of a rollout is not reset
                     ring = [self._restart()] * k
-                    current = torch.cat(ring, -3)
+                    starts[t + 1] = torch.cat(ring, -3)
             elif t < n - 1:
                 root_eol[t + 1, 0] = eol[t, 0]  # step_mdp carries the flag to the next root
         s = steps
         if s < n:
-            root_pixels, next_pixels = root_pixels[:s].clone(), next_pixels[:s].clone()
+            next_pixels = _big_empty((s, *next_pixels.shape[1:]), next_pixels.dtype).copy_(next_pixels[:s])
+        root_pixels = _big_empty(next_pixels.shape, next_pixels.dtype)
+        root_pixels[1:] = next_pixels[:-1]  # step_mdp: each root is the previous step's next stack ...
+        for t, stack in starts.items():  # ... except after a reset
+            root_pixels[t] = stack
         self._stack = next_pixels[s - 1].clone()  # CatFrames' history after the last step
         dev = self.device
         false = torch.zeros((s, 1), dtype=torch.bool, device=dev)
