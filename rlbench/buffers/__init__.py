@@ -4,7 +4,9 @@
 the everyday buffer; ``TensorDictReplayBuffer`` writes the sampled ``"index"`` into each batch;
 ``PrioritizedReplayBuffer(alpha=..., beta=...)`` samples by priority and returns importance weights.
 Saved buffers load without unpickling anything unless asked to (:class:`UnsafeCheckpointError`).
+``RayReplayBuffer`` serves one of these buffers from a Ray actor, shared across a cluster (the ``ray`` extra).
 """
+from .ray import RayReplayBuffer
 from .replay_buffer import (
                             EmptyBufferError,
                             PrioritizedReplayBuffer,
@@ -33,7 +35,7 @@ from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
 
 __all__ = [
     "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "TensorDictPrioritizedReplayBuffer",
-    "EmptyBufferError",
+    "EmptyBufferError", "RayReplayBuffer",
     "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
     "SliceSamplerWithoutReplacement",
     "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
