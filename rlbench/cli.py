@@ -6,7 +6,12 @@ the learning curve and an HTML report under ``DIR/<algo>-<env>-<time>/``, prints
 and ends with the line ``final mean evaluation return: R over N episodes``.
 
 ``rlbench train --help`` lists the algorithms and their Config fields;
-``rlbench train ALGO --help`` shows one algorithm's fields with their defaults.
+``rlbench train ALGO --help`` shows one algorithm's fields with their defaults;
+``rlbench train ALGO --env ENV [--config k=v ...] --print-config`` prints the Config the run would use and
+exits, marking the fields that hold the published defaults of the env's family (``dmc:`` tasks, ``ALE/``
+ids, gymnasium's MuJoCo ids: see :class:`rlbench.recipes.RecipeConfig`). ``--config pixels=true`` trains
+from pixels where the suite renders them (``dmc:`` tasks, gymnasium ids); Atari's preprocessing is set by
+the ``atari_*`` fields (``--config atari_frame_skip=2``).
 
 Everything is checked before training starts, and a bad argument exits with status 2 and one line
 saying what was wrong and what is accepted: numbers (``--frames inf``), each Config value (the
@@ -31,8 +36,10 @@ import typing
 from pathlib import Path
 
 from .recipes import ALGORITHMS, apply_overrides, config_docs, get_recipe, make_env
+from .recipes.config import family_fields
+from .recipes.envs import env_options
 
-__all__ = ["main", "build_parser", "config_help"]
+__all__ = ["main", "build_parser", "config_help", "config_listing"]
 
 
 def _type_name(kind) -> str:
@@ -58,6 +65,25 @@ def config_help(algo: str) -> str:
     return "\n".join(lines)
 
 
+def config_listing(algo: str, config) -> str:
+    """The lines ``--print-config`` prints: every field of ``config`` and its value, family defaults marked.
+
+    Example:
+        >>> from rlbench.recipes import sac
+        >>> text = config_listing("sac", sac.Config(env="dmc:cartpole-swingup"))
+        >>> "env family: dmc" in text, "  batch_size = 1024  [dmc default]" in text
+        (True, True)
+    """
+    family, from_family = family_fields(config)
+    head = f"{algo} config for {config.env}"
+    head += f" (env family: {family}; [{family} default]: its published value)" if family else " (no env family)"
+    lines = [head + ":"]
+    for f in dataclasses.fields(config):
+        mark = f"  [{family} default]" if f.name in from_family else ""
+        lines.append(f"  {f.name} = {getattr(config, f.name)!r}{mark}")
+    return "\n".join(lines)
+
+
 def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``algo`` its help lists that recipe's fields, else every recipe's."""
     parser = argparse.ArgumentParser(prog="rlbench", description="rlbench: reinforcement learning in PyTorch.")
@@ -71,7 +97,8 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
         epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("algo", metavar="ALGO", choices=algos, type=str.lower,
                        help=f"the algorithm: one of {', '.join(algos)}")
-    train.add_argument("--env", help="gymnasium id (CartPole-v1) or torch-native env (native:CartPole); "
+    train.add_argument("--env", help="gymnasium id (CartPole-v1, HalfCheetah-v5, ALE/Pong-v5), torch-native env "
+                                     "(native:CartPole) or DeepMind Control task (dmc:cartpole-swingup); "
                                      "default: the recipe's")
     train.add_argument("--frames", type=_int, help="env steps to train for; default: the recipe's budget, "
                                                    "enough to solve its default env")
@@ -80,6 +107,8 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
                        help="override Config fields, e.g. --config lr=1e-3 hidden_sizes=64,64")
     train.add_argument("--out", default="runs", metavar="DIR", help="folder for the run's files (default: runs)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the config the run would use (env-family defaults marked) and exit")
     return parser
 
 
@@ -141,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         # the Config checks its values as it is built (ValueError: field, value, what is accepted)
         config = apply_overrides(config, {k: v for k, v in given.items() if v is not None})
         config = apply_overrides(config, args.config)
-        env = make_env(config.env)  # an unknown env name fails here, with the accepted forms
+        if args.print_config:
+            sys.stdout.write(config_listing(args.algo, config) + "\n")
+            return 0
+        env = make_env(config.env, **env_options(config))  # an unknown env name fails here, with the accepted forms
         try:
             # the recipe's networks are built from the env's specs: an action (or observation) space the
             # algorithm cannot handle is refused now rather than at the start of train(); train() reseeds

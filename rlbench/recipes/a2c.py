@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from typing import ClassVar
 
 import torch
 
@@ -28,7 +28,7 @@ from ..collectors import Collector
 from ..objectives import A2CLoss
 from ..trainers import RunTracker, TrainResults
 from .config import OnPolicyConfig
-from .envs import evaluate, start_run
+from .envs import evaluator, start_run
 from .models import make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]
@@ -38,10 +38,22 @@ __all__ = ["Config", "make_models", "train"]
 class Config(OnPolicyConfig):
     """A2C hyperparameters (every field documented; ``rlbench train a2c --help`` lists them).
 
+    Published defaults for Atari (``FAMILY_DEFAULTS["atari"]``, applied to ``ALE/...`` ids for every field
+    not set; see :class:`~rlbench.recipes.config.RecipeConfig`): rl-baselines3-zoo's ``a2c.yml`` Atari entry
+    with Stable-Baselines3's A2C defaults (after Mnih et al. 2016): 16 envs x 5 steps, lr 7e-4, entropy 0.01,
+    value weight 0.25, GAE lambda 1 (n-step returns), no advantage normalisation, gradient norm 0.5,
+    orthogonal initialisation, the shared Nature CNN with linear heads. (The zoo uses RMSprop; this loop Adam.)
+
     Example:
         >>> Config(num_envs=4).num_envs
         4
     """
+
+    FAMILY_DEFAULTS: ClassVar[dict] = {
+        "atari": dict(num_envs=16, steps_per_env=5, lr=7e-4, entropy_coef=0.01, critic_coef=0.25, gae_lambda=1.0,
+                      normalize_advantage=False, max_grad_norm=0.5, hidden_sizes=(), ortho_init=True,
+                      target_return=None, eval_every=0, eval_episodes=10),
+    }
 
     frames: int = 200_000
     steps_per_env: int = 8
@@ -85,7 +97,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           progress={"desc": "a2c"} if progress else False)
     # clock, logs, evaluations (and early stop at config.target_return), run files; training returns from the collector
-    run = RunTracker("a2c", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
+    run = RunTracker("a2c", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
     frames = 0
     for batch in collector:
         frames += frames_per_batch

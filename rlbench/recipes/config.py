@@ -26,12 +26,13 @@ import textwrap
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 from ..trainers.run import COMMON_FIELDS, config_to_dict
 
 __all__ = ["COMMON_FIELDS", "RecipeConfig", "OnPolicyConfig", "OffPolicyConfig", "config_docs", "config_to_dict",
-           "apply_overrides", "inherited_fields", "Rule", "integer", "number", "one_of", "optional", "check_fields",
+           "apply_overrides", "inherited_fields", "ENV_FAMILIES", "SUITE_FIELDS", "family_fields", "user_fields",
+           "Rule", "integer", "number", "one_of", "optional", "check_fields",
            "WIDTHS", "NON_EMPTY_WIDTHS", "SEED", "NAME", "PROBABILITY", "POSITIVE", "NON_NEGATIVE"]
 
 
@@ -154,22 +155,53 @@ def check_fields(config, rules: dict[str, Rule]) -> None:
             raise ValueError(f"{owner}: {name}={value!r} is invalid; expected {rule.accepted}")
 
 
+ENV_FAMILIES = ("atari", "dmc", "dmc_pixels", "mujoco")
+"""The env families a recipe's ``FAMILY_DEFAULTS`` may name (:func:`rlbench.recipes.envs.env_family` tells them)."""
+
+
+SUITE_FIELDS = ("pixels", "pixel_size", "frame_stack", "action_repeat", "atari_noop_max", "atari_frame_skip",
+                "atari_max_pool", "atari_end_of_life", "atari_grayscale", "atari_screen_size", "atari_frame_stack",
+                "atari_sign_reward", "atari_repeat_action_probability")
+"""The :class:`RecipeConfig` fields that say how the env is built (:func:`rlbench.recipes.envs.env_options`)."""
+
+
 @dataclass
 class RecipeConfig:
-    """The fields every recipe's ``Config`` has (:data:`COMMON_FIELDS` plus ``torch_threads``), documented once.
+    """The fields every recipe's ``Config`` has (:data:`COMMON_FIELDS`, ``torch_threads``, the env suite's options).
 
     Each recipe's ``Config`` subclasses it (through :class:`OnPolicyConfig` or :class:`OffPolicyConfig` where
     a family shares more) and redeclares a field only to change its default; a redeclared field without a
     docstring keeps this one (:func:`config_docs` falls back to the base's). ``num_envs`` is not here: every
     recipe tunes it and :func:`rlbench.recipes.start_run` reads it from the subclass.
 
+    **Env-family defaults.** A recipe's defaults are tuned for its small default env (CartPole, Pendulum). For
+    the standard suites it also declares the published hyperparameters in ``FAMILY_DEFAULTS`` (a class
+    attribute ``{family: {field: value}}``, with the sources cited in the recipe's Config docstring), where
+    the family is ``"atari"`` (``ALE/...`` ids), ``"dmc"`` / ``"dmc_pixels"`` (``dmc:`` tasks from states /
+    with ``pixels=True``) or ``"mujoco"`` (gymnasium's MuJoCo ids). When ``env`` is of such a family, each
+    field the caller did not pass to the constructor takes the family's value: ``sac.Config(env="dmc:cartpole-
+    swingup")`` gets the DMC batch size and ``sac.Config(env="dmc:cartpole-swingup", batch_size=64)`` keeps
+    64. :func:`apply_overrides` (the CLI's ``--config``) rebuilds a Config from the fields its user set, so
+    a new ``env`` brings its family's defaults along. :func:`family_fields` says which fields came from
+    them (``rlbench train ALGO --env ENV --print-config`` marks them).
+
+    **Pixels.** ``pixels=True`` trains from rendered frames (:func:`rlbench.recipes.make_env` builds them):
+    ``dmc:`` tasks are rendered at ``pixel_size`` and gymnasium ids resized to it, ``frame_stack`` frames
+    are stacked on the channels and each action is repeated ``action_repeat`` times, the preprocessing of
+    SAC-AE (Yarats et al. 2021, arXiv:1910.01741) and DrQ (Kostrikov et al. 2021, arXiv:2004.13649).
+    ``ALE/...`` ids are pixels already; their preprocessing is set by the ``atari_*`` fields (the fields of
+    :class:`rlbench.envs.AtariPreprocessing`, e.g. ``--config atari_frame_skip=2 atari_sign_reward=false``).
+
     Example:
         >>> RecipeConfig().seed, RecipeConfig(frames=10).frames
         (0, 10)
     """
 
+    FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    """``{family: {field: value}}``: the published defaults of each env family (see the class docstring)."""
+
     env: str = "CartPole-v1"
-    """Environment: a gymnasium id or a torch-native env such as native:CartPole."""
+    """Environment: a gymnasium id, a torch-native env such as native:CartPole, dmc:DOMAIN-TASK or an ALE/ id."""
     frames: int = 50_000
     """Total env steps to collect (the training budget)."""
     seed: int = 0
@@ -184,11 +216,90 @@ class RecipeConfig:
     """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
     out_dir: str | None = None
     """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+    pixels: bool = False
+    """Train from rendered frames ("pixels") instead of states: dmc: tasks and gymnasium ids that render."""
+    pixel_size: int = 84
+    """Height and width of the frames with pixels=true (84 in SAC-AE and DrQ)."""
+    frame_stack: int = 3
+    """Frames stacked on the channel dim with pixels=true (3 in SAC-AE and DrQ: "pixels" is [9, 84, 84])."""
+    action_repeat: int = 0
+    """Repeat each action this many env steps (0: dmc pixels use DrQ's per-task value, cartpole 8, finger and
+    walker 2, others 4; everything else 1). Frames count agent steps."""
+    atari_noop_max: int = 30
+    """Atari: up to this many random no-op frames at each reset (0: none)."""
+    atari_frame_skip: int = 4
+    """Atari: repeat each action this many frames, summing rewards."""
+    atari_max_pool: bool = True
+    """Atari: a skipped step's frame is the max of its last two frames."""
+    atari_end_of_life: bool = True
+    """Atari: write ("next", "end_of_life") when a life is lost (the game goes on)."""
+    atari_grayscale: bool = True
+    """Atari: one luma channel instead of RGB."""
+    atari_screen_size: int = 84
+    """Atari: resize frames to this square size (0: keep 210x160)."""
+    atari_frame_stack: int = 4
+    """Atari: stack the last this many frames on the channel dim (0 or 1: none)."""
+    atari_sign_reward: bool = True
+    """Atari: reward -> its sign in {-1, 0, 1}."""
+    atari_repeat_action_probability: float = 0.25
+    """Atari: ale-py's sticky actions (0.25: ALE v5 and Machado et al. 2018; 0.0: the Nature setting)."""
+
+    def __new__(cls, *args, **kwargs):
+        # remember which fields the caller gave: only the others take the env family's defaults
+        self = super().__new__(cls)
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        object.__setattr__(self, "_given", frozenset(names[:len(args)]) | frozenset(kwargs))
+        return self
 
     def __post_init__(self):
+        self._apply_family_defaults()
         check_fields(self, {
             "env": NAME, "frames": integer(1), "seed": SEED, "torch_threads": integer(1), "eval_episodes": integer(1),
-            "eval_every": integer(0), "target_return": optional(number()), "out_dir": optional(NAME)})
+            "eval_every": integer(0), "target_return": optional(number()), "out_dir": optional(NAME),
+            "pixel_size": integer(1), "frame_stack": integer(1), "action_repeat": integer(0),
+            "atari_noop_max": integer(0), "atari_frame_skip": integer(1), "atari_screen_size": integer(0),
+            "atari_frame_stack": integer(0), "atari_repeat_action_probability": PROBABILITY})
+
+    def _apply_family_defaults(self) -> None:
+        from .envs import env_family  # envs imports the env classes; config stays importable on its own
+
+        given = getattr(self, "_given", frozenset())
+        family = env_family(self.env, self.pixels) if isinstance(self.env, str) and self.env else None
+        applied = {}
+        for name, value in type(self).FAMILY_DEFAULTS.get(family, {}).items():
+            if name not in given:
+                setattr(self, name, value)
+                applied[name] = value
+        # the value each field not given got (its class default or the family's), to tell later which ones a
+        # user changed (family_fields, apply_overrides)
+        auto = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in given}
+        object.__setattr__(self, "_family", (family, applied, auto))
+
+
+def family_fields(config) -> tuple[str | None, dict[str, Any]]:
+    """The env family of ``config`` and the fields that hold its family's defaults (not set by the user).
+
+    Example:
+        >>> from rlbench.recipes import sac
+        >>> family, fields = family_fields(sac.Config(env="HalfCheetah-v5", lr=1e-3))
+        >>> family, fields["batch_size"], "lr" in fields
+        ('mujoco', 256, False)
+    """
+    family, applied, _ = getattr(config, "_family", (None, {}, {}))
+    return family, {k: v for k, v in applied.items() if getattr(config, k) == v}
+
+
+def user_fields(config) -> dict[str, Any]:
+    """The fields of ``config`` its user set: given to the constructor, or changed since.
+
+    Example:
+        >>> from rlbench.recipes import ppo
+        >>> user_fields(ppo.Config(lr=1e-3))
+        {'lr': 0.001}
+    """
+    auto = getattr(config, "_family", (None, {}, {}))[2]
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in auto or getattr(config, f.name) != auto[f.name]}
 
 
 @dataclass
@@ -324,7 +435,9 @@ def inherited_fields(config_cls) -> list[str]:
     """The fields a recipe's Config takes from the shared configs of this module (redeclared ones included).
 
     Each recipe's module docstring lists them with their defaults, so the file shows every
-    hyperparameter the loop reads.
+    hyperparameter the loop reads. The env-suite options (:data:`SUITE_FIELDS`: pixels, frame stack,
+    Atari preprocessing) are not listed: they shape the env, not the loop, and :class:`RecipeConfig`
+    documents them once.
 
     Example:
         >>> from rlbench.recipes import ppo
@@ -333,7 +446,7 @@ def inherited_fields(config_cls) -> list[str]:
     """
     shared = {f.name for klass in config_cls.__mro__ if klass in (RecipeConfig, OnPolicyConfig, OffPolicyConfig)
               for f in dataclasses.fields(klass)}
-    return [f.name for f in dataclasses.fields(config_cls) if f.name in shared]
+    return [f.name for f in dataclasses.fields(config_cls) if f.name in shared and f.name not in SUITE_FIELDS]
 
 
 def _parse_value(text: str, kind, name: str):
@@ -374,8 +487,10 @@ def apply_overrides(config, overrides) -> Any:
 
     Values are converted to the field's annotated type: ``int`` (``1e5`` is accepted), ``float``,
     ``bool`` (``true/false/1/0``), ``str``, ``tuple[int, ...]`` (``64,64``), ``X | None``
-    (``none``). An unknown key or a value that does not convert raises a ``ValueError`` naming the
-    field, the expected type and the valid fields.
+    (``none``). The copy is built from the fields the user set (:func:`user_fields`) and the changes, so
+    the other fields take the defaults of the (new) env's family (see :class:`RecipeConfig`). An unknown
+    key or a value that does not convert raises a ``ValueError`` naming the field, the expected type and
+    the valid fields.
 
     Example:
         >>> from rlbench.recipes import ppo
@@ -405,4 +520,5 @@ def apply_overrides(config, overrides) -> Any:
                 type_name = getattr(hints[key], "__name__", str(hints[key]))
                 raise ValueError(f"config field {key!r} expects {type_name}: {err}") from None
         changes[key] = value
-    return dataclasses.replace(config, **changes)
+    # rebuilt from the fields the user set, so that a new env brings its family's defaults for the others
+    return type(config)(**(user_fields(config) | changes))

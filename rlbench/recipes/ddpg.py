@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from typing import ClassVar
 
 import torch
 from tensordict.nn import TensorDictSequential
@@ -35,8 +35,18 @@ from ..collectors import Collector
 from ..objectives import DDPGLoss, SoftUpdate
 from ..trainers import RunTracker, TrainResults
 from .config import NON_NEGATIVE, OffPolicyConfig, check_fields, integer, one_of
-from .envs import evaluate, start_run
-from .models import make_deterministic_actor, make_exploration, make_qvalue_network, observation_key
+from .envs import evaluator, start_run
+from .models import (
+    backward_through_encoder,
+    encode_sample,
+    make_deterministic_actor,
+    make_exploration,
+    make_pixel_encoder,
+    make_qvalue_network,
+    observation_key,
+    split_encoder,
+    with_encoder,
+)
 from .replay import transitions, updates_due
 
 __all__ = ["Config", "make_models", "train"]
@@ -46,10 +56,28 @@ __all__ = ["Config", "make_models", "train"]
 class Config(OffPolicyConfig):
     """DDPG hyperparameters: the shared off-policy fields plus DDPG's own (``rlbench train ddpg --help`` lists them).
 
+    Published defaults per env family (``FAMILY_DEFAULTS``, applied for every field not set; see
+    :class:`~rlbench.recipes.config.RecipeConfig`): ``"mujoco"`` and ``"dmc"``: rl-baselines3-zoo's
+    ``ddpg.yml`` HalfCheetah entry (layers of 400 and 300 units, lr 1e-3, batch 256, a 1M buffer, tau 0.005,
+    10k random frames, Gaussian noise 0.1). ``"dmc_pixels"``: DrQ-v2 (Yarats et al. 2022, arXiv:2107.09645),
+    which is DDPG on DMC pixels: two 1024-unit layers, lr 1e-4, batch 256, tau 0.01, 4k random frames,
+    Gaussian noise decayed from 1 to 0.1 over 500k frames, with a 100k buffer (DrQ-v2 keeps 1M frames, not
+    transitions; its n-step returns and augmentation are not part of this recipe).
+
     Example:
         >>> Config(exploration="ou").exploration
         'ou'
     """
+
+    FAMILY_DEFAULTS: ClassVar[dict] = {
+        "mujoco": dict(hidden_sizes=(400, 300), lr=1e-3, batch_size=256, buffer_size=1_000_000, tau=0.005,
+                       init_random_frames=10_000, exploration="gaussian", exploration_sigma=0.1,
+                       exploration_sigma_end=0.1, eval_episodes=10),
+        "dmc_pixels": dict(hidden_sizes=(1024, 1024), lr=1e-4, batch_size=256, buffer_size=100_000, tau=0.01,
+                           init_random_frames=4_000, exploration="gaussian", exploration_sigma=1.0,
+                           exploration_sigma_end=0.1, exploration_annealing_frames=500_000, eval_episodes=10),
+    }
+    FAMILY_DEFAULTS["dmc"] = dict(FAMILY_DEFAULTS["mujoco"])
 
     exploration: str = "gaussian"
     """Exploration noise: gaussian (independent each step) or ou (Ornstein-Uhlenbeck, the paper's)."""
@@ -76,8 +104,9 @@ def make_models(env, config: Config):
         >>> critic(actor(env.reset()))["state_action_value"].shape
         torch.Size([2, 1])
     """
-    actor = make_deterministic_actor(env, config.hidden_sizes, "ddpg")
-    return actor, make_qvalue_network(env, config.hidden_sizes, "ddpg")
+    encoder = make_pixel_encoder(env)  # pixels: one DMCEncoder shared by the policy and the critic (None: states)
+    actor = make_deterministic_actor(env, config.hidden_sizes, "ddpg", encoder=encoder)
+    return with_encoder(encoder, actor), make_qvalue_network(env, config.hidden_sizes, "ddpg", encoder=encoder)
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
@@ -91,12 +120,14 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     config = config or Config()
     env = start_run(config)
     actor, critic = make_models(env, config)
+    encoder, head = split_encoder(actor)  # from pixels: the shared encoder and the policy on its features
     noise = make_exploration(env, config.exploration, config.exploration_sigma, config.exploration_sigma_end,
                              config.exploration_annealing_frames, "ddpg")
 
-    loss_fn = DDPGLoss(actor, critic, gamma=config.gamma)
+    loss_fn = DDPGLoss(head, critic, gamma=config.gamma)
     # fused Adam: one kernel per step instead of a loop over parameters (a sizeable share of small updates)
-    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, fused=True)
+    params = [*loss_fn.parameters(), *(encoder.parameters() if encoder is not None else ())]
+    optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
     target_update = SoftUpdate(loss_fn, tau=config.tau)  # Polyak averaging of the target actor and critic
     replay = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
     replay.set_seed(config.seed)
@@ -105,7 +136,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
                           total_frames=config.frames, init_random_frames=config.init_random_frames,
                           progress={"desc": "ddpg"} if progress else False)
-    run = RunTracker("ddpg", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
+    run = RunTracker("ddpg", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:
@@ -115,12 +146,14 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 
         stats = {}
         for _ in range(updates_due(frames, config, updates)):
-            out = loss_fn(replay.sample())
+            sample = replay.sample()
+            features = encode_sample(encoder, sample)  # pixels: the shared encoder's features (None from states)
+            out = loss_fn(sample)
             loss = out["loss_value"] + out["loss_actor"]
             optimizer.zero_grad()
-            loss.backward()
+            backward_through_encoder(loss, out["loss_value"], features, sample)  # the encoder learns from Q only
             if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             target_update.step()  # Polyak-average the target actor and critic after every gradient step
             updates += 1

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from functools import partial
+from typing import ClassVar
 
 import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
@@ -67,8 +67,9 @@ from .config import (
     one_of,
     optional,
 )
-from .envs import evaluate, start_run
+from .envs import evaluator, start_run
 from .models import make_trunk, observation_key
+from .replay import pixels_as_uint8
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 
@@ -77,10 +78,25 @@ __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 class Config(RecipeConfig):
     """DQN hyperparameters and Rainbow switches (every field documented; ``rlbench train dqn --help`` lists them).
 
+    Published defaults for Atari (``FAMILY_DEFAULTS["atari"]``, applied to ``ALE/...`` ids for every field
+    not set; see :class:`~rlbench.recipes.config.RecipeConfig`): rl-baselines3-zoo's ``dqn.yml`` Atari entry
+    (the Nature DQN of Mnih et al. 2015 as Stable-Baselines3 runs it): one env, one gradient step per 4 frames,
+    batch 32, lr 1e-4, a 100k-transition buffer (stored as uint8: 5.6 GB), 100k random frames first, the
+    target copied every 1000 frames (250 gradient steps), epsilon 1 -> 0.01 over the first 10% of the budget,
+    Huber loss, gradient norm 10, one-step targets without Double DQN, and the Nature CNN with its 512-unit
+    layer (``hidden_sizes=(512,)``). The zoo trains for 1e7 frames.
+
     Example:
         >>> Config().double, Config.rainbow().distributional
         (True, True)
     """
+
+    FAMILY_DEFAULTS: ClassVar[dict] = {
+        "atari": dict(num_envs=1, steps_per_env=4, gradient_steps=1, batch_size=32, buffer_size=100_000,
+                      learning_starts=100_000, lr=1e-4, gamma=0.99, loss_function="smooth_l1", max_grad_norm=10.0,
+                      target_update_interval=250, tau=None, eps_init=1.0, eps_end=0.01, eps_fraction=0.1,
+                      hidden_sizes=(512,), double=False, n_step=1, eval_episodes=10),
+    }
 
     env: str = "CartPole-v1"
     """Environment with discrete actions: a gymnasium id or a torch-native env such as native:CartPole."""
@@ -172,11 +188,24 @@ class Config(RecipeConfig):
 class RainbowConfig(Config):
     """:class:`Config` with every Rainbow add-on on by default (what ``Config.rainbow()`` returns).
 
+    Published defaults for Atari (``FAMILY_DEFAULTS["atari"]``): Hessel et al. 2018 (Table 1): lr 6.25e-5,
+    batch 32, 3-step returns, 80k random frames, the target copied every 32k frames (8000 gradient steps at
+    one per 4 frames), priority exponent 0.5 and importance exponent 0.4 -> 1, C51 support [-10, 10], noisy
+    nets (sigma_0 0.5), the Nature CNN with a 512-unit layer; a 100k buffer instead of the paper's 1M
+    (5.6 GB of uint8 frames instead of 56 GB).
+
     Example:
         >>> c = RainbowConfig()
         >>> (c.double, c.dueling, c.n_step, c.prioritized, c.noisy, c.distributional)
         (True, True, 3, True, True, True)
     """
+
+    FAMILY_DEFAULTS: ClassVar[dict] = {
+        "atari": dict(num_envs=1, steps_per_env=4, gradient_steps=1, batch_size=32, buffer_size=100_000,
+                      learning_starts=80_000, lr=6.25e-5, gamma=0.99, max_grad_norm=10.0, target_update_interval=8000,
+                      tau=None, n_step=3, alpha=0.5, beta=0.4, noisy_std=0.5, v_min=-10.0, v_max=10.0,
+                      hidden_sizes=(512,), eval_episodes=10),
+    }
 
     double: bool = True
     """Double DQN targets (on in Rainbow)."""
@@ -306,13 +335,13 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, policy, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.learning_starts,
                           progress={"desc": _name(config)} if progress else False)
-    run = RunTracker(_name(config), config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
+    run = RunTracker(_name(config), config, logger, evaluate=evaluator(config), episodes=collector.episodes)
     frames, out = 0, None
     for batch in collector:
         frames += frames_per_batch
         # n-step targets are computed on whole trajectories, before they are cut into transitions
         nstep_return(batch, config.n_step, config.gamma)
-        buffer.extend(batch.select(*_transition_keys(obs_key)).reshape(-1))
+        buffer.extend(pixels_as_uint8(batch.select(*_transition_keys(obs_key)).reshape(-1), obs_key))  # frames as bytes
         if egreedy is not None:
             egreedy.step(frames_per_batch)
         if config.prioritized:  # Schaul et al.: full importance correction by the end of training

@@ -1,7 +1,11 @@
 """Networks built from an env's specs: what the recipes' ``make_models`` are made of.
 
-* Encoders: :func:`make_encoder` (an MLP for vector observations, the Nature-DQN ConvNet + MLP for
+* Encoders: :func:`make_encoder` (an MLP for vector observations, the Nature-DQN CNN + MLP for
   pixels), :func:`make_trunk` (a Q-network's features), :func:`orthogonal_init`.
+* Pixels for the off-policy recipes (SAC, TD3, DDPG): :func:`make_pixel_encoder` (the SAC-AE/DrQ
+  :class:`~rlbench.modules.DMCEncoder` writing ``"embedding"``), shared by the actor and the critics as in
+  DrQ: the actor reads the encoder's features (:func:`with_encoder`, :func:`split_encoder`) and only the
+  critic's loss trains the encoder (:func:`encode_sample`, :func:`backward_through_encoder`).
 * On-policy (PPO, A2C): :func:`make_stochastic_actor` (Categorical or TanhNormal from the action spec),
   :func:`make_value_network` (``V(s)``), :func:`make_actor_critic` (both).
 * Off-policy (DDPG, TD3, SAC, REDQ): :func:`make_deterministic_actor` (``mu(s)`` squashed into the
@@ -14,14 +18,15 @@ from __future__ import annotations
 import math
 
 import torch
-from tensordict.nn import TensorDictModule
+from tensordict.nn import TensorDictModule, TensorDictSequential
 
 from ..envs import EnvBase
 from ..modules import (
     MLP,
     Actor,
     AdditiveGaussianModule,
-    ConvNet,
+    DMCEncoder,
+    NatureCNN,
     NormalParamExtractor,
     OneHotCategorical,
     OrnsteinUhlenbeckProcessModule,
@@ -32,9 +37,13 @@ from ..modules import (
 )
 from ..specs import Bounded, Categorical, OneHot
 
-__all__ = ["observation_key", "make_encoder", "make_trunk", "orthogonal_init", "make_stochastic_actor",
+__all__ = ["observation_key", "is_pixels", "make_encoder", "make_trunk", "orthogonal_init", "make_stochastic_actor",
            "make_value_network", "make_actor_critic", "require_bounded_actions", "action_box", "action_half_range",
-           "make_deterministic_actor", "make_qvalue_network", "make_exploration"]
+           "make_deterministic_actor", "make_qvalue_network", "make_exploration", "EMBEDDING_KEY",
+           "make_pixel_encoder", "with_encoder", "split_encoder", "encode_sample", "backward_through_encoder"]
+
+EMBEDDING_KEY = "embedding"
+"""Where :func:`make_pixel_encoder`'s module writes the features of ``"pixels"`` (the heads read it)."""
 
 
 # ---------------------------------------------------------------------------------------- encoders
@@ -59,30 +68,48 @@ def _observation_shape(env: EnvBase, key: str) -> torch.Size:
     shape = env.observation_spec[key].shape[len(env.batch_size):]
     if key == "pixels" or len(shape) == 3:
         if len(shape) != 3:
-            raise ValueError(f"pixel observations must be float [C, H, W], got shape {tuple(shape)} (apply "
-                             f"rlbench.envs.transforms.ToTensorImage to uint8 frames)")
+            raise ValueError(f"pixel observations must be [C, H, W] (uint8 or float), got shape {tuple(shape)} (apply "
+                             f"rlbench.envs.transforms.ToTensorImage or PermuteTransform to [H, W, C] frames)")
     elif len(shape) != 1:
         raise ValueError(f"vector observations must be 1-d, got shape {tuple(shape)} for {key!r}; flatten them "
                          f"with rlbench.envs.transforms.FlattenObservation")
     return shape
 
 
-def _convnet(shape) -> tuple[ConvNet, int]:
-    """The Nature-DQN conv stack (Mnih et al. 2015) for ``[C, H, W]`` frames and its flattened feature count."""
-    conv = ConvNet(in_features=shape[0], num_cells=[32, 64, 64], kernel_sizes=[8, 4, 3], strides=[4, 2, 1],
-                   activation_class=torch.nn.ReLU)
-    with torch.no_grad():  # infer the flattened feature size from one dummy frame
-        n_features = conv(torch.zeros(1, *shape)).shape[-1]
-    return conv, n_features
+def is_pixels(env: EnvBase) -> bool:
+    """Whether the env's observation (:func:`observation_key`) is a ``[C, H, W]`` image.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> is_pixels(make_env("native:CartPole")), is_pixels(make_env("dmc:cartpole-swingup", pixels=True))
+        (False, True)
+    """
+    return len(_observation_shape(env, observation_key(env))) == 3
+
+
+def _input(env: EnvBase, encoder=None) -> tuple[str, torch.Size]:
+    """The key and shape a head reads: the encoder's features when there is one, else the observation."""
+    if encoder is not None:
+        return EMBEDDING_KEY, torch.Size([_encoder_module(encoder).out_features])
+    key = observation_key(env)
+    return key, _observation_shape(env, key)
+
+
+def _encoder_module(encoder) -> torch.nn.Module:
+    return encoder.module if isinstance(encoder, TensorDictModule) else encoder
 
 
 def make_encoder(env: EnvBase, hidden_sizes, out_features: int, activation=torch.nn.Tanh, *,
-                 activate_last_layer: bool = False) -> torch.nn.Module:
-    """A network from the env's observation to ``out_features``: an MLP for vectors, ConvNet + MLP for pixels.
+                 activate_last_layer: bool = False, trunk: torch.nn.Module | None = None,
+                 encoder=None) -> torch.nn.Module:
+    """A network from the env's observation to ``out_features``: an MLP for vectors, NatureCNN + MLP for pixels.
 
-    Pixel observations must be float ``[C, H, W]`` (apply ``ToTensorImage`` to ``uint8`` frames); their
-    MLP uses ReLU. ``activate_last_layer``: the output goes through the activation too (a trunk whose
-    features feed another head).
+    Pixel observations are ``[C, H, W]`` frames, uint8 or float in ``[0, 1]``, read by a
+    :class:`~rlbench.modules.NatureCNN` (Mnih et al. 2015; its 512 features then go through an MLP with ReLU).
+    ``activate_last_layer``: the output goes through the activation too (a trunk whose features feed another
+    head). ``trunk``: a feature module with an ``out_features`` attribute to use first instead (the recipes share
+    one between a policy and its critic); ``encoder``: the network reads :data:`EMBEDDING_KEY` features of
+    that encoder (:func:`make_pixel_encoder`) instead of the observation.
 
     Example:
         >>> from rlbench.recipes import make_env
@@ -90,19 +117,19 @@ def make_encoder(env: EnvBase, hidden_sizes, out_features: int, activation=torch
         >>> net(torch.zeros(5, 4)).shape
         torch.Size([5, 2])
     """
-    key = observation_key(env)
-    shape = _observation_shape(env, key)
-    if len(shape) == 3:
-        conv, n_features = _convnet(shape)
-        return torch.nn.Sequential(conv, MLP(in_features=n_features, out_features=out_features,
-                                             num_cells=list(hidden_sizes), activation_class=torch.nn.ReLU,
-                                             activate_last_layer=activate_last_layer))
+    _, shape = _input(env, encoder)
+    if trunk is None and len(shape) == 3:
+        trunk = NatureCNN(shape)
+    if trunk is not None:
+        return torch.nn.Sequential(trunk, MLP(in_features=trunk.out_features, out_features=out_features,
+                                              num_cells=list(hidden_sizes), activation_class=torch.nn.ReLU,
+                                              activate_last_layer=activate_last_layer))
     return MLP(in_features=shape[0], out_features=out_features, num_cells=list(hidden_sizes),
                activation_class=activation, activate_last_layer=activate_last_layer)
 
 
 def make_trunk(env: EnvBase, width: int) -> tuple[torch.nn.Module, int]:
-    """A Q-network's observation features and their count: the ConvNet alone for pixels, one ReLU layer for vectors.
+    """A Q-network's observation features and their count: NatureCNN (to ``width``) for pixels, one ReLU layer else.
 
     The DQN recipe puts its head (MLP, dueling, C51) on top.
 
@@ -113,8 +140,8 @@ def make_trunk(env: EnvBase, width: int) -> tuple[torch.nn.Module, int]:
         (torch.Size([5, 32]), 32)
     """
     shape = _observation_shape(env, observation_key(env))
-    if len(shape) == 3:
-        return _convnet(shape)
+    if len(shape) == 3:  # the Nature DQN: three convolutions, then one ReLU layer (512 in the paper)
+        return NatureCNN(shape, int(width)), int(width)
     return make_encoder(env, (), width, torch.nn.ReLU, activate_last_layer=True), int(width)
 
 
@@ -138,12 +165,13 @@ def orthogonal_init(net: torch.nn.Module, last_gain: float) -> torch.nn.Module:
     return net
 
 
-def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False):
+def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False, *,
+                          trunk: torch.nn.Module | None = None, encoder=None):
     """A sampling policy for the env's action spec: Categorical logits, or a TanhNormal within bounds.
 
     Writes ``"action"`` and ``"sample_log_prob"``; deterministic mode gives the most likely action
     (discrete) or the squashed mean (continuous). ``ortho_init``: :func:`orthogonal_init` with an
-    output gain of 0.01.
+    output gain of 0.01. ``trunk``, ``encoder``: as for :func:`make_encoder`.
 
     Example:
         >>> from rlbench.recipes import make_env
@@ -153,26 +181,26 @@ def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, 
         (torch.Size([3, 1]), True)
     """
     spec = env.action_spec
-    key = observation_key(env)
+    key, _ = _input(env, encoder)
 
-    def encoder(out_features):
-        net = make_encoder(env, hidden_sizes, out_features, activation)
+    def network(out_features):
+        net = make_encoder(env, hidden_sizes, out_features, activation, trunk=trunk, encoder=encoder)
         return orthogonal_init(net, 0.01) if ortho_init else net
 
     if isinstance(spec, Categorical):
-        net = encoder(spec.n)
+        net = network(spec.n)
         # argument validation costs more than the log-prob itself for small batches; the spec
         # already guarantees valid actions
         return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
                                   distribution_class=torch.distributions.Categorical,
                                   distribution_kwargs={"validate_args": False}, spec=spec, return_log_prob=True)
     if isinstance(spec, OneHot):
-        net = encoder(spec.n)
+        net = network(spec.n)
         return ProbabilisticActor(TensorDictModule(net, [key], ["logits"]), in_keys=["logits"],
                                   distribution_class=OneHotCategorical, spec=spec, return_log_prob=True)
     if isinstance(spec, Bounded):
         n = spec.shape[-1]
-        net = torch.nn.Sequential(encoder(2 * n), NormalParamExtractor())
+        net = torch.nn.Sequential(network(2 * n), NormalParamExtractor())
         low, high = spec.low.reshape(-1, n)[0], spec.high.reshape(-1, n)[0]
         return ProbabilisticActor(TensorDictModule(net, [key], ["loc", "scale"]), in_keys=["loc", "scale"],
                                   distribution_class=TanhNormal, distribution_kwargs={"low": low, "high": high},
@@ -181,8 +209,11 @@ def make_stochastic_actor(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, 
                     f"Bounded (wrap an unbounded action space so that it has bounds)")
 
 
-def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False):
+def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ortho_init: bool = False, *,
+                       trunk: torch.nn.Module | None = None):
     """A critic ``V(s)`` writing ``"state_value"`` from the env's observation (``ortho_init``: output gain 1).
+
+    ``trunk``: a feature module to read the observation with first (see :func:`make_encoder`).
 
     Example:
         >>> from rlbench.recipes import make_env
@@ -190,7 +221,7 @@ def make_value_network(env: EnvBase, hidden_sizes, activation=torch.nn.Tanh, ort
         >>> make_value_network(env, (16,))(env.reset())["state_value"].shape
         torch.Size([3, 1])
     """
-    net = make_encoder(env, hidden_sizes, 1, activation)
+    net = make_encoder(env, hidden_sizes, 1, activation, trunk=trunk)
     return ValueOperator(orthogonal_init(net, 1.0) if ortho_init else net, in_keys=[observation_key(env)])
 
 
@@ -198,6 +229,9 @@ def make_actor_critic(env: EnvBase, config):
     """The policy (Categorical or TanhNormal, from the action spec) and the critic V(s) of PPO and A2C.
 
     Reads ``config.hidden_sizes`` and ``config.ortho_init`` (an :class:`~rlbench.recipes.config.OnPolicyConfig`).
+    On pixels both read the frames through one shared :class:`~rlbench.modules.NatureCNN` (as
+    Stable-Baselines3's Atari ``CnnPolicy`` does for PPO and A2C), then each has its own MLP head
+    (``hidden_sizes``; the rl-zoo Atari settings use none: linear heads on the 512 features).
 
     Example:
         >>> from rlbench.recipes import OnPolicyConfig, make_env
@@ -205,8 +239,9 @@ def make_actor_critic(env: EnvBase, config):
         >>> type(actor).__name__, type(critic).__name__
         ('ProbabilisticActor', 'ValueOperator')
     """
-    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init),
-            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init))
+    trunk = NatureCNN(_observation_shape(env, observation_key(env))) if is_pixels(env) else None
+    return (make_stochastic_actor(env, config.hidden_sizes, ortho_init=config.ortho_init, trunk=trunk),
+            make_value_network(env, config.hidden_sizes, ortho_init=config.ortho_init, trunk=trunk))
 
 
 # ---------------------------------------------------------------------------------------- off-policy
@@ -247,18 +282,24 @@ def action_box(env: EnvBase, algo: str) -> Bounded:
     return Bounded(low, high, shape=(n,), dtype=spec.dtype, device=spec.device)
 
 
-def _vector_size(env: EnvBase, algo: str) -> tuple[str, int]:
+def _vector_size(env: EnvBase, algo: str, encoder=None) -> tuple[str, int]:
+    if encoder is not None:
+        return EMBEDDING_KEY, int(_encoder_module(encoder).out_features)
     key = observation_key(env)
     shape = env.observation_spec[key].shape[len(env.batch_size):]
     if len(shape) != 1:
+        hint = ("pass encoder=make_pixel_encoder(env) to read pixels through a shared encoder" if len(shape) == 3
+                else "flatten them with rlbench.envs.transforms.FlattenObservation")
         raise ValueError(f"{algo}: the critics Q(s, a) read 1-d vector observations, got shape {tuple(shape)} for "
-                         f"{key!r}; flatten them with rlbench.envs.transforms.FlattenObservation")
+                         f"{key!r}; {hint}")
     return key, int(shape[0])
 
 
 def make_deterministic_actor(env: EnvBase, hidden_sizes, algo: str = "ddpg",
-                             activation=torch.nn.ReLU) -> Actor:
+                             activation=torch.nn.ReLU, *, encoder=None) -> Actor:
     """A deterministic policy ``mu(s)`` inside the env's action box (DDPG, TD3): MLP, then tanh scaled to the bounds.
+
+    ``encoder``: read that encoder's :data:`EMBEDDING_KEY` features instead of the observation.
 
     Example:
         >>> from rlbench.recipes import make_env
@@ -268,14 +309,17 @@ def make_deterministic_actor(env: EnvBase, hidden_sizes, algo: str = "ddpg",
         (torch.Size([4, 1]), True)
     """
     box = action_box(env, algo)
-    key, n_obs = _vector_size(env, algo)
+    key, n_obs = _vector_size(env, algo, encoder)
     net = torch.nn.Sequential(MLP(in_features=n_obs, out_features=box.shape[-1], num_cells=list(hidden_sizes),
                                   activation_class=activation), ScaleToBounds(box.low, box.high))
     return Actor(net, in_keys=[key], spec=env.action_spec)
 
 
-def make_qvalue_network(env: EnvBase, hidden_sizes, algo: str = "sac", activation=torch.nn.ReLU) -> ValueOperator:
+def make_qvalue_network(env: EnvBase, hidden_sizes, algo: str = "sac", activation=torch.nn.ReLU, *,
+                        encoder=None) -> ValueOperator:
     """A critic ``Q(s, a)`` writing ``"state_action_value"`` (an MLP over the concatenated observation and action).
+
+    ``encoder``: read that encoder's :data:`EMBEDDING_KEY` features instead of the observation.
 
     Example:
         >>> from rlbench.recipes import make_env
@@ -285,7 +329,7 @@ def make_qvalue_network(env: EnvBase, hidden_sizes, algo: str = "sac", activatio
         torch.Size([4, 1])
     """
     spec = require_bounded_actions(env, algo)
-    key, n_obs = _vector_size(env, algo)
+    key, n_obs = _vector_size(env, algo, encoder)
     mlp = MLP(in_features=n_obs + spec.shape[-1], out_features=1, num_cells=list(hidden_sizes),
               activation_class=activation)
     return ValueOperator(mlp, in_keys=[key, "action"])
@@ -340,3 +384,103 @@ def make_exploration(env: EnvBase, kind: str, sigma: float, sigma_end: float | N
     raise ValueError(f"{algo}: unknown exploration {kind!r}; expected 'gaussian' or 'ou'")
 
 
+
+
+# ---------------------------------------------------------------------------------------- shared pixel encoder
+def make_pixel_encoder(env: EnvBase, out_features: int = 50) -> TensorDictModule | None:
+    """The SAC-AE/DrQ encoder of the env's pixels, ``"pixels" -> "embedding"``; None for vector observations.
+
+    SAC, TD3 and DDPG on pixels share one :class:`~rlbench.modules.DMCEncoder` between the actor and the
+    critics, as SAC-AE (Yarats et al. 2021) and DrQ (Kostrikov et al. 2021) do: the heads read its
+    ``out_features`` (50) features, the critic's loss trains it and the actor's does not
+    (:func:`backward_through_encoder`), and the losses' ensembles and target copies hold the heads only
+    (the encoder of the next observation runs without gradient, as in DrQ-v2, Yarats et al. 2022).
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("dmc:cartpole-swingup", pixels=True, pixel_size=32)
+        >>> make_pixel_encoder(env)(env.reset())["embedding"].shape
+        torch.Size([50])
+        >>> make_pixel_encoder(make_env("native:Pendulum")) is None
+        True
+    """
+    key = observation_key(env)
+    shape = _observation_shape(env, key)
+    if len(shape) != 3:
+        return None
+    return TensorDictModule(DMCEncoder(shape, out_features), in_keys=[key], out_keys=[EMBEDDING_KEY])
+
+
+def with_encoder(encoder: TensorDictModule | None, head):
+    """The policy that acts from observations: ``encoder`` then ``head`` (just ``head`` without an encoder).
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("dmc:cartpole-swingup", pixels=True, pixel_size=32)
+        >>> encoder = make_pixel_encoder(env)
+        >>> policy = with_encoder(encoder, make_deterministic_actor(env, (16,), encoder=encoder))
+        >>> policy(env.reset())["action"].shape
+        torch.Size([1])
+    """
+    return head if encoder is None else TensorDictSequential(encoder, head)
+
+
+def split_encoder(actor) -> tuple[TensorDictModule | None, TensorDictModule]:
+    """``(encoder, head)`` of a policy made by :func:`with_encoder` (``(None, actor)`` for any other).
+
+    The losses take the head (it reads the features the loop writes with :func:`encode_sample`).
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("native:Pendulum")
+        >>> split_encoder(make_deterministic_actor(env, (16,)))[0] is None
+        True
+    """
+    if isinstance(actor, TensorDictSequential) and len(actor.module) == 2:
+        first = actor.module[0]
+        if isinstance(first, TensorDictModule) and list(first.out_keys) == [EMBEDDING_KEY]:
+            return first, actor.module[1]
+    return None, actor
+
+
+def encode_sample(encoder: TensorDictModule | None, sample) -> torch.Tensor | None:
+    """Write a replay sample's features for the loss; returns the features with their graph (None: no encoder).
+
+    ``sample["embedding"]`` becomes a detached copy of the features that requires grad (the heads and the
+    loss read it) and ``sample["next", "embedding"]`` the next observation's features, computed without
+    gradient. :func:`backward_through_encoder` then sends the critic's gradient, and only it, into the encoder.
+
+    Example:
+        >>> from rlbench.recipes import make_env
+        >>> env = make_env("dmc:cartpole-swingup", pixels=True, pixel_size=32)
+        >>> td = env.rollout(3)
+        >>> features = encode_sample(make_pixel_encoder(env), td)
+        >>> features.shape, td["embedding"].requires_grad, td["next", "embedding"].requires_grad
+        (torch.Size([3, 50]), True, False)
+    """
+    if encoder is None:
+        return None
+    key = encoder.in_keys[0]
+    net = _encoder_module(encoder)
+    features = net(sample.get(key))
+    with torch.no_grad():
+        sample.set(("next", EMBEDDING_KEY), net(sample.get(("next", key))))
+    sample.set(EMBEDDING_KEY, features.detach().requires_grad_())
+    return features
+
+
+def backward_through_encoder(loss: torch.Tensor, critic_loss: torch.Tensor, features: torch.Tensor | None,
+                             sample) -> None:
+    """``loss.backward()``, plus ``critic_loss``'s gradient (not the actor's) into the encoder of ``features``.
+
+    SAC-AE and DrQ update the shared encoder with the critic's gradient only (the actor reads detached
+    features): ``d critic_loss / d features`` is taken at the sample's ``"embedding"`` leaf, the total loss
+    trains the heads, then that gradient flows back through the encoder. Without an encoder
+    (``features is None``) this is ``loss.backward()``.
+    """
+    if features is None:
+        loss.backward()
+        return
+    (grad,) = torch.autograd.grad(critic_loss, sample.get(EMBEDDING_KEY), retain_graph=True)
+    loss.backward()
+    features.backward(grad)

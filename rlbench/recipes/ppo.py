@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from typing import ClassVar
 
 import torch
 
@@ -32,7 +32,7 @@ from ..collectors import Collector
 from ..objectives import ClipPPOLoss
 from ..trainers import RunTracker, TrainResults
 from .config import POSITIVE, OnPolicyConfig, check_fields, integer
-from .envs import evaluate, start_run
+from .envs import evaluator, start_run
 from .models import make_actor_critic
 
 __all__ = ["Config", "make_models", "train"]
@@ -42,10 +42,24 @@ __all__ = ["Config", "make_models", "train"]
 class Config(OnPolicyConfig):
     """PPO hyperparameters (every field documented; ``rlbench train ppo --help`` lists them).
 
+    Published defaults for Atari (``FAMILY_DEFAULTS["atari"]``, applied to ``ALE/...`` ids for every field
+    not set; see :class:`~rlbench.recipes.config.RecipeConfig`): rl-baselines3-zoo's ``ppo.yml`` Atari entry
+    (Raffin et al., after Schulman et al. 2017's Table 5): 8 envs x 128 steps, 4 epochs of minibatches of 256,
+    lr 2.5e-4 annealed linearly, clip 0.1 (the zoo also anneals it; here it stays 0.1), entropy 0.01, value
+    weight 0.5, GAE 0.95, gradient norm 0.5, orthogonal initialisation, and the Nature CNN shared by the policy
+    and the value with linear heads (``hidden_sizes=()``). The zoo trains for 1e7 frames.
+
     Example:
         >>> Config(lr=1e-3).lr
         0.001
     """
+
+    FAMILY_DEFAULTS: ClassVar[dict] = {
+        "atari": dict(num_envs=8, steps_per_env=128, epochs=4, minibatch_size=256, lr=2.5e-4, anneal_lr=True,
+                      clip_epsilon=0.1, entropy_coef=0.01, critic_coef=0.5, gamma=0.99, gae_lambda=0.95,
+                      max_grad_norm=0.5, normalize_advantage=True, hidden_sizes=(), ortho_init=True,
+                      target_return=None, eval_every=0, eval_episodes=10),
+    }
 
     frames: int = 100_000
     epochs: int = 4
@@ -94,7 +108,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           progress={"desc": "ppo"} if progress else False)
     # clock, logs, evaluations (and early stop at config.target_return), run files; training returns from the collector
-    run = RunTracker("ppo", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
+    run = RunTracker("ppo", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
     frames = 0
     for batch in collector:
         frames += frames_per_batch

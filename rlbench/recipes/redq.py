@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 
@@ -35,7 +34,7 @@ from ..collectors import Collector
 from ..objectives import REDQLoss, SoftUpdate
 from ..trainers import RunTracker, TrainResults
 from .config import POSITIVE, OffPolicyConfig, check_fields, integer, number, optional
-from .envs import evaluate, start_run
+from .envs import evaluator, start_run
 from .models import make_qvalue_network, make_stochastic_actor, observation_key, require_bounded_actions
 from .replay import transitions, updates_due
 
@@ -111,7 +110,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.init_random_frames,
                           progress={"desc": "redq"} if progress else False)
-    run = RunTracker("redq", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
+    run = RunTracker("redq", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from typing import ClassVar
 
 import torch
 from tensordict.nn import TensorDictSequential
@@ -36,14 +36,19 @@ from ..collectors import Collector
 from ..objectives import SoftUpdate, TD3Loss
 from ..trainers import RunTracker, TrainResults
 from .config import NON_NEGATIVE, OffPolicyConfig, check_fields, integer
-from .envs import evaluate, start_run
+from .envs import evaluator, start_run
 from .models import (
     action_box,
     action_half_range,
+    backward_through_encoder,
+    encode_sample,
     make_deterministic_actor,
     make_exploration,
+    make_pixel_encoder,
     make_qvalue_network,
     observation_key,
+    split_encoder,
+    with_encoder,
 )
 from .replay import transitions, updates_due
 
@@ -54,10 +59,25 @@ __all__ = ["Config", "make_models", "train"]
 class Config(OffPolicyConfig):
     """TD3 hyperparameters: the shared off-policy fields plus TD3's own (``rlbench train td3 --help`` lists them).
 
+    Published defaults per env family (``FAMILY_DEFAULTS``, applied for every field not set; see
+    :class:`~rlbench.recipes.config.RecipeConfig`): for ``"mujoco"`` rl-baselines3-zoo's ``td3.yml``
+    HalfCheetah entry with the paper's TD3 settings (Fujimoto et al. 2018): layers of 400 and 300 units, lr
+    1e-3, batch 256, a 1M buffer, tau 0.005, 10k random frames, exploration noise 0.1, target smoothing 0.2
+    clipped at 0.5, policy delay 2. The papers give no TD3 values for DeepMind Control: ``"dmc"`` uses the same,
+    ``"dmc_pixels"`` too with DrQ's 100k buffer and 1k random frames (the shared DMCEncoder reads the pixels).
+
     Example:
         >>> Config(policy_delay=3).policy_delay
         3
     """
+
+    FAMILY_DEFAULTS: ClassVar[dict] = {
+        "mujoco": dict(hidden_sizes=(400, 300), lr=1e-3, batch_size=256, buffer_size=1_000_000, tau=0.005,
+                       init_random_frames=10_000, exploration_sigma=0.1, policy_delay=2, policy_noise=0.2,
+                       noise_clip=0.5, eval_episodes=10),
+    }
+    FAMILY_DEFAULTS["dmc"] = dict(FAMILY_DEFAULTS["mujoco"])
+    FAMILY_DEFAULTS["dmc_pixels"] = FAMILY_DEFAULTS["mujoco"] | dict(buffer_size=100_000, init_random_frames=1_000)
 
     num_qvalue_nets: int = 2
     """Number of critics; the target takes the min over them (clipped double Q)."""
@@ -88,8 +108,9 @@ def make_models(env, config: Config):
         >>> qvalue(actor(env.reset()))["state_action_value"].shape
         torch.Size([2, 1])
     """
-    actor = make_deterministic_actor(env, config.hidden_sizes, "td3")
-    return actor, make_qvalue_network(env, config.hidden_sizes, "td3")
+    encoder = make_pixel_encoder(env)  # pixels: one DMCEncoder shared by the policy and the critic (None: states)
+    actor = make_deterministic_actor(env, config.hidden_sizes, "td3", encoder=encoder)
+    return with_encoder(encoder, actor), make_qvalue_network(env, config.hidden_sizes, "td3", encoder=encoder)
 
 
 def train(config: Config | None = None, logger=None, progress: bool = True) -> TrainResults:
@@ -103,15 +124,17 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     config = config or Config()
     env = start_run(config)
     actor, qvalue = make_models(env, config)
+    encoder, head = split_encoder(actor)  # from pixels: the shared encoder and the policy on its features
     noise = make_exploration(env, "gaussian", config.exploration_sigma, algo="td3")
 
     box = action_box(env, "td3")  # the smoothed target actions are clipped to it
     half_range = action_half_range(box)
-    loss_fn = TD3Loss(actor, qvalue, action_spec=box, num_qvalue_nets=config.num_qvalue_nets,
+    loss_fn = TD3Loss(head, qvalue, action_spec=box, num_qvalue_nets=config.num_qvalue_nets,
                       policy_noise=config.policy_noise * half_range, noise_clip=config.noise_clip * half_range,
                       policy_delay=config.policy_delay, gamma=config.gamma)
     # fused Adam: one kernel per step instead of a loop over parameters (a sizeable share of small updates)
-    optimizer = torch.optim.Adam(loss_fn.parameters(), lr=config.lr, fused=True)
+    params = [*loss_fn.parameters(), *(encoder.parameters() if encoder is not None else ())]
+    optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
     target_update = SoftUpdate(loss_fn, tau=config.tau)  # Polyak averaging of the target actor and critics
     replay = TensorDictReplayBuffer(storage=LazyTensorStorage(config.buffer_size), batch_size=config.batch_size)
     replay.set_seed(config.seed)
@@ -120,7 +143,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
                           total_frames=config.frames, init_random_frames=config.init_random_frames,
                           progress={"desc": "td3"} if progress else False)
-    run = RunTracker("td3", config, logger, evaluate=partial(evaluate, config.env), episodes=collector.episodes)
+    run = RunTracker("td3", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:
@@ -129,13 +152,15 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 
         stats = {}
         for _ in range(updates_due(frames, config, updates)):
-            out = loss_fn(replay.sample())
+            sample = replay.sample()
+            features = encode_sample(encoder, sample)  # pixels: the shared encoder's features (None from states)
+            out = loss_fn(sample)
             # loss_actor is present only on every policy_delay-th call (delayed policy updates)
             loss = out["loss_qvalue"] + out.get("loss_actor", 0.0)
             optimizer.zero_grad()
-            loss.backward()
+            backward_through_encoder(loss, out["loss_qvalue"], features, sample)  # the encoder learns from Q only
             if config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(loss_fn.parameters(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             if loss_fn.actor_update_due:
                 target_update.step()  # targets move with the actor, every policy_delay steps

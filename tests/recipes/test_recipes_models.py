@@ -4,7 +4,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from rlbench.modules import MLP, ConvNet
+from rlbench.modules import MLP, NatureCNN
 from rlbench.recipes import make_env
 from rlbench.recipes.models import make_encoder, make_stochastic_actor, make_trunk, make_value_network
 from rlbench.specs import Categorical, Composite, Unbounded
@@ -50,15 +50,16 @@ class FramesEnv:
     action_spec = Categorical(3)
 
 
-def test_make_trunk_is_one_relu_layer_for_vectors_and_the_bare_convnet_for_pixels():
+def test_make_trunk_is_one_relu_layer_for_vectors_and_the_nature_cnn_for_pixels():
     trunk, n = make_trunk(make_env("native:CartPole", 2), 32)
     assert isinstance(trunk, MLP) and n == 32
     assert [type(m) for m in trunk] == [nn.Linear, nn.ReLU] and trunk[0].in_features == 4  # the DQN trunk
     pixels, n_pixels = make_trunk(FramesEnv(), 32)
-    assert isinstance(pixels, ConvNet) and n_pixels == 64 * 4 * 4  # Nature-DQN convs on a 64x64 frame
-    assert pixels(torch.zeros(5, 3, 64, 64)).shape == (5, n_pixels)
+    # Nature-DQN convs on a 64x64 frame (64 maps of 4x4), then its fully connected ReLU layer, here 32 wide
+    assert isinstance(pixels, NatureCNN) and pixels.conv_features == 64 * 4 * 4 and n_pixels == 32
+    assert pixels(torch.zeros(5, 3, 64, 64)).shape == (5, 32)
     encoder = make_encoder(FramesEnv(), (16,), 4)
-    assert isinstance(encoder[0], ConvNet) and encoder(torch.zeros(5, 3, 64, 64)).shape == (5, 4)
+    assert isinstance(encoder[0], NatureCNN) and encoder(torch.zeros(5, 3, 64, 64)).shape == (5, 4)
 
 
 def test_encoders_refuse_observations_of_other_ranks():
@@ -66,7 +67,7 @@ def test_encoders_refuse_observations_of_other_ranks():
         batch_size = torch.Size([])
         observation_spec = Composite(pixels=Unbounded((64, 64)))
 
-    with pytest.raises(ValueError, match=r"pixel observations must be float \[C, H, W\], got shape \(64, 64\)"):
+    with pytest.raises(ValueError, match=r"pixel observations must be \[C, H, W\] \(uint8 or float\), got shape \(64, 64\)"):
         make_trunk(ImageWithoutChannels(), 8)
     ImageWithoutChannels.observation_spec = Composite(observation=Unbounded((4, 4)))
     with pytest.raises(ValueError, match=r"vector observations must be 1-d, got shape \(4, 4\).*FlattenObservation"):
