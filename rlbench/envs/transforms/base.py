@@ -289,6 +289,9 @@ class Transform(nn.Module):
         """
         return self._call(next_td)
 
+    def close(self) -> None:
+        """Called when the env the transform belongs to closes (a VideoRecorder writes its last frames)."""
+
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
         """Hook run on each reset of the env the transform sits in.
 
@@ -741,6 +744,10 @@ class Compose(Transform):
         for t in self._seq:
             td_reset = t._reset(td, td_reset)
         return td_reset
+
+    def close(self) -> None:
+        for t in self._seq:
+            t.close()
 
     def forward(self, td):
         for t in self._seq:

@@ -224,6 +224,9 @@ class TransformedEnv(EnvBase):
         self.base_env.set_seed(seed)
 
     def close(self) -> None:
+        """Close the transforms (only an env that owns them: not a transform's ``parent`` view), then the base env."""
+        if self._adopted and not self.is_closed:
+            self._transform.close()
         self.base_env.close()
         super().close()
 

@@ -111,8 +111,7 @@ class VideoRecorder(Transform):
     - when the recorded episode ends (``"done"`` at a step), with ``dump_on_done`` (the default);
     - when an episode is cut short by a reset before its end (the frames so far make one video);
     - when ``max_frames`` frames are waiting (a long episode becomes several videos: memory stays bounded);
-    - at :meth:`close` (the env's ``close`` does not reach its transforms: call ``recorder.close()``,
-      or let :func:`rlbench.trainers.evaluate_policy` do it).
+    - at :meth:`close`, which the env's ``close`` calls (``env.close()`` writes the last frames).
 
     No empty video is ever written, nor one of a reset alone: a reset's frame is kept once a step follows
     it (so the automatic reset after an evaluation's last episode leaves nothing behind).
@@ -166,7 +165,7 @@ class VideoRecorder(Transform):
         >>> _ = env.rollout(8, break_when_any_done=False)  # episodes of 3 steps: a reset frame + 3 each
         >>> logger.videos  # two whole episodes; the third one's first 3 frames are still waiting
         [('demo', (4, 4, 6, 3), 0), ('demo', (4, 4, 6, 3), 1)]
-        >>> env.transform[0].close()
+        >>> env.close()  # closes its transforms: the waiting frames become the last video
         >>> logger.videos[-1]
         ('demo', (3, 4, 6, 3), 2)
     """

@@ -56,9 +56,9 @@ def test_records_every_frame_and_writes_one_video_per_episode():
     assert [v[2] for v in logger.videos] == [0, 1, 2]  # step: the number of videos dumped before
     recorder = env.transform[0]
     assert len(recorder.frames) == 3
-    env.close()
-    recorder.close()  # the frames still waiting become the last video
+    env.close()  # closes its transforms: the frames still waiting become the last video
     assert torch.equal(logger.videos[-1][1], torch.stack(rest)) and recorder.frames == []
+    recorder.close()  # nothing waiting any more: closing again writes nothing
     assert recorder.dump() is None and len(logger.videos) == 4  # nothing waiting: no empty video
 
 
