@@ -103,6 +103,8 @@ class RayReplayBuffer:
         ...     _ = rb.extend(TensorDict({"obs": torch.arange(10.0)}, [10]))
         ...     len(rb), rb.sample().shape
         (10, torch.Size([8]))
+
+    (Skipped as a doctest: starting Ray takes seconds; tests/buffers/test_ray_buffer.py runs these calls.)
     """
 
     def __init__(self, buffer_cls: type = ReplayBuffer, *, remote_config: Mapping[str, Any] | None = None,

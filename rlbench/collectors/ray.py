@@ -152,6 +152,14 @@ class RayCollector:
         ...     shapes = [batch.shape for batch in collector]
         >>> shapes  # doctest: +SKIP
         [torch.Size([2, 4]), torch.Size([2, 4])]
+
+    (Skipped as doctests: starting Ray takes seconds; tests/collectors/test_ray_collector.py runs these calls on
+    a two-node cluster.) Arguments are checked before Ray is reached:
+
+        >>> RayCollector(CountingEnv, None, num_collectors=2, frames_per_batch=5, total_frames=10)
+        Traceback (most recent call last):
+        ...
+        ValueError: RayCollector: frames_per_batch=5 must be a positive multiple of the number of collectors (2) ...
     """
 
     def __init__(
