@@ -134,6 +134,12 @@ class RayCollector:
             its collector again, loads the latest weights sent and collects the batch it owed; the batch it
             was collecting when it died is lost, never counted.
 
+    Attributes:
+        frames: frames yielded so far; ``actor_frames``: per actor (for per-actor throughput).
+        policy_version: number of :meth:`update_policy_weights_` calls.
+        actors: the Ray actor handles; ``actor_nodes``/``actor_pids``: the node id and process of each.
+        restarts: how many times Ray restarted each actor.
+
     Every batch carries ``("collector", "traj_ids")`` (unique across actors: actor ``i``'s ids become
     ``id * num_collectors + i``) and ``("collector", "policy_version")``: how many
     :meth:`update_policy_weights_` calls the weights that collected it had seen (the learner's
