@@ -49,6 +49,8 @@ def test_sync_batches_from_two_nodes_match_local_collectors_and_follow_weights()
     with RayCollector(make, policy, num_collectors=2, frames_per_batch=16, total_frames=40,
                       remote_config=pinned) as collector:
         assert len(set(collector.actor_nodes)) == 2  # one actor on each raylet
+        addresses = {n["NodeManagerAddress"] for n in ray.nodes()}
+        assert addresses == {"127.0.0.1"}, f"{addresses}: ray was imported before _ray_session set its variable"
         assert len(collector.actors) == 2 and len(collector) == 3
         batches = list(collector)
         assert collector.frames == 48 == sum(b.numel() for b in batches)  # 40 rounded up to whole batches
