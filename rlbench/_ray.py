@@ -4,11 +4,12 @@ Ray is an optional dependency (the ``ray`` extra): it is imported only when a Ra
 
 Joining or starting Ray (:func:`connect`): if this process is already connected, that instance is used; if
 an address is given (``ray_init_config={"address": "auto"}`` or ``RAY_ADDRESS``) it is joined; otherwise a
-new local instance is started (``address="local"``) with the dashboard off. Ray binds a local instance to the machine's network
-address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` was set before Ray was imported (Ray reads it once,
-at import); so when a local instance is to be started and Ray is not imported yet, that variable is set
-(unless the user set it) and the instance listens on 127.0.0.1 only. A process that joins a real cluster
-must not have it set: its own node would then advertise 127.0.0.1, which the other machines cannot reach.
+new local instance is started (``address="local"``) with the dashboard off. Ray binds a local instance to
+the machine's network address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` was set before Ray was
+imported (Ray reads it once, at import); so when a local instance is to be started and Ray is not imported
+yet, that variable is set (unless the user set it) and the instance listens on 127.0.0.1 only. A process
+that joins a real cluster must not have it set: its own node would then advertise 127.0.0.1, which the
+other machines cannot reach.
 
 Moving batches (:func:`to_wire`/:func:`from_wire`): a TensorDict travels as ``(batch_size, [(key,
 array)])`` with NumPy arrays, which Ray's object store hands to the reader without a copy (a torch tensor
