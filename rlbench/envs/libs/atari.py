@@ -60,7 +60,7 @@ class AtariPreprocessing:
     ``ToTensorImage``, ``GrayScale``, ``Resize``, ``CatFrames``, ``SignTransform``. The result: ``"pixels"`` float
     in ``[0, 1]`` of shape ``[frame_stack, screen_size, screen_size]`` (``[4, 84, 84]``).
     :meth:`make` returns an :class:`AtariEnv`, which runs that chain inside one env step with exactly its
-    data (specs, pixels, rewards, flags, random draws) at about half the cost; ``make(name, fused=False)``
+    data (specs, pixels, rewards, flags, random draws) in about half the CPU time; ``make(name, fused=False)``
     gives the chain itself, ``TransformedEnv(GymEnv(name, frameskip=1, ...), transforms())``.
 
     Attributes:
@@ -130,7 +130,7 @@ class AtariPreprocessing:
                 step on the emulator's NumPy frames; False: the transform chain itself,
                 ``TransformedEnv(GymEnv(name, frameskip=1, ...), self.transforms())``. Both give the same
                 specs and, on the CPU, the same data step for step (same seed, same actions); the fused env
-                is about twice as fast.
+                needs about half the CPU time (``benchmarks/bench_atari.py``).
         """
         if fused:
             return AtariEnv(name, self, device=device)

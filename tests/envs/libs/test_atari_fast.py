@@ -118,6 +118,10 @@ def test_each_configuration_matches_the_chain(fields):
     _assert_same(ref, got)
     got_steps = _seeded(fused).rollout(40, _Policy(6), break_when_any_done=False)
     _assert_same(_seeded(chain).rollout(40, _Policy(6), break_when_any_done=False), got_steps)
+    torch.manual_seed(1)
+    ref_reset = chain.reset(seed=7)  # a seed given to reset goes to the gym env, as through the chain
+    torch.manual_seed(1)
+    _assert_same(ref_reset, fused.reset(seed=7))
 
 
 def test_batched_fused_envs():
