@@ -12,10 +12,11 @@ if importlib.util.find_spec("anywidget") is None or importlib.util.find_spec("ip
     raise ImportError("rlbench.widgets needs anywidget and ipywidgets: pip install 'rlbench[notebooks]'")
 
 from .base import Inspector, pack_array
+from .cluster_monitor import ClusterMonitor
 from .monitor import TrainingMonitor
 from .spec_inspector import SpecInspector
 
-__all__ = ["Inspector", "SpecInspector", "TrainingMonitor", "show", "pack_array"]
+__all__ = ["ClusterMonitor", "Inspector", "SpecInspector", "TrainingMonitor", "show", "pack_array"]
 
 
 def _optional(name: str):
