@@ -12,6 +12,7 @@ from rlbench.modules import (
     ExplorationType,
     ObsDecoder,
     ObsEncoder,
+    OneDnnLinear,
     RSSMPosterior,
     RSSMPrior,
     RSSMRollout,
@@ -185,3 +186,106 @@ def test_imagination_env_steps_the_prior_with_the_reward_head():
         _, _, s, h = prior(s, h, acts[:, 1])
     torch.testing.assert_close(dream["next", "state"][:, -1], s)
     torch.testing.assert_close(dream["next", "reward"][:, -1], rew(s, h))
+
+
+# --------------------------------------------------------------------------- the CPU fast paths (bench_dreamer.py)
+def _grads(fn, inputs, g):
+    out = fn()
+    return out, torch.autograd.grad(out, inputs, g, allow_unused=True)
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (3, 4, 7)])
+def test_onednn_linear_matches_f_linear_forward_and_backward(shape):
+    from rlbench.modules.dreamer import _DNN
+
+    lin = OneDnnLinear(7, 9)
+    x = torch.randn(*shape, 7, dtype=torch.float64).float().requires_grad_()
+    g = torch.randn(*shape, 9)
+    inputs = [x, lin.weight, lin.bias]
+    got, got_g = _grads(lambda: lin(x), inputs, g)
+    want, want_g = _grads(lambda: nn.functional.linear(x, lin.weight, lin.bias), inputs, g)
+    assert got.shape == want.shape == (*shape, 9)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(got_g, want_g):
+        torch.testing.assert_close(a, b)
+    assert isinstance(lin, nn.Linear) and set(lin.state_dict()) == {"weight", "bias"}  # checkpoints as nn.Linear
+    if _DNN is not None:  # the path really is oneDNN's: switched off, F.linear is called instead
+        OneDnnLinear.enabled = False
+        try:
+            torch.testing.assert_close(lin(x), want)
+        finally:
+            OneDnnLinear.enabled = True
+
+
+def test_onednn_linear_transposed_weight_and_held_out_parameters():
+    from rlbench.modules.dreamer import _linear
+
+    w = torch.randn(6, 4, 2, requires_grad=True)  # the decoder's first layer: weight [in, out * k * k], seen as .t()
+    x = torch.randn(5, 6, requires_grad=True)
+    g = torch.randn(5, 8)
+    got, got_g = _grads(lambda: _linear(x, w.reshape(6, -1).t()), [x, w], g)
+    want, want_g = _grads(lambda: x @ w.reshape(6, -1), [x, w], g)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(got_g, want_g):
+        torch.testing.assert_close(a, b)
+    lin = OneDnnLinear(6, 3)
+    with torch.no_grad():
+        assert not lin(x).requires_grad
+    out = _linear(x, lin.weight.detach(), lin.bias.detach())  # a held-out network: only the input gets a gradient
+    (gx,) = torch.autograd.grad(out.sum(), [x])
+    torch.testing.assert_close(gx, lin.weight.detach().sum(0).expand(5, 6))
+
+
+def test_rssm_gru_cell_is_torch_grucell():
+    from rlbench.modules.dreamer import _gru_cell
+
+    cell = nn.GRUCell(7, 9)
+    x, h = torch.randn(4, 7, requires_grad=True), torch.randn(4, 9, requires_grad=True)
+    g = torch.randn(4, 9)
+    inputs = [x, h, *cell.parameters()]
+    got, got_g = _grads(lambda: _gru_cell(x, h, cell), inputs, g)
+    want, want_g = _grads(lambda: cell(x, h), inputs, g)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(got_g, want_g):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("layer", [nn.ConvTranspose2d(16, 8, 5, stride=2), nn.ConvTranspose2d(8, 3, 6, stride=2)])
+def test_decoder_transposed_conv_backward_matches_the_native_one(layer):
+    from rlbench.modules.dreamer import _conv_transpose
+
+    # 32 frames, channels-last: the decoder's case, where the native backward runs oneDNN's kernels too
+    x = torch.randn(32, layer.in_channels, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn_like(layer(x))
+    inputs = [x, layer.weight, layer.bias]
+    got, got_g = _grads(lambda: _conv_transpose(layer, x), inputs, g)
+    want, want_g = _grads(lambda: layer(x), inputs, g)
+    assert torch.equal(got, want)
+    for a, b in zip(got_g, want_g):  # the bias gradient is a sum over 32 * 64 * 64 pixels, in another order
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_world_model_with_and_without_the_onednn_path_agree():
+    prior, post = RSSMPrior(action_dim=2), RSSMPosterior()
+    wm = dreamer_world_model(ObsEncoder(), RSSMRollout(prior, post), ObsDecoder(), dreamer_mlp(230, depth=2))
+    td = TensorDict({"pixels": torch.rand(2, 3, 3, 64, 64), "action": torch.rand(2, 3, 2),
+                     "next": {"pixels": torch.rand(2, 3, 3, 64, 64)}}, [2, 3])
+    params = list(wm.parameters())
+
+    def run():
+        torch.manual_seed(0)
+        out = wm(td.clone())
+        loss = (out["next", "reco_pixels"].square().mean() + out["next", "reward"].sum() + out["next", "state"].sum()
+                + out["next", "prior_std"].sum())
+        return out, torch.autograd.grad(loss, params)
+
+    fast, fast_g = run()
+    OneDnnLinear.enabled = False
+    try:
+        ref, ref_g = run()
+    finally:
+        OneDnnLinear.enabled = True
+    for key in [("next", k) for k in ("reco_pixels", "reward", "state", "belief", "prior_std", "posterior_mean")]:
+        torch.testing.assert_close(fast[key], ref[key], rtol=1e-4, atol=1e-5)
+    for a, b in zip(fast_g, ref_g):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
