@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import cloudpickle
@@ -37,6 +38,7 @@ SEED_STRIDE = 10_000
 _START_TIMEOUT = 120.0  # seconds for every actor to be placed and to build its collector
 _SHUTDOWN_TIMEOUT = 10.0  # seconds for an actor to close its envs before it is killed
 _RESERVED = ("frames_per_batch", "total_frames")
+_FPS_WINDOW = 10  # an actor's frames/s is measured over its last 10 batches (so it follows changes in load)
 
 
 class _CollectorActor:
@@ -80,6 +82,15 @@ def _unavailable(ray) -> tuple:
     """Ray's "actor restarting" error (``ActorUnavailableError``, newer Rays only; older ones raise ActorDiedError)."""
     error = getattr(ray.exceptions, "ActorUnavailableError", None)
     return () if error is None else (error,)
+
+
+def _wire_version(part) -> int | None:
+    """The policy version an actor's batch (in :func:`rlbench._ray.to_wire` form) was collected with."""
+    for key, value in part[2]:
+        if tuple(key) == VERSION_KEY:
+            flat = value.reshape(-1)
+            return int(flat[0]) if len(flat) else None
+    return None
 
 
 def _check_picklable(what: str, obj) -> None:
@@ -135,7 +146,8 @@ class RayCollector:
             was collecting when it died is lost, never counted.
 
     Attributes:
-        frames: frames yielded so far; ``actor_frames``: per actor (for per-actor throughput).
+        frames: frames yielded so far; ``actor_frames``/``actor_batches``: per actor (:meth:`actor_stats`
+            turns them into per-actor throughput and policy lag).
         policy_version: number of :meth:`update_policy_weights_` calls.
         actors: the Ray actor handles; ``actor_nodes``/``actor_pids``: the node id and process of each.
         restarts: how many times Ray restarted each actor.
@@ -217,7 +229,11 @@ class RayCollector:
         self.frames = 0
         self.policy_version = 0
         self.actor_frames = [0] * n  # frames yielded from each actor
+        self.actor_batches = [0] * n
         self.restarts = [0] * n
+        self._lag_sum = [0] * n  # policy lag of each actor's batches (learner version - batch version): sum, max
+        self._lag_max = [0] * n
+        self._deliveries: list = []  # per actor: (time, its frames so far) of its last batches, for frames/s
         self._weights_ref = None  # the latest weights put in the object store (for restarted actors)
         self._seed = None
         self._inflight: dict = {}  # async: object ref -> actor index, oldest request first
@@ -239,6 +255,8 @@ class RayCollector:
             placed = self._wait_ready()
             self.actor_nodes = [node for node, _ in placed]
             self.actor_pids = [pid for _, pid in placed]
+            now = time.monotonic()
+            self._deliveries = [deque([(now, 0)], maxlen=_FPS_WINDOW + 1) for _ in range(n)]
             if seed is not None:
                 self.set_seed(seed)
         except BaseException:
@@ -303,6 +321,30 @@ class RayCollector:
     @property
     def num_collectors(self) -> int:
         return len(self.actor_frames)
+
+    def actor_stats(self) -> list[dict]:
+        """Per-actor throughput, policy lag and restarts: one dict per actor, for logs and a ClusterMonitor.
+
+        Each dict holds ``actor`` (its index), ``node`` (the Ray node id it runs on, shortened to 8
+        characters), ``frames`` and ``batches`` delivered to the learner, ``fps`` (frames per second over
+        its last 10 batches, arrival to arrival; its first batch is timed from the actors' start),
+        ``policy_lag_mean``/``policy_lag_max`` (over its batches: :attr:`policy_version` when the batch
+        arrived minus the version that collected it) and ``restarts``. Nothing is asked of the actors:
+        the learner counts what it receives.
+        """
+        stats = []
+        for i in range(self.num_collectors):
+            window = self._deliveries[i] if i < len(self._deliveries) else ()
+            fps = 0.0
+            if len(window) >= 2 and window[-1][0] > window[0][0]:
+                fps = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+            batches = self.actor_batches[i]
+            node = self.actor_nodes[i] if i < len(getattr(self, "actor_nodes", ())) else None
+            stats.append({"actor": i, "node": None if node is None else str(node)[:8], "frames": self.actor_frames[i],
+                          "batches": batches, "fps": fps,
+                          "policy_lag_mean": self._lag_sum[i] / batches if batches else 0.0,
+                          "policy_lag_max": self._lag_max[i], "restarts": self.restarts[i]})
+        return stats
 
     def __len__(self) -> int:
         if self.total_frames < 0:
@@ -453,6 +495,7 @@ class RayCollector:
                 pending[self._actors[i].collect.remote()] = i
             else:
                 parts[i] = part
+                self._delivered(i, math.prod(part[1]), _wire_version(part))
         shapes = [tuple(p[1]) for p in parts]
         try:
             batch = _ray.join_wire(parts)
@@ -460,8 +503,6 @@ class RayCollector:
             raise ValueError(f"RayCollector(sync=True): the actors' batches (shapes {shapes}) cannot be joined: "
                              f"{err}; give every actor envs of the same batch size") from err
         self._unique_traj_ids(batch, [s[0] if len(s) > 1 else 1 for s in shapes])
-        for i, s in enumerate(shapes):
-            self.actor_frames[i] += math.prod(s)
         return batch
 
     def _collect_async(self) -> TensorDictBase:
@@ -480,10 +521,19 @@ class RayCollector:
             ids = batch.get(TRAJ_KEY, None)
             if ids is not None:
                 batch.set(TRAJ_KEY, ids * self.num_collectors + i)
-            self.actor_frames[i] += batch.numel()
+            self._delivered(i, batch.numel(), _wire_version(part))
             # keep the actors busy while the learner trains, but ask for no batch beyond total_frames
             self._request(self._batches_wanted(batch.numel()))
             return batch
+
+    def _delivered(self, i: int, frames: int, version: int | None) -> None:
+        """Count a batch of actor ``i``: its frames, its arrival time and its policy lag."""
+        self.actor_frames[i] += frames
+        self.actor_batches[i] += 1
+        lag = 0 if version is None else self.policy_version - version
+        self._lag_sum[i] += lag
+        self._lag_max[i] = max(self._lag_max[i], lag)
+        self._deliveries[i].append((time.monotonic(), self.actor_frames[i]))
 
     def _batches_wanted(self, delivering: int) -> float:
         """How many batches are still to come after this one (``delivering`` frames) and the in-flight ones."""

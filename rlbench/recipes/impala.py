@@ -69,7 +69,10 @@ from .config import (
 from .envs import evaluate, make_env, start_run
 from .models import make_stochastic_actor, make_value_network
 
-__all__ = ["Config", "make_models", "make_collector", "train"]
+__all__ = ["Config", "make_models", "make_collector", "train", "actor_logs"]
+
+#: what :func:`actor_logs` logs of each actor (the keys of ``RayCollector.actor_stats()``)
+ACTOR_FIELDS = ("fps", "batches", "policy_lag_mean", "policy_lag_max", "restarts")
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +176,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 
     Args:
         config: hyperparameters (default: ``Config()``, which solves CartPole-v1).
-        logger: anything with ``log_scalar(name, value, step)``, e.g. a ``TrainingMonitor``.
+        logger: anything with ``log_scalar(name, value, step)``, e.g. a ``TrainingMonitor``, or a
+            ``ClusterMonitor`` (backend="ray" logs ``actor/<i>/fps``, ``.../policy_lag_mean``... of each actor).
         progress: show a progress bar.
     """
     config = config or Config()
@@ -214,6 +218,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
             lag = _policy_lag(batch, updates)
             if lag is not None:
                 stats["policy_lag"] = lag
+            stats.update(actor_logs(collector))  # per-actor frames/s and lag (a ClusterMonitor shows them)
             bar.update(batch.numel(), episode_return=episodes.mean())
             if run.step(frames, actor, stats):  # logs, evaluates when due; True once the target is reached
                 break
@@ -221,6 +226,29 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
         collector.shutdown()
         bar.close()
     return run.finish(actor, frames, models={"actor": actor, "critic": critic}, optimizer=optimizer)
+
+
+def actor_logs(collector) -> dict:
+    """``{"actor/<i>/<field>": value}`` from a collector's per-actor stats (``{}`` if it keeps none).
+
+    The fields are :data:`ACTOR_FIELDS` of :meth:`RayCollector.actor_stats
+    <rlbench.collectors.RayCollector.actor_stats>`; a :class:`~rlbench.widgets.ClusterMonitor` passed as
+    the logger turns them back into its per-actor table (a TrainingMonitor plots them as any scalar).
+
+    Example:
+        >>> class Two:
+        ...     def actor_stats(self):
+        ...         return [{"actor": i, "fps": 10.0 * (i + 1), "batches": 3, "policy_lag_mean": 0.5,
+        ...                  "policy_lag_max": 1, "restarts": 0} for i in range(2)]
+        >>> actor_logs(Two())["actor/1/fps"]
+        20.0
+        >>> actor_logs(object())
+        {}
+    """
+    stats = getattr(collector, "actor_stats", None)
+    if stats is None:
+        return {}
+    return {f"actor/{s['actor']}/{field}": float(s[field]) for s in stats() for field in ACTOR_FIELDS}
 
 
 def _policy_lag(batch, updates: int) -> float | None:

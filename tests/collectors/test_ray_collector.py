@@ -100,6 +100,14 @@ def test_async_yields_ready_batches_with_policy_version_and_exact_frames():
         # the first batch and the two requested before the update ran the old weights, the two after it the new
         assert sorted(versions) == [0, 0, 0, 1, 1] and versions[0] == 0
         assert not collector._inflight  # nothing was requested beyond total_frames
+        # per-actor counts, as the learner saw them: the two old-weight batches that arrived after the update
+        # lag by one update, the others by none
+        stats = collector.actor_stats()
+        assert [s["actor"] for s in stats] == [0, 1] and [s["frames"] for s in stats] == collector.actor_frames
+        assert sum(s["batches"] for s in stats) == 5 and all(s["fps"] > 0 and s["restarts"] == 0 for s in stats)
+        assert sum(s["policy_lag_mean"] * s["batches"] for s in stats) == pytest.approx(2.0)
+        assert max(s["policy_lag_max"] for s in stats) == 1
+        assert {s["node"] for s in stats} <= {n[:8] for n in collector.actor_nodes}
 
         with pytest.raises(RuntimeError, match="total_frames reached"):
             collector.collect()
