@@ -165,29 +165,34 @@ class ValueEstimators(enum.Enum):
 
     ``TD0``: one-step bootstrapped return; ``TD1``: discounted return to the end of the data
     (Monte-Carlo, bootstrapped only at a truncation or at the end); ``TDLambda``: the
-    lambda-return; ``GAE``: generalized advantage estimation (Schulman et al., 2016).
+    lambda-return; ``GAE``: generalized advantage estimation (Schulman et al., 2016); ``VTrace``:
+    off-policy targets and advantages for data a lagging policy collected (Espeholt et al., 2018; its
+    estimator also needs the loss's actor: :class:`~rlbench.objectives.IMPALALoss` passes it).
 
     Example:
         >>> ValueEstimators.parse("td_lambda")
         <ValueEstimators.TDLambda: 'td_lambda'>
         >>> ValueEstimators.parse(ValueEstimators.GAE).value
         'gae'
+        >>> ValueEstimators.parse("v-trace")
+        <ValueEstimators.VTrace: 'vtrace'>
     """
 
     TD0 = "td0"
     TD1 = "td1"
     TDLambda = "td_lambda"
     GAE = "gae"
+    VTrace = "vtrace"
 
     @classmethod
     def parse(cls, kind: "str | ValueEstimators") -> "ValueEstimators":
-        """The member named by ``kind`` (a member, its value like ``"gae"``, or its name)."""
+        """The member named by ``kind`` (a member, its value like ``"gae"``, or its name; ``-``/``_`` ignored)."""
         if isinstance(kind, cls):
             return kind
         if isinstance(kind, str):
-            low = kind.lower().replace("-", "_")
+            low = kind.lower().replace("-", "").replace("_", "")
             for member in cls:
-                if low in (member.value, member.name.lower()):
+                if low in (member.value.replace("_", ""), member.name.lower()):
                     return member
         choices = ", ".join(repr(m.value) for m in cls)
         raise ValueError(f"unknown value estimator {kind!r}: expected one of {choices} or a ValueEstimators member")
@@ -202,6 +207,7 @@ class ValueEstimators(enum.Enum):
             ValueEstimators.TD1: estimators.TD1Estimator,
             ValueEstimators.TDLambda: estimators.TDLambdaEstimator,
             ValueEstimators.GAE: estimators.GAE,
+            ValueEstimators.VTrace: estimators.VTrace,
         }[self]
 
 

@@ -14,9 +14,6 @@ from .common import LossModule, ValueEstimators, torchrl_alias
 
 __all__ = ["IMPALALoss"]
 
-_VTRACE_NAMES = ("vtrace", "v_trace", "v-trace")
-
-
 class IMPALALoss(LossModule):
     """IMPALA: policy gradient weighted by V-trace advantages, a critic regressed on V-trace targets, an entropy bonus.
 
@@ -72,6 +69,9 @@ class IMPALALoss(LossModule):
         (['entropy', 'loss_critic', 'loss_entropy', 'loss_objective'], torch.Size([4, 10, 1]))
     """
 
+    default_value_estimator = ValueEstimators.VTrace
+    #: V-trace has no lambda (make_value_estimator gives GAE and TD(lambda) theirs)
+    default_value_kwargs = {"gamma": 0.99}
     default_keys = {"action": "action", "sample_log_prob": "sample_log_prob", "advantage": "advantage",
                     "value_target": "value_target", "value": "state_value", "reward": "reward", "done": "done",
                     "terminated": "terminated"}
@@ -119,30 +119,22 @@ class IMPALALoss(LossModule):
 
     # -------------------------------------------------------------- plumbing
     def make_value_estimator(self, value_type=None, **hyperparams):
-        """Builds the loss's value estimator; returns ``self``.
+        """Builds the loss's value estimator (:meth:`LossModule.make_value_estimator`); returns ``self``.
 
         Args:
-            value_type: ``"vtrace"`` (the default) or one of the on-policy :class:`ValueEstimators`.
-            **hyperparams: for V-trace ``gamma``, ``rho_thresh``, ``c_thresh``, ``average_adv``,
-                ``differentiable``, ``time_dim`` (missing ones: the loss's); otherwise as in
-                :meth:`LossModule.make_value_estimator`.
+            value_type: ``"vtrace"`` / ``ValueEstimators.VTrace`` (the default) or an on-policy one
+                (``"gae"``, ...).
+            **hyperparams: the estimator's (for V-trace ``gamma``, ``rho_thresh``, ``c_thresh``,
+                ``average_adv``, ``differentiable``, ``time_dim``); ``gamma``, ``rho_thresh`` and
+                ``c_thresh`` default to the loss's, GAE's and TD(lambda)'s ``lmbda`` to 0.95.
         """
-        from .value import VTrace
-
-        if value_type is not None and not (isinstance(value_type, str) and value_type.lower() in _VTRACE_NAMES):
-            ValueEstimators.parse(value_type)  # an unknown name raises here, listing the choices
-            hyperparams.setdefault("gamma", self.gamma)
-            return super().make_value_estimator(value_type, **hyperparams)
-        hp = {"gamma": self.gamma, "rho_thresh": self.rho_thresh, "c_thresh": self.c_thresh, **hyperparams}
-        hp.setdefault("value_network", self.critic_network)
-        hp.setdefault("actor_network", self.actor_network)
-        try:
-            est = VTrace(**hp)
-        except TypeError as err:
-            raise TypeError(f"IMPALALoss.make_value_estimator('vtrace'): {err}") from None
-        est.set_keys(**{k: v for k, v in self._tensor_keys.items() if k in est._tensor_keys})
-        self._set_estimator(est)
-        return self
+        kind = ValueEstimators.parse(self.default_value_estimator if value_type is None else value_type)
+        defaults = {"gamma": self.gamma}
+        if kind is ValueEstimators.VTrace:  # the targets weigh each step by pi/mu: the estimator reads the actor
+            defaults.update(actor_network=self.actor_network, rho_thresh=self.rho_thresh, c_thresh=self.c_thresh)
+        elif kind in (ValueEstimators.GAE, ValueEstimators.TDLambda):
+            defaults["lmbda"] = LossModule.default_value_kwargs["lmbda"]
+        return super().make_value_estimator(kind, **{**defaults, **hyperparams})
 
     def _estimator_network(self):
         return self.critic_network

@@ -5,7 +5,7 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from torch import nn
 
-from rlbench.objectives import IMPALALoss, total_loss
+from rlbench.objectives import IMPALALoss, ValueEstimators, total_loss
 from rlbench.objectives.value import GAE, VTrace, vtrace_advantage_estimate
 from rlbench.testing import categorical_actor, check_loss_contract, check_loss_runs_on, rollout_batch, value_critic
 
@@ -112,6 +112,17 @@ def test_make_value_estimator():
     assert est.c_thresh == 0.5 and est.tensor_keys.sample_log_prob == "action_log_prob"
     loss.make_value_estimator("gae", lmbda=0.9)  # an on-policy estimator, with the loss's gamma
     assert isinstance(loss.value_estimator, GAE) and loss.value_estimator.gamma == 0.95
+    loss.make_value_estimator("gae")
+    assert loss.value_estimator.lmbda == 0.95
+    # the common path: the enum member (TorchRL's spelling too), the loss's own hyperparameters
+    loss = IMPALALoss(actor, critic, gamma=0.95, rho_thresh=2.0).make_value_estimator(ValueEstimators.VTrace)
+    est = loss.value_estimator
+    assert isinstance(est, VTrace) and (est.gamma, est.rho_thresh, est.c_thresh) == (0.95, 2.0, 1.0)
+    assert est.actor_network is actor and est.value_network is critic
+    assert isinstance(loss.make_value_estimator("V-Trace").value_estimator, VTrace)
+    td = trajectories()
+    vtrace_td = loss.value_estimator(td.clone())
+    assert torch.equal(vtrace_td["advantage"], VTrace(0.95, actor, critic, rho_thresh=2.0)(td.clone())["advantage"])
     with pytest.raises(ValueError, match="unknown value estimator 'retrace'"):
         loss.make_value_estimator("retrace")
     with pytest.raises(TypeError, match=r"make_value_estimator\('vtrace'\).*lmbda"):
