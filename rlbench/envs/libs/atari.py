@@ -157,8 +157,8 @@ class AtariEnv(EnvBase):
     (:class:`~rlbench.envs.transforms.ToTensorImage`, :class:`~rlbench.envs.transforms.GrayScale`,
     :class:`~rlbench.envs.transforms.Resize`, the very objects the chain would use, so the pixels cannot
     drift apart). A random rollout (``rollout(n)`` without a policy) also skips the per-step TensorDicts:
-    each step's processed frame is kept once and the ``[frame_stack, ...]`` stacks of the result are
-    gathered at the end.
+    each step's ``[frame_stack, ...]`` stack is written straight into the result, and the root stacks are
+    copied from those at the end (each is the previous step's, except after a reset).
 
     Frames are processed on the CPU and the results moved to ``device``.
 
@@ -325,8 +325,8 @@ class AtariEnv(EnvBase):
         """Like :meth:`EnvBase.rollout`; a random rollout (no policy, from a reset) takes a fast path.
 
         The fast path draws each action as :meth:`rand_action` does, steps the game with :meth:`_step`'s
-        code, keeps each processed frame once and gathers the stacks of the result at the end: the output
-        is the generic path's, key for key, and the env is left in the same state.
+        code and writes each stack into preallocated buffers: the output is the generic path's, key for
+        key, and the env is left in the same state.
         """
         fast = (policy is None and auto_reset and tensordict is None
                 and type(self)._step is AtariEnv._step and type(self)._reset is AtariEnv._reset)
