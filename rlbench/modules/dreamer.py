@@ -120,15 +120,12 @@ def _dnn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> to
 class _OneDnnLinearFn(torch.autograd.Function):
     """``x @ weight.T + bias`` on 2-D CPU float32 tensors, forward and backward through oneDNN."""
 
+    # forward(ctx, ...) rather than setup_context: Function.apply then skips an inspect.signature per call
     @staticmethod
-    def forward(x, weight, bias):
-        return _dnn(x, weight, bias)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, bias = inputs
+    def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
+        return _dnn(x, weight, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -148,8 +145,8 @@ class _OneDnnLinearFn(torch.autograd.Function):
 
 
 def _wrapped(*xs: torch.Tensor) -> bool:
-    """Tensors inside a torch.func transform (vmap, grad): those keep ``F.linear``, which has their rules."""
-    return any(torch._C._functorch.is_functorch_wrapped_tensor(x) for x in xs)
+    """Inside a torch.func transform (vmap, grad): keep the ATen ops, which have their rules."""
+    return torch._C._are_functorch_transforms_active()
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -193,6 +190,22 @@ class OneDnnLinear(nn.Linear):
         return _linear(x, self.weight, self.bias)
 
 
+def _subpixel_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv_transpose2d(x, weight, bias, stride=2)`` for an even square kernel, as one conv and a pixel shuffle.
+
+    Output pixel ``(2p + a, 2q + b)`` sums ``x[p - m, q - n] * weight[2m + a, 2n + b]``: for each of the
+    four phases ``(a, b)`` an ordinary convolution with the flipped ``k/2 x k/2`` sub-kernel. Stacked as
+    ``4 * out`` channels they are one ``conv2d`` (padding ``k/2 - 1``), interleaved by ``pixel_shuffle``.
+    The same sums in another order (float32 rounding apart); for the decoder's last layer (3 output
+    channels, where oneDNN's transposed kernel is slow) about half the time on CPU.
+    """
+    cin, cout, k = weight.shape[0], weight.shape[1], weight.shape[-1]
+    h = k // 2
+    sub = weight.reshape(cin, cout, h, 2, h, 2).permute(1, 3, 5, 0, 2, 4).flip(-2, -1).reshape(4 * cout, cin, h, h)
+    y = F.pixel_shuffle(F.conv2d(x, sub, padding=h - 1), 2)
+    return y if bias is None else y + bias.view(1, -1, 1, 1)
+
+
 class _ConvTranspose2dFn(torch.autograd.Function):
     """``conv_transpose2d(x, weight, bias, stride)`` (no padding) whose backward runs as ordinary convolutions.
 
@@ -203,14 +216,13 @@ class _ConvTranspose2dFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(x, weight, bias, stride):
-        return F.conv_transpose2d(x, weight, bias, stride=stride)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, bias, stride = inputs
+    def forward(ctx, x, weight, bias, stride):
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.has_bias = stride, bias is not None
+        k = weight.shape[-1]
+        if weight.shape[1] <= 8 and tuple(stride) == (2, 2) and weight.shape[-2] == k and k % 2 == 0:
+            return _subpixel_conv_transpose(x, weight, bias)
+        return F.conv_transpose2d(x, weight, bias, stride=stride)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

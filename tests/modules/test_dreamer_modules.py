@@ -260,7 +260,10 @@ def test_decoder_transposed_conv_backward_matches_the_native_one(layer):
     inputs = [x, layer.weight, layer.bias]
     got, got_g = _grads(lambda: _conv_transpose(layer, x), inputs, g)
     want, want_g = _grads(lambda: layer(x), inputs, g)
-    assert torch.equal(got, want)
+    if layer.out_channels > 8:
+        assert torch.equal(got, want)  # the same kernel forward
+    else:  # few output channels: the sub-pixel forward (float32 rounding apart)
+        torch.testing.assert_close(got, want)
     for a, b in zip(got_g, want_g):  # the bias gradient is a sum over 32 * 64 * 64 pixels, in another order
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
 
@@ -289,3 +292,15 @@ def test_world_model_with_and_without_the_onednn_path_agree():
         torch.testing.assert_close(fast[key], ref[key], rtol=1e-4, atol=1e-5)
     for a, b in zip(fast_g, ref_g):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("cin, cout, size, k", [(32, 3, 30, 6), (5, 2, 7, 4), (4, 3, 3, 2)])
+def test_subpixel_conv_transpose_is_conv_transpose2d(cin, cout, size, k):
+    from rlbench.modules.dreamer import _subpixel_conv_transpose
+
+    x = torch.randn(3, cin, size, size, dtype=torch.float64)
+    w, b = torch.randn(cin, cout, k, k, dtype=torch.float64), torch.randn(cout, dtype=torch.float64)
+    want = nn.functional.conv_transpose2d(x, w, b, stride=2)
+    torch.testing.assert_close(_subpixel_conv_transpose(x, w, b), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(_subpixel_conv_transpose(x, w, None), want - b.view(1, -1, 1, 1), rtol=1e-12,
+                               atol=1e-12)
