@@ -8,7 +8,7 @@ from .classic import AcrobotEnv, CartPoleEnv, ClassicControlEnv, MountainCarCont
 from .common import DONE_KEYS, EnvBase
 from .gym import GymEnv, GymWrapper
 from .gym_spaces import numpy_to_torch, space_to_spec, torch_to_numpy
-from .libs import AtariPreprocessing, DMControlEnv, DMControlWrapper  # their packages load when an env is built
+from .libs import AtariEnv, AtariPreprocessing, DMControlEnv, DMControlWrapper  # packages load at env build
 from .makers import EnvCreator
 from .model_based import ModelBasedEnvBase, ModelOutputError, WorldModelEnv
 from .parallel import ParallelEnv
@@ -34,6 +34,7 @@ __all__ = [
     "DMControlEnv",
     "DMControlWrapper",
     "AtariPreprocessing",
+    "AtariEnv",
     "space_to_spec",
     "numpy_to_torch",
     "torch_to_numpy",
