@@ -1,26 +1,38 @@
-"""Vectorized GAE and TD(lambda) against a per-step Python reference and against one ``torch.cumsum``.
+"""Vectorized GAE, TD(lambda) and V-trace against a per-step Python reference, ``torch.cumsum`` and TorchRL.
 
 Inputs are rollout-shaped ``[B, T, 1]`` tensors (float32) with terminations and truncations at
 random steps (about 1% each). For each shape the script times, in the same run:
 
-1. ``generalized_advantage_estimate`` / ``td_lambda_return_estimate`` (rlbench, vectorized);
+1. ``generalized_advantage_estimate`` / ``td_lambda_return_estimate`` / ``vtrace_advantage_estimate``
+   (rlbench, vectorized);
 2. the per-step reference: a Python loop over ``T`` doing the recursion with torch ops (what most
-   hand-written GAE code does);
-3. ``torch.cumsum`` over the same ``[B, T, 1]`` data along time: the cost of one sweep.
+   hand-written GAE code does; for V-trace, the paper's recursion, eq. (1) and sec. 4.2);
+3. ``torch.cumsum`` over the same ``[B, T, 1]`` data along time: the cost of one sweep;
+4. V-trace only: TorchRL's ``vtrace_advantage_estimate`` (same signature) on the same tensors, when
+   TorchRL can be imported (``--torchrl-path DIR`` adds DIR to ``sys.path``; default
+   ``/tmp/trl_site`` if it exists). Its output is compared with ours first and the largest
+   difference printed (the benchmark goes on either way: a difference is a finding to report).
 
-Printed ratios: ours / reference (lower is better; target <= 0.1, i.e. >= 10x faster at T=2048)
-and ours / cumsum (target <= 2x). A scaling table over T = 128 .. 4096 at B=8 follows.
+Printed ratios: ours / reference (lower is better; target <= 0.1, i.e. >= 10x faster at T=2048),
+ours / cumsum (target <= 2x) and ours / TorchRL (V-trace; target <= 0.5). A scaling table over
+T = 128 .. 4096 at B=8 follows.
 
 Run: ``python benchmarks/bench_value_estimators.py`` (``--quick`` for a smoke run).
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import torch
 from _harness import best_time, parse_args, report
 
 from rlbench.objectives.value import generalized_advantage_estimate, td_lambda_return_estimate
+from rlbench.objectives.value import vtrace_advantage_estimate as vtrace
 
 GAMMA, LMBDA = 0.99, 0.95
+RHO, C = 1.0, 0.95  # V-trace's thresholds (the IMPALA recipe's)
+DEFAULT_TORCHRL_PATH = "/tmp/trl_site"
 
 
 def data(b: int, t: int):
@@ -56,6 +68,82 @@ def ref_td_lambda(nv, r, done, term):
     return out
 
 
+def log_probs(b: int, t: int):
+    """Log-probabilities (pi, mu) of the taken actions: a learner a few updates ahead of the actors."""
+    g = torch.Generator().manual_seed(1)
+    log_mu = -torch.rand((b, t, 1), generator=g) * 2.0
+    return log_mu + 0.3 * torch.randn((b, t, 1), generator=g), log_mu
+
+
+def ref_vtrace(log_pi, log_mu, v, nv, r, done, term):
+    """The paper's recursion one step at a time: v_s = V(x_s) + delta_s + gamma c_s (v_{s+1} - V(x_{s+1}))."""
+    ratio = (log_pi - log_mu).exp()
+    rho, c = ratio.clamp(max=RHO), ratio.clamp(max=C)
+    boot, cont = (~term).float(), (~done).float()
+    vs = torch.empty_like(r)
+    adv = torch.empty_like(r)
+    acc = torch.zeros_like(r[:, 0])  # v_{s+1} - V(x_{s+1}) of the step after
+    next_vs = nv[:, -1]  # v_{s+1}: after the last step, the bootstrap value
+    for s in range(r.shape[1] - 1, -1, -1):
+        delta = rho[:, s] * (r[:, s] + GAMMA * boot[:, s] * nv[:, s] - v[:, s])
+        acc = delta + GAMMA * c[:, s] * cont[:, s] * acc
+        vs[:, s] = v[:, s] + acc
+        # an episode that ends at s bootstraps from V(x_{s+1}) of its own final observation
+        next_vs = torch.where(done[:, s], nv[:, s], next_vs)
+        adv[:, s] = rho[:, s] * (r[:, s] + GAMMA * boot[:, s] * next_vs - v[:, s])
+        next_vs = vs[:, s]
+    return adv, vs
+
+
+def torchrl_vtrace(path: str | None):
+    """TorchRL's vtrace_advantage_estimate and its version, or (None, why it could not be imported)."""
+    if path and os.path.isdir(path) and path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        import torchrl
+        from torchrl.objectives.value.functional import vtrace_advantage_estimate
+    except Exception as err:  # noqa: BLE001 - any import failure: report it, go on without the baseline
+        return None, f"{type(err).__name__}: {err}"
+    return vtrace_advantage_estimate, torchrl.__version__
+
+
+def bench_vtrace(b: int, t: int, args, baseline, with_ref: bool = True) -> None:
+    v, nv, r, done, term = data(b, t)
+    log_pi, log_mu = log_probs(b, t)
+    ours = lambda: vtrace(GAMMA, log_pi, log_mu, v, nv, r, done, term, rho_thresh=RHO, c_thresh=C)  # noqa: E731
+    adv, vs = ours()
+    if with_ref:
+        ref_adv, ref_vs = ref_vtrace(log_pi, log_mu, v, nv, r, done, term)
+        torch.testing.assert_close(vs, ref_vs, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(adv, ref_adv, atol=1e-3, rtol=1e-3)
+    inner = max(1, 2000 // t) if not args.quick else 1
+    rep = lambda f: (lambda: [f() for _ in range(inner)])  # noqa: E731
+    ref = lambda: ref_vtrace(log_pi, log_mu, v, nv, r, done, term)  # noqa: E731
+    theirs = None
+    fn, version = baseline
+    if fn is not None:
+        theirs = lambda: fn(GAMMA, log_pi, log_mu, v, nv, r, done, term, rho_thresh=RHO, c_thresh=C)  # noqa: E731
+        their_adv, their_vs = theirs()
+        print(f"   V-trace [{b}, {t}]: largest |ours - TorchRL {version}|: value_target "
+              f"{(vs - their_vs).abs().max().item():.2e}, advantage {(adv - their_adv).abs().max().item():.2e}")
+    t_ours = t_ref = t_trl = float("inf")
+    ref_rep = 1 if args.quick else max(1, args.repeats // 2)
+    for i in range(args.repeats):  # interleaved: all three see the same machine load
+        t_ours = min(t_ours, best_time(rep(ours), 3) / inner)
+        if theirs is not None:
+            t_trl = min(t_trl, best_time(rep(theirs), 3) / inner)
+        if with_ref and i < ref_rep:
+            t_ref = min(t_ref, best_time(ref, 1))
+    if with_ref:
+        report(f"V-trace [{b}, {t}] vs per-step loop", t_ours * 1e6, t_ref * 1e6, "us", "per-step reference",
+               target="<= 0.1x at T=2048", json_path=args.json)
+    if theirs is not None:
+        report(f"V-trace [{b}, {t}] vs TorchRL", t_ours * 1e6, t_trl * 1e6, "us",
+               f"TorchRL {version} vtrace_advantage_estimate", target="<= 0.5", json_path=args.json)
+    elif b == 8 or args.quick:
+        print(f"   (TorchRL not importable: {version}; V-trace compared with the per-step loop only)")
+
+
 def bench_shape(b: int, t: int, args, with_ref: bool = True) -> None:
     v, nv, r, done, term = data(b, t)
     ours_gae = lambda: generalized_advantage_estimate(GAMMA, LMBDA, v, nv, r, done=done, terminated=term)  # noqa: E731
@@ -85,14 +173,23 @@ def bench_shape(b: int, t: int, args, with_ref: bool = True) -> None:
 
 
 def main() -> None:
+    path = DEFAULT_TORCHRL_PATH
+    for i, arg in enumerate(sys.argv[1:], 1):
+        if arg.startswith("--torchrl-path"):
+            path = arg.split("=", 1)[1] if "=" in arg else sys.argv[i + 1]
+            del sys.argv[i:i + (1 if "=" in arg else 2)]
+            break
     args = parse_args(__doc__.splitlines()[0])
+    baseline = torchrl_vtrace(path)
     shapes = [(8, 256), (32, 64)] if args.quick else [(8, 2048), (256, 128)]
     for b, t in shapes:
         bench_shape(b, t, args)
+        bench_vtrace(b, t, args, baseline)
     if not args.quick:
         print("-- scaling with T at B=8 --")
         for t in (128, 512, 1024, 4096):
             bench_shape(8, t, args)
+            bench_vtrace(8, t, args, baseline, with_ref=False)
 
 
 if __name__ == "__main__":
