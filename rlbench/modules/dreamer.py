@@ -90,6 +90,7 @@ __all__ = [
     "dreamer_world_model",
     "dreamer_imagination_env",
     "imagine",
+    "imagine_with_policy",
 ]
 
 _FRAME = 64  # the conv stacks are built for 64x64 frames (Hafner et al. 2020, appendix A)
@@ -660,8 +661,72 @@ def dreamer_imagination_env(prior: RSSMPrior, reward: nn.Module, action_spec, *,
     step = TensorDictModule(prior, in_keys=["state", "belief", "action"],
                             out_keys=["prior_mean", "prior_std", "state", "belief"])
     obs = Composite(state=Unbounded((prior.state_dim,)), belief=Unbounded((prior.belief_dim,)), shape=())
-    return WorldModelEnv(step, TensorDictModule(reward, in_keys=["state", "belief"], out_keys=["reward"]),
-                         batch_size=[], observation_spec=obs, action_spec=action_spec, device=device)
+    env = WorldModelEnv(step, TensorDictModule(reward, in_keys=["state", "belief"], out_keys=["reward"]),
+                        batch_size=[], observation_spec=obs, action_spec=action_spec, device=device)
+    # what DreamerActorLoss needs to imagine without the env's per-step machinery (imagine_with_policy)
+    env.dreamer_latent = (prior, reward)
+    return env
+
+
+def imagine_with_policy(prior: RSSMPrior, reward: nn.Module, policy, start: TensorDictBase,
+                        horizon: int) -> TensorDictBase:
+    """A policy's imagined ``[N, horizon]`` trajectories: what ``dreamer_imagination_env(...).rollout`` returns.
+
+    The same steps as ``env.rollout(horizon, policy, tensordict=start, auto_reset=False)`` on
+    :func:`dreamer_imagination_env`'s env (the same random draws in the same order, so the same numbers
+    under the same seed), written as a plain loop over the prior: per step one ``policy`` call on a
+    ``("state", "belief")`` TensorDict and one :class:`RSSMPrior` step, then the reward head once on all
+    the imagined latents. Differentiable (nothing is detached). :class:`~rlbench.objectives.DreamerActorLoss`
+    uses it when its ``model_env`` comes from :func:`dreamer_imagination_env`.
+
+    Args:
+        prior: the RSSM prior that steps the latent.
+        reward: the reward head ``(state, belief) -> [*B, 1]``.
+        policy: a TensorDict module reading ``"state"``/``"belief"`` and writing ``"action"`` (and whatever
+            else it writes, e.g. ``"loc"``/``"scale"``, kept at the root like a rollout keeps it).
+        start: ``[N]`` start latents ``"state"``, ``"belief"``.
+        horizon: imagined steps.
+
+    Returns:
+        A ``[N, horizon]`` TensorDict: root ``"state"``, ``"belief"`` and the policy's outputs; under
+        ``"next"``: ``"state"``, ``"belief"``, ``"reward"`` and all-False ``"done"``, ``"terminated"``,
+        ``"truncated"``.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> prior, reward = RSSMPrior(action_dim=1), dreamer_mlp(230, depth=2)
+        >>> start = TensorDict(state=torch.zeros(6, 30), belief=torch.zeros(6, 200), batch_size=[6])
+        >>> dream = imagine_with_policy(prior, reward, dreamer_actor(1, 230), start, 4)
+        >>> dream.shape, dream["next", "reward"].shape, dream["action"].shape
+        (torch.Size([6, 4]), torch.Size([6, 4, 1]), torch.Size([6, 4, 1]))
+    """
+    from tensordict import TensorDict
+
+    prior = _unwrap(prior, RSSMPrior, "prior")
+    if start.batch_dims != 1:
+        raise ValueError(f"imagine_with_policy: start must be a [N] TensorDict of start latents, got batch_size "
+                         f"{list(start.batch_size)}")
+    state, belief = start.get("state"), start.get("belief")
+    batch, device = start.batch_size, start.device
+    steps, states, beliefs = [], [], []
+    for k in range(horizon):
+        out = policy(TensorDict({"state": state, "belief": belief}, batch_size=batch, device=device))
+        action = out.get("action")
+        if k == 0 and (action.shape[-1:] != (prior.action_dim,) or action.shape[:-1] != batch):
+            raise ValueError(f"imagine_with_policy: the policy's 'action' has shape {tuple(action.shape)}, the prior "
+                             f"expects {(*batch, prior.action_dim)}")
+        _, _, state, belief = prior(state, belief, action)
+        steps.append(out)
+        states.append(state)
+        beliefs.append(belief)
+    dream = torch.stack(steps, 1)
+    next_state, next_belief = torch.stack(states, 1), torch.stack(beliefs, 1)
+    flag = torch.zeros(*dream.batch_size, 1, dtype=torch.bool, device=state.device)
+    dream.set("next", TensorDict({"state": next_state, "belief": next_belief,
+                                  "reward": reward(next_state, next_belief), "done": flag,
+                                  "terminated": flag.clone(), "truncated": flag.clone()},
+                                 batch_size=dream.batch_size, device=device))
+    return dream
 
 
 @torch.no_grad()

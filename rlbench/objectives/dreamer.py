@@ -24,7 +24,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
 from torch import nn
 
-from ..modules.dreamer import RSSMRollout
+from ..modules.dreamer import RSSMRollout, imagine_with_policy
 from .common import LossModule
 from .utils import hold_out_params
 from .value.functional import td_lambda_return_estimate
@@ -227,7 +227,7 @@ class DreamerActorLoss(LossModule):
         models = [m for m in (getattr(env, "world_model", None), getattr(env, "reward_model", None),
                               self.value_network) if isinstance(m, nn.Module)]
         with _held_out(models), set_interaction_type(InteractionType.RANDOM):
-            dream = env.rollout(self.imagination_horizon, self.actor_network, tensordict=start, auto_reset=False)
+            dream = self._imagine(env, start)
             next_value = self.value_network(dream.get("next").select(*self.value_network.in_keys)).get(keys.value)
         reward = dream.get(("next", keys.reward))
         target = td_lambda_return_estimate(self.gamma, self.lmbda, next_value, reward)  # [N, H, 1]
@@ -239,6 +239,19 @@ class DreamerActorLoss(LossModule):
         dream = dream.detach()
         dream.set(keys.lambda_target, target.detach())
         return out, dream
+
+    def _imagine(self, env, start: TensorDictBase) -> TensorDictBase:
+        """The imagined trajectories from ``start``: ``env.rollout``, or the same by a plain loop.
+
+        For :func:`~rlbench.modules.dreamer_imagination_env`'s env (it carries ``dreamer_latent``), the same
+        trajectories come from :func:`~rlbench.modules.imagine_with_policy`, without the env's per-step
+        TensorDict plumbing and checks (tests/objectives/test_dreamer_losses.py compares the two).
+        """
+        latent = getattr(env, "dreamer_latent", None)
+        keys = self.tensor_keys
+        if latent is not None and (keys.state, keys.belief, keys.reward) == ("state", "belief", "reward"):
+            return imagine_with_policy(*latent, self.actor_network, start, self.imagination_horizon)
+        return env.rollout(self.imagination_horizon, self.actor_network, tensordict=start, auto_reset=False)
 
     def _discount(self, like: torch.Tensor) -> torch.Tensor:
         steps = torch.arange(like.shape[-2], dtype=like.dtype, device=like.device)

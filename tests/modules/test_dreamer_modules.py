@@ -21,6 +21,7 @@ from rlbench.modules import (
     dreamer_mlp,
     dreamer_world_model,
     imagine,
+    imagine_with_policy,
     set_exploration_type,
 )
 from rlbench.specs import Bounded, Unbounded
@@ -304,3 +305,21 @@ def test_subpixel_conv_transpose_is_conv_transpose2d(cin, cout, size, k):
     torch.testing.assert_close(_subpixel_conv_transpose(x, w, b), want, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(_subpixel_conv_transpose(x, w, None), want - b.view(1, -1, 1, 1), rtol=1e-12,
                                atol=1e-12)
+
+
+def test_imagine_with_policy_is_the_imagination_env_rollout():
+    prior, rew, actor = RSSMPrior(2), dreamer_mlp(230, depth=2), dreamer_actor(2, 230, num_cells=32, depth=2)
+    env = dreamer_imagination_env(prior, rew, Bounded(-1.0, 1.0, (2,)))
+    start = TensorDict(state=torch.randn(4, 30), belief=torch.randn(4, 200), batch_size=[4])
+    with set_exploration_type(ExplorationType.RANDOM):
+        torch.manual_seed(2)
+        got = imagine_with_policy(prior, rew, actor, start, 3)
+        torch.manual_seed(2)
+        want = env.rollout(3, actor, tensordict=start, auto_reset=False)
+    assert got.shape == want.shape == (4, 3)
+    assert set(got.keys(True, True)) == set(want.keys(True, True))
+    for key in want.keys(True, True):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-6, atol=1e-6)
+    assert got["action"].requires_grad  # differentiable: the actor learns through it
+    with pytest.raises(ValueError, match=r"'action' has shape \(4, 3\), the prior expects \(4, 2\)"):
+        imagine_with_policy(prior, rew, lambda td: td.set("action", torch.zeros(4, 3)), start, 2)

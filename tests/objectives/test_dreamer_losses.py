@@ -215,6 +215,34 @@ def test_actor_loss_is_minus_the_summed_lambda_returns_and_trains_only_the_actor
         assert all(q.grad is None for q in p[name].parameters()), name
 
 
+def test_actor_loss_direct_imagination_equals_the_env_rollout():
+    # the loss imagines with imagine_with_policy (a plain loop over the prior) when the env comes from
+    # dreamer_imagination_env; without that mark it goes through WorldModelEnv.rollout: the same trajectories
+    p = parts(4)
+    _, data = DreamerModelLoss(p["wm"])(sequences(b=2, t=3), return_data=True)
+    loss = DreamerActorLoss(p["actor"], p["value"], p["env"], imagination_horizon=5)
+    params = list(loss.parameters())
+
+    def run():
+        torch.manual_seed(7)
+        out, dream = loss(data, return_imagination=True)
+        return out, dream, torch.autograd.grad(out["loss_actor"], params)
+
+    assert p["env"].dreamer_latent[0] is p["prior"]
+    fast, fast_dream, fast_g = run()
+    mark = p["env"].__dict__.pop("dreamer_latent")
+    try:
+        slow, slow_dream, slow_g = run()
+    finally:
+        p["env"].dreamer_latent = mark
+    assert set(fast_dream.keys(True, True)) == set(slow_dream.keys(True, True))
+    for key in slow_dream.keys(True, True):
+        torch.testing.assert_close(fast_dream[key], slow_dream[key], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fast["loss_actor"], slow["loss_actor"])
+    for a, b in zip(fast_g, slow_g):
+        torch.testing.assert_close(a, b)
+
+
 def test_actor_loss_discount_weights():
     p = parts(2)
     _, data = DreamerModelLoss(p["wm"])(sequences(b=1, t=2), return_data=True)
