@@ -159,10 +159,11 @@ ENV_FAMILIES = ("atari", "dmc", "dmc_pixels", "mujoco")
 """The env families a recipe's ``FAMILY_DEFAULTS`` may name (:func:`rlbench.recipes.envs.env_family` tells them)."""
 
 
-SUITE_FIELDS = ("pixels", "pixel_size", "frame_stack", "action_repeat", "atari_noop_max", "atari_frame_skip",
-                "atari_max_pool", "atari_end_of_life", "atari_grayscale", "atari_screen_size", "atari_frame_stack",
-                "atari_sign_reward", "atari_repeat_action_probability")
-"""The :class:`RecipeConfig` fields that say how the env is built (:func:`rlbench.recipes.envs.env_options`)."""
+SUITE_FIELDS = ("eval_max_steps", "pixels", "pixel_size", "frame_stack", "action_repeat", "atari_noop_max",
+                "atari_frame_skip", "atari_max_pool", "atari_end_of_life", "atari_grayscale", "atari_screen_size",
+                "atari_frame_stack", "atari_sign_reward", "atari_repeat_action_probability")
+"""The :class:`RecipeConfig` fields that say how the envs are built and evaluated
+(:func:`rlbench.recipes.envs.env_options`, :func:`rlbench.recipes.envs.evaluator`)."""
 
 
 @dataclass
@@ -216,6 +217,8 @@ class RecipeConfig:
     """Stop as soon as an evaluation's mean return reaches this (None: use the whole budget)."""
     out_dir: str | None = None
     """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
+    eval_max_steps: int = 0
+    """Cap each evaluation episode at this many steps (0: the env's time limit; ALE ids: 27000, 108k frames)."""
     pixels: bool = False
     """Train from rendered frames ("pixels") instead of states: dmc: tasks and gymnasium ids that render."""
     pixel_size: int = 84
@@ -256,7 +259,8 @@ class RecipeConfig:
         check_fields(self, {
             "env": NAME, "frames": integer(1), "seed": SEED, "torch_threads": integer(1), "eval_episodes": integer(1),
             "eval_every": integer(0), "target_return": optional(number()), "out_dir": optional(NAME),
-            "pixel_size": integer(1), "frame_stack": integer(1), "action_repeat": integer(0),
+            "eval_max_steps": integer(0), "pixel_size": integer(1), "frame_stack": integer(1),
+            "action_repeat": integer(0),
             "atari_noop_max": integer(0), "atari_frame_skip": integer(1), "atari_screen_size": integer(0),
             "atari_frame_stack": integer(0), "atari_repeat_action_probability": PROBABILITY})
 

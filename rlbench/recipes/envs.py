@@ -223,6 +223,10 @@ def make_env(name: str, num_envs: int = 1, *, seed: int | None = None, device=No
         action_repeat: repeat each action this many times, summing rewards (``0``: ``dmc:`` tasks from pixels
             use :func:`dmc_action_repeat`, everything else 1). Atari ids repeat with ``atari``'s ``frame_skip``.
 
+    Close pixel envs of ``dmc:`` tasks (``env.close()``) rather than leave them to the garbage collector:
+    dm_control frees a render context through its render thread, and freeing one from a garbage
+    collection that runs at the wrong moment has been seen to hang the process.
+
     Raises:
         ValueError: an unknown name (the message lists the accepted forms), or ``pixels``/``action_repeat``
             where the suite has no such option.
@@ -236,6 +240,7 @@ def make_env(name: str, num_envs: int = 1, *, seed: int | None = None, device=No
         >>> env = make_env("dmc:cartpole-swingup", pixels=True, pixel_size=32)
         >>> env.observation_spec["pixels"].shape, env.observation_spec["pixels"].dtype
         (torch.Size([9, 32, 32]), torch.uint8)
+        >>> env.close()  # frees the render context now (see the note above)
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"make_env: env name must be a non-empty string, got {name!r}")
@@ -330,6 +335,8 @@ def max_episode_steps(name: str, default: int = 1000) -> int:
     """The time limit of env ``name`` (gymnasium's registered one, or the native env's), else ``default``.
 
     ``dmc:`` tasks end themselves at their time limit (1000 control steps for the suite's tasks): ``default``.
+    ``ALE/`` ids: 27000 steps, the 108k frames (30 minutes of play at 60 Hz, frame skip 4) that Machado et al.
+    2018 recommend as the episode cap (ale-py's v5 envs end there too).
 
     Example:
         >>> max_episode_steps("CartPole-v1"), max_episode_steps("native:Pendulum")
@@ -339,6 +346,8 @@ def max_episode_steps(name: str, default: int = 1000) -> int:
         limit = _native_class(name)().max_episode_steps
     elif name.startswith(DMC_PREFIX):
         limit = None
+    elif name.startswith(ATARI_PREFIX):
+        limit = 108_000 // 4
     else:
         import gymnasium
 
@@ -379,7 +388,8 @@ def evaluator(config) -> Callable:
         >>> evaluator(dqn.Config(env="native:CartPole")).keywords["pixels"]
         False
     """
-    return functools.partial(evaluate, config.env, **env_options(config))
+    cap = int(getattr(config, "eval_max_steps", 0)) or None
+    return functools.partial(evaluate, config.env, max_steps=cap, **env_options(config))
 
 
 def evaluate(env_name: str, policy: Callable, num_episodes: int = 20, *, seed: int = 0,

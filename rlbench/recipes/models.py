@@ -81,8 +81,10 @@ def is_pixels(env: EnvBase) -> bool:
 
     Example:
         >>> from rlbench.recipes import make_env
-        >>> is_pixels(make_env("native:CartPole")), is_pixels(make_env("dmc:cartpole-swingup", pixels=True))
+        >>> env = make_env("dmc:cartpole-swingup", pixels=True, pixel_size=32)
+        >>> is_pixels(make_env("native:CartPole")), is_pixels(env)
         (False, True)
+        >>> env.close()
     """
     return len(_observation_shape(env, observation_key(env))) == 3
 
@@ -403,6 +405,7 @@ def make_pixel_encoder(env: EnvBase, out_features: int = 50) -> TensorDictModule
         torch.Size([50])
         >>> make_pixel_encoder(make_env("native:Pendulum")) is None
         True
+        >>> env.close()
     """
     key = observation_key(env)
     shape = _observation_shape(env, key)
@@ -421,6 +424,7 @@ def with_encoder(encoder: TensorDictModule | None, head):
         >>> policy = with_encoder(encoder, make_deterministic_actor(env, (16,), encoder=encoder))
         >>> policy(env.reset())["action"].shape
         torch.Size([1])
+        >>> env.close()
     """
     return head if encoder is None else TensorDictSequential(encoder, head)
 
@@ -457,6 +461,7 @@ def encode_sample(encoder: TensorDictModule | None, sample) -> torch.Tensor | No
         >>> features = encode_sample(make_pixel_encoder(env), td)
         >>> features.shape, td["embedding"].requires_grad, td["next", "embedding"].requires_grad
         (torch.Size([3, 50]), True, False)
+        >>> env.close()
     """
     if encoder is None:
         return None
