@@ -16,8 +16,9 @@ is a table of evaluation return against env frames and against training seconds,
 figure for the full budget. Atari returns are of sign-clipped rewards on both sides (the same as the game
 score for Pong). A frame is an agent step (after the frame skip, the action repeat).
 
-Stable-Baselines3 is needed for this script only: ``pip install stable-baselines3`` (2.x; it is not an
-rlbench dependency and the test suite does not install it). ``--no-sb3`` runs rlbench alone.
+Stable-Baselines3 is needed for this script only: ``pip install stable-baselines3 opencv-python-headless``
+(SB3 2.x; OpenCV for its Atari wrappers). Neither is an rlbench dependency and the test suite installs
+neither. ``--no-sb3`` runs rlbench alone.
 
 Run::
 
@@ -222,7 +223,8 @@ def main(argv=None) -> int:
         try:
             import stable_baselines3  # noqa: F401
         except ImportError:
-            sys.stderr.write("stable-baselines3 is not installed (pip install stable-baselines3): rlbench only\n")
+            sys.stderr.write("stable-baselines3 is not installed (pip install stable-baselines3 "
+                             "opencv-python-headless): rlbench only\n")
             have_sb3 = False
     out = []
     for name in names:
