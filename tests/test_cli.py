@@ -159,3 +159,23 @@ def test_no_progress_still_records_training_returns(tmp_path, capsys):
     train_curve = json.load(open(results))["train_curve"]
     assert [frames for frames, _ in train_curve][:1] == [200]  # Pendulum's first 200-step episode ended there
     assert all(-16.3 * 200 <= ret <= 0 for _, ret in train_curve)
+
+
+def test_print_config_marks_the_env_familys_defaults_and_keeps_the_users(capsys):
+    pytest.importorskip("dm_control")
+    assert main(["train", "sac", "--env", "dmc:cartpole-swingup", "--config", "batch_size=64",
+                 "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sac config for dmc:cartpole-swingup (env family: dmc;")
+    assert "  batch_size = 64\n" in out  # set by the user: no family mark
+    assert "  lr = 0.0001  [dmc default]\n" in out and "  hidden_sizes = (1024, 1024)  [dmc default]\n" in out
+    assert main(["train", "sac", "--env", "dmc:cartpole-swingup", "--config", "pixels=true", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "  batch_size = 512  [dmc_pixels default]\n" in out and "  pixels = True\n" in out
+    assert main(["train", "ppo", "--print-config"]) == 0
+    assert "(no env family)" in capsys.readouterr().out
+
+
+def test_pixels_where_the_suite_has_none_is_refused_before_training(capsys):
+    code, _, err = run_main(["train", "sac", "--env", "native:Pendulum", "--config", "pixels=true"], capsys)
+    assert code == 2 and "torch-native envs do not render" in err and "'Pendulum-v1'" in err
