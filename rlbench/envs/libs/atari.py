@@ -28,6 +28,7 @@ from ..transforms import (
     ToTensorImage,
     TransformedEnv,
 )
+from ..transforms.episode import noop_generator
 
 __all__ = ["AtariPreprocessing", "AtariEnv"]
 
@@ -201,7 +202,8 @@ class AtariEnv(EnvBase):
         self.done_spec = chain.done_spec.to(dev)
         self.state_spec = chain.state_spec.to(dev)
         self._image_steps = [t for t in chain.transform if isinstance(t, (ToTensorImage, GrayScale, Resize))]
-        self._noop_spec = self.base_env.action_spec  # NoopResetEnv draws from its parent's spec, torch's global RNG
+        self._noop_spec = self.base_env.action_spec  # NoopResetEnv draws from its parent's spec
+        self._noop_generator = None  # set_seed seeds it as NoopResetEnv.set_seed does
         self._convert = make_action_converter(access.action_space, self.action_spec, self._raise_action_error)
         # the same conditions as AtariPreprocessing.transforms()
         self._noop_max = int(prep.noop_max) if prep.noop_max else 0
@@ -242,6 +244,7 @@ class AtariEnv(EnvBase):
 
     def _set_seed(self, seed) -> None:
         self.base_env.set_seed(seed)  # as TransformedEnv does: the gym env's seed waits for the next reset
+        self._noop_generator = noop_generator(seed)  # as NoopResetEnv.set_seed
 
     # ------------------------------------------------------------- one frame
     def _process(self, frame: np.ndarray) -> torch.Tensor:
@@ -254,9 +257,11 @@ class AtariEnv(EnvBase):
         """Reset the game (and take the no-ops); returns the processed first frame."""
         obs = self._gym_reset(seed, options)
         if self._noop_max:
-            # NoopResetEnv: the count, then each action, from torch's global RNG; an end resets the game
-            for _ in range(int(torch.randint(0, self._noop_max + 1, ()))):
-                obs, _, term, trunc, _ = self._gym_step(self._convert(self._noop_spec.rand()))
+            # NoopResetEnv: the count, then each action, from the seeded no-op generator (unseeded: torch's
+            # global RNG); an end resets the game
+            gen = self._noop_generator
+            for _ in range(int(torch.randint(0, self._noop_max + 1, (), generator=gen))):
+                obs, _, term, trunc, _ = self._gym_step(self._convert(self._noop_spec.rand(generator=gen)))
                 if term or trunc:
                     obs = self._gym_reset(None, None)
         self._last_frame = obs

@@ -292,6 +292,9 @@ class Transform(nn.Module):
     def close(self) -> None:
         """Called when the env the transform belongs to closes (a VideoRecorder writes its last frames)."""
 
+    def set_seed(self, seed: int | None) -> None:
+        """Called by the env's ``set_seed(seed)``: a transform with its own randomness seeds it here."""
+
     def _reset(self, td: TensorDictBase | None, td_reset: TensorDictBase) -> TensorDictBase:
         """Hook run on each reset of the env the transform sits in.
 
@@ -748,6 +751,10 @@ class Compose(Transform):
     def close(self) -> None:
         for t in self._seq:
             t.close()
+
+    def set_seed(self, seed: int | None) -> None:
+        for t in self._seq:
+            t.set_seed(seed)
 
     def forward(self, td):
         for t in self._seq:

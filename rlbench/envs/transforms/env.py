@@ -222,6 +222,8 @@ class TransformedEnv(EnvBase):
 
     def _set_seed(self, seed):
         self.base_env.set_seed(seed)
+        if self._adopted:
+            self._transform.set_seed(seed)
 
     def close(self) -> None:
         """Close the transforms (only an env that owns them: not a transform's ``parent`` view), then the base env."""

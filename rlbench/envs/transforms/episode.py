@@ -152,19 +152,33 @@ class InitTracker(Transform):
         return td
 
 
+_NOOP_SEED_OFFSET = 0x5851F42D4C957F2D  # another odd constant: the no-op stream differs from the env's and actions'
+
+
+def noop_generator(seed: int | None) -> torch.Generator | None:
+    """The generator no-op resets draw from after ``env.set_seed(seed)`` (``None`` for an unseeded env)."""
+    if seed is None:
+        return None
+    gen = torch.Generator()
+    gen.manual_seed((int(seed) + _NOOP_SEED_OFFSET) % 2**63)
+    return gen
+
+
 class NoopResetEnv(Transform):
     """After each reset, take a number of random actions, so episodes start from varied states.
 
     This is the Atari protocol of Mnih et al. 2015, with random actions as TorchRL does.
 
     The number of steps is drawn uniformly from ``{0, ..., noops}`` at each reset when ``random``,
-    else it is ``noops``. Sub-envs whose episode ends during the no-ops are reset in place. All
+    else it is ``noops``. After ``env.set_seed(s)`` the number and the random actions come from the
+    transform's own generator seeded from ``s``, so a seeded env reproduces its episodes; unseeded, from
+    torch's global RNG. Sub-envs whose episode ends during the no-ops are reset in place. All
     sub-envs of a batched env take the same number of steps; a *partial* reset takes none, since
     stepping the batch would move the sub-envs that are mid-episode.
 
     Args:
         noops: the (maximum) number of random steps.
-        random: draw the number (from torch's global RNG) instead of always using ``noops``.
+        random: draw the number instead of always using ``noops``.
 
     Example:
         >>> from rlbench.envs.transforms import TransformedEnv
@@ -179,6 +193,7 @@ class NoopResetEnv(Transform):
         if int(noops) < 0:
             raise ValueError(f"NoopResetEnv: noops must be >= 0, got {noops}")
         self.noops, self.random = int(noops), bool(random)
+        self.generator: torch.Generator | None = None  # set by the env's set_seed; None: torch's global RNG
 
     def _reset(self, td, td_reset):
         mask = reset_mask(td, td_reset.batch_size)
@@ -187,12 +202,20 @@ class NoopResetEnv(Transform):
         parent = self.parent
         if parent is None:
             return td_reset
-        n = int(torch.randint(0, self.noops + 1, ())) if self.random else self.noops
+        gen = self.generator
+        n = int(torch.randint(0, self.noops + 1, (), generator=gen)) if self.random else self.noops
         root = td_reset
         for _ in range(n):
-            root = parent.rand_action(root)
+            if gen is None:
+                root = parent.rand_action(root)
+            else:
+                root.set(parent.action_key, parent.action_spec.rand(generator=gen))
             _, root = parent.step_and_maybe_reset(root)
         return root
+
+    def set_seed(self, seed: int | None) -> None:
+        """Seed the no-op count and actions from ``seed`` (``None``: torch's global RNG again)."""
+        self.generator = noop_generator(seed)
 
     def forward(self, td):
         return td

@@ -127,6 +127,26 @@ def test_noop_reset_steps_the_parent():
     assert env.reset()["observation"].item() == 1.0  # 2 steps, reset, 2 steps, reset, 1 step
 
 
+def test_seeded_noop_resets_reproduce_without_the_global_rng():
+    def counts(seed, global_seed):
+        env = TransformedEnv(CountingEnv(max_steps=100), Compose(NoopResetEnv(noops=30), StepCounter()))
+        env.set_seed(seed)
+        torch.manual_seed(global_seed)  # a seeded env must not depend on it
+        return [int(env.reset()["observation"]) for _ in range(12)]
+
+    assert counts(0, 1) == counts(0, 2)
+    assert counts(0, 1) != counts(1, 1)  # another seed, other no-op counts
+    # unseeded: torch's global RNG, as before
+    env = TransformedEnv(CountingEnv(max_steps=100), NoopResetEnv(noops=30))
+    torch.manual_seed(5)
+    first = [int(env.reset()["observation"]) for _ in range(6)]
+    torch.manual_seed(5)
+    assert [int(env.reset()["observation"]) for _ in range(6)] == first
+    env.set_seed(7)
+    env.set_seed(None)  # back to the global RNG
+    assert env.transform[0].generator is None
+
+
 def test_noop_reset_skips_partial_resets():
     env = TransformedEnv(_batched(CountingEnv), NoopResetEnv(noops=2, random=False))
     td = env.rollout(5, break_when_any_done=False)
