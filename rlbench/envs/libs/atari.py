@@ -150,8 +150,9 @@ class AtariEnv(EnvBase):
     Its data are exactly those of the transform chain ``AtariPreprocessing.make(name, fused=False)``
     (``TransformedEnv(GymEnv(name, frameskip=1), preprocessing.transforms())``): the same specs and, for the
     same seed and actions, the same ``"pixels"``, rewards, done flags and ``"end_of_life"`` flags, and the
-    same use of every random generator (the env's, its ``action_generator``, and torch's global one, from
-    which :class:`~rlbench.envs.transforms.NoopResetEnv` draws its no-ops). What differs is the cost: the
+    same use of every random generator (the env's, its ``action_generator``, and the no-op generator that
+    ``set_seed`` seeds as :class:`~rlbench.envs.transforms.NoopResetEnv`'s; torch's global one when
+    unseeded). What differs is the cost: the
     chain runs the transformed env's step machinery for each of the ``frame_skip`` frames and works on
     torch copies of every frame; this env steps the gym env ``frame_skip`` times in a loop, max-pools the
     last two NumPy frames, reads the lives once, and hands one frame to the chain's own image steps
