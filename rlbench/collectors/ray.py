@@ -235,6 +235,7 @@ class RayCollector:
         self._lag_max = [0] * n
         self._deliveries: list = []  # per actor: (time, its frames so far) of its last batches, for frames/s
         self._weights_ref = None  # the latest weights put in the object store (for restarted actors)
+        self._loads: dict = {}  # actor index -> its load_weights calls not yet seen to succeed
         self._seed = None
         self._inflight: dict = {}  # async: object ref -> actor index, oldest request first
         self._unavailable_since: dict = {}  # actor index -> when Ray first said it was restarting
@@ -401,8 +402,10 @@ class RayCollector:
                             f"got {type(weights).__name__}")
         self.policy_version += 1
         self._weights_ref = ray.put(weights)
-        for actor in self._actors:
-            actor.load_weights.remote(self._weights_ref, self.policy_version)
+        for i, actor in enumerate(self._actors):
+            # kept: an actor that cannot load them (a policy that is no nn.Module, so not checked here) raises
+            # with its next batch, instead of collecting on with its old weights
+            self._loads.setdefault(i, []).append(actor.load_weights.remote(self._weights_ref, self.policy_version))
 
     def _check_weights(self, weights: Mapping, module_td: bool = False) -> None:
         if not isinstance(self.policy, torch.nn.Module):
@@ -452,7 +455,7 @@ class RayCollector:
     def shutdown(self) -> None:
         """End every actor (each closes its collector first, for at most 10 s) and Ray itself if it was started here."""
         actors, self._actors = self._actors, []
-        self._inflight = {}
+        self._inflight, self._loads = {}, {}
         self._policy_ref = self._weights_ref = None
         if actors:
             ray = _ray.import_ray("RayCollector")
@@ -581,6 +584,7 @@ class RayCollector:
                 f"frames were delivered and {self.restarts[i]} restarts (max_restarts={self.max_restarts}; pass "
                 f"max_restarts=n to let Ray restart a dead actor)", i, None) from None
         self._unavailable_since.pop(i, None)
+        self._check_loads(i)
         if pid != self.actor_pids[i]:  # a new process: Ray restarted the actor
             self.restarts[i] += 1
             self.actor_pids[i] = pid
@@ -594,6 +598,27 @@ class RayCollector:
                     self._actors[i].set_seed.remote(self._seed + i * SEED_STRIDE + self.restarts[i])
                 return None
         return part
+
+    def _check_loads(self, i: int) -> None:
+        """Raise WorkerError if actor ``i`` failed to load weights sent to it (calls finished so far)."""
+        refs = self._loads.get(i)
+        if not refs:
+            return
+        ray = _ray.import_ray("RayCollector")
+        ready, self._loads[i] = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayTaskError as err:
+                tb = getattr(err, "traceback_str", None) or str(err)
+                cause = getattr(err, "cause", None)
+                what = f"{type(cause).__name__}: {cause}" if cause is not None else str(err).splitlines()[0]
+                raise WorkerError(
+                    f"RayCollector: actor {i} could not load the weights of update_policy_weights_ "
+                    f"({what}); they must be a state dict or TensorDict of the "
+                    f"policy's own parameters, with its keys and shapes:\n{tb}", i, tb) from None
+            except ray.exceptions.RayActorError:
+                pass  # it died: the batch requests report that
 
     def _get_all(self, refs: list) -> list:
         ray = _ray.import_ray("RayCollector")

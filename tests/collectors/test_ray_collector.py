@@ -68,6 +68,11 @@ def test_sync_batches_from_two_nodes_match_local_collectors_and_follow_weights()
             collector.update_policy_weights_(bad)
         with pytest.raises(ValueError, match="missing"):
             collector.update_policy_weights_({"nope": torch.zeros(1)})
+        wrong = TensorDict.from_module(policy).clone()
+        wrong["module", "0", "module", "weight"] = torch.zeros(3, 1)
+        with pytest.raises(ValueError, match=r"'module.0.module.weight' has shape \(3, 1\), the policy's has \(2, 1\)"):
+            collector.update_policy_weights_(wrong)  # a TensorDict is checked the same way
+        assert collector.policy_version == 1  # nothing was sent
         collector.update_policy_weights_(TensorDict.from_module(argmax_policy([1.0, 0.0])))  # a TensorDict too
         assert (collector.collect()["action"] == 0).all()
     assert not collector.actors
@@ -201,6 +206,10 @@ def test_bad_input_fails_fast_with_clear_messages():
     lock = threading.Lock()
     with pytest.raises(TypeError, match="the policy cannot be serialized"):
         RayCollector(CountingEnv, lambda td: lock, frames_per_batch=4, total_frames=8)
+    with pytest.raises(TypeError, match=r"make_envs\[1\] cannot be serialized .*build locks, open files"):
+        RayCollector([CountingEnv, lambda: lock], None, frames_per_batch=4, total_frames=8)
+    with pytest.raises(ValueError, match=r"actor 0 asks for \(\{'CPU': 1.0, 'TPU': 1.0\}\); the nodes have"):
+        RayCollector(CountingEnv, None, frames_per_batch=4, total_frames=8, remote_config={"resources": {"TPU": 1}})
     with pytest.raises(ValueError, match="multiple of the number of collectors"):
         RayCollector(CountingEnv, None, num_collectors=2, frames_per_batch=5, total_frames=10)
     with pytest.raises(ValueError, match="num_collectors=3 but make_envs has 2"):
@@ -208,6 +217,19 @@ def test_bad_input_fails_fast_with_clear_messages():
     with pytest.raises(TypeError, match="must not set"):
         RayCollector(CountingEnv, None, frames_per_batch=4, total_frames=8, collector_kwargs={"total_frames": 3})
     assert time.monotonic() - start < 10
+
+
+def test_weights_an_actor_cannot_load_raise_with_its_next_batch():
+    """A policy that is no nn.Module cannot be checked by the learner: the actor's failed load surfaces."""
+    with RayCollector(CountingEnv, None, frames_per_batch=4, total_frames=-1) as collector:
+        collector.collect()
+        start = time.monotonic()
+        collector.update_policy_weights_({"weight": torch.zeros(2, 1)})  # random actions: nothing to load into
+        with pytest.raises(WorkerError, match=r"actor 0 could not load the weights of update_policy_weights_ "
+                                              r"\(TypeError: Collector: cannot load weights into a policy"):
+            collector.collect()
+        assert time.monotonic() - start < 10
+        assert not collector.actors  # shut down on the error
 
 
 @pytest.mark.timeout(120)
