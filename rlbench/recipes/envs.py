@@ -164,9 +164,12 @@ def _make_gym(name: str, num_envs: int, pixels: bool, pixel_size: int, frame_sta
         env = GymEnv(name, num_envs=num_envs)
         return TransformedEnv(env, FrameSkipTransform(repeat)) if repeat > 1 else env
 
+    # gymnasium's MuJoCo envs render at the size they are asked for: no 480x480 frame to shrink every step
+    size = dict(width=int(pixel_size), height=int(pixel_size)) if env_family(name) == "mujoco" else {}
+
     def one() -> EnvBase:
         try:
-            return GymEnv(name, from_pixels=True, pixels_only=True, frame_skip=repeat)
+            return GymEnv(name, from_pixels=True, pixels_only=True, frame_skip=repeat, **size)
         except (ImportError, ValueError):
             raise  # a missing extra or an unknown id: their messages say what to do
         except Exception as err:  # the env has no rgb_array rendering, or no OpenGL backend

@@ -68,6 +68,13 @@ def test_gym_pixels_are_resized_and_stacked(envs):
     assert td["next", "pixels"].shape == (2, 6, 24, 24) and 0 <= float(td["next", "pixels"].min())
 
 
+def test_mujoco_pixels_render_at_the_asked_size(envs):
+    pytest.importorskip("mujoco")
+    env = envs("HalfCheetah-v5", pixels=True, pixel_size=32, frame_stack=1)
+    assert env.base_env.gym_env.unwrapped.width == 32  # rendered at 32x32, not resized from 480x480
+    assert env.reset()["pixels"].shape == (3, 32, 32)
+
+
 def test_bad_combinations_raise_clear_errors(envs):
     with pytest.raises(ValueError, match=r"torch-native envs do not render.*'native:Pendulum'.*'Pendulum-v1'"):
         make_env("native:Pendulum", pixels=True)
