@@ -12,9 +12,14 @@ What the recipes share, one module per concern:
 
 * :mod:`rlbench.recipes.config`: the shared Config fields (``RecipeConfig``, ``OnPolicyConfig``,
   ``OffPolicyConfig``) and the CLI's parsing of them (``config_docs``, ``apply_overrides``).
-* :mod:`rlbench.recipes.envs`: envs from a name (``make_env``), seeding (``start_run``) and the seeded
-  evaluation (``evaluate``).
-* :mod:`rlbench.recipes.models`: networks built from an env's specs.
+* :mod:`rlbench.recipes.envs`: envs from a name (``make_env``: gymnasium ids, ``native:``, ``dmc:`` tasks,
+  ``ALE/`` ids, from states or ``pixels=True``), seeding (``start_run``) and the seeded evaluation
+  (``evaluate``).
+* :mod:`rlbench.recipes.models`: networks built from an env's specs (MLPs for vectors; the Nature CNN
+  or the SAC-AE/DrQ encoder, shared by actor and critic, for pixels).
+* The standard suites (DeepMind Control, Atari, MuJoCo) get each recipe's published hyperparameters
+  for that family (``Config.FAMILY_DEFAULTS``, sources cited in each Config) for every field the user
+  does not set; ``rlbench train ALGO --env ENV --print-config`` shows them.
 * :mod:`rlbench.recipes.replay`: what off-policy loops store (``transitions``) and how often they update
   (``updates_due``).
 * The run's chores (clock, periodic evaluation, early stop, logs, files) are
@@ -62,6 +67,7 @@ ALGORITHMS: dict[str, str] = {
     "sac": "rlbench.recipes.sac",
     "redq": "rlbench.recipes.redq",
     "impala": "rlbench.recipes.impala",
+    "dreamer": "rlbench.recipes.dreamer",
 }
 """Recipe name -> module path. One line per algorithm."""
 
