@@ -21,14 +21,32 @@ import torch
 from tensordict import TensorDict
 
 from ..envs.fused import FusedStepper
+from ._policy_call import NotDirect
 
 DONE = ("done", "terminated", "truncated")
 
 
-def _layout_ok(keys, obs_key, action_key, reward_key) -> bool:
+def _layout_ok(keys, obs_key, action_key, reward_key, extras) -> bool:
     want = {(obs_key,), (action_key,), *((k,) for k in DONE), ("next", obs_key), ("next", reward_key),
-            *(("next", k) for k in DONE)}
+            *(("next", k) for k in DONE), *((k,) for k in extras)}
     return set(keys) == want
+
+
+def _policy_plan(collector, env, key):
+    """``(direct call, extra output keys)`` when the policy can run fused on ``key``'s tensor, else None."""
+    direct = collector._direct
+    if direct is None:
+        return None
+    try:
+        direct.check()  # e.g. a sampling head outside ExplorationType.RANDOM: the generic loop
+    except NotDirect:
+        return None
+    outs = direct.out_keys
+    if env.action_key not in outs or not all(type(k) is str for k in outs):
+        return None
+    if not set(direct.in_keys) <= {key, *DONE} or set(outs) & {key, *DONE, "next", env.reward_key}:
+        return None
+    return direct, [k for k in outs if k != env.action_key]
 
 
 def fused_loop(collector, writer, td, t: int, random: bool):
@@ -38,10 +56,7 @@ def fused_loop(collector, writer, td, t: int, random: bool):
     step ``t`` when the policy already ran for it (else None).
     """
     env, T = collector.env, collector.steps_per_batch
-    direct = collector._direct
     if t >= T or collector.device != env.device or env.device.type != "cpu":
-        return t, td, None
-    if not random and (direct is None or direct.n_out != 1 or direct.out_keys[0] != env.action_key):
         return t, td, None
     if type(td) is not TensorDict or td.batch_size != env.batch_size:
         return t, td, None
@@ -49,16 +64,19 @@ def fused_loop(collector, writer, td, t: int, random: bool):
     if stepper is None:
         return t, td, None
     key = stepper.key
-    views = writer.time_major()
-    if writer.device is None or writer.device.type != "cpu" or not _layout_ok(
-        views, key, env.action_key, env.reward_key
-    ) or set(td.keys()) != {key, *DONE}:
+    plan = None if random else _policy_plan(collector, env, key)
+    if not random and plan is None:
         return t, td, None
-    inputs = None if random else direct.in_keys
-    if inputs is not None and not set(inputs) <= {key, *DONE}:
+    direct, extras = (None, []) if random else plan
+    views = writer.time_major()
+    root_keys = set(td.keys())
+    if writer.device is None or writer.device.type != "cpu" or not _layout_ok(
+        views, key, env.action_key, env.reward_key, extras
+    ) or not {key, *DONE} <= root_keys or not root_keys <= {key, *DONE, *extras}:
         return t, td, None
     arr = {k: v.numpy() for k, v in views.items()}
     obs_b, act_b = arr[(key,)], views[(env.action_key,)]
+    extra_b = [(k, views[(k,)]) for k in extras]  # the policy's other outputs (log-probs, logits...)
     nobs_b, rew_b = arr[("next", key)], arr[("next", env.reward_key)]
     ndone_b, nterm_b, ntrunc_b = (arr[("next", k)] for k in DONE)
     root = {k: td.get(k) for k in (key, *DONE)}
@@ -66,32 +84,39 @@ def fused_loop(collector, writer, td, t: int, random: bool):
     for k in DONE:  # the root's flags at step t; after any step they are all False
         arr[(k,)][t] = root[k].numpy()
     t0 = t
-    module = None if random else direct.module
-    flag_inputs = not random and any(k != key for k in inputs)
+    flag_inputs = not random and any(k != key for k in direct.in_keys)
     rand_action = stepper.rand_action
+    run = None if random else direct.run
     stepped = False
-    out = None
+    out = values = None
     while t < T:
+        last = values
         if random:
             action = rand_action()
         else:
-            action = module(*[root[k] for k in inputs])
-        if type(action) is tuple and len(action) == 1 and type(action[0]) is torch.Tensor:
-            # the direct call writes a 1-tuple's tensor too
-            action = action[0]
-        if not stepper.accepts(action):
-            td = stepper.finish(root_obs) if stepped else td
-            if random or type(action) is torch.Tensor:
-                td.set(env.action_key, action)
-                out = td
-            else:  # what the direct call does with an output it cannot write: run the module itself
+            try:
+                values = run(root)
+            except NotDirect:  # an output only tensordict knows how to write: run the policy itself
+                td = _root(stepper, root_obs, last, extras) if stepped else td
                 collector._direct = None
                 out = collector.policy(td)
                 out = td if out is None else out
+                break
+            action = values[env.action_key]
+        if not stepper.accepts(action):
+            td = _root(stepper, root_obs, last, extras) if stepped else td
+            if random:
+                td.set(env.action_key, action)
+            else:  # the generic loop steps this action (and reports it if the env refuses it)
+                for k in direct.out_keys:
+                    td.set(k, values[k])
+            out = td
             break
         nxt, reward, term, trunc, done, new_obs = stepper.step(action)
         obs_b[t] = root_obs
         act_b[t].copy_(action)
+        for k, buf in extra_b:
+            buf[t].copy_(values[k])
         nobs_b[t] = nxt
         rew_b[t] = reward
         ndone_b[t] = done
@@ -107,5 +132,18 @@ def fused_loop(collector, writer, td, t: int, random: bool):
         for k in DONE:
             arr[(k,)][t0 + 1:t] = False
     if out is None and stepped:
-        td = stepper.finish(root_obs)
+        td = _root(stepper, root_obs, values, extras)
     return t, td, out
+
+
+def _root(stepper, root_obs, values, extras):
+    """The next root after the last fused step, with the policy's other outputs carried as the generic path does.
+
+    ``step_and_maybe_reset`` carries the root's keys that are not the env's (a policy's log-prob,
+    logits...) into the next root, after the observation and the done flags.
+    """
+    td = stepper.finish(root_obs)
+    if values is not None:
+        for k in extras:
+            td.set(k, values[k])
+    return td

@@ -506,7 +506,7 @@ class Collector:
             policy = self.policy
             if self.device != env.device:
                 policy = self._moving_policy(policy)
-            elif self._direct is not None:
+            elif self._direct is not None and self._direct_now():
                 policy = self._direct
             for t in range(start, stop):
                 try:
@@ -520,6 +520,14 @@ class Collector:
                 cur, td = step(td if out is None else out)
                 writer.write(t, cur)
         return td
+
+    def _direct_now(self) -> bool:
+        """Whether the direct call runs this batch (a sampling head runs direct only under ``RANDOM``)."""
+        try:
+            self._direct.check()
+        except NotDirect:
+            return False
+        return True
 
     def _moving_policy(self, policy):
         dev, env_dev = self.device, self.env.device
