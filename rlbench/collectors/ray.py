@@ -38,6 +38,8 @@ SEED_STRIDE = 10_000
 _START_TIMEOUT = 120.0  # seconds for every actor to be placed and to build its collector
 _SHUTDOWN_TIMEOUT = 10.0  # seconds for an actor to close its envs before it is killed
 _RESERVED = ("frames_per_batch", "total_frames")
+#: the numeric per-actor fields of :meth:`RayCollector.actor_stats` that logs and monitors follow
+ACTOR_STAT_FIELDS = ("fps", "batches", "policy_lag_mean", "policy_lag_max", "restarts")
 _FPS_WINDOW = 10  # an actor's frames/s is measured over its last 10 batches (so it follows changes in load)
 
 

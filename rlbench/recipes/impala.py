@@ -52,6 +52,7 @@ from functools import partial
 import torch
 
 from ..collectors import EpisodeReturns, MultiAsyncCollector
+from ..collectors.ray import ACTOR_STAT_FIELDS
 from ..objectives import IMPALALoss, total_loss
 from ..trainers import ProgressBar, RunTracker, TrainResults
 from .config import (
@@ -70,9 +71,6 @@ from .envs import evaluate, make_env, start_run
 from .models import make_stochastic_actor, make_value_network
 
 __all__ = ["Config", "make_models", "make_collector", "train", "actor_logs"]
-
-#: what :func:`actor_logs` logs of each actor (the keys of ``RayCollector.actor_stats()``)
-ACTOR_FIELDS = ("fps", "batches", "policy_lag_mean", "policy_lag_max", "restarts")
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +229,7 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
 def actor_logs(collector) -> dict:
     """``{"actor/<i>/<field>": value}`` from a collector's per-actor stats (``{}`` if it keeps none).
 
-    The fields are :data:`ACTOR_FIELDS` of :meth:`RayCollector.actor_stats
+    The fields are ``ACTOR_STAT_FIELDS`` of :meth:`RayCollector.actor_stats
     <rlbench.collectors.RayCollector.actor_stats>`; a :class:`~rlbench.widgets.ClusterMonitor` passed as
     the logger turns them back into its per-actor table (a TrainingMonitor plots them as any scalar).
 
@@ -248,7 +246,7 @@ def actor_logs(collector) -> dict:
     stats = getattr(collector, "actor_stats", None)
     if stats is None:
         return {}
-    return {f"actor/{s['actor']}/{field}": float(s[field]) for s in stats() for field in ACTOR_FIELDS}
+    return {f"actor/{s['actor']}/{field}": float(s[field]) for s in stats() for field in ACTOR_STAT_FIELDS}
 
 
 def _policy_lag(batch, updates: int) -> float | None:

@@ -6,12 +6,11 @@ from typing import Iterable, Mapping, Sequence
 
 import traitlets
 
+from ..collectors.ray import ACTOR_STAT_FIELDS as ACTOR_FIELDS
 from .monitor import TrainingMonitor
 
 __all__ = ["ClusterMonitor"]
 
-#: per-actor fields shown in the table (the keys of ``RayCollector.actor_stats()``, ``actor`` and ``node`` aside)
-ACTOR_FIELDS = ("fps", "batches", "policy_lag_mean", "policy_lag_max", "restarts")
 _ACTOR_METRIC = re.compile(r"^actor/(\d+)/(\w+)$")
 
 
@@ -73,8 +72,8 @@ class ClusterMonitor(TrainingMonitor):
     def log_actor_stats(self, stats: Sequence[Mapping], step: int | None = None) -> None:
         """Record a collector's per-actor stats (``RayCollector.actor_stats()``: a list of dicts with ``actor``).
 
-        Each numeric field of :data:`ACTOR_FIELDS` is logged as ``actor/<i>/<field>``; ``node`` is kept for
-        the table only.
+        Each numeric field (``fps``, ``batches``, ``policy_lag_mean``, ``policy_lag_max``, ``restarts``) is
+        logged as ``actor/<i>/<field>``; ``node`` is kept for the table only.
         """
         values = {}
         for row in stats:
