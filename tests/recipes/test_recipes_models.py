@@ -67,7 +67,8 @@ def test_encoders_refuse_observations_of_other_ranks():
         batch_size = torch.Size([])
         observation_spec = Composite(pixels=Unbounded((64, 64)))
 
-    with pytest.raises(ValueError, match=r"pixel observations must be \[C, H, W\] \(uint8 or float\), got shape \(64, 64\)"):
+    with pytest.raises(ValueError, match=r"pixel observations must be \[C, H, W\] \(uint8 or float\), got shape "
+                                         r"\(64, 64\)"):
         make_trunk(ImageWithoutChannels(), 8)
     ImageWithoutChannels.observation_spec = Composite(observation=Unbounded((4, 4)))
     with pytest.raises(ValueError, match=r"vector observations must be 1-d, got shape \(4, 4\).*FlattenObservation"):
