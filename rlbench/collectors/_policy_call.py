@@ -138,8 +138,16 @@ class DirectPolicy:
             reads += [k for k in module.in_keys if k not in written and k not in reads]
             written += [k for k in (sample_key, lp_key) if k is not None and k not in written]
         self.in_keys, self.out_keys = reads, written
-        if len(self.stages) == 1 and head is None:  # what the fused loop of a single module used
-            self.module = self.stages[0][0]
+
+    def compiled(self, compile_kwargs: dict) -> "DirectPolicy":
+        """The same call with each stage's ``nn.Module`` through ``torch.compile(module, **compile_kwargs)``.
+
+        The head (distribution, sampling) stays eager: compiled random ops draw other numbers than eager.
+        """
+        out = DirectPolicy.__new__(DirectPolicy)
+        out.__dict__.update(self.__dict__)
+        out.stages = [(torch.compile(m, **compile_kwargs), ins, outs, n) for m, ins, outs, n in self.stages]
+        return out
 
     def check(self) -> None:
         """Raise :class:`NotDirect` if this call cannot run now (a head outside ``RANDOM``, global hooks)."""
@@ -155,8 +163,8 @@ class DirectPolicy:
 
         Raises :class:`NotDirect` when a module returns something else than a tensor or a tuple of
         ``len(out_keys)`` tensors (only the first stage's output can be checked before anything ran).
+        The caller has :meth:`check`-ed that the call applies (the fused loop does once per batch).
         """
-        self.check()
         for module, ins, outs, n_out in self.stages:
             out = module(*[values[k] for k in ins])
             if type(out) is torch.Tensor and n_out == 1:
@@ -179,14 +187,11 @@ class DirectPolicy:
 
     def __call__(self, td):
         """Call on a TensorDict: read :attr:`in_keys`, run, write :attr:`out_keys` into ``td``."""
+        self.check()
         values = self.run({k: td.get(k) for k in self.in_keys})
         for k in self.out_keys:
             td.set(k, values[k])
         return td
-
-    @property
-    def n_out(self) -> int:
-        return len(self.out_keys)
 
 
 def direct_call(policy) -> DirectPolicy | None:

@@ -99,6 +99,25 @@ class Collector:
             arguments (e.g. ``{"file": sys.stdout, "desc": "ppo"}``). Episode returns are tracked
             either way (:attr:`episodes`).
         seed: seed the env (see :meth:`set_seed`).
+        compile_policy: run the policy's networks through ``torch.compile`` (``compile_kwargs`` passed to
+            it). For a policy on the direct path (below) each wrapped ``nn.Module`` is compiled and the
+            distribution head stays eager, so sampling draws the same random numbers; any other policy
+            is compiled whole. The first batch pays the compile time. Default off: measured on 2 CPU
+            cores with the 4-64-64-2 CartPole MLP it is *slower* (see benchmarks/README.md,
+            "Collectors"); use it for networks large enough that the fused kernels outweigh the
+            compiled call's guard overhead, and check with ``benchmarks/bench_collectors.py --compile``.
+            Compiled numerics may differ from eager in the last bits.
+        compile_kwargs: keyword arguments for ``torch.compile`` (e.g. ``{"mode": "max-autotune-no-cudagraphs"}``);
+            only with ``compile_policy=True``.
+
+    What runs fast: a policy that is a plain ``TensorDictModule``, a ``TensorDictSequential`` of them or a
+    ``ProbabilisticActor`` / ``ProbabilisticTensorDictSequential`` with a ``torch.distributions`` head
+    (``Categorical``, ``Normal``...; under ``ExplorationType.RANDOM``) is called on its tensors directly,
+    without tensordict's dispatch; over a gymnasium vector env or a ``SerialEnv`` of gym envs with one
+    observation array, the whole step is fused (:mod:`rlbench.collectors._fused`): the env's arrays and
+    every key the policy writes (action, ``"sample_log_prob"``, logits...) go straight into the batch
+    buffers. Anything else (hooks, ``safe`` actors, ``TanhNormal``, Dict observations for the fused step)
+    takes the generic loop. Both give the same batches, bit for bit, with the same random draws.
 
     Every batch carries ``("collector", "traj_ids")`` (int64, shape of the batch): the id of the
     episode each frame belongs to. Ids are unique over the collector's life and grow with time; a
@@ -159,6 +178,8 @@ class Collector:
         seed: int | None = None,
         create_env_fn: EnvBase | Callable[..., EnvBase] | None = None,
         create_env_kwargs: Mapping[str, Any] | None = None,
+        compile_policy: bool = False,
+        compile_kwargs: Mapping[str, Any] | None = None,
     ):
         env_or_make_env = _env_or_maker(env_or_make_env, create_env_fn, create_env_kwargs)
         if isinstance(env_or_make_env, EnvBase):
@@ -180,6 +201,16 @@ class Collector:
             raise TypeError(f"Collector: policy must be a callable td -> td (or None), got {type(policy).__name__}")
         self.policy = policy
         self._direct = direct_call(policy)
+        self._compiled = None  # compile_policy on a policy without a direct call: the whole policy compiled
+        if compile_kwargs is not None and not compile_policy:
+            raise ValueError("Collector: compile_kwargs are torch.compile's arguments; pass compile_policy=True too")
+        if compile_policy and policy is not None:
+            kwargs = dict(compile_kwargs or {})
+            if self._direct is not None:
+                self._direct = self._direct.compiled(kwargs)
+            else:
+                self._compiled = torch.compile(policy, **kwargs)
+        self.compile_policy = bool(compile_policy)
         n_envs = env.batch_size.numel()
         frames_per_batch = int(frames_per_batch)
         if frames_per_batch < 1 or frames_per_batch % n_envs:
@@ -503,7 +534,7 @@ class Collector:
                 cur, td = step(rand(td))
                 writer.write(t, cur)
         else:
-            policy = self.policy
+            policy = self.policy if self._compiled is None else self._compiled
             if self.device != env.device:
                 policy = self._moving_policy(policy)
             elif self._direct is not None and self._direct_now():
@@ -513,7 +544,7 @@ class Collector:
                     out = policy(td)
                 except NotDirect:  # an output only tensordict knows how to write: use the module itself
                     logger.debug("Collector: %s returns an output layout the direct path leaves to tensordict",
-                                 type(self.policy.module).__name__)
+                                 type(self.policy).__name__)
                     self._direct = None
                     policy = self.policy
                     out = policy(td)
