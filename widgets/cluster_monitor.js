@@ -5,28 +5,29 @@
 // What is shown comes from lib/cluster_view.js (pure, node-tested).
 import { h } from "./lib/escape.js";
 import { lineChart } from "./lib/svgplot.js";
-import { ACTOR_COLUMNS, actorRows, clusterCharts, clusterStatus } from "./lib/cluster_view.js";
+import { actorColumns, actorRows, clusterCharts, clusterStatus } from "./lib/cluster_view.js";
 
 function buildDom(el) {
   const title = h("span", { class: "rlb-title" });
   const status = h("span", { class: "rlb-subtitle rlb-cm-status" });
+  const head = h("tr");
   const body = h("tbody");
-  const table = h("table", { class: "rlb-table rlb-cm-actors" },
-    h("thead", null, h("tr", null, ACTOR_COLUMNS.map(([name]) => h("th", null, name)))), body);
+  const table = h("table", { class: "rlb-table rlb-cm-actors" }, h("thead", null, head), body);
   const fpsCell = h("div", { class: "rlb-cm-cell", "data-chart": "fps" });
   const lagCell = h("div", { class: "rlb-cm-cell", "data-chart": "lag" });
   const grid = h("div", { class: "rlb-cm-grid" }, fpsCell, lagCell);
   el.replaceChildren(h("div", { class: "rlb-root rlb-cluster-monitor" },
     h("div", { class: "rlb-header" }, title, status), table, grid));
   return {
-    title, status, body, grid,
+    title, status, head, body, grid,
     fps: lineChart(fpsCell, { title: "frames/s per actor", width: 300, height: 130 }),
     lag: lineChart(lagCell, { title: "policy lag (updates)", width: 300, height: 130 }),
     others: new Map(),
   };
 }
 
-function drawTable(body, actors) {
+function drawTable(head, body, actors) {
+  head.replaceChildren(...actorColumns(actors).map(([name]) => h("th", null, name)));
   body.replaceChildren(...actorRows(actors).map((row) =>
     h("tr", { class: row.cls || null, "data-actor": row.index }, row.cells.map((c) => h("td", null, c)))));
 }
@@ -50,7 +51,7 @@ function render({ model, el }) {
   const draw = () => {
     dom.title.textContent = model.get("title") || "Cluster";
     dom.status.textContent = clusterStatus(model.get("actors"));
-    drawTable(dom.body, model.get("actors"));
+    drawTable(dom.head, dom.body, model.get("actors"));
     drawCharts(dom, model.get("series"));
   };
   draw();

@@ -17,14 +17,21 @@ export const ACTOR_COLUMNS = [
 
 const ACTOR_METRIC = /^actor\/(\d+)\/(.+)$/;
 
-/** One row per actor, sorted by actor index: {index, cls, cells: [string]}; a restarted actor is flagged. */
+/** The columns to show: all of ACTOR_COLUMNS, less "node" when no actor has one (the recipe's scalars carry none). */
+export function actorColumns(actors) {
+  const hasNode = (actors || []).some((row) => row.node !== null && row.node !== undefined && row.node !== "");
+  return ACTOR_COLUMNS.filter(([, field]) => hasNode || field !== "node");
+}
+
+/** One row per actor, sorted by actor index: {index, cls, cells: [string]} (of actorColumns); restarts flagged. */
 export function actorRows(actors) {
+  const columns = actorColumns(actors);
   return [...(actors || [])]
     .sort((a, b) => Number(a.actor) - Number(b.actor))
     .map((row) => ({
       index: Number(row.actor),
       cls: Number(row.restarts) > 0 ? "rlb-cm-restarted" : "",
-      cells: ACTOR_COLUMNS.map(([, field, digits]) => {
+      cells: columns.map(([, field, digits]) => {
         const v = row[field];
         if (v === null || v === undefined) return "";
         return digits === null || typeof v !== "number" ? String(v) : formatNumber(v, digits);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ACTOR_COLUMNS, actorRows, clusterCharts, clusterStatus } from "../lib/cluster_view.js";
+import { ACTOR_COLUMNS, actorColumns, actorRows, clusterCharts, clusterStatus } from "../lib/cluster_view.js";
 
 const packed = (values) => ({ dtype: "float64", shape: [values.length], data: new DataView(new Float64Array(values).buffer) });
 const metric = (steps, values) => ({ step: packed(steps), value: packed(values), count: steps.length });
@@ -18,6 +18,13 @@ test("actorRows sorts by actor, formats numbers and flags restarted actors", () 
   assert.deepEqual(rows[1].cells, ["1", "bbbb", "1235", "3", "0.333", "1", "1"]);
   assert.deepEqual(rows.map((r) => r.cls), ["", "rlb-cm-restarted"]);
   assert.deepEqual(actorRows(undefined), []);
+});
+
+test("the node column is left out when no actor has a node (the recipe's scalars carry none)", () => {
+  const noNodes = ACTORS.map((r) => ({ ...r, node: null }));
+  assert.deepEqual(actorColumns(noNodes).map(([name]) => name), ["actor", "frames/s", "batches", "lag mean", "lag max", "restarts"]);
+  assert.deepEqual(actorRows(noNodes)[0].cells, ["0", "1000", "1", "2", "2", "0"]);
+  assert.equal(actorColumns(ACTORS).length, ACTOR_COLUMNS.length);
 });
 
 test("clusterCharts splits per-actor frames/s, the lag and the other metrics", () => {
