@@ -195,6 +195,87 @@ class ClassicControlEnv(EnvBase):
             self._reset_rows(root, done, idx)
         return td, root
 
+    # The random-action rollout below (``_random_rollout``) is used when True; tests switch it off on an
+    # instance to compare it with the generic loop.
+    _FUSED_ROLLOUT: bool = True
+
+    def rollout(self, max_steps: int, policy=None, break_when_any_done: bool = True, auto_reset: bool = True,
+                tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """:meth:`EnvBase.rollout <rlbench.envs.EnvBase.rollout>`, with a fused loop for random actions.
+
+        ``rollout(T, break_when_any_done=False)`` without a policy (random actions, a fresh reset, a
+        batched env) runs as a plain loop over the state tensors: the ``T`` actions are drawn in one
+        call (the same numbers ``T`` calls of :meth:`rand_action` draw), each step is ``_dynamics`` plus
+        the time limit and the in-place reset of the done sub-envs (the same fresh states
+        :meth:`step_and_maybe_reset` gives them), and each key is stacked once at the end instead of
+        building two TensorDicts and copying every key at every step. The result is exactly the
+        generic loop's, and the env's generators end in the same state. Any other call is the
+        generic rollout.
+        """
+        if (policy is None and not break_when_any_done and auto_reset and tensordict is None
+                and self.batch_size and int(max_steps) >= 1 and self._FUSED_ROLLOUT and self._fusable()):
+            with torch.no_grad():
+                return self._random_rollout(int(max_steps))
+        return super().rollout(max_steps, policy=policy, break_when_any_done=break_when_any_done,
+                               auto_reset=auto_reset, tensordict=tensordict)
+
+    def _fusable(self) -> bool:
+        """Whether this env's steps are the base class's (a subclass may have changed them)."""
+        cls = type(self)
+        return (
+            cls.step is EnvBase.step and cls.rand_action is EnvBase.rand_action
+            and cls._step is ClassicControlEnv._step and cls.reset is ClassicControlEnv.reset
+            and cls.step_and_maybe_reset is ClassicControlEnv.step_and_maybe_reset
+            and cls._reset_rows is ClassicControlEnv._reset_rows
+            and self.action_key == "action" and self.reward_key == "reward" and self.batch_locked
+        )
+
+    def _random_rollout(self, n: int) -> TensorDictBase:
+        """The fused random-action rollout of :meth:`rollout` (``break_when_any_done=False``, ``n`` steps)."""
+        b, nb = self.batch_size, len(self.batch_size)
+        root = self.reset()
+        actions = self.action_spec.rand((n,), generator=self.action_generator)  # == n rand_action calls
+        state, count, obs = root.get("state"), root.get("step_count"), root.get("observation")
+        states, counts, observations = [state], [count], [obs]
+        nxt = {k: [] for k in ("observation", "state", "step_count", "reward", "terminated", "truncated", "done")}
+        limit, one, same = self.max_episode_steps, self._one_i, self._OBSERVATION_IS_STATE
+        for t in range(n):
+            next_state, next_obs, reward, terminated = self._dynamics(state, actions[t])
+            count = count + one
+            if limit is None:
+                truncated, done = torch.zeros_like(terminated), terminated
+            else:
+                truncated = count >= self._max_steps_t
+                done = terminated | truncated
+            for k, v in (("observation", next_obs), ("state", next_state), ("step_count", count),
+                         ("reward", reward), ("terminated", terminated), ("truncated", truncated), ("done", done)):
+                nxt[k].append(v)
+            if t == n - 1:  # the generic loop does not reset after the last step
+                break
+            # what step_and_maybe_reset + _reset_rows do, on the bare tensors
+            idx = torch.nonzero(done.reshape(-1)).squeeze(-1)
+            if idx.shape[0]:
+                fresh = self._fresh_rows(idx.shape[0])
+                state = _copy_rows(next_state, idx, fresh)
+                obs = None if same else _copy_rows(next_obs, idx, self._observe(fresh))
+                count = count.masked_fill(done.reshape(*b, 1), 0)
+            else:
+                state, obs = next_state, next_obs
+            states.append(state)
+            counts.append(count)
+            observations.append(obs)
+        dev = self.device
+        flags = torch.zeros((3, *b, n, 1), dtype=torch.bool, device=dev)  # root flags: False after every reset
+        out = {
+            "state": torch.stack(states, nb),
+            "observation": torch.stack(states if same else observations, nb),
+            "step_count": torch.stack(counts, nb),
+            "action": actions.movedim(0, nb).contiguous(),
+            "done": flags[0], "terminated": flags[1], "truncated": flags[2],
+            "next": _new_td({k: torch.stack(v, nb) for k, v in nxt.items()}, (*b, n), device=dev),
+        }
+        return _new_td(out, (*b, n), device=dev)
+
     def _reset_rows(self, td: TensorDictBase, mask: torch.Tensor, idx: torch.Tensor | None = None) -> None:
         """Give the masked sub-envs of ``td`` fresh states, writing *new* tensors into ``td``.
 
