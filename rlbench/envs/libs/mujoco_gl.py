@@ -39,8 +39,26 @@ def _has_library(name: str) -> bool:
     return ctypes.util.find_library(name) is not None
 
 
+def _no_render_thread_for_osmesa(value: str) -> None:
+    """With OSMesa, render on the calling thread (``DISABLE_RENDER_THREAD_OFFLOADING=1``) unless told otherwise.
+
+    dm_control gives each render context its own thread and frees a context by handing that thread a
+    job and waiting. When the cyclic garbage collector frees an unclosed pixel env *on that thread* (it
+    runs wherever Python happens to allocate), the thread waits for itself and the process hangs
+    (reproduced here: pixel envs in reference cycles with frequent collections). The thread exists so a
+    GPU context can stay current on one thread; a software OSMesa context has nothing to gain from it.
+    Read by dm_control when it is first imported, so this only acts before that.
+    """
+    if value == "osmesa" and "dm_control._render" not in sys.modules:
+        os.environ.setdefault("DISABLE_RENDER_THREAD_OFFLOADING", "1")
+
+
 def select_mujoco_gl() -> str | None:
     """Set ``MUJOCO_GL`` for headless rendering unless it is set already; returns the value in effect.
+
+    With OSMesa it also sets ``DISABLE_RENDER_THREAD_OFFLOADING=1`` (unless set): dm_control then renders
+    on the calling thread, which avoids a hang of its per-context render threads (see
+    ``_no_render_thread_for_osmesa``).
 
     Call it before the first ``import dm_control`` (``DMControlEnv`` does) and, for ``mujoco.Renderer``,
     before the first ``import mujoco``. It only acts on Linux, where EGL and OSMesa exist; elsewhere,
@@ -58,6 +76,7 @@ def select_mujoco_gl() -> str | None:
     if "MUJOCO_GL" in os.environ:
         if not _CHOICE:
             _CHOICE.append((os.environ["MUJOCO_GL"], "you (the MUJOCO_GL environment variable)"))
+        _no_render_thread_for_osmesa(os.environ["MUJOCO_GL"])
         return os.environ["MUJOCO_GL"]
     if not sys.platform.startswith("linux") or "dm_control._render" in sys.modules:
         return None  # dm_control has chosen already (mujoco.Renderer chooses when mujoco is imported)
@@ -72,6 +91,7 @@ def select_mujoco_gl() -> str | None:
         logger.info("select_mujoco_gl: neither libEGL nor libOSMesa found; leaving MUJOCO_GL unset")
         return None
     os.environ["MUJOCO_GL"] = value
+    _no_render_thread_for_osmesa(value)
     _CHOICE[:] = [(value, f"rlbench, because {why}")]
     logger.info("select_mujoco_gl: MUJOCO_GL=%s (%s)", value, why)
     return value

@@ -97,6 +97,7 @@ def test_extra_pins_mujoco_below_4():
 def fresh_gl(monkeypatch):
     """select_mujoco_gl as on a machine where dm_control was never imported and MUJOCO_GL is unset."""
     monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.delenv("DISABLE_RENDER_THREAD_OFFLOADING", raising=False)
     monkeypatch.delitem(sys.modules, "dm_control._render", raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setattr(mujoco_gl, "_CHOICE", [])
@@ -119,6 +120,41 @@ def test_select_mujoco_gl(fresh_gl, gpu, libs, expected):
     assert "apt-get install libosmesa6" in help_text and "MUJOCO_GL" in help_text
     if expected:
         assert f"MUJOCO_GL={expected} was chosen by rlbench" in help_text
+
+
+@pytest.mark.parametrize("libs, offloading", [({"OSMesa"}, "1"), ({"EGL"}, None)])
+def test_osmesa_renders_on_the_calling_thread(fresh_gl, libs, offloading):
+    # dm_control's per-context render threads can deadlock when the GC frees an unclosed pixel env on one
+    # of them; OSMesa (software) has no use for them
+    fresh_gl.setattr(mujoco_gl, "_gpu_visible", lambda: False)
+    fresh_gl.setattr(mujoco_gl, "_has_library", lambda name: name in libs)
+    mujoco_gl.select_mujoco_gl()
+    assert os.environ.get("DISABLE_RENDER_THREAD_OFFLOADING") == offloading
+
+
+def test_osmesa_keeps_the_users_render_thread_setting(fresh_gl):
+    fresh_gl.setenv("MUJOCO_GL", "osmesa")
+    fresh_gl.setenv("DISABLE_RENDER_THREAD_OFFLOADING", "")
+    mujoco_gl.select_mujoco_gl()
+    assert os.environ["DISABLE_RENDER_THREAD_OFFLOADING"] == ""
+
+
+def test_pixel_env_contexts_render_on_the_calling_thread_under_osmesa():
+    """In a fresh process (dm_control reads the setting at its first import): no render thread per context."""
+    code = (
+        "import os\n"
+        "from rlbench.envs import DMControlEnv\n"
+        "env = DMControlEnv('cartpole', 'swingup', from_pixels=True, height=16, width=16)\n"
+        "env.rollout(2)\n"
+        "print(os.environ.get('MUJOCO_GL'), type(env._env.physics.contexts.gl._render_executor).__name__)\n"
+        "env.close()\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISABLE_RENDER_THREAD_OFFLOADING")}
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True,
+                         env=clean).stdout.split()
+    if out[0] != "osmesa":
+        pytest.skip(f"this machine renders with MUJOCO_GL={out[0]}, not OSMesa")
+    assert out[1] == "PassthroughRenderExecutor"
 
 
 def test_select_mujoco_gl_keeps_the_users_choice(fresh_gl):
