@@ -8,9 +8,15 @@ from its action space. Ours, at the same N, single-threaded, in the same process
   the in-place reset of finished sub-envs (the same work as the baseline's auto-resetting step);
 - ``step (no reset)``: ``step_mdp(env.step(env.rand_action(td)))``: the bare transition;
 - ``rollout``: ``env.rollout(T, break_when_any_done=False)``, which also records every step into a
-  ``[N, T]`` TensorDict (13 keys, ~100 bytes per env-step), counted per env-step. It is compared with
+  ``[N, T]`` TensorDict (14 keys, ~100 bytes per env-step), counted per env-step. It is compared with
   the plain baseline and with a baseline that also stores what a rollout needs (observation, action,
-  reward, terminated, truncated, next observation) into preallocated NumPy ``[T, N]`` arrays.
+  reward, terminated, truncated, next observation) into preallocated NumPy ``[T, N]`` arrays. Random
+  actions take the envs' fused rollout loop (``ClassicControlEnv.rollout``); the "generic loop" rows
+  switch it off (``env._FUSED_ROLLOUT = False``: ``EnvBase.rollout``'s ``step_and_maybe_reset`` loop)
+  to show what it gains, for all five envs (gymnasium has a NumPy vector env for CartPole only).
+
+The headline rollout rows (N = 4096, T = 100) run ours and the baselines alternately in one process,
+each timed ``--repeats`` times, and keep the best of each: on a shared machine the ratios are indicative.
 
 Run: ``python benchmarks/bench_native_envs.py`` (``--quick`` for a seconds-long smoke run).
 """
@@ -22,7 +28,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import best_time, parse_args, report  # noqa: E402
 
-from rlbench.envs.classic import AcrobotEnv, CartPoleEnv, MountainCarEnv, PendulumEnv  # noqa: E402
+from rlbench.envs.classic import (  # noqa: E402
+    AcrobotEnv,
+    CartPoleEnv,
+    MountainCarContinuousEnv,
+    MountainCarEnv,
+    PendulumEnv,
+)
 from rlbench.envs.utils import step_mdp  # noqa: E402
 
 
@@ -44,8 +56,8 @@ def gym_steps(n: int, steps: int, repeats: int) -> float:
     return n * steps / t
 
 
-def gym_rollout(n: int, steps: int, repeats: int) -> float:
-    """Env-steps/s of gymnasium's vector CartPole that also stores each step in fresh [T, N] arrays."""
+def gym_rollout_fn(n: int, steps: int):
+    """A function running gymnasium's vector CartPole for ``steps`` steps, storing each in fresh [T, N] arrays."""
     import gymnasium as gym
     import numpy as np
 
@@ -65,10 +77,25 @@ def gym_rollout(n: int, steps: int, repeats: int) -> float:
             obs = nxt
         return bufs
 
+    return run
+
+
+def gym_rollout(n: int, steps: int, repeats: int) -> float:
+    """Env-steps/s of :func:`gym_rollout_fn`."""
+    run = gym_rollout_fn(n, steps)
     run()
-    t = best_time(run, repeats)
-    env.close()
-    return n * steps / t
+    return n * steps / best_time(run, repeats)
+
+
+def alternate(fns: dict, repeats: int) -> dict:
+    """Best seconds of each function, timed in turns (one call of each per round) after a warm-up."""
+    for fn in fns.values():
+        fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, 1))
+    return best
 
 
 def native_steps(env, steps: int, repeats: int, reset: bool = True) -> float:
@@ -114,8 +141,27 @@ def main() -> None:
         report(f"CartPole rollout(T={steps}) N={n}", rollout, base, unit, "gymnasium vector", **kw)
         report(f"CartPole rollout(T={steps}) N={n}", rollout, gym_rollout(n, steps, args.repeats), unit,
                "gymnasium vector + NumPy storage", **kw)
-    # the other envs, for information (no gymnasium vector baseline exists for them)
-    n = 16 if args.quick else 4096
+    # The headline: rollout(100) with random actions at N = 4096, ours and the baselines in turns.
+    n, steps = headline, (5 if args.quick else 100)
+    kw = dict(higher_is_better=True, json_path=args.json)
+    for cls in (CartPoleEnv, PendulumEnv, MountainCarEnv, MountainCarContinuousEnv, AcrobotEnv):
+        fused, generic = cls(batch_size=[n], seed=0), cls(batch_size=[n], seed=0)
+        generic._FUSED_ROLLOUT = False
+        fns = {"fused": lambda: fused.rollout(steps, break_when_any_done=False),
+               "generic": lambda: generic.rollout(steps, break_when_any_done=False)}
+        if cls is CartPoleEnv:
+            fns["gym"] = gym_rollout_fn(n, steps)
+        t = alternate(fns, args.repeats)
+        rate = {name: n * steps / sec for name, sec in t.items()}
+        name = cls.__name__.removesuffix("Env")
+        if cls is CartPoleEnv:
+            report(f"{name} rollout(T={steps}) random actions N={n}", rate["fused"], rate["gym"], unit,
+                   "gymnasium vector + NumPy storage", target=">= 2x" if n == headline else "", **kw)
+            report(f"{name} rollout(T={steps}) generic loop N={n}", rate["generic"], rate["gym"], unit,
+                   "gymnasium vector + NumPy storage", **kw)
+        report(f"{name} rollout(T={steps}) fused N={n}", rate["fused"], rate["generic"], unit,
+               "the generic rollout loop", **kw)
+    # step_and_maybe_reset of the other envs, for information (no gymnasium vector env exists for them)
     steps = steps_for(n)
     for cls in (PendulumEnv, MountainCarEnv, AcrobotEnv):
         rate = native_steps(cls(batch_size=[n], seed=0), steps, args.repeats)
