@@ -262,7 +262,9 @@ def make_env(name: str, num_envs: int = 1, *, seed: int | None = None, device=No
         if action_repeat > 1:
             raise ValueError(f"make_env: action_repeat={action_repeat} is not supported for torch-native envs; "
                              f"use the gymnasium id or wrap the env in FrameSkipTransform")
-        env = _native_class(name)(batch_size=[num_envs], device=device)
+        # seeded at construction when a seed is given: an unseeded native env draws one from torch's global RNG,
+        # which would shift every later draw (the networks' initialisation) against a gymnasium env of that seed
+        env = _native_class(name)(batch_size=[num_envs], device=device, seed=None if seed is None else int(seed))
     elif name.startswith(ATARI_PREFIX):
         if action_repeat > 1:
             raise ValueError(f"make_env: action_repeat does not apply to Atari ids ({name!r}); their frame skip is "
@@ -346,7 +348,7 @@ def max_episode_steps(name: str, default: int = 1000) -> int:
         (500, 200)
     """
     if name.startswith(NATIVE_PREFIX):
-        limit = _native_class(name)().max_episode_steps
+        limit = _native_class(name)(seed=0).max_episode_steps  # a seed: no draw from torch's global RNG
     elif name.startswith(DMC_PREFIX):
         limit = None
     elif name.startswith(ATARI_PREFIX):

@@ -25,6 +25,17 @@ def test_make_env_native_and_gym():
     assert vec.rollout(4, break_when_any_done=False).shape == (3, 4)
 
 
+def test_seeded_envs_leave_the_global_rng_alone():
+    # A seeded native env (and its time limit) draw nothing from torch's global RNG, like a gymnasium env:
+    # the same seed then gives the same network initialisation after start_run on either.
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    make_env("native:CartPole", 4, seed=3)
+    max_episode_steps("native:CartPole")
+    make_env("CartPole-v1", 4, seed=3)
+    assert torch.equal(state, torch.get_rng_state())
+
+
 def test_make_env_errors_name_the_choices():
     with pytest.raises(ValueError, match=r"unknown torch-native env 'native:Foo'.*native:CartPole.*native:Acrobot"):
         make_env("native:Foo")
