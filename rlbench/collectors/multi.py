@@ -77,7 +77,8 @@ class _MultiCollector:
                  total_frames: int = -1, worker_frames: int, init_random_frames: int = 0,
                  exploration_type=None, reset_at_each_iter: bool = False, split_trajs: bool = False,
                  storing_device=None, replay_buffer=None, seed: int | None = None,
-                 timeout: float | None = None, start_timeout: float = 120.0, context=None):
+                 timeout: float | None = None, start_timeout: float = 120.0, context=None,
+                 compile_policy: bool = False, compile_kwargs: dict | None = None):
         if callable(create_env_fn) and not isinstance(create_env_fn, Sequence):
             raise TypeError(
                 f"{self._name}: create_env_fn must be a list of env makers, one per worker "
@@ -103,6 +104,11 @@ class _MultiCollector:
                   "reset_at_each_iter": reset_at_each_iter}
         if exploration_type is not None:
             kwargs["exploration_type"] = exploration_type
+        if compile_kwargs is not None and not compile_policy:
+            raise ValueError(f"{self._name}: compile_kwargs are torch.compile's arguments; pass "
+                             f"compile_policy=True too")
+        if compile_policy:  # each worker compiles its own copy (the first batch pays the compile time)
+            kwargs["compile_policy"], kwargs["compile_kwargs"] = True, compile_kwargs
         self._workers = WorkerGroup(len(makers), _collector_worker, [(m, policy, kwargs) for m in makers],
                                     context=context, name=self._name)
         self._buffers: list = [None] * len(makers)  # per worker: (leaves, batch_size) once known
@@ -219,6 +225,8 @@ class MultiSyncCollector(_MultiCollector):
         seed: seeds the workers (see :meth:`set_seed`).
         timeout: seconds to wait for a batch before ``TimeoutError`` (None: as long as workers live).
         start_timeout: seconds to wait for the workers to build their envs.
+        compile_policy, compile_kwargs: passed to each worker's :class:`Collector` (``torch.compile`` of the
+            policy's networks in every worker; default off, see :class:`Collector`).
         context: multiprocessing context or start method (default: the one chosen with
             ``multiprocessing.set_start_method``, else ``forkserver``, else ``spawn``). Under
             ``spawn``/``forkserver`` a script must create the collector under

@@ -199,3 +199,23 @@ def test_compile_policy_matches_eager():
     assert torch.allclose(eager["sample_log_prob"], comp["sample_log_prob"], atol=1e-5)
     with pytest.raises(ValueError, match="compile_policy=True"):
         Collector(make(), _policy("ppo", False), frames_per_batch=80, compile_kwargs={"mode": "default"})
+
+
+def _counting_env():
+    from rlbench.testing import CountingEnv
+
+    return CountingEnv(max_steps=4, batch_size=[2])
+
+
+def test_multi_sync_collector_passes_compile_policy_to_its_workers():
+    from rlbench.collectors import MultiSyncCollector
+
+    policy = TensorDictModule(lambda obs: torch.ones(obs.shape[:-1], dtype=torch.int64), in_keys=["observation"],
+                              out_keys=["action"])
+    with pytest.raises(ValueError, match="compile_policy=True"):
+        MultiSyncCollector([_counting_env], policy, frames_per_batch=8, compile_kwargs={"backend": "eager"})
+    # backend="eager": dynamo traces the policy in the worker without inductor's seconds of codegen
+    with MultiSyncCollector([_counting_env], policy, frames_per_batch=8, total_frames=16, compile_policy=True,
+                            compile_kwargs={"backend": "eager"}) as collector:
+        batches = list(collector)
+    assert len(batches) == 2 and all(bool((b["action"] == 1).all()) for b in batches)
