@@ -67,6 +67,7 @@ ALGORITHMS: dict[str, str] = {
     "sac": "rlbench.recipes.sac",
     "redq": "rlbench.recipes.redq",
     "impala": "rlbench.recipes.impala",
+    "dreamer": "rlbench.recipes.dreamer",
 }
 """Recipe name -> module path. One line per algorithm."""
 
