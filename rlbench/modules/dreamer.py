@@ -299,7 +299,7 @@ class ObsEncoder(nn.Module):
         depths = [in_channels] + [channels * m for m in (1, 2, 4, 8)]
         layers = []
         for i in range(4):
-            layers += [nn.Conv2d(depths[i], depths[i + 1], 4, stride=2), nn.ReLU()]
+            layers += [nn.Conv2d(depths[i], depths[i + 1], 4, stride=2), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*layers)
         self.out_features = depths[-1] * 2 * 2
 
@@ -355,7 +355,7 @@ class ObsDecoder(nn.Module):
         for i, k in enumerate((5, 5, 6, 6)):
             layers.append(nn.ConvTranspose2d(depths[i], depths[i + 1], k, stride=2))
             if i < 3:
-                layers.append(nn.ReLU())
+                layers.append(nn.ReLU(inplace=True))
         self.net = nn.Sequential(*layers)
 
     def forward(self, state: torch.Tensor, belief: torch.Tensor) -> torch.Tensor:
