@@ -241,13 +241,21 @@ class _ConvTranspose2dFn(torch.autograd.Function):
 
 
 def _conv_transpose(layer: nn.ConvTranspose2d, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)`` for the decoder's plain stride-2 layers, with :class:`_ConvTranspose2dFn`'s backward on CPU."""
-    if (x.device.type != "cpu" or not torch.backends.mkldnn.is_available() or not OneDnnLinear.enabled
-            or x.dim() != 4 or _wrapped(x, layer.weight) or not torch.is_grad_enabled() or layer.groups != 1
-            or tuple(layer.padding) != (0, 0) or tuple(layer.output_padding) != (0, 0)
-            or tuple(layer.dilation) != (1, 1)):
+    """``layer(x)`` for the decoder's plain stride-2 layers; on CPU with :class:`_ConvTranspose2dFn`'s kernels."""
+    if (x.device.type != "cpu" or not torch.backends.mkldnn.is_available() or x.dim() != 4
+            or _wrapped(x, layer.weight) or layer.groups != 1 or tuple(layer.padding) != (0, 0)
+            or tuple(layer.output_padding) != (0, 0) or tuple(layer.dilation) != (1, 1)):
         return layer(x)
+    if not torch.is_grad_enabled():  # the same forward as with gradients, without the autograd node
+        return _ConvTranspose2dFn.forward(_NoCtx(), x, layer.weight, layer.bias, layer.stride)
     return _ConvTranspose2dFn.apply(x, layer.weight, layer.bias, layer.stride)
+
+
+class _NoCtx:
+    """A stand-in autograd context for calling a Function's forward directly (nothing is saved)."""
+
+    def save_for_backward(self, *tensors):
+        pass
 
 
 def _gru_cell(x: torch.Tensor, h: torch.Tensor, cell: nn.GRUCell) -> torch.Tensor:

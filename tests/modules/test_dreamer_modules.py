@@ -323,3 +323,11 @@ def test_imagine_with_policy_is_the_imagination_env_rollout():
     assert got["action"].requires_grad  # differentiable: the actor learns through it
     with pytest.raises(ValueError, match=r"'action' has shape \(4, 3\), the prior expects \(4, 2\)"):
         imagine_with_policy(prior, rew, lambda td: td.set("action", torch.zeros(4, 3)), start, 2)
+
+
+def test_decoder_gives_the_same_frames_with_and_without_gradients():
+    dec = ObsDecoder()
+    s, h = torch.randn(3, 30), torch.randn(3, 200)
+    with torch.no_grad():
+        frozen = dec(s, h)
+    assert torch.equal(dec(s, h), frozen)
