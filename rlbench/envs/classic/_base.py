@@ -235,9 +235,12 @@ class ClassicControlEnv(EnvBase):
         b, nb, dev = self.batch_size, len(self.batch_size), self.device
         root = self.reset()
         actions = self.action_spec.rand((n,), generator=self.action_generator)  # == n rand_action calls
-        state, count, obs = root.get("state"), root.get("step_count"), root.get("observation")
-        # Each step is copied into [*b, n, ...] buffers as it comes: stacking n steps at the end along the
-        # time dim (dim nb) costs several times more (a strided gather per key, ~7x for the state).
+        state, count = root.get("state"), root.get("step_count")
+        # The "next" entries of each step are copied into [*b, n, ...] buffers as they come (stacking n
+        # steps at the end along the time dim costs several times more: a strided gather per key). The
+        # root entries are not copied per step: the root of step t + 1 is step t's "next" except in the
+        # sub-envs reset in between, so they are filled at the end from the "next" buffers in one copy
+        # per key, and the reset rows patched in.
         bufs: dict = {}
 
         def put(key, t, x):
@@ -247,11 +250,8 @@ class ClassicControlEnv(EnvBase):
             buf.select(nb, t).copy_(x)
 
         limit, one, same = self.max_episode_steps, self._one_i, self._OBSERVATION_IS_STATE
+        resets = []  # (t + 1, flat batch indices, fresh states) of the sub-envs reset after step t
         for t in range(n):
-            put("state", t, state)
-            put("step_count", t, count)
-            if not same:
-                put("observation", t, obs)
             next_state, next_obs, reward, terminated = self._dynamics(state, actions[t])
             count = count + one
             if limit is None:
@@ -259,13 +259,14 @@ class ClassicControlEnv(EnvBase):
             else:
                 truncated = count >= self._max_steps_t
                 done = terminated | truncated
-            put(("next", "state"), t, next_state)
-            put(("next", "observation"), t, next_obs)
-            put(("next", "step_count"), t, count)
-            put(("next", "reward"), t, reward)
-            put(("next", "terminated"), t, terminated)
-            put(("next", "truncated"), t, truncated)
-            put(("next", "done"), t, done)
+            put("state", t, next_state)
+            if not same:
+                put("observation", t, next_obs)
+            put("step_count", t, count)
+            put("reward", t, reward)
+            put("terminated", t, terminated)
+            put("truncated", t, truncated)
+            put("done", t, done)
             if t == n - 1:  # the generic loop does not reset after the last step
                 break
             # what step_and_maybe_reset + _reset_rows do, on the bare tensors
@@ -273,19 +274,38 @@ class ClassicControlEnv(EnvBase):
             if idx.shape[0]:
                 fresh = self._fresh_rows(idx.shape[0])
                 state = _copy_rows(next_state, idx, fresh)
-                obs = None if same else _copy_rows(next_obs, idx, self._observe(fresh))
                 count = count.masked_fill(done.reshape(*b, 1), 0)
+                resets.append((t + 1, idx, fresh))
             else:
-                state, obs = next_state, next_obs
+                state = next_state
+        nxt = dict(bufs)
+        if same:
+            nxt["observation"] = nxt["state"].clone()
+        m = b.numel()
+        # root step_count: 0 after a done step, else the previous step's next step_count
+        counts = torch.empty_like(nxt["step_count"])
+        counts.select(nb, 0).copy_(root.get("step_count"))
+        flat_next_count, flat_done = nxt["step_count"].view(m, n), nxt["done"].view(m, n)
+        counts.view(m, n)[:, 1:].copy_(flat_next_count[:, :-1]).masked_fill_(flat_done[:, :-1], 0)
+        out = {"step_count": counts, "action": actions.movedim(0, nb).contiguous()}
+        keys = ("state",) if same else ("state", "observation")
+        if resets:
+            ts = torch.cat([torch.full_like(idx, t) for t, idx, _ in resets])
+            rows = torch.cat([idx for _, idx, _ in resets])
+            fresh = torch.cat([f for _, _, f in resets])
+        for key in keys:
+            x = torch.empty_like(nxt[key])
+            x.select(nb, 0).copy_(root.get(key))
+            flat = x.view(m, n, -1)
+            flat[:, 1:].copy_(nxt[key].view(m, n, -1)[:, :-1])
+            if resets:
+                flat.index_put_((rows, ts), fresh if key == "state" else self._observe(fresh))
+            out[key] = x
+        if same:
+            out["observation"] = out["state"].clone()
         flags = torch.zeros((3, *b, n, 1), dtype=torch.bool, device=dev)  # root flags: False after every reset
-        out = {
-            "state": bufs["state"],
-            "observation": bufs["state"].clone() if same else bufs["observation"],
-            "step_count": bufs["step_count"],
-            "action": actions.movedim(0, nb).contiguous(),
-            "done": flags[0], "terminated": flags[1], "truncated": flags[2],
-            "next": _new_td({k[1]: v for k, v in bufs.items() if isinstance(k, tuple)}, (*b, n), device=dev),
-        }
+        out.update(done=flags[0], terminated=flags[1], truncated=flags[2])
+        out["next"] = _new_td(nxt, (*b, n), device=dev)
         return _new_td(out, (*b, n), device=dev)
 
     def _reset_rows(self, td: TensorDictBase, mask: torch.Tensor, idx: torch.Tensor | None = None) -> None:
