@@ -130,11 +130,11 @@ def test_policy_is_deterministic_in_evaluation_and_explores_in_training():
 
 
 def test_env_gives_unstacked_64x64_float_frames_with_action_repeat():
-    env = dreamer.make_dreamer_env("dmc:cartpole-swingup", dreamer.Config(action_repeat=4), seed=0)
+    env = dreamer.make_dreamer_env("dmc:cartpole-swingup", dreamer.Config(action_repeat=8), seed=0)
     spec = env.observation_spec
     assert spec["pixels"].shape == (3, 64, 64) and spec["pixels"].dtype == torch.float32 and "is_init" in spec
     steps = env.rollout(300)  # stops at the episode's end
-    assert bool(steps["next", "truncated"][-1]) and steps.shape == (250,)  # 1000 env steps / 4
+    assert bool(steps["next", "truncated"][-1]) and steps.shape == (125,)  # 1000 env steps / 8
     assert 0 <= float(steps["next", "pixels"].min()) and float(steps["next", "pixels"].max()) <= 1
     env.close()
 
@@ -164,6 +164,18 @@ def test_cli_reports_the_frame_size_error_and_refuses_state_observations(capsys)
     assert "pixels=False is invalid; expected True" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"frame_stack=3 is invalid; expected 1"):
         dreamer.Config(frame_stack=3)
+
+
+def test_cli_trains_from_the_rendered_frames_of_a_gymnasium_id(tmp_path, capsys):
+    pytest.importorskip("pygame")
+    tiny = [f"{k}={v}" for k, v in TINY.items() if k not in ("env", "frames")]
+    assert main(["train", "dreamer", "--env", "Pendulum-v1", "--frames", "60", "--out", str(tmp_path),
+                 "--no-progress", "--config", "pixels=true", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "dreamer on Pendulum-v1: 60 env steps" in out and "checkpoint:" in out
+    # Pendulum's reward is in [-16.3, 0] per env step: 6 agent steps of 2 env steps
+    logs = read_csv_log(next(tmp_path.glob("dreamer-Pendulum-v1-*/logs/scalars.csv")))
+    assert -16.3 * 12 <= logs["eval/final_return"][0][1] <= 0 and len(logs["loss_model_reco"]) >= 4
 
 
 def test_cli_print_config_shows_the_published_defaults(capsys):
