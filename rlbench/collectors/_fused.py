@@ -5,14 +5,18 @@ Through the generic loop a step costs, besides the policy and the gym step, two 
 env, more than half the baseline's whole step). Envs that can describe a step as plain arrays (a
 ``GymWrapper`` over a SAME_STEP vector env with one observation array, a ``SerialEnv`` stepped by its
 NumPy kernel) return a :class:`~rlbench.envs.fused.FusedStepper` from ``env.fused_stepper()``; this
-loop then calls the policy's module on the observation tensor directly and assigns the arrays into
-NumPy views of the writer's buffers.
+loop then runs the policy's direct call (:class:`~rlbench.collectors._policy_call.DirectPolicy`: a plain
+``TensorDictModule``, a ``TensorDictSequential`` of them, or a ``ProbabilisticActor`` with a
+``torch.distributions`` head under ``RANDOM``) on the observation tensor and assigns the env's arrays and
+everything the policy wrote (the action, ``"sample_log_prob"``, logits...) into NumPy views of the
+writer's buffers.
 
 The batch is exactly the generic loop's: the fused loop only runs when the batch has exactly the keys
-the generic loop would write (observation and done flags at the root and under ``"next"``, the action,
-the reward), and it hands back to the generic loop -- at the step where it stopped, with nothing of that
-step done twice -- whenever the policy returns something other than one tensor or an action that the
-env's cheap check would not take.
+the generic loop would write (observation and done flags at the root and under ``"next"``, the reward,
+the policy's outputs), the policy reads nothing but the observation and the done flags, and it hands back
+to the generic loop -- at the step where it stopped, with nothing of that step done twice -- whenever the
+policy returns something the direct call cannot write or an action that the env's cheap check would not
+take. The next root it leaves carries the policy's outputs as ``step_and_maybe_reset`` carries them.
 """
 from __future__ import annotations
 
