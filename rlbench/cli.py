@@ -107,6 +107,9 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
                        help="override Config fields, e.g. --config lr=1e-3 hidden_sizes=64,64")
     train.add_argument("--out", default="runs", metavar="DIR", help="folder for the run's files (default: runs)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--video", action="store_true",
+                       help="film one evaluation episode of the final policy (mp4 in the run's logs/videos/, "
+                            "shown in report.html; same as --config video=true)")
     train.add_argument("--print-config", action="store_true",
                        help="print the config the run would use (env-family defaults marked) and exit")
     return parser
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         # the Config checks its values as it is built (ValueError: field, value, what is accepted)
         config = apply_overrides(config, {k: v for k, v in given.items() if v is not None})
         config = apply_overrides(config, args.config)
+        if args.video:
+            config = apply_overrides(config, {"video": True})
         if args.print_config:
             sys.stdout.write(config_listing(args.algo, config) + "\n")
             return 0

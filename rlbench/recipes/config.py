@@ -159,9 +159,9 @@ ENV_FAMILIES = ("atari", "dmc", "dmc_pixels", "mujoco")
 """The env families a recipe's ``FAMILY_DEFAULTS`` may name (:func:`rlbench.recipes.envs.env_family` tells them)."""
 
 
-SUITE_FIELDS = ("eval_max_steps", "pixels", "pixel_size", "frame_stack", "action_repeat", "atari_noop_max",
-                "atari_frame_skip", "atari_max_pool", "atari_end_of_life", "atari_grayscale", "atari_screen_size",
-                "atari_frame_stack", "atari_sign_reward", "atari_repeat_action_probability")
+SUITE_FIELDS = ("eval_max_steps", "video", "pixels", "pixel_size", "frame_stack", "action_repeat",
+                "atari_noop_max", "atari_frame_skip", "atari_max_pool", "atari_end_of_life", "atari_grayscale",
+                "atari_screen_size", "atari_frame_stack", "atari_sign_reward", "atari_repeat_action_probability")
 """The :class:`RecipeConfig` fields that say how the envs are built and evaluated
 (:func:`rlbench.recipes.envs.env_options`, :func:`rlbench.recipes.envs.evaluator`)."""
 
@@ -219,6 +219,8 @@ class RecipeConfig:
     """Write checkpoint, logs, curve and HTML report under this folder (None: write nothing)."""
     eval_max_steps: int = 0
     """Cap each evaluation episode at this many steps (0: the env's time limit; ALE ids: 27000, 108k frames)."""
+    video: bool = False
+    """Film one deterministic episode of the final policy (mp4 under the run's logs/videos/, in report.html)."""
     pixels: bool = False
     """Train from rendered frames ("pixels") instead of states: dmc: tasks and gymnasium ids that render."""
     pixel_size: int = 84

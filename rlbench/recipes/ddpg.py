@@ -48,6 +48,7 @@ from .models import (
     with_encoder,
 )
 from .replay import transitions, updates_due
+from .video import video_recorder
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -136,7 +137,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
                           total_frames=config.frames, init_random_frames=config.init_random_frames,
                           progress={"desc": "ddpg"} if progress else False)
-    run = RunTracker("ddpg", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
+    run = RunTracker("ddpg", config, logger, evaluate=evaluator(config),
+                     episodes=collector.episodes, video=video_recorder(config))
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:

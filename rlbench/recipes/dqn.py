@@ -70,6 +70,7 @@ from .config import (
 from .envs import evaluator, start_run
 from .models import make_trunk, observation_key
 from .replay import pixels_as_uint8
+from .video import video_recorder
 
 __all__ = ["Config", "RainbowConfig", "make_models", "train"]
 
@@ -335,7 +336,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, policy, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.learning_starts,
                           progress={"desc": _name(config)} if progress else False)
-    run = RunTracker(_name(config), config, logger, evaluate=evaluator(config), episodes=collector.episodes)
+    run = RunTracker(_name(config), config, logger, evaluate=evaluator(config),
+                     episodes=collector.episodes, video=video_recorder(config))
     frames, out = 0, None
     for batch in collector:
         frames += frames_per_batch

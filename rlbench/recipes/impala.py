@@ -69,6 +69,7 @@ from .config import (
 )
 from .envs import evaluate, make_env, start_run
 from .models import make_stochastic_actor, make_value_network
+from .video import video_recorder
 
 __all__ = ["Config", "make_models", "make_collector", "train", "actor_logs"]
 
@@ -191,7 +192,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = make_collector(config, actor)
     episodes = EpisodeReturns()  # training returns, followed across the actors' batches
     # clock, logs, evaluations (and early stop at config.target_return), run files
-    run = RunTracker("impala", config, logger, evaluate=partial(evaluate, config.env), episodes=episodes)
+    run = RunTracker("impala", config, logger, evaluate=partial(evaluate, config.env),
+                     episodes=episodes, video=video_recorder(config))
     bar = ProgressBar(total=config.frames, desc="impala", disable=not progress)
     frames = updates = 0
     try:

@@ -34,6 +34,7 @@ from ..trainers import RunTracker, TrainResults
 from .config import POSITIVE, OnPolicyConfig, check_fields, integer
 from .envs import evaluator, start_run
 from .models import make_actor_critic
+from .video import video_recorder
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -108,7 +109,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, actor, frames_per_batch=frames_per_batch, total_frames=config.frames,
                           progress={"desc": "ppo"} if progress else False)
     # clock, logs, evaluations (and early stop at config.target_return), run files; training returns from the collector
-    run = RunTracker("ppo", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
+    run = RunTracker("ppo", config, logger, evaluate=evaluator(config),
+                     episodes=collector.episodes, video=video_recorder(config))
     frames = 0
     for batch in collector:
         frames += frames_per_batch

@@ -37,6 +37,7 @@ from .config import POSITIVE, OffPolicyConfig, check_fields, integer, number, op
 from .envs import evaluator, start_run
 from .models import make_qvalue_network, make_stochastic_actor, observation_key, require_bounded_actions
 from .replay import transitions, updates_due
+from .video import video_recorder
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -110,7 +111,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, actor, frames_per_batch=config.frames_per_batch, total_frames=config.frames,
                           init_random_frames=config.init_random_frames,
                           progress={"desc": "redq"} if progress else False)
-    run = RunTracker("redq", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
+    run = RunTracker("redq", config, logger, evaluate=evaluator(config),
+                     episodes=collector.episodes, video=video_recorder(config))
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:

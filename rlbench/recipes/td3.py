@@ -51,6 +51,7 @@ from .models import (
     with_encoder,
 )
 from .replay import transitions, updates_due
+from .video import video_recorder
 
 __all__ = ["Config", "make_models", "train"]
 
@@ -143,7 +144,8 @@ def train(config: Config | None = None, logger=None, progress: bool = True) -> T
     collector = Collector(env, TensorDictSequential(actor, noise), frames_per_batch=config.frames_per_batch,
                           total_frames=config.frames, init_random_frames=config.init_random_frames,
                           progress={"desc": "td3"} if progress else False)
-    run = RunTracker("td3", config, logger, evaluate=evaluator(config), episodes=collector.episodes)
+    run = RunTracker("td3", config, logger, evaluate=evaluator(config),
+                     episodes=collector.episodes, video=video_recorder(config))
     obs_key = observation_key(env)
     frames = updates = 0
     for batch in collector:

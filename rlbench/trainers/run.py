@@ -72,6 +72,9 @@ class RunTracker:
         episodes: the :class:`~rlbench.collectors.EpisodeReturns` of the training episodes (a
             collector's ``collector.episodes``): each :meth:`step` logs the mean of its recent
             returns as ``"train/episode_return"`` and adds it to the training curve.
+        video: ``video(policy, logger, step)``, called by :meth:`finish` after the final evaluation (clock
+            paused) to film the policy through the run's logger (e.g.
+            :func:`rlbench.recipes.video.video_recorder`); ``None``: no video.
 
     Example:
         >>> from dataclasses import dataclass
@@ -91,7 +94,8 @@ class RunTracker:
         [50, 100]
     """
 
-    def __init__(self, algo: str, config, logger=None, *, evaluate: Callable, episodes=None):
+    def __init__(self, algo: str, config, logger=None, *, evaluate: Callable, episodes=None,
+                 video: Callable | None = None):
         missing = [f for f in COMMON_FIELDS if not hasattr(config, f)]
         if missing:
             raise TypeError(f"{algo} Config lacks the common fields {missing} (see rlbench.trainers.run.COMMON_FIELDS)")
@@ -99,7 +103,10 @@ class RunTracker:
             raise TypeError(f"RunTracker: evaluate must be a callable (policy, num_episodes, seed=...) -> (mean, std), "
                             f"got {type(evaluate).__name__}")
         self.algo, self.config = algo, config
-        self.evaluate_fn, self.episodes = evaluate, episodes
+        if video is not None and not callable(video):
+            raise TypeError(f"RunTracker: video must be None or a callable (policy, logger, step), "
+                            f"got {type(video).__name__}")
+        self.evaluate_fn, self.episodes, self.video_fn = evaluate, episodes, video
         self.run_dir = make_run_dir(config.out_dir, algo, config.env) if config.out_dir else None
         self._owns_logger = False
         if logger is None and self.run_dir is not None:
@@ -185,6 +192,10 @@ class RunTracker:
                                "eval_std": std})
             self.log({"eval/return": mean, "eval/return_std": std}, frames)
         self.log({"eval/final_return": mean}, frames)
+        if self.video_fn is not None:
+            t0 = time.perf_counter()
+            self.video_fn(policy, self.logger, int(frames))
+            self._paused += time.perf_counter() - t0
         results = TrainResults(
             algo=self.algo, env=cfg.env, final_eval_return=mean,
             final_eval_std=std, eval_episodes=cfg.eval_episodes, frames=int(frames),
