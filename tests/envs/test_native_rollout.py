@@ -29,7 +29,8 @@ def _pair(cls, **kw):
 
 
 def _assert_same(a, b):
-    assert a.batch_size == b.batch_size
+    assert a.batch_size == b.batch_size and type(a.batch_size) is torch.Size
+    assert a.view(-1).shape == (a.numel(),)  # TensorDict ops work on the result
     assert set(a.keys(True, True)) == set(b.keys(True, True))
     for key in b.keys(True, True):
         x, y = a.get(key), b.get(key)

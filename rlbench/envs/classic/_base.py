@@ -21,6 +21,7 @@ costs an extra scalar-to-tensor conversion per op).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
@@ -33,6 +34,23 @@ __all__ = ["ClassicControlEnv"]
 # The public constructor re-validates every entry (batch size, device); the TensorDicts built here are
 # correct by construction, so use the unchecked constructor when this tensordict version has it.
 _new_td = getattr(TensorDict, "_new_unsafe", TensorDict)
+
+
+def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``torch.empty``, for a rollout's big output buffers.
+
+    On the CPU the memory comes from NumPy, which asks Linux for transparent huge pages on large
+    arrays (``madvise(MADV_HUGEPAGE)``; torch's allocator does so only with ``THP_MEM_ALLOC_ENABLE=1``
+    set before it starts): a rollout writes tens of MB of fresh memory, and with 4 KiB pages the page
+    faults of that first touch cost as much as the copies themselves.
+    """
+    if device.type != "cpu" or dtype not in _NUMPY_DTYPES:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return torch.from_numpy(np.empty(tuple(shape), dtype=_NUMPY_DTYPES[dtype]))
+
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.int64: np.int64,
+                 torch.bool: np.bool_, torch.float16: np.float16, torch.int32: np.int32}
 
 
 def _copy_rows(x: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -246,7 +264,7 @@ class ClassicControlEnv(EnvBase):
         def put(key, t, x):
             buf = bufs.get(key)
             if buf is None:
-                buf = bufs[key] = torch.empty((*b, n, *x.shape[nb:]), dtype=x.dtype, device=dev)
+                buf = bufs[key] = _empty((*b, n, *x.shape[nb:]), x.dtype, dev)
             buf.select(nb, t).copy_(x)
 
         limit, one, same = self.max_episode_steps, self._one_i, self._OBSERVATION_IS_STATE
@@ -280,21 +298,22 @@ class ClassicControlEnv(EnvBase):
                 state = next_state
         nxt = dict(bufs)
         if same:
-            nxt["observation"] = nxt["state"].clone()
+            nxt["observation"] = _empty(nxt["state"].shape, self.dtype, dev).copy_(nxt["state"])
         m = b.numel()
         # root step_count: 0 after a done step, else the previous step's next step_count
-        counts = torch.empty_like(nxt["step_count"])
+        counts = _empty(nxt["step_count"].shape, torch.int64, dev)
         counts.select(nb, 0).copy_(root.get("step_count"))
         flat_next_count, flat_done = nxt["step_count"].view(m, n), nxt["done"].view(m, n)
         counts.view(m, n)[:, 1:].copy_(flat_next_count[:, :-1]).masked_fill_(flat_done[:, :-1], 0)
-        out = {"step_count": counts, "action": actions.movedim(0, nb).contiguous()}
+        action = _empty((*b, n, *actions.shape[nb + 1:]), actions.dtype, dev).copy_(actions.movedim(0, nb))
+        out = {"step_count": counts, "action": action}
         keys = ("state",) if same else ("state", "observation")
         if resets:
             ts = torch.cat([torch.full_like(idx, t) for t, idx, _ in resets])
             rows = torch.cat([idx for _, idx, _ in resets])
             fresh = torch.cat([f for _, _, f in resets])
         for key in keys:
-            x = torch.empty_like(nxt[key])
+            x = _empty(nxt[key].shape, nxt[key].dtype, dev)
             x.select(nb, 0).copy_(root.get(key))
             flat = x.view(m, n, -1)
             flat[:, 1:].copy_(nxt[key].view(m, n, -1)[:, :-1])
@@ -302,11 +321,12 @@ class ClassicControlEnv(EnvBase):
                 flat.index_put_((rows, ts), fresh if key == "state" else self._observe(fresh))
             out[key] = x
         if same:
-            out["observation"] = out["state"].clone()
-        flags = torch.zeros((3, *b, n, 1), dtype=torch.bool, device=dev)  # root flags: False after every reset
+            out["observation"] = _empty(out["state"].shape, self.dtype, dev).copy_(out["state"])
+        flags = _empty((3, *b, n, 1), torch.bool, dev).fill_(False)  # root flags: False after every reset
         out.update(done=flags[0], terminated=flags[1], truncated=flags[2])
-        out["next"] = _new_td(nxt, (*b, n), device=dev)
-        return _new_td(out, (*b, n), device=dev)
+        shape = torch.Size((*b, n))
+        out["next"] = _new_td(nxt, shape, device=dev)
+        return _new_td(out, shape, device=dev)
 
     def _reset_rows(self, td: TensorDictBase, mask: torch.Tensor, idx: torch.Tensor | None = None) -> None:
         """Give the masked sub-envs of ``td`` fresh states, writing *new* tensors into ``td``.
