@@ -1,8 +1,17 @@
 """Prioritized replay and slice sampling cost, against simple references measured in the same run.
 
 Prioritized (1,000,000 stored items, batch 256): one call is ``sample(256)`` followed by ``update_priority``
-of the 256 sampled items, in microseconds per call. ``PrioritizedSampler`` walks a NumPy sum/min tree
-one level at a time for the whole batch. The references:
+of the 256 sampled items, in microseconds per call. ``PrioritizedSampler`` searches a wide, shallow
+NumPy sum/min tree for the whole batch at once (16 children per node: two levels below a flat top at 1M).
+The baselines:
+
+- TorchRL's ``PrioritizedSampler`` (its C++ ``SumSegmentTree``/``MinSegmentTree``), same sizes, timed in
+  alternation with ours in this process. TorchRL is imported from the environment or from
+  ``--torchrl-path DIR`` (``pip install --no-deps --target DIR torchrl==0.14.1``). A TorchRL wheel built
+  against another torch fails to load its extension (``undefined symbol``); then ``--torchrl-src DIR``
+  (a checkout of github.com/pytorch/rl) builds ``torchrl/csrc`` against the installed torch with
+  ``torch.utils.cpp_extension`` (about a minute, cached in ``--torchrl-build``, default
+  ``/tmp/rlbench_torchrl_ext``) and uses that. Without either, this baseline is skipped;
 
 - a per-item sum tree: the same tree held in Python lists, descended and updated one item at a time
   (how prioritized replay is often written by hand);
@@ -13,9 +22,14 @@ Slice sampling (100k stored steps, episodes of 1..200 steps, 8 slices of 32): ``
 against plain uniform indices (``torch.randint``, what ``RandomSampler`` draws), with the episode
 boundaries cached, and right after a write (boundaries recomputed from the done flags).
 
-Run: ``python benchmarks/bench_prioritized.py`` (``--quick`` for a smoke run).
+Run: ``python benchmarks/bench_prioritized.py [--quick] [--torchrl-path DIR] [--torchrl-src DIR]``.
 """
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
 
 import torch
 from _harness import best_time, parse_args, report
@@ -63,7 +77,48 @@ class ListSumTree:
         return node - self.size
 
 
-def bench_prioritized(n: int, batch: int, repeats: int, calls: int, json_path) -> None:
+def _pop_option(name: str, default: str | None = None) -> str | None:
+    """Take ``--name VALUE`` / ``--name=VALUE`` out of ``sys.argv`` (the shared parser knows only its own)."""
+    for i, arg in enumerate(sys.argv[1:], 1):
+        if arg == name or arg.startswith(name + "="):
+            value = arg.split("=", 1)[1] if "=" in arg else sys.argv[i + 1]
+            del sys.argv[i:i + (1 if "=" in arg else 2)]
+            return value
+    return default
+
+
+def load_torchrl(path: str | None, src: str | None, build: str):
+    """TorchRL's ``PrioritizedSampler`` with a working C++ extension, or ``(None, why)``."""
+    if path:
+        sys.path.insert(0, path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")])))
+    # Try the extension in a child first: a failed load leaves torchrl imported without its trees.
+    probe = subprocess.run([sys.executable, "-c", "import torchrl._torchrl"], env=env, capture_output=True,
+                           text=True, timeout=600)
+    if probe.returncode:
+        why = (probe.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        if not src:
+            return None, f"torchrl._torchrl does not load ({why}); pass --torchrl-src to build it"
+        from torch.utils import cpp_extension
+
+        csrc = os.path.join(src, "torchrl", "csrc")
+        os.makedirs(build, exist_ok=True)
+        start = time.perf_counter()
+        module = cpp_extension.load(name="_torchrl", build_directory=build, extra_cflags=["-O3"],
+                                    sources=[os.path.join(csrc, f) for f in ("pybind.cpp", "utils.cpp")])
+        sys.modules["torchrl._torchrl"] = module  # before torchrl itself is imported
+        print(f"built torchrl/csrc against torch {torch.__version__} in {time.perf_counter() - start:.0f} s "
+              f"(the wheel's extension: {why})", flush=True)
+    try:
+        import torchrl
+        from torchrl.data import LazyTensorStorage
+        from torchrl.data import PrioritizedSampler as TorchRLPrioritizedSampler
+    except ImportError as err:
+        return None, f"torchrl does not import ({err})"
+    return (torchrl.__version__, TorchRLPrioritizedSampler, LazyTensorStorage), None
+
+
+def bench_prioritized(n: int, batch: int, repeats: int, calls: int, json_path, torchrl=None, why=None) -> None:
     g = torch.Generator().manual_seed(0)
     raw = torch.rand(n, generator=g, dtype=torch.float64) * 10
     storage = torch.zeros(n)  # the sampler only asks the storage its length
@@ -101,12 +156,36 @@ def bench_prioritized(n: int, batch: int, repeats: int, calls: int, json_path) -
             prio[index] = (new_priority + EPS) ** ALPHA
         return weight
 
+    name = f"prioritized sample({batch})+update_priority, {n} items"
+    if torchrl is not None:
+        version, trl_sampler_cls, trl_storage_cls = torchrl
+        from tensordict import TensorDict
+
+        trl_storage = trl_storage_cls(n)
+        trl_storage.set(torch.arange(n), TensorDict({"x": torch.zeros(n)}, [n]))
+        trl_sampler = trl_sampler_cls(n, ALPHA, BETA, EPS)  # its default: float32 C++ trees
+        trl_sampler.extend(torch.arange(n))
+        trl_sampler.update_priority(torch.arange(n), raw.float())
+
+        def theirs():
+            for _ in range(calls):
+                index, info = trl_sampler.sample(trl_storage, batch)
+                trl_sampler.update_priority(index, new_priority)
+
+        ours(), theirs()
+        t_ours = t_theirs = float("inf")
+        for _ in range(4 * repeats):  # alternate short bursts: load on a shared machine hits both alike
+            t_ours = min(t_ours, best_time(ours, 1))
+            t_theirs = min(t_theirs, best_time(theirs, 1))
+        report(name, t_ours / calls * 1e6, t_theirs / calls * 1e6, "us/call",
+               f"TorchRL {version} PrioritizedSampler (C++ sum tree)", target="<= 0.5x", json_path=json_path)
+    else:
+        print(f"{name}: TorchRL baseline skipped: {why}", flush=True)
     for fn in (ours, per_item, multinomial):  # warm up (first-call allocations, caches)
         fn()
     t_ours = best_time(ours, repeats) / calls * 1e6
     t_item = best_time(per_item, repeats) / calls * 1e6
     t_multi = best_time(multinomial, repeats) / calls * 1e6
-    name = f"prioritized sample({batch})+update_priority, {n} items"
     report(name, t_ours, t_item, "us/call", "per-item Python sum tree", json_path=json_path)
     report(name, t_ours, t_multi, "us/call", "torch.multinomial over all priorities", json_path=json_path)
 
@@ -159,12 +238,15 @@ def bench_slice(n: int, batch: int, repeats: int, calls: int, json_path) -> None
 
 
 def main() -> None:
+    path, src = _pop_option("--torchrl-path"), _pop_option("--torchrl-src")
+    build = _pop_option("--torchrl-build", "/tmp/rlbench_torchrl_ext")
     args = parse_args(__doc__.splitlines()[0])
+    torchrl, why = (None, "not in --quick runs") if args.quick else load_torchrl(path, src, build)
     if args.quick:
         bench_prioritized(1 << 14, 256, args.repeats, calls=5, json_path=args.json)
         bench_slice(5_000, 256, args.repeats, calls=5, json_path=args.json)
     else:
-        bench_prioritized(1_000_000, 256, args.repeats, calls=50, json_path=args.json)
+        bench_prioritized(1_000_000, 256, args.repeats, calls=20, json_path=args.json, torchrl=torchrl, why=why)
         bench_slice(100_000, 256, args.repeats, calls=50, json_path=args.json)
 
 

@@ -1,19 +1,30 @@
-"""Sum and min segment trees over a fixed number of leaves, updated and searched a whole batch at a time.
+"""Sum and min trees over a fixed number of leaves, updated and searched a whole batch at a time.
 
 Prioritized replay (Schaul et al. 2016, "Prioritized Experience Replay", appendix B.2.1) needs three
 things from its priorities: the total mass, the item at a given prefix of that mass (to sample in
-proportion to priority), and the smallest priority (to normalise the importance weights). A binary
-tree whose internal nodes hold the sum (or the min) of their two children answers each in
-``O(log n)``. Here the tree is one flat array, root at position 1 and leaf ``i`` at ``capacity + i``,
-so node ``k``'s children are ``2k`` and ``2k + 1``. Batches are processed level by level: a loop over
-the tree's depth (20 levels for a million leaves) with one vectorized step per level, never a Python
-loop over items.
+proportion to priority), and the smallest priority (to normalise the importance weights). A tree whose
+internal nodes hold the sum (or the min) of their children answers each in ``O(log n)``.
 
-The arrays are NumPy ``float64``: at the batch sizes replay uses (hundreds of items) NumPy's fancy
-indexing costs about a third of torch's per-op overhead, and ``float64`` keeps sums of a million
-priorities exact enough that a prefix search agrees with a cumulative-sum reference. Internal sums
-are always recomputed from the two children (never updated by a delta), so no rounding error builds
-up over millions of updates.
+The cost of a batch of a few hundred queries is not arithmetic but the number of array operations
+(each costs a microsecond or more of dispatch however small its operand) and the cache lines they
+touch. So the tree is wide and shallow rather than binary:
+
+- the leaves are cut into blocks of ``fanout`` (32); each block keeps one search row
+  ``[0, l0, l0 + l1, ..., l0 + ... + l30, inf]`` (its exclusive prefix sums; the ``inf`` keeps a
+  search inside the block), its total and its smallest positive leaf. The block totals are the
+  leaves of the next level, blocked the same way, until a level has at most ``top`` (32768) nodes;
+- that top level is searched with one ``np.searchsorted`` over its cumulative sum (recomputed, with
+  the global min, on the first read after an update: ``top`` additions in one ``torch.cumsum``), and
+  each level below with one batched ``torch.searchsorted`` over the gathered ``[batch, fanout + 1]``
+  rows. A million leaves take one level below the top instead of twenty binary ones; an update
+  re-sums only the touched blocks of each level (one ``cumsum`` over ``[batch, fanout]``).
+
+Everything is ``float64`` NumPy arrays, with torch called on views of them for the ops where NumPy
+is slow on short rows (``cumsum``, row-wise ``min``, batched ``searchsorted``); NumPy's fancy
+indexing costs about a third of torch's at these sizes. ``float64`` keeps sums of a million
+priorities exact enough that a prefix search agrees with a cumulative-sum reference. Sums are always
+recomputed from the leaves below (never updated by a delta), so no rounding error builds up over
+millions of updates, and the same leaves always give bit-identical nodes (a reload rebuilds them).
 """
 from __future__ import annotations
 
@@ -37,24 +48,36 @@ def _last_write_wins(index: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     """Keep, for each distinct index, the value written last (as a sequential loop would).
 
     Fancy assignment with repeated indices leaves which write survives unspecified, so resolve the
-    duplicates first: a stable sort keeps equal indices in write order, and the last of each run wins.
+    duplicates first. Sampled indices come back sorted, so a sorted batch skips the sort: a run of
+    equal indices keeps its last value. Otherwise a stable sort puts equal indices in write order.
     """
-    order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    keep = np.empty(len(order), dtype=bool)
-    keep[:-1] = sorted_index[1:] != sorted_index[:-1]
-    keep[-1:] = True
-    return sorted_index[keep], values[order[keep]]
+    if index.size < 2:
+        return index, values
+    step = index[1:] - index[:-1]
+    low = step.min()
+    if low > 0:  # strictly increasing: no duplicates (the common case: a sampled batch)
+        return index, values
+    if low < 0:
+        order = np.argsort(index, kind="stable")
+        index, values = index[order], values[order]
+        step = index[1:] - index[:-1]
+    keep = np.empty(index.size, dtype=bool)
+    np.not_equal(step, 0, out=keep[:-1])
+    keep[-1] = True
+    return index[keep], values[keep]
 
 
 class SumTree:
-    """A sum tree and a min tree over ``capacity`` leaves (rounded up to a power of two).
+    """A sum tree and a min tree over ``capacity`` leaves, ``fanout`` children per node.
 
     Leaves start at zero. ``min()`` is taken over the *positive* leaves only: a zero leaf can never be
     sampled, so it must not set the scale of the importance weights.
 
     Args:
-        capacity: number of leaves needed; the tree allocates the next power of two.
+        capacity: number of leaves needed (the tree pads them to a multiple of ``fanout``).
+        fanout: children per node, a power of two >= 2 (wider: fewer levels, wider rows).
+        top: at most this many nodes in the top level, which is searched flat (one ``searchsorted`` over
+            its cumulative sum, recomputed after each update).
 
     Example:
         >>> tree = SumTree(5)
@@ -65,15 +88,42 @@ class SumTree:
         [0, 0, 1, 1, 2, 2]
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, fanout: int = 32, top: int = 32768):
         if int(capacity) < 1:
             raise ValueError(f"SumTree needs a capacity of at least 1 leaf, got {capacity}")
+        fanout, top = int(fanout), int(top)
+        if fanout < 2 or fanout & (fanout - 1):
+            raise ValueError(f"SumTree fanout must be a power of two >= 2, got {fanout}")
+        if top < 1:
+            raise ValueError(f"SumTree top must be >= 1, got {top}")
         self.capacity = int(capacity)
-        self.size = 1 << max(0, (self.capacity - 1).bit_length())  # leaves: a power of two >= capacity
-        self.depth = self.size.bit_length() - 1  # levels between the root and the leaves
-        self._sum = np.zeros(2 * self.size, dtype=np.float64)
-        self._min = np.full(2 * self.size, np.inf, dtype=np.float64)
+        self.fanout = fanout
+        self._shift = fanout.bit_length() - 1
+        blocks = [-(-self.capacity // fanout)]  # blocks per level, leaves first
+        while blocks[-1] > top:
+            blocks.append(-(-blocks[-1] // fanout))
+        self.depth = len(blocks)  # blocked levels below the flat top
+        self.size = blocks[0] * fanout  # leaf slots (the padding stays zero)
+        self._leaves = np.zeros(self.size, dtype=np.float64)
+        # Level l holds, per block, one search row [0, p1, ..., p(fanout-1), inf] (p_j: the sum of the
+        # block's first j children; the inf keeps every search inside the block), the block's total and
+        # the smallest positive leaf under it. Totals and mins are contiguous and padded so that they
+        # reshape into the next level's [blocks, fanout] children.
+        rows = [b * fanout for b in blocks[1:]] + [blocks[-1]]
+        self._prefix = [np.zeros((r, fanout + 1), dtype=np.float64) for r in rows]
+        for prefix in self._prefix:
+            prefix[:, fanout] = np.inf
+        self._totals = [np.zeros(r, dtype=np.float64) for r in rows]
+        self._mins = [np.full(r, np.inf, dtype=np.float64) for r in rows]
+        self._children = [self._leaves.reshape(-1, fanout)] + [t.reshape(-1, fanout) for t in self._totals[:-1]]
+        self._child_mins = [None] + [m.reshape(-1, fanout) for m in self._mins[:-1]]
+        self._top = self._totals[-1]  # the top level's node masses
+        self._cum = np.zeros(len(self._top) + 1, dtype=np.float64)  # [0, cumsum(top)], refreshed lazily
+        self._stale = False
+        self._min = np.inf
+        self._offsets: dict[int, np.ndarray] = {}  # per batch size: where each query's row starts, minus one
 
+    # -- writes -----------------------------------------------------------------------------------
     def update(self, index: Any, values: Any) -> None:
         """Set leaves ``index`` to ``values`` (a batch; a scalar value is broadcast) and refresh their ancestors.
 
@@ -93,69 +143,117 @@ class SumTree:
         if index.min() < 0 or index.max() >= self.capacity:
             bad = int(index[(index < 0) | (index >= self.capacity)][0])
             raise IndexError(f"SumTree index {bad} is outside [0, {self.capacity})")
-        if not np.isfinite(values).all() or (values < 0).any():
+        if not (values.min() >= 0 and values.max() < np.inf):  # NaN fails the first comparison
             bad = int(np.flatnonzero(~np.isfinite(values) | (values < 0))[0])
             raise ValueError(f"SumTree values must be finite and >= 0, got {values[bad]} at position {bad}")
-        index, values = _last_write_wins(index, values)
-        node = index + self.size
-        self._sum[node] = values
-        self._min[node] = np.where(values > 0, values, np.inf)
-        # ``node`` is sorted and unique, so parents come out sorted; repeated parents receive the same
-        # value from each write, which makes the duplicate assignments harmless.
-        for _ in range(self.depth):
-            node = node >> 1
-            left = node << 1
-            self._sum[node] = self._sum[left] + self._sum[left + 1]
-            self._min[node] = np.minimum(self._min[left], self._min[left + 1])
+        self.write(index, values)
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        """Leaf values at ``index`` (a float64 array)."""
-        return self._sum[_as_index(index) + self.size]
+    def write(self, index: np.ndarray, values: np.ndarray) -> None:
+        """:meth:`update` without its checks.
 
-    def total(self) -> float:
-        """Sum of all leaves."""
-        return float(self._sum[1])
-
-    def min(self) -> float:
-        """Smallest positive leaf (``inf`` when every leaf is zero)."""
-        return float(self._min[1])
-
-    def find_prefix_sum(self, values: Any) -> np.ndarray:
-        """For each ``v`` in ``values``, the smallest leaf ``i`` with ``leaf[0] + ... + leaf[i] > v``.
-
-        This is ``np.searchsorted(np.cumsum(leaves), v, side="right")``, found by descending all
-        values together, one level per loop iteration. For ``0 <= v < total()`` the result is always a
-        leaf with a positive value; the descent never steps into an all-zero subtree, so a ``v`` that
-        rounding pushed to ``total()`` or beyond lands on the last positive leaf instead.
+        ``index`` must be int64 in ``[0, capacity)`` and ``values`` float64, finite and >= 0, one per index
+        (repeats allowed: the last write wins).
         """
-        remaining = _as_values(values).copy()
-        leaf = self._descend(remaining, careful=False)
-        stray = self._sum[leaf + self.size] <= 0
-        if stray.any():  # rare: rounding or a value >= total() walked into zero leaves; redo those carefully
-            leaf[stray] = self._descend(_as_values(values)[stray].copy(), careful=True)
-        return leaf
-
-    def _descend(self, remaining: np.ndarray, careful: bool) -> np.ndarray:
-        node = np.ones(remaining.shape, dtype=np.int64)
-        tree = self._sum
-        for _ in range(self.depth):
-            left = node << 1
-            left_mass = tree[left]
-            go_right = remaining >= left_mass
-            if careful:  # never step into an all-zero subtree
-                go_right &= tree[left + 1] > 0
-            remaining -= left_mass * go_right
-            node = left + go_right
-        return node - self.size
+        index, values = _last_write_wins(index, values)
+        self._leaves[index] = values
+        block = index
+        fanout = self.fanout
+        for level in range(self.depth):
+            # Re-sum every touched block from its children. A block touched twice is recomputed twice
+            # from the same children, so repeated blocks are harmless and need no dedup.
+            block = block >> self._shift
+            # torch's cumsum and amin over short rows cost a fraction of NumPy's (which loops per row)
+            children = self._children[level][block]
+            sums = torch.cumsum(torch.from_numpy(children), 1).numpy()
+            self._prefix[level][block, 1:fanout] = sums[:, :-1]
+            self._totals[level][block] = sums[:, -1]
+            # the smallest positive leaf: the leaves' own zeros are skipped, the mins above are inf already
+            children = np.where(children > 0, children, np.inf) if level == 0 else self._child_mins[level][block]
+            self._mins[level][block] = torch.from_numpy(children).amin(1).numpy()
+        self._stale = True
 
     def clear(self) -> None:
         """Set every leaf to zero."""
-        self._sum.fill(0.0)
-        self._min.fill(np.inf)
+        self._leaves.fill(0.0)
+        for prefix, totals, mins in zip(self._prefix, self._totals, self._mins):
+            prefix[:, :self.fanout] = 0.0
+            totals.fill(0.0)
+            mins.fill(np.inf)
+        self._stale = True
 
+    def _refresh(self) -> None:
+        torch.cumsum(torch.from_numpy(self._top), 0, out=torch.from_numpy(self._cum[1:]))
+        self._min = float(self._mins[-1].min())
+        self._stale = False
+
+    # -- reads ------------------------------------------------------------------------------------
+    def __getitem__(self, index: Any) -> np.ndarray:
+        """Leaf values at ``index`` (a float64 array)."""
+        return self._leaves[_as_index(index)]
+
+    def total(self) -> float:
+        """Sum of all leaves."""
+        if self._stale:
+            self._refresh()
+        return float(self._cum[-1])
+
+    def min(self) -> float:
+        """Smallest positive leaf (``inf`` when every leaf is zero)."""
+        if self._stale:
+            self._refresh()
+        return self._min
+
+    def find_prefix_sum(self, values: Any, with_values: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """For each ``v`` in ``values``, the smallest leaf ``i`` with ``leaf[0] + ... + leaf[i] > v``.
+
+        This is ``np.searchsorted(np.cumsum(leaves), v, side="right")``, found for all values at once:
+        one ``searchsorted`` over the top level, then one row search per level below. For
+        ``0 <= v < total()`` the result is always a leaf with a positive value; a ``v`` that rounding
+        pushed to a node's total or beyond (or any ``v >= total()``) lands on the last positive leaf
+        of that node instead. With ``with_values=True`` returns ``(leaves found, their values)``.
+        """
+        if self._stale:
+            self._refresh()
+        values = _as_values(values)
+        leaf = self._descend(values, careful=False)
+        found = self._leaves[leaf]
+        stray = found <= 0
+        if stray.any():  # rare: rounding or a value >= total() walked into zero leaves; redo those carefully
+            leaf[stray] = self._descend(values[stray], careful=True)
+            found = self._leaves[leaf]
+        return (leaf, found) if with_values else leaf
+
+    def _descend(self, values: np.ndarray, careful: bool) -> np.ndarray:
+        cum, fanout, shift = self._cum, self.fanout, self._shift
+        last = len(cum) - 2  # the top level's last node
+        if careful:  # the last node with mass (all nodes are zero only in an empty tree)
+            last = int(np.flatnonzero(self._top > 0)[-1]) if cum[-1] > 0 else 0
+        node = np.searchsorted(cum[1:], values, side="right")
+        np.minimum(node, last, out=node)
+        remaining = values - cum[node]
+        query = torch.from_numpy(remaining).unsqueeze(1)  # shares memory: follows the in-place updates below
+        offsets = self._offsets.get(len(values))
+        if offsets is None:
+            offsets = self._offsets[len(values)] = np.arange(len(values)) * (fanout + 1) - 1
+        for level in range(self.depth - 1, -1, -1):
+            prefix = np.take(self._prefix[level], node, axis=0)  # [batch, fanout + 1] search rows
+            # How many row entries the value reaches (>= 1 for the leading 0, <= fanout for the final inf):
+            # the child it falls in, plus one. A value that rounding pushed past the block total stays in
+            # the last child; find_prefix_sum catches it if that leads to a leaf without mass.
+            count = torch.searchsorted(torch.from_numpy(prefix), query, right=True).numpy().reshape(-1)
+            if careful:  # never step past the block's last child with mass
+                mass = self._children[level][node]
+                np.minimum(count, fanout - np.argmax(mass[:, ::-1] > 0, axis=1), out=count)
+            remaining -= prefix.ravel()[offsets + count]  # the mass of the children before this one
+            node <<= shift
+            node += count
+            node -= 1
+        return node
+
+    # -- persistence ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The leaves' values as a float64 tensor (internal nodes are rebuilt on load)."""
-        leaves = self._sum[self.size:self.size + self.capacity].copy()
+        leaves = self._leaves[:self.capacity].copy()
         return {"capacity": self.capacity, "leaves": torch.from_numpy(leaves)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -164,11 +262,19 @@ class SumTree:
             raise ValueError(f"SumTree state holds {leaves.size} leaves (capacity {state['capacity']}), "
                              f"this tree has capacity {self.capacity}")
         self.clear()
-        # Rebuilding every level bottom-up with the same additions as ``update`` gives bit-identical nodes.
-        self._sum[self.size:self.size + self.capacity] = leaves
-        self._min[self.size:self.size + self.capacity] = np.where(leaves > 0, leaves, np.inf)
-        lo = self.size
-        while lo > 1:  # level [lo/2, lo) from its children [lo, 2 lo), pairwise
-            self._sum[lo >> 1:lo] = self._sum[lo:2 * lo:2] + self._sum[lo + 1:2 * lo:2]
-            self._min[lo >> 1:lo] = np.minimum(self._min[lo:2 * lo:2], self._min[lo + 1:2 * lo:2])
-            lo >>= 1
+        if not (leaves.size == 0 or (leaves.min() >= 0 and leaves.max() < np.inf)):
+            bad = int(np.flatnonzero(~np.isfinite(leaves) | (leaves < 0))[0])
+            raise ValueError(f"SumTree state: leaves must be finite and >= 0, got {leaves[bad]} at leaf {bad}")
+        self._leaves[:self.capacity] = leaves
+        # Every block row from its children, level by level: the same cumsum per row as ``write``, so
+        # the nodes come out bit-identical to the tree that was saved.
+        fanout = self.fanout
+        for level in range(self.depth):
+            children = self._children[level]
+            blocks = len(children)
+            sums = torch.cumsum(torch.from_numpy(children), 1).numpy()
+            self._prefix[level][:blocks, 1:fanout] = sums[:, :-1]
+            self._totals[level][:blocks] = sums[:, -1]
+            children = np.where(children > 0, children, np.inf) if level == 0 else self._child_mins[level]
+            self._mins[level][:blocks] = children.min(axis=1)
+        self._stale = True

@@ -34,9 +34,9 @@ def _to_index(index: Any) -> np.ndarray:
 
 def _to_numpy(x: Any, dtype) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
         if x.dtype == torch.bfloat16:  # NumPy has no bfloat16
             x = x.float()
+        x = x.detach().cpu().numpy()  # shares memory on the CPU: no copy unless the dtype changes
     return np.asarray(x, dtype=dtype)
 
 
@@ -101,6 +101,7 @@ class PrioritizedSampler(Sampler):
         self._tree = SumTree(self.max_capacity)
         self._max_priority = self.max_priority_init
         self._filled = 0  # one past the largest index ever written: update_priority accepts [0, _filled)
+        self._arange: dict[int, np.ndarray] = {}
 
     @property
     def max_priority(self) -> float:
@@ -136,12 +137,22 @@ class PrioritizedSampler(Sampler):
                              "sampler.extend(index) for every write")
         batch_size = int(batch_size)
         # Stratified: draw k lies in segment [k, k + 1) * total / batch_size.
-        draws = torch.rand(batch_size, generator=self.generator, dtype=torch.float64).numpy()
-        mass = (np.arange(batch_size) + draws) * (total / batch_size)
-        index = self._tree.find_prefix_sum(np.minimum(mass, np.nextafter(total, 0.0)))
+        mass = torch.rand(batch_size, generator=self.generator, dtype=torch.float64).numpy()
+        mass += self._segments(batch_size)
+        mass *= total / batch_size
+        np.minimum(mass, np.nextafter(total, 0.0), out=mass)
+        index, p = self._tree.find_prefix_sum(mass, with_values=True)
         # (N P(i))^-beta / max_j (N P(j))^-beta = (p_i / p_min)^-beta: N and the total cancel.
-        weight = (self._tree[index] / self._tree.min()) ** -self.beta
-        return torch.from_numpy(index), {"priority_weight": torch.from_numpy(weight).to(torch.float32)}
+        p /= self._tree.min()
+        np.power(p, -self.beta, out=p)
+        return torch.from_numpy(index), {"priority_weight": torch.from_numpy(p).to(torch.float32)}
+
+    def _segments(self, batch_size: int) -> np.ndarray:
+        """``0, 1, ..., batch_size - 1`` as float64, kept per batch size (sampling allocates no such array)."""
+        segments = self._arange.get(batch_size)
+        if segments is None:
+            segments = self._arange[batch_size] = np.arange(batch_size, dtype=np.float64)
+        return segments
 
     def update_priority(self, index: Any, priority: Any) -> None:
         """Set the priorities of items ``index`` (stored as ``(priority + eps) ** alpha``).
@@ -157,8 +168,8 @@ class PrioritizedSampler(Sampler):
         """
         index = _to_index(index)
         priority = _to_numpy(priority, np.float64)
-        bad = ~np.isfinite(priority) | (priority < 0)
-        if bad.any():
+        if priority.size and not (priority.min() >= 0 and priority.max() < np.inf):  # NaN fails both
+            bad = ~np.isfinite(priority) | (priority < 0)
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(f"priorities must be finite and >= 0; got {priority[where]} at position "
                              f"{where if priority.ndim else '()'} of the priority {tuple(priority.shape)}")
@@ -173,12 +184,14 @@ class PrioritizedSampler(Sampler):
         index = index.reshape(-1)
         if index.size == 0:
             return
-        out = (index < 0) | (index >= self._filled)
-        if out.any():
+        if index.min() < 0 or index.max() >= self._filled:
+            out = (index < 0) | (index >= self._filled)
             raise ValueError(f"update_priority got index {int(index[out][0])} but only items [0, {self._filled}) "
                              "have been written")
-        p = (np.broadcast_to(priority.reshape(-1) if priority.ndim else priority, index.shape) + self.eps) ** self.alpha
-        self._tree.update(index, p)
+        p = np.add(priority.reshape(-1) if priority.ndim else np.full(index.shape, priority), self.eps)
+        if self.alpha != 1.0:
+            np.power(p, self.alpha, out=p)
+        self._tree.write(index, p)  # checked above: in range, finite and >= 0, one per index
         self._max_priority = max(self._max_priority, float(p.max()))
 
     def anneal_beta(self, progress: float, beta_end: float = 1.0) -> float:
