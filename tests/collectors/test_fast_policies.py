@@ -219,3 +219,42 @@ def test_multi_sync_collector_passes_compile_policy_to_its_workers():
                             compile_kwargs={"backend": "eager"}) as collector:
         batches = list(collector)
     assert len(batches) == 2 and all(bool((b["action"] == 1).all()) for b in batches)
+
+
+class _LocScale(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(3, 2)
+
+    def forward(self, obs):
+        loc, log_scale = self.net(obs).chunk(2, -1)
+        return 0.5 * loc.tanh(), log_scale.clamp(-3, -2).exp()  # inside Pendulum's [-2, 2] with validation on
+
+
+@pytest.mark.parametrize("fused_env", [True, False])
+def test_normal_head_rsamples_as_tensordict_does(fused_env, monkeypatch):
+    """A Gaussian head (has_rsample, two parameters): the fast path gives tensordict's numbers and draws."""
+    calls = _count_fused_steps(monkeypatch)
+
+    def run(fast):
+        # validate_actions=False: the fused stepper takes float actions (no range check); with validation
+        # every action goes through the generic step, the policy still through the direct call
+        env = GymEnv("Pendulum-v1", num_envs=3, validate_actions=not fused_env)
+        actor = ProbabilisticActor(TensorDictModule(_LocScale(), in_keys=["observation"], out_keys=["loc", "scale"]),
+                                   in_keys=["loc", "scale"], distribution_class=torch.distributions.Normal,
+                                   return_log_prob=True)
+        collector = Collector(env, actor, frames_per_batch=60, seed=1)
+        if not fast:
+            collector._fused, collector._direct = False, None
+        torch.manual_seed(2)
+        return [collector.collect() for _ in range(2)], torch.get_rng_state()
+
+    fast, rng_fast = run(True)
+    assert (len(calls) > 0) == fused_env
+    slow, rng_slow = run(False)
+    _assert_same(fast, slow)
+    assert torch.equal(rng_fast, rng_slow)
+    batch = fast[-1]
+    expected = torch.distributions.Normal(batch["loc"], batch["scale"]).log_prob(batch["action"])
+    assert torch.allclose(batch["sample_log_prob"], expected)
