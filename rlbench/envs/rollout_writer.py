@@ -1,12 +1,36 @@
 """``RolloutWriter``: the preallocated buffers a rollout (or a collector's batch) is written into."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
 from .utils import _KeyError
 
-__all__ = ["RolloutWriter"]
+__all__ = ["RolloutWriter", "empty_buffer"]
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
+                 torch.int64: np.int64, torch.int32: np.int32, torch.int16: np.int16, torch.int8: np.int8,
+                 torch.uint8: np.uint8, torch.bool: np.bool_}
+
+
+def empty_buffer(shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """``torch.empty(shape, dtype=dtype, device=device)`` for a big output buffer written once.
+
+    On the CPU the memory comes from NumPy, which asks Linux for transparent huge pages for large
+    arrays (``madvise(MADV_HUGEPAGE)``; torch's allocator does so only with ``THP_MEM_ALLOC_ENABLE=1``
+    set before it starts). A rollout writes tens of MB of fresh memory, and with 4 KiB pages the page
+    faults of that first touch cost about as much as the copies (issue 17). The result is an ordinary
+    contiguous tensor (it shares the array's memory and keeps it alive).
+
+    Example:
+        >>> empty_buffer((2, 3), torch.float32, torch.device("cpu")).shape
+        torch.Size([2, 3])
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type != "cpu" or dtype not in _NUMPY_DTYPES:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return torch.from_numpy(np.empty(tuple(shape), dtype=_NUMPY_DTYPES[dtype]))
 
 # Entries with at most this many elements per step are stacked together with others of the same
 # dtype and shape: for small tensors the per-op dispatch cost (microseconds) dominates, so one
@@ -80,10 +104,10 @@ class RolloutWriter:
             elif value.numel() <= _GROUP_MAX_NUMEL:
                 groups.setdefault((value.dtype, value.device, value.shape), []).append(entry)
             else:
-                buf = torch.empty((*self.batch_size, T, *value.shape[nb:]), dtype=value.dtype, device=value.device)
+                buf = empty_buffer((*self.batch_size, T, *value.shape[nb:]), value.dtype, value.device)
                 self.singles.append((buf, *entry))
         for (dtype, device, shape), entries in groups.items():
-            self.groups.append((torch.empty((T, len(entries), *shape), dtype=dtype, device=device), entries))
+            self.groups.append((empty_buffer((T, len(entries), *shape), dtype, device), entries))
         self.allocated = True
 
     def _tds(self, td: TensorDictBase) -> list:

@@ -21,12 +21,12 @@ costs an extra scalar-to-tensor conversion per op).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
 from ...specs import Composite, Unbounded
 from ..common import EnvBase
+from ..rollout_writer import empty_buffer as _empty
 from ..utils import step_mdp
 
 __all__ = ["ClassicControlEnv"]
@@ -34,23 +34,6 @@ __all__ = ["ClassicControlEnv"]
 # The public constructor re-validates every entry (batch size, device); the TensorDicts built here are
 # correct by construction, so use the unchecked constructor when this tensordict version has it.
 _new_td = getattr(TensorDict, "_new_unsafe", TensorDict)
-
-
-def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``torch.empty``, for a rollout's big output buffers.
-
-    On the CPU the memory comes from NumPy, which asks Linux for transparent huge pages on large
-    arrays (``madvise(MADV_HUGEPAGE)``; torch's allocator does so only with ``THP_MEM_ALLOC_ENABLE=1``
-    set before it starts): a rollout writes tens of MB of fresh memory, and with 4 KiB pages the page
-    faults of that first touch cost as much as the copies themselves.
-    """
-    if device.type != "cpu" or dtype not in _NUMPY_DTYPES:
-        return torch.empty(shape, dtype=dtype, device=device)
-    return torch.from_numpy(np.empty(tuple(shape), dtype=_NUMPY_DTYPES[dtype]))
-
-
-_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.int64: np.int64,
-                 torch.bool: np.bool_, torch.float16: np.float16, torch.int32: np.int32}
 
 
 def _copy_rows(x: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
