@@ -68,8 +68,9 @@ class A2CLoss(LossModule):
                  loss_critic_type: str = "smooth_l1", normalize_advantage: bool = False,
                  entropy_coeff: float | None = None, critic_coeff: float | None = None):
         super().__init__()
-        entropy_coef = torchrl_alias("A2CLoss", "entropy_coef", entropy_coef, "entropy_coeff", entropy_coeff, 0.01)
-        critic_coef = torchrl_alias("A2CLoss", "critic_coef", critic_coef, "critic_coeff", critic_coeff, 0.5)
+        owner = type(self).__name__  # a subclass's errors name it (IMPALALoss)
+        entropy_coef = torchrl_alias(owner, "entropy_coef", entropy_coef, "entropy_coeff", entropy_coeff, 0.01)
+        critic_coef = torchrl_alias(owner, "critic_coef", critic_coef, "critic_coeff", critic_coeff, 0.5)
         self._require_probabilistic(actor_network)
         self.convert_to_functional(actor_network, "actor_network")
         self.has_critic = critic_network is not None

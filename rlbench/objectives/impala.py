@@ -7,15 +7,16 @@ value targets and the policy gradient for that lag with truncated importance wei
 """
 from __future__ import annotations
 
-from tensordict import TensorDict, TensorDictBase
-
-from . import functional as F
-from .common import LossModule, ValueEstimators, torchrl_alias
+from .a2c import A2CLoss
+from .common import LossModule, ValueEstimators
 
 __all__ = ["IMPALALoss"]
 
-class IMPALALoss(LossModule):
+class IMPALALoss(A2CLoss):
     """IMPALA: policy gradient weighted by V-trace advantages, a critic regressed on V-trace targets, an entropy bonus.
+
+    The terms are A2C's (:class:`~rlbench.objectives.A2CLoss`, whose ``forward`` it runs); what IMPALA changes
+    is where the advantage and the target come from: V-trace, which corrects for the actors' lag.
 
     Terms (Espeholt et al. 2018, sec. 4.2; ``v_s`` the V-trace target, ``rho_s = min(rho_bar, pi/mu)``):
 
@@ -72,50 +73,22 @@ class IMPALALoss(LossModule):
     default_value_estimator = ValueEstimators.VTrace
     #: V-trace has no lambda (make_value_estimator gives GAE and TD(lambda) theirs)
     default_value_kwargs = {"gamma": 0.99}
-    default_keys = {"action": "action", "sample_log_prob": "sample_log_prob", "advantage": "advantage",
-                    "value_target": "value_target", "value": "state_value", "reward": "reward", "done": "done",
-                    "terminated": "terminated"}
+    default_keys = {**A2CLoss.default_keys, "sample_log_prob": "sample_log_prob"}
 
     def __init__(self, actor_network, critic_network, *, gamma: float = 0.99, rho_thresh: float = 1.0,
                  c_thresh: float = 1.0, entropy_bonus: bool = True, entropy_coef: float | None = None,
                  critic_coef: float | None = None, loss_critic_type: str = "l2", normalize_advantage: bool = False,
                  entropy_coeff: float | None = None, critic_coeff: float | None = None):
-        super().__init__()
-        entropy_coef = torchrl_alias("IMPALALoss", "entropy_coef", entropy_coef, "entropy_coeff", entropy_coeff, 0.01)
-        critic_coef = torchrl_alias("IMPALALoss", "critic_coef", critic_coef, "critic_coeff", critic_coeff, 0.5)
-        self._require_probabilistic(actor_network)
         if critic_network is None:
             raise TypeError("IMPALALoss: critic_network is required (V-trace targets bootstrap from V(x))")
-        self.convert_to_functional(actor_network, "actor_network")
-        self.convert_to_functional(critic_network, "critic_network")
+        super().__init__(actor_network, critic_network, entropy_bonus=entropy_bonus, entropy_coef=entropy_coef,
+                         critic_coef=critic_coef, loss_critic_type=loss_critic_type,
+                         normalize_advantage=normalize_advantage, entropy_coeff=entropy_coeff,
+                         critic_coeff=critic_coeff)
         self.gamma, self.rho_thresh, self.c_thresh = float(gamma), float(rho_thresh), float(c_thresh)
-        self.entropy_bonus, self.entropy_coef, self.critic_coef = entropy_bonus, entropy_coef, critic_coef
-        self.loss_critic_type = self._check_loss_function(loss_critic_type, "loss_critic_type")
-        self.normalize_advantage = normalize_advantage
 
-    # -------------------------------------------------------------- the paper's equations
-    def forward(self, td: TensorDictBase) -> TensorDictBase:
-        nb = td.batch_dims
-        # A_s = rho_s (r_s + gamma v_{s+1} - V(x_s)), from V-trace when the batch does not carry it
-        advantage = self.advantage(td).detach()
-        if self.normalize_advantage:
-            advantage = F.normalize(advantage)
-
-        dist = self.action_dist(td)
-        action = self.stored_action(td, index=F.takes_indices(dist))
-        log_prob = F.log_prob(dist, action, nb)
-        # grad J ~ E_mu[rho_s grad log pi(a_s|x_s) (r_s + gamma v_{s+1} - V(x_s))]   (sec. 4.2)
-        out = TensorDict(loss_objective=-(log_prob * advantage.to(log_prob.dtype)).mean())
-
-        # the baseline regresses on the V-trace target v_s
-        loss_critic = F.critic_loss(self.state_value(td), self.value_target(td), self.loss_critic_type)
-        out.set("loss_critic", self.critic_coef * loss_critic)
-
-        entropy = F.entropy(dist, nb)
-        if self.entropy_bonus:
-            out.set("loss_entropy", -self.entropy_coef * entropy.mean())
-        out.set("entropy", entropy.detach().mean())
-        return out
+    # forward: A2CLoss's. With V-trace, A_s = rho_s (r_s + gamma v_{s+1} - V(x_s)) and the policy gradient
+    # E_mu[rho_s grad log pi(a_s|x_s) A_s] (sec. 4.2); the baseline regresses on the V-trace target v_s.
 
     # -------------------------------------------------------------- plumbing
     def make_value_estimator(self, value_type=None, **hyperparams):
@@ -135,6 +108,3 @@ class IMPALALoss(LossModule):
         elif kind in (ValueEstimators.GAE, ValueEstimators.TDLambda):
             defaults["lmbda"] = LossModule.default_value_kwargs["lmbda"]
         return super().make_value_estimator(kind, **{**defaults, **hyperparams})
-
-    def _estimator_network(self):
-        return self.critic_network
