@@ -3,7 +3,7 @@ import pytest
 import torch
 from tensordict import NonTensorData, TensorDict
 
-from rlbench.envs.rollout_writer import RolloutWriter
+from rlbench.envs.rollout_writer import RolloutWriter, empty_buffer
 
 
 def step(t, batch=(3,)):
@@ -82,3 +82,14 @@ def test_errors_name_the_key_and_the_step():
     big["pixels"] = torch.zeros(3, 40, 41, dtype=torch.uint8)
     with pytest.raises(ValueError, match=r"key 'pixels' changed at step 3.*\(3, 40, 40\).*now shape \(3, 40, 41\)"):
         writer.write(3, big)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.bool, torch.uint8, torch.bfloat16])
+def test_empty_buffer_is_an_ordinary_writable_tensor(dtype):
+    buf = empty_buffer((5, 300, 4), dtype, torch.device("cpu"))
+    assert buf.shape == (5, 300, 4) and buf.dtype == dtype and buf.is_contiguous() and buf.device.type == "cpu"
+    src = torch.arange(5 * 4).reshape(5, 4).to(dtype)
+    buf.select(1, 7).copy_(src)
+    assert torch.equal(buf[:, 7], src)
+    shared = buf.clone().share_memory_()  # what multi-process collectors do with batches
+    assert shared.is_shared() and torch.equal(shared[:, 7], src)
