@@ -18,7 +18,10 @@ The model state is TorchRL's pair: ``"belief"`` (the deterministic GRU state ``h
   :class:`~rlbench.modules.ProbabilisticActor`).
 - :func:`dreamer_world_model`: encoder, RSSM scan, decoder and reward head as one
   ``TensorDictSequential``; :func:`dreamer_imagination_env`: a
-  :class:`~rlbench.envs.WorldModelEnv` stepping the prior (for the actor's imagination).
+  :class:`~rlbench.envs.WorldModelEnv` stepping the prior (for the actor's imagination), and
+  :func:`imagine_with_policy`, the same imagination as a plain loop (what the actor loss runs).
+- :class:`OneDnnLinear`: the ``nn.Linear`` of all these networks, whose CPU products run in oneDNN
+  (see ``benchmarks/README.md``, Dreamer).
 
 Keys (as TorchRL's Dreamer names them). A real sequence ``td`` of shape ``[B, T]`` holds
 ``"pixels"``, ``"action"`` and ``("next", "pixels")``, ``("next", "reward")``; optionally the initial

@@ -186,6 +186,10 @@ class DreamerActorLoss(LossModule):
 
     ``forward(td, return_imagination=True)`` also returns the imagined ``[N, H]`` trajectories
     (detached) with their ``"lambda_target"``: the value loss's input.
+
+    With an env from :func:`~rlbench.modules.dreamer_imagination_env` (and the default keys), the
+    trajectories come from :func:`~rlbench.modules.imagine_with_policy`: the same steps and random draws
+    as ``model_env.rollout``, without the env's per-step TensorDict plumbing; any other env is rolled out.
     """
 
     default_keys = {"state": "state", "belief": "belief", "reward": "reward", "value": "state_value",
