@@ -16,6 +16,7 @@ from .replay_buffer import (
 )
 from .samplers import (
                             PrioritizedSampler,
+                            PrioritizedSliceSampler,
                             RandomSampler,
                             Sampler,
                             SamplerWithoutReplacement,
@@ -36,8 +37,8 @@ from .writers import RoundRobinWriter, TensorDictMaxValueWriter, Writer
 __all__ = [
     "ReplayBuffer", "TensorDictReplayBuffer", "PrioritizedReplayBuffer", "TensorDictPrioritizedReplayBuffer",
     "EmptyBufferError", "RayReplayBuffer",
-    "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "SliceSampler",
-    "SliceSamplerWithoutReplacement",
+    "Sampler", "RandomSampler", "SamplerWithoutReplacement", "PrioritizedSampler", "PrioritizedSliceSampler",
+    "SliceSampler", "SliceSamplerWithoutReplacement",
     "Storage", "ListStorage", "LazyTensorStorage", "LazyMemmapStorage", "StorageMismatchError", "UnsafeLoadError",
     "UnsafeCheckpointError",
     "Writer", "RoundRobinWriter", "TensorDictMaxValueWriter",

@@ -166,6 +166,17 @@ class PrioritizedSampler(Sampler):
                 was never written; shapes that do not line up.
             TypeError: an index that is not integers (a float or bool tensor, e.g.).
         """
+        index, p = self.prepare_priority(index, priority)
+        if index.size:
+            self.write_mass(index, p)
+
+    def prepare_priority(self, index: Any, priority: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Check and transform what :meth:`update_priority` gets, without writing it.
+
+        Returns the flat int64 indices and their ``(priority + eps) ** alpha`` (float64, one per index),
+        and raises what :meth:`update_priority` raises. The new values count towards :attr:`max_priority`.
+        Samplers built on this one (:class:`PrioritizedSliceSampler`) use it to decide what to write.
+        """
         index = _to_index(index)
         priority = _to_numpy(priority, np.float64)
         if priority.size and not (priority.min() >= 0 and priority.max() < np.inf):  # NaN fails both
@@ -183,7 +194,7 @@ class PrioritizedSampler(Sampler):
                              "trailing priority dims to reduce")
         index = index.reshape(-1)
         if index.size == 0:
-            return
+            return index, np.zeros(0)
         if index.min() < 0 or index.max() >= self._filled:
             out = (index < 0) | (index >= self._filled)
             raise ValueError(f"update_priority got index {int(index[out][0])} but only items [0, {self._filled}) "
@@ -191,8 +202,17 @@ class PrioritizedSampler(Sampler):
         p = np.add(priority.reshape(-1) if priority.ndim else np.full(index.shape, priority), self.eps)
         if self.alpha != 1.0:
             np.power(p, self.alpha, out=p)
-        self._tree.write(index, p)  # checked above: in range, finite and >= 0, one per index
         self._max_priority = max(self._max_priority, float(p.max()))
+        return index, p
+
+    def write_mass(self, index: np.ndarray, mass: np.ndarray | float) -> None:
+        """Set the sampling mass of items ``index`` as it is (already ``(priority + eps) ** alpha``), unchecked.
+
+        ``index``: int64 flat indices in ``[0, max_capacity)``; ``mass``: finite, >= 0, one per index or
+        one for all. For samplers built on this one; users call :meth:`update_priority`.
+        """
+        mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), index.shape)
+        self._tree.write(index, mass)
 
     def anneal_beta(self, progress: float, beta_end: float = 1.0) -> float:
         """Set ``beta`` linearly from its initial value (``progress=0``) to ``beta_end`` (``progress>=1``).
