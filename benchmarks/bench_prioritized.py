@@ -20,7 +20,10 @@ The baselines:
 
 Slice sampling (100k stored steps, episodes of 1..200 steps, 8 slices of 32): ``SliceSampler.sample``
 against plain uniform indices (``torch.randint``, what ``RandomSampler`` draws), with the episode
-boundaries cached, and right after a write (boundaries recomputed from the done flags).
+boundaries cached, and right after a write (boundaries recomputed from the done flags). Then
+``PrioritizedSliceSampler`` (starts drawn by priority on the same tree) ``sample`` + ``update_priority``
+of the sampled steps, against TorchRL's ``PrioritizedSliceSampler`` (``cache_values=True``) and against
+the uniform ``SliceSampler``.
 
 Run: ``python benchmarks/bench_prioritized.py [--quick] [--torchrl-path DIR] [--torchrl-src DIR]``.
 """
@@ -36,6 +39,7 @@ from _harness import best_time, parse_args, report
 from tensordict import TensorDict
 
 from rlbench.buffers.samplers.prioritized import PrioritizedSampler
+from rlbench.buffers.samplers.prioritized_slice import PrioritizedSliceSampler
 from rlbench.buffers.samplers.slice import SliceSampler
 
 ALPHA, BETA, EPS = 0.7, 0.5, 1e-8
@@ -237,17 +241,79 @@ def bench_slice(n: int, batch: int, repeats: int, calls: int, json_path) -> None
     report(name + ", after a write", t_write, t_uniform, "us/call", "uniform torch.randint", json_path=json_path)
 
 
+def bench_prioritized_slice(n: int, batch: int, repeats: int, calls: int, json_path, torchrl=None, why=None) -> None:
+    """``PrioritizedSliceSampler.sample`` (8 slices) + ``update_priority`` of the sampled steps."""
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 201, (n // 50,), generator=g)
+    ends = lengths.cumsum(0)
+    done = torch.zeros(n, 1, dtype=torch.bool)
+    done[ends[ends <= n] - 1] = True
+    data = TensorDict({"obs": torch.zeros(n, 4), "next": {"done": done}}, [n])
+    storage = ContractStorage(data)
+    raw = torch.rand(n, generator=g) * 10
+    new_priority = torch.rand(batch, generator=g)
+    sampler = PrioritizedSliceSampler(n, ALPHA, BETA, EPS, num_slices=8)
+    sampler.generator = torch.Generator().manual_seed(1)
+    sampler.extend(torch.arange(n))
+    sampler.update_priority(torch.arange(n), raw)
+    uniform = SliceSampler(num_slices=8)
+    uniform.generator = torch.Generator().manual_seed(1)
+
+    def ours():
+        for _ in range(calls):
+            index, info = sampler.sample(storage, batch)
+            sampler.update_priority(index, new_priority)
+
+    def plain():
+        for _ in range(calls):
+            uniform.sample(storage, batch)
+
+    name = f"PrioritizedSliceSampler sample({batch}) as 8 slices + update_priority, {n} steps"
+    timed = {"ours": ours, "plain": plain}
+    if torchrl is not None:
+        from torchrl.data import PrioritizedSliceSampler as TorchRLPrioritizedSliceSampler
+
+        trl_storage = torchrl[2](n)
+        trl_storage.set(torch.arange(n), data)
+        trl_sampler = TorchRLPrioritizedSliceSampler(n, ALPHA, BETA, EPS, num_slices=8, end_key=("next", "done"),
+                                                     cache_values=True)
+        trl_sampler.extend(torch.arange(n))
+        trl_sampler.update_priority(torch.arange(n), raw)
+
+        def theirs():
+            for _ in range(calls):
+                index, info = trl_sampler.sample(trl_storage, batch)
+                trl_sampler.update_priority(index[0], new_priority)
+
+        timed["theirs"] = theirs
+    for fn in timed.values():
+        fn()
+    best = {k: float("inf") for k in timed}
+    for _ in range(2 * repeats):  # alternate
+        for k, fn in timed.items():
+            best[k] = min(best[k], best_time(fn, 1))
+    if "theirs" in best:
+        report(name, best["ours"] / calls * 1e6, best["theirs"] / calls * 1e6, "us/call",
+               f"TorchRL {torchrl[0]} PrioritizedSliceSampler", json_path=json_path)
+    else:
+        print(f"{name}: TorchRL baseline skipped: {why}", flush=True)
+    report(name, best["ours"] / calls * 1e6, best["plain"] / calls * 1e6, "us/call",
+           "uniform SliceSampler.sample (no priorities)", json_path=json_path)
+
+
 def main() -> None:
     path, src = _pop_option("--torchrl-path"), _pop_option("--torchrl-src")
     build = _pop_option("--torchrl-build", "/tmp/rlbench_torchrl_ext")
     args = parse_args(__doc__.splitlines()[0])
     torchrl, why = (None, "not in --quick runs") if args.quick else load_torchrl(path, src, build)
     if args.quick:
-        bench_prioritized(1 << 14, 256, args.repeats, calls=5, json_path=args.json)
+        bench_prioritized(1 << 14, 256, args.repeats, calls=5, json_path=args.json, why=why)
         bench_slice(5_000, 256, args.repeats, calls=5, json_path=args.json)
+        bench_prioritized_slice(5_000, 256, args.repeats, calls=5, json_path=args.json, why=why)
     else:
         bench_prioritized(1_000_000, 256, args.repeats, calls=20, json_path=args.json, torchrl=torchrl, why=why)
         bench_slice(100_000, 256, args.repeats, calls=50, json_path=args.json)
+        bench_prioritized_slice(100_000, 256, args.repeats, calls=20, json_path=args.json, torchrl=torchrl, why=why)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ class SumTree:
         self._cum = np.zeros(len(self._top) + 1, dtype=np.float64)  # [0, cumsum(top)], refreshed lazily
         self._stale = False
         self._min = np.inf
-        self._offsets: dict[int, np.ndarray] = {}  # per batch size: where each query's row starts, minus one
+        self._scratch: dict[int, tuple] = {}  # per batch size: the descent's buffers (see _buffers)
 
     # -- writes -----------------------------------------------------------------------------------
     def update(self, index: Any, values: Any) -> None:
@@ -217,11 +217,27 @@ class SumTree:
         values = _as_values(values)
         leaf = self._descend(values, careful=False)
         found = self._leaves[leaf]
-        stray = found <= 0
-        if stray.any():  # rare: rounding or a value >= total() walked into zero leaves; redo those carefully
+        if found.size and found.min() <= 0:  # rare: rounding or a value >= total() met zero leaves; redo carefully
+            stray = found <= 0
             leaf[stray] = self._descend(values[stray], careful=True)
             found = self._leaves[leaf]
         return (leaf, found) if with_values else leaf
+
+    def _buffers(self, batch: int) -> tuple:
+        """The descent's work arrays for ``batch`` queries, allocated once per batch size.
+
+        ``(offsets, remaining, query, count, found)``: where each query's row starts in the gathered
+        rows (minus one), the mass left to walk, the same as a ``[batch, 1]`` tensor (shared memory), and
+        the row search's results, as an array and as the ``[batch, 1]`` tensor it writes into.
+        """
+        scratch = self._scratch.get(batch)
+        if scratch is None:
+            remaining, count = np.zeros(batch), np.zeros(batch, dtype=np.int64)
+            offsets = np.arange(batch) * (self.fanout + 1) - 1
+            scratch = (offsets, remaining, torch.from_numpy(remaining).unsqueeze(1), count,
+                       torch.from_numpy(count).unsqueeze(1))
+            self._scratch[batch] = scratch
+        return scratch
 
     def _descend(self, values: np.ndarray, careful: bool) -> np.ndarray:
         cum, fanout, shift = self._cum, self.fanout, self._shift
@@ -230,17 +246,14 @@ class SumTree:
             last = int(np.flatnonzero(self._top > 0)[-1]) if cum[-1] > 0 else 0
         node = np.searchsorted(cum[1:], values, side="right")
         np.minimum(node, last, out=node)
-        remaining = values - cum[node]
-        query = torch.from_numpy(remaining).unsqueeze(1)  # shares memory: follows the in-place updates below
-        offsets = self._offsets.get(len(values))
-        if offsets is None:
-            offsets = self._offsets[len(values)] = np.arange(len(values)) * (fanout + 1) - 1
+        offsets, remaining, query, count, found = self._buffers(len(values))
+        np.subtract(values, cum[node], out=remaining)
         for level in range(self.depth - 1, -1, -1):
             prefix = np.take(self._prefix[level], node, axis=0)  # [batch, fanout + 1] search rows
             # How many row entries the value reaches (>= 1 for the leading 0, <= fanout for the final inf):
             # the child it falls in, plus one. A value that rounding pushed past the block total stays in
             # the last child; find_prefix_sum catches it if that leads to a leaf without mass.
-            count = torch.searchsorted(torch.from_numpy(prefix), query, right=True).numpy().reshape(-1)
+            torch.searchsorted(torch.from_numpy(prefix), query, right=True, out=found)
             if careful:  # never step past the block's last child with mass
                 mass = self._children[level][node]
                 np.minimum(count, fanout - np.argmax(mass[:, ::-1] > 0, axis=1), out=count)

@@ -36,8 +36,17 @@ def _to_numpy(x: Any, dtype) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         if x.dtype == torch.bfloat16:  # NumPy has no bfloat16
             x = x.float()
-        x = x.detach().cpu().numpy()  # shares memory on the CPU: no copy unless the dtype changes
+        if x.requires_grad or x.device.type != "cpu":
+            x = x.detach().cpu()
+        x = x.numpy()  # shares memory on the CPU: no copy unless the dtype changes
     return np.asarray(x, dtype=dtype)
+
+
+def _bad_priority(priority: np.ndarray) -> ValueError:
+    bad = ~np.isfinite(priority) | (priority < 0)
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    return ValueError(f"priorities must be finite and >= 0; got {priority[where]} at position "
+                      f"{where if priority.ndim else '()'} of the priority {tuple(priority.shape)}")
 
 
 class PrioritizedSampler(Sampler):
@@ -139,8 +148,7 @@ class PrioritizedSampler(Sampler):
         # Stratified: draw k lies in segment [k, k + 1) * total / batch_size.
         mass = torch.rand(batch_size, generator=self.generator, dtype=torch.float64).numpy()
         mass += self._segments(batch_size)
-        mass *= total / batch_size
-        np.minimum(mass, np.nextafter(total, 0.0), out=mass)
+        mass *= total / batch_size  # a draw that rounds up to the total lands on the last item with mass
         index, p = self._tree.find_prefix_sum(mass, with_values=True)
         # (N P(i))^-beta / max_j (N P(j))^-beta = (p_i / p_min)^-beta: N and the total cancel.
         p /= self._tree.min()
@@ -179,11 +187,9 @@ class PrioritizedSampler(Sampler):
         """
         index = _to_index(index)
         priority = _to_numpy(priority, np.float64)
-        if priority.size and not (priority.min() >= 0 and priority.max() < np.inf):  # NaN fails both
-            bad = ~np.isfinite(priority) | (priority < 0)
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"priorities must be finite and >= 0; got {priority[where]} at position "
-                             f"{where if priority.ndim else '()'} of the priority {tuple(priority.shape)}")
+        if priority.size and not priority.min() >= 0:  # negative or NaN (infinities are caught below)
+            raise _bad_priority(priority)
+        raw = priority
         if priority.ndim > index.ndim and priority.shape[:index.ndim] == index.shape:
             priority = _REDUCTIONS[self.reduction](priority, tuple(range(index.ndim, priority.ndim)))
         if priority.ndim and priority.shape != index.shape and priority.size == index.size:
@@ -195,14 +201,18 @@ class PrioritizedSampler(Sampler):
         index = index.reshape(-1)
         if index.size == 0:
             return index, np.zeros(0)
-        if index.min() < 0 or index.max() >= self._filled:
+        if index.view(np.uint64).max() >= self._filled:  # as unsigned, a negative index is huge: one check
             out = (index < 0) | (index >= self._filled)
             raise ValueError(f"update_priority got index {int(index[out][0])} but only items [0, {self._filled}) "
                              "have been written")
         p = np.add(priority.reshape(-1) if priority.ndim else np.full(index.shape, priority), self.eps)
         if self.alpha != 1.0:
             np.power(p, self.alpha, out=p)
-        self._max_priority = max(self._max_priority, float(p.max()))
+        top = float(p.max())
+        if not top < np.inf:  # an infinite priority (or one that overflowed ** alpha)
+            raise _bad_priority(raw) if not np.isfinite(raw).all() else \
+                ValueError(f"(priority + eps) ** alpha overflows float64 (alpha={self.alpha}); got {top}")
+        self._max_priority = max(self._max_priority, top)
         return index, p
 
     def write_mass(self, index: np.ndarray, mass: np.ndarray | float) -> None:
