@@ -167,8 +167,11 @@ class SumTree:
             sums = torch.cumsum(torch.from_numpy(children), 1).numpy()
             self._prefix[level][block, 1:fanout] = sums[:, :-1]
             self._totals[level][block] = sums[:, -1]
-            # the smallest positive leaf: the leaves' own zeros are skipped, the mins above are inf already
-            children = np.where(children > 0, children, np.inf) if level == 0 else self._child_mins[level][block]
+            # the smallest positive leaf: zero leaves are skipped (the mins above hold inf for them already)
+            if level:
+                children = self._child_mins[level][block]
+            elif not children.min() > 0:  # one cheap check spares the where while no touched leaf is zero
+                children = np.where(children > 0, children, np.inf)
             self._mins[level][block] = torch.from_numpy(children).amin(1).numpy()
         self._stale = True
 
