@@ -2,7 +2,7 @@
 
 Prioritized (1,000,000 stored items, batch 256): one call is ``sample(256)`` followed by ``update_priority``
 of the 256 sampled items, in microseconds per call. ``PrioritizedSampler`` searches a wide, shallow
-NumPy sum/min tree for the whole batch at once (16 children per node: two levels below a flat top at 1M).
+NumPy sum/min tree for the whole batch at once (32 children per node: at 1M, one blocked level below a flat top).
 The baselines:
 
 - TorchRL's ``PrioritizedSampler`` (its C++ ``SumSegmentTree``/``MinSegmentTree``), same sizes, timed in
