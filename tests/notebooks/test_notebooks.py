@@ -197,6 +197,10 @@ def _run_notebook(path: Path, tmp_path: Path) -> None:
         papermill.execute_notebook(
             str(src), str(out), parameters=meta.get("ci_parameters", {}), kernel_name=KERNEL,
             language="python", cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=600,
+            # nbclient waits only 4 s (its default) after a cell's reply for that cell's last outputs, then drops
+            # them with a warning: on a loaded machine a print vanished and its ci_expect failed. Wait longer,
+            # and fail loudly rather than lose output.
+            iopub_timeout=120, raise_on_iopub_timeout=True,
         )
     finally:
         if env_before is None:
