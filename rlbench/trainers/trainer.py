@@ -31,7 +31,6 @@ from typing import Callable, Iterable, Mapping
 import torch
 from tensordict import TensorDictBase
 
-from ..buffers.samplers import PrioritizedSampler
 from ..collectors import EpisodeReturns
 from ..loggers import log_scalars
 from ..objectives.common import total_loss
@@ -344,7 +343,8 @@ class Trainer:
             opt.step()
         self.updates += 1
         sampler = getattr(self.replay_buffer, "sampler", None)
-        if isinstance(sampler, PrioritizedSampler) and hasattr(self.replay_buffer, "update_tensordict_priority"):
+        # any sampler with priorities (PrioritizedSampler, PrioritizedSliceSampler), not one class
+        if getattr(sampler, "has_priorities", False) and hasattr(self.replay_buffer, "update_tensordict_priority"):
             self.replay_buffer.update_tensordict_priority(sub)
         self._run("post_optim")
         if self.target_updater is not None:

@@ -62,3 +62,17 @@ def test_without_replacement_state_round_trip():
     other = filled(20, SamplerWithoutReplacement(), 3, seed=99)
     other.load_state_dict(state)
     assert all(torch.equal(a, other.sample()) for a in expected)
+
+
+def test_has_priorities_says_which_samplers_take_priority_updates():
+    from rlbench.buffers.samplers import (
+        PrioritizedSampler,
+        PrioritizedSliceSampler,
+        RandomSampler,
+        SamplerWithoutReplacement,
+        SliceSampler,
+    )
+
+    assert PrioritizedSampler(10, 0.6, 0.4).has_priorities
+    assert PrioritizedSliceSampler(10, 0.6, 0.4, slice_len=2).has_priorities
+    assert not any(s.has_priorities for s in (RandomSampler(), SamplerWithoutReplacement(), SliceSampler(slice_len=2)))

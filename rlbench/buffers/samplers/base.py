@@ -47,6 +47,11 @@ class Sampler(ABC):
     def update_priority(self, index: torch.Tensor, priority: torch.Tensor) -> None:
         raise TypeError(f"{type(self).__name__} has no priorities; use a PrioritizedSampler to update them")
 
+    @property
+    def has_priorities(self) -> bool:
+        """Whether this sampler takes priority updates (it overrides :meth:`update_priority`)."""
+        return type(self).update_priority is not Sampler.update_priority
+
     def empty(self) -> None:
         """Forget everything about the stored items (the buffer was emptied)."""
 
