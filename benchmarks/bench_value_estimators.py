@@ -8,14 +8,15 @@ random steps (about 1% each). For each shape the script times, in the same run:
 2. the per-step reference: a Python loop over ``T`` doing the recursion with torch ops (what most
    hand-written GAE code does; for V-trace, the paper's recursion, eq. (1) and sec. 4.2);
 3. ``torch.cumsum`` over the same ``[B, T, 1]`` data along time: the cost of one sweep;
-4. V-trace only: TorchRL's ``vtrace_advantage_estimate`` (same signature) on the same tensors, when
+4. TorchRL's vectorized estimators on the same tensors: ``vec_generalized_advantage_estimate``,
+   ``vec_td_lambda_return_estimate`` and ``vtrace_advantage_estimate`` (same signatures), when
    TorchRL can be imported (``--torchrl-path DIR`` adds DIR to ``sys.path``; default
-   ``/tmp/trl_site`` if it exists). Its output is compared with ours first and the largest
+   ``/tmp/trl_site`` if it exists). Their outputs are compared with ours first and the largest
    difference printed (the benchmark goes on either way: a difference is a finding to report).
 
 Printed ratios: ours / reference (lower is better; target <= 0.1, i.e. >= 10x faster at T=2048),
-ours / cumsum (target <= 2x) and ours / TorchRL (V-trace; target <= 0.5). A scaling table over
-T = 128 .. 4096 at B=8 follows.
+ours / cumsum (target <= 2x) and ours / TorchRL (issue 17 target 6: <= 0.5, i.e. >= 2x faster, at
+[8, 2048] and [64, 1024]). A scaling table over T = 128 .. 4096 at B=8 follows.
 
 Run: ``python benchmarks/bench_value_estimators.py`` (``--quick`` for a smoke run).
 """
@@ -95,16 +96,21 @@ def ref_vtrace(log_pi, log_mu, v, nv, r, done, term):
     return adv, vs
 
 
-def torchrl_vtrace(path: str | None):
-    """TorchRL's vtrace_advantage_estimate and its version, or (None, why it could not be imported)."""
+def torchrl_estimators(path: str | None):
+    """TorchRL's vectorized estimators and its version, or (None, why it could not be imported).
+
+    The estimators come as a dict: ``"gae"``, ``"td_lambda"`` and ``"vtrace"``.
+    """
     if path and os.path.isdir(path) and path not in sys.path:
         sys.path.insert(0, path)
     try:
         import torchrl
-        from torchrl.objectives.value.functional import vtrace_advantage_estimate
+        from torchrl.objectives.value import functional as trl
     except Exception as err:  # noqa: BLE001 - any import failure: report it, go on without the baseline
         return None, f"{type(err).__name__}: {err}"
-    return vtrace_advantage_estimate, torchrl.__version__
+    fns = {"gae": trl.vec_generalized_advantage_estimate, "td_lambda": trl.vec_td_lambda_return_estimate,
+           "vtrace": trl.vtrace_advantage_estimate}
+    return fns, torchrl.__version__
 
 
 def bench_vtrace(b: int, t: int, args, baseline, with_ref: bool = True) -> None:
@@ -120,8 +126,9 @@ def bench_vtrace(b: int, t: int, args, baseline, with_ref: bool = True) -> None:
     rep = lambda f: (lambda: [f() for _ in range(inner)])  # noqa: E731
     ref = lambda: ref_vtrace(log_pi, log_mu, v, nv, r, done, term)  # noqa: E731
     theirs = None
-    fn, version = baseline
-    if fn is not None:
+    fns, version = baseline
+    if fns is not None:
+        fn = fns["vtrace"]
         theirs = lambda: fn(GAMMA, log_pi, log_mu, v, nv, r, done, term, rho_thresh=RHO, c_thresh=C)  # noqa: E731
         their_adv, their_vs = theirs()
         print(f"   V-trace [{b}, {t}]: largest |ours - TorchRL {version}|: value_target "
@@ -144,10 +151,21 @@ def bench_vtrace(b: int, t: int, args, baseline, with_ref: bool = True) -> None:
         print(f"   (TorchRL not importable: {version}; V-trace compared with the per-step loop only)")
 
 
-def bench_shape(b: int, t: int, args, with_ref: bool = True) -> None:
+def bench_shape(b: int, t: int, args, baseline, with_ref: bool = True) -> None:
     v, nv, r, done, term = data(b, t)
     ours_gae = lambda: generalized_advantage_estimate(GAMMA, LMBDA, v, nv, r, done=done, terminated=term)  # noqa: E731
     ours_tdl = lambda: td_lambda_return_estimate(GAMMA, LMBDA, nv, r, done=done, terminated=term)  # noqa: E731
+    fns, version = baseline
+    theirs = {"GAE": None, "TD(lambda)": None}
+    if fns is not None:
+        theirs["GAE"] = lambda: fns["gae"](GAMMA, LMBDA, v, nv, r, done, term)  # noqa: E731
+        # rolling_gamma: TorchRL's flag only matters for a per-step gamma tensor; a float gamma is the same either way
+        theirs["TD(lambda)"] = lambda: fns["td_lambda"](GAMMA, LMBDA, nv, r, done, term)  # noqa: E731
+        (adv, ret), (their_adv, their_ret) = ours_gae(), theirs["GAE"]()
+        print(f"   GAE [{b}, {t}]: largest |ours - TorchRL {version}|: advantage "
+              f"{(adv - their_adv).abs().max().item():.2e}, value_target {(ret - their_ret).abs().max().item():.2e}")
+        print(f"   TD(lambda) [{b}, {t}]: largest |ours - TorchRL {version}|: return "
+              f"{(ours_tdl() - theirs['TD(lambda)']()).abs().max().item():.2e}")
     # correctness guard: a benchmark of a wrong answer is worthless
     torch.testing.assert_close(ours_gae()[0], ref_gae(v, nv, r, done, term)[0], atol=1e-3, rtol=1e-3)
     torch.testing.assert_close(ours_tdl(), ref_td_lambda(nv, r, done, term), atol=1e-3, rtol=1e-3)
@@ -158,10 +176,12 @@ def bench_shape(b: int, t: int, args, with_ref: bool = True) -> None:
     for name, ours, ref in (("GAE", ours_gae, lambda: ref_gae(v, nv, r, done, term)),
                             ("TD(lambda)", ours_tdl, lambda: ref_td_lambda(nv, r, done, term))):
         # interleaved: ours, cumsum and the reference see the same machine load (shared CPUs)
-        t_ours = cs = t_ref = float("inf")
+        t_ours = cs = t_ref = t_trl = float("inf")
         for i in range(args.repeats):
             t_ours = min(t_ours, best_time(rep(ours), 3) / inner)
             cs = min(cs, best_time(cumsum, 3) / inner)
+            if theirs[name] is not None:
+                t_trl = min(t_trl, best_time(rep(theirs[name]), 3) / inner)
             if with_ref and i < ref_rep:
                 t_ref = min(t_ref, best_time(ref, 1))
         if with_ref:
@@ -170,6 +190,10 @@ def bench_shape(b: int, t: int, args, with_ref: bool = True) -> None:
             print(f"   (speed-up over the per-step loop: {t_ref / t_ours:.0f}x)")
         report(f"{name} [{b}, {t}] vs cumsum", t_ours * 1e6, cs * 1e6, "us", "torch.cumsum over the data",
                target="<= 2x", json_path=args.json)
+        if theirs[name] is not None:
+            trl_name = "vec_generalized_advantage_estimate" if name == "GAE" else "vec_td_lambda_return_estimate"
+            report(f"{name} [{b}, {t}] vs TorchRL", t_ours * 1e6, t_trl * 1e6, "us", f"TorchRL {version} {trl_name}",
+                   target="<= 0.5", json_path=args.json)
 
 
 def main() -> None:
@@ -180,15 +204,15 @@ def main() -> None:
             del sys.argv[i:i + (1 if "=" in arg else 2)]
             break
     args = parse_args(__doc__.splitlines()[0])
-    baseline = torchrl_vtrace(path)
-    shapes = [(8, 256), (32, 64)] if args.quick else [(8, 2048), (256, 128)]
+    baseline = torchrl_estimators(path)
+    shapes = [(8, 256), (32, 64)] if args.quick else [(8, 2048), (64, 1024), (256, 128)]
     for b, t in shapes:
-        bench_shape(b, t, args)
+        bench_shape(b, t, args, baseline)
         bench_vtrace(b, t, args, baseline)
     if not args.quick:
         print("-- scaling with T at B=8 --")
         for t in (128, 512, 1024, 4096):
-            bench_shape(8, t, args)
+            bench_shape(8, t, args, baseline)
             bench_vtrace(8, t, args, baseline, with_ref=False)
 
 
