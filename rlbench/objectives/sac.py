@@ -39,7 +39,7 @@ class SACLoss(LossModule):
         qvalue_network: a ``TensorDictModule`` reading observation and ``"action"`` and writing
             ``"state_action_value"``. The loss keeps ``num_qvalue_nets`` independently initialised
             copies of its parameters (``loss.qvalue_network_params``, stacked on dim 0) and
-            evaluates them in one vmapped call.
+            evaluates them together (a loop, or one vmapped call for many tiny critics: ``ensemble_mode``).
         num_qvalue_nets: number of critics (2 in the paper).
         alpha_init: initial temperature.
         fixed_alpha: keep alpha constant (no ``loss_alpha``).

@@ -60,7 +60,7 @@ class TD3Loss(LossModule):
         actor_network: a ``TensorDictModule`` from observation to ``"action"``.
         qvalue_network: a ``TensorDictModule`` from observation and ``"action"`` to
             ``"state_action_value"``; the loss keeps ``num_qvalue_nets`` independently initialised
-            copies (stacked, evaluated in one vmapped call).
+            copies (stacked; evaluated in a loop, or one vmapped call for many tiny critics: ``ensemble_mode``).
         action_spec: a ``Bounded`` action spec whose ``low``/``high`` clip the smoothed target
             action; if None, the actor's ``spec`` is used when it has one, else no clipping.
         num_qvalue_nets: number of critics (2).

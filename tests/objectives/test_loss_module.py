@@ -62,9 +62,11 @@ def test_target_params_context_allows_input_gradient_but_not_param_gradient():
     assert not net.module.weight.eq(2.0).all()  # online params restored
 
 
-def test_ensemble_vmap_matches_per_copy_calls_and_grads_reach_each_copy():
+@pytest.mark.parametrize("mode", ["vmap", "loop", "auto"])
+def test_ensemble_vmap_matches_per_copy_calls_and_grads_reach_each_copy(mode):
     net = _net(3, 1, "q")
     loss = LossModule()
+    loss.ensemble_mode = mode
     loss.convert_to_functional(net, "qvalue_network", expand_dim=3, create_target_params=True)
     p = loss.qvalue_network_params
     assert p.batch_size == torch.Size([3])
@@ -84,6 +86,39 @@ def test_ensemble_vmap_matches_per_copy_calls_and_grads_reach_each_copy():
     tgt = loss.call_network("qvalue_network", td, target=True)["q"]
     torch.testing.assert_close(tgt, out.detach())
     assert not tgt.requires_grad
+
+
+def test_ensemble_mode_auto_picks_by_size_and_bad_mode_is_refused():
+    loss = LossModule()
+    loss.convert_to_functional(_net(3, 1, "q"), "small", expand_dim=10)  # 4 parameters per copy
+    loss.convert_to_functional(TensorDictModule(torch.nn.Linear(200, 200), ["obs"], ["q"]), "big", expand_dim=10)
+    loss.convert_to_functional(_net(3, 1, "q"), "pair", expand_dim=2)
+    assert loss._vmap_ensemble("small", 10) and not loss._vmap_ensemble("big", 10)
+    assert not loss._vmap_ensemble("pair", 2)
+    loss.ensemble_mode = "vectorised"
+    with pytest.raises(ValueError, match="ensemble_mode must be 'auto', 'vmap' or 'loop'"):
+        loss._vmap_ensemble("pair", 2)
+
+
+@pytest.mark.parametrize("mode", ["vmap", "loop"])
+def test_detached_ensemble_call_builds_no_parameter_gradients(mode):
+    # a frozen critic (an actor loss) must pass gradients to its input only: no weight-gradient matmuls
+    loss = LossModule()
+    loss.ensemble_mode = mode
+    loss.convert_to_functional(_net(3, 1, "q"), "qvalue_network", expand_dim=2)
+    x = torch.randn(4, 3, requires_grad=True)
+    out = loss.call_network("qvalue_network", TensorDict(obs=x, batch_size=[4]), detach=True)["q"]
+    frontier, leaves = [out.grad_fn], []
+    while frontier:  # every leaf the graph reaches: only the input x may accumulate a gradient
+        fn = frontier.pop()
+        if fn is None:
+            continue
+        if hasattr(fn, "variable"):
+            leaves.append(fn.variable)
+        frontier.extend(f for f, _ in fn.next_functions)
+    assert leaves and all(leaf is x for leaf in leaves)
+    out.sum().backward()
+    assert x.grad is not None
 
 
 def test_set_keys_unknown_name_and_bad_type():
