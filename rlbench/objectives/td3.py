@@ -161,5 +161,5 @@ class TD3Loss(LossModule):
     def _q1_frozen(self, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
         """Q_1(s, action) with the first critic's parameters detached: the actor term pays for one critic only."""
         net, data = self._network("qvalue_network"), self.network_inputs("qvalue_network", td, action)
-        with self.network_params("qvalue_network")[0].detach().to_module(net):
-            return net(data).get(self.tensor_keys.state_action_value)
+        params = self.network_params("qvalue_network")[0].detach()
+        return self._run_member(net, params, data).get(self.tensor_keys.state_action_value)
