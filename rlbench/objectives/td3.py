@@ -160,6 +160,6 @@ class TD3Loss(LossModule):
 
     def _q1_frozen(self, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
         """Q_1(s, action) with the first critic's parameters detached: the actor term pays for one critic only."""
-        net, data = self._network("qvalue_network"), self.network_inputs("qvalue_network", td, action)
-        params = self.network_params("qvalue_network")[0].detach()
-        return self._run_member(net, params, data).get(self.tensor_keys.state_action_value)
+        data = self.network_inputs("qvalue_network", td, action)
+        first = [t[0].detach() for t in self.network_params("qvalue_network").values(True, True)]
+        return self._run_member("qvalue_network", first, data).get(self.tensor_keys.state_action_value)
