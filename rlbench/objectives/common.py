@@ -413,8 +413,8 @@ class LossModule(KeysMixin, nn.Module):
         if name not in self._expanded:
             if params is None or (not detach and params is getattr(self, name + "_params", None)):
                 return net(td)  # the network already holds these parameters
-            return self._run_member(name, self._leaves(params, detach), td)
-        leaves = self._leaves(params, detach)
+            return self._run_member(name, self._leaves(name, params, detach), td)
+        leaves = self._leaves(name, params, detach)
         copies = leaves[0].shape[0]
         if not self._vmap_ensemble(name, copies):
             outs = [self._run_member(name, [t[i] for t in leaves], td.copy()) for i in range(copies)]
@@ -425,10 +425,25 @@ class LossModule(KeysMixin, nn.Module):
 
         return torch.vmap(one, (0, None), randomness="different")(leaves, td)
 
-    @staticmethod
-    def _leaves(params: TensorDictBase, detach: bool) -> list[torch.Tensor]:
-        """The tensors of ``params`` in ``keys(True, True)`` order, detached if asked (targets need no detach)."""
-        leaves = list(params.values(True, True))
+    def _leaves(self, name: str, params: TensorDictBase, detach: bool) -> list[torch.Tensor]:
+        """The tensors of ``params`` in ``keys(True, True)`` order, detached if asked (targets need no detach).
+
+        The leaves of the registered online / target parameters are cached (walking a ``TensorDictParams``
+        costs ~50 us): the updaters, the optimizers and ``load_state_dict`` change them in place, and a
+        cache whose first or last tensor is no longer the stored one (``loss.to(device)``) is rebuilt.
+        """
+        registered = params is getattr(self, name + "_params", None) or \
+            params is getattr(self, "target_" + name + "_params", None)
+        cache = self.__dict__.setdefault("_leaf_cache", {})
+        hit = cache.get(id(params)) if registered else None
+        if hit is not None and hit[0] is params and params.get(hit[1]) is hit[2][0] \
+                and params.get(hit[3]) is hit[2][-1]:
+            leaves = hit[2]
+        else:
+            keys = list(params.keys(True, True))
+            leaves = [params.get(k) for k in keys]
+            if registered:
+                cache[id(params)] = (params, keys[0], leaves, keys[-1])
         if detach:
             leaves = [t.detach() if t.requires_grad else t for t in leaves]
         return leaves

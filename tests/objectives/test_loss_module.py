@@ -193,3 +193,18 @@ def test_lazily_built_estimator_does_not_change_state_dict_keys():
     assert isinstance(trained.value_estimator, GAE)  # built on first use
     fresh.load_state_dict(trained.state_dict())  # strict: same keys
     assert sorted(trained.state_dict()) == sorted(fresh.state_dict())
+
+
+def test_target_calls_see_in_place_updates_and_replaced_tensors():
+    # the loss caches the target's tensors between calls: in-place updates and replaced tensors both show
+    loss = _Loss(_net())
+    td = TensorDict(obs=torch.randn(4, 3), batch_size=[4])
+    before = loss.call_network("value_network", td.copy(), target=True)["state_value"]
+    with torch.no_grad():
+        loss.target_value_network_params["module", "bias"].add_(1.0)  # as SoftUpdate / HardUpdate do
+    after = loss.call_network("value_network", td.copy(), target=True)["state_value"]
+    torch.testing.assert_close(after, before + 1.0)
+    loss.double()  # replaces every tensor
+    out = loss.call_network("value_network", td.double(), target=True)["state_value"]
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, after.double())
