@@ -134,17 +134,15 @@ class DQNLoss(LossModule):
 
     def forward(self, td: TensorDictBase) -> TensorDictBase:
         keys, bshape = self.tensor_keys, td.batch_size
-        # double DQN (or no target network) needs the online network on s and s': one call on both
-        both = self.double_dqn or not self.delay_value
-        q_all, q_next_online = _online_on_both(self, td, keys.action_value) if both else (self._q(td), None)
+        q_all = self._q(td)  # Q(s, .): [*B, n_actions]
         a = _action_index(self.stored_action(td), q_all.shape[-1], bshape, self.action_space, self._what_action)
         q = q_all.gather(-1, a)  # Q(s, a): [*B, 1]
         reward, terminated = self.reward_and_terminated(td)
         with torch.no_grad():
             next_td = self.next_of(td)
-            q_next_all = self._q(next_td, target=True) if self.delay_value else q_next_online
+            q_next_all = self._q(next_td, target=True)
             if self.double_dqn:  # van Hasselt et al.: online argmax, target evaluation
-                best = q_next_online.argmax(-1, keepdim=True)
+                best = self._q(next_td).argmax(-1, keepdim=True)
                 q_next = q_next_all.gather(-1, best)
             else:
                 q_next = q_next_all.max(-1, keepdim=True).values
@@ -163,38 +161,6 @@ class DQNLoss(LossModule):
     def _q(self, td: TensorDictBase, *, target: bool = False) -> torch.Tensor:
         """Action values ``[*B, n_actions]`` of the states in ``td`` (online, or the target's)."""
         return self.network_output("value_network", td, self.tensor_keys.action_value, target=target, strict=True)
-
-
-def _has_batch_coupling(network: nn.Module) -> bool:
-    """Whether a row's output can depend on the other rows or on the call (batch norm, dropout): no batching then."""
-    coupled = (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)
-    return any(isinstance(m, coupled) for m in network.modules())
-
-
-def _online_on_both(loss: LossModule, td: TensorDictBase, key) -> tuple[torch.Tensor, torch.Tensor]:
-    """The online network's ``key`` output on ``s`` (with gradient) and on ``s'`` (detached), in one call.
-
-    The network's inputs at the root and under ``"next"`` are concatenated along the first batch dim and
-    split after, so the update pays one network call instead of two (the ``s'`` half's gradient is zero
-    and nothing is accumulated from it). Networks whose rows interact (batch norm, dropout) are called
-    twice, as are batches whose ``"next"`` lacks one of the network's inputs (the error then names it).
-    """
-    next_td = loss.next_of(td)
-    net = loss._network("value_network")
-    in_keys = net.in_keys
-    coupled = loss.__dict__.get("_batch_coupled")
-    if coupled is None:
-        coupled = loss.__dict__["_batch_coupled"] = _has_batch_coupling(net)
-    now, nxt = [td.get(k, None) for k in in_keys], [next_td.get(k, None) for k in in_keys]
-    if coupled or any(x is None for x in now + nxt) or td.batch_dims < 1:
-        q = loss._q(td)
-        with torch.no_grad():
-            return q, loss._q(next_td)
-    n = td.batch_size[0]
-    data = TensorDict({k: torch.cat([a, b], 0) for k, a, b in zip(in_keys, now, nxt)},
-                      batch_size=[2 * n, *td.batch_size[1:]])
-    q_both = loss.network_output("value_network", data, key, strict=True)
-    return q_both[:n], q_both[n:].detach()
 
 
 class DistributionalDQNLoss(LossModule):
