@@ -487,8 +487,8 @@ class LossModule(KeysMixin, nn.Module):
     #: an ensemble of more than :attr:`vmap_min_copies` copies, each of at most this many parameters, is
     #: evaluated with one ``torch.vmap`` call; any other with a Python loop over its copies
     #: (``ensemble_mode="auto"``). Measured (SAC update, batch 256, one CPU thread; loop time / vmap time):
-    #: 2 critics 64/256/1024 wide 0.95/0.93/0.90; 10 critics 64/256/1024 wide 1.38/0.91/0.83. vmap's fixed
-    #: cost per call only pays off for many tiny networks (10 critics of ~6k parameters each).
+    #: 2 critics 64/256/1024 wide 0.86/0.88/0.92; 10 critics 64 wide 1.19-1.38, 256 wide 0.87-0.91, 1024 wide
+    #: 0.83-1.19 (noisy). vmap's fixed cost per call only pays off for many tiny networks (10 of ~6k parameters).
     vmap_max_params: ClassVar[int] = 20_000
     vmap_min_copies: ClassVar[int] = 4
     #: ``"auto"`` (by :attr:`vmap_max_params` and :attr:`vmap_min_copies`), ``"vmap"`` or ``"loop"``
