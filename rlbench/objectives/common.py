@@ -389,7 +389,8 @@ class LossModule(KeysMixin, nn.Module):
             yield net
 
     def call_network(self, name: str, td: TensorDictBase, *, target: bool = False,
-                     params: TensorDictBase | None = None, detach: bool | None = None) -> TensorDictBase:
+                     params: TensorDictBase | None = None, detach: bool | None = None,
+                     _only: NestedKey | None = None) -> TensorDictBase:
         """Runs network ``name`` on ``td`` with its online (default) or target parameters.
 
         For an ensemble (``expand_dim=E``) the result has a new leading dim ``E``: every copy sees
@@ -404,6 +405,8 @@ class LossModule(KeysMixin, nn.Module):
             target: use the target parameters.
             params: explicit parameters to use instead (overrides ``target``).
             detach: use the parameters without gradient; defaults to ``target``.
+            _only: (internal, for :meth:`network_output`) an output key: an ensemble run in a loop may
+                then return just that entry, stacked, as a tensor.
         """
         if params is None:
             params = self.network_params(name, target=target) if (target or self.functional) else None
@@ -418,6 +421,8 @@ class LossModule(KeysMixin, nn.Module):
         copies = leaves[0].shape[0]
         if not self._vmap_ensemble(name, copies):
             outs = [self._run_member(name, [t[i] for t in leaves], td.copy()) for i in range(copies)]
+            if _only is not None:  # network_output: stack the one entry it reads, not whole TensorDicts
+                return torch.stack([o.get(_only) for o in outs], 0)
             return torch.stack(outs, 0)
 
         def one(tensors, td_in):
@@ -756,9 +761,11 @@ class LossModule(KeysMixin, nn.Module):
                 raise self._missing_inputs(name, td, action is not None)
         try:
             if params is None and target and hasattr(self, "target_" + name + "_params"):
-                out = self.call_network(name, data, target=True)
+                out = self.call_network(name, data, target=True, _only=key)
             else:
-                out = self.call_network(name, data, params=params, detach=target or frozen)
+                out = self.call_network(name, data, params=params, detach=target or frozen, _only=key)
+            if isinstance(out, torch.Tensor):
+                return out
         except KeyError as err:
             missing = self._missing_inputs(name, td, action is not None)
             if missing is None:
