@@ -92,6 +92,16 @@ def connect(who: str, ray_init_config: Mapping[str, Any] | None) -> bool:
     return True
 
 
+def kill_actors(who: str, actors) -> None:
+    """``ray.kill`` each actor without restart; one already gone is skipped (logged at debug level)."""
+    ray = import_ray(who)
+    for actor in actors:
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            logger.debug("%s: could not kill an actor (already gone)", who, exc_info=True)
+
+
 def disconnect(started: bool) -> None:
     """Shut Ray down if :func:`connect` started it."""
     if started:

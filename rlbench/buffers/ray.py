@@ -11,15 +11,12 @@ Ray is the optional ``ray`` extra (``pip install 'rlbench[ray]'``), imported whe
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 from .. import _ray
 from .replay_buffer import ReplayBuffer
 
 __all__ = ["RayReplayBuffer"]
-
-logger = logging.getLogger(__name__)
 
 
 class _BufferActor:
@@ -210,11 +207,7 @@ class RayReplayBuffer:
         """End the actor (if this handle built it) and Ray itself if it was started here."""
         actor, self._actor = self._actor, None
         if actor is not None and self._owner:
-            ray = _ray.import_ray("RayReplayBuffer")
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone
-                logger.debug("RayReplayBuffer: could not kill the actor", exc_info=True)
+            _ray.kill_actors("RayReplayBuffer", [actor])
         _ray.disconnect(self._started_ray)
         self._started_ray = False
 

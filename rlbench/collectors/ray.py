@@ -466,11 +466,7 @@ class RayCollector:
                 ray.wait(closing, num_returns=len(closing), timeout=_SHUTDOWN_TIMEOUT)
             except Exception:  # noqa: BLE001 - a dead actor: it is killed below all the same
                 pass
-            for actor in actors:
-                try:
-                    ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001
-                    logger.debug("RayCollector: could not kill an actor (already gone)", exc_info=True)
+            _ray.kill_actors("RayCollector", actors)
         _ray.disconnect(self._started_ray)
         self._started_ray = False
 
